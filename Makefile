@@ -1,0 +1,50 @@
+# The two commands of the quick start: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+CONFIG ?= configs/default.yaml
+
+.PHONY: install run demo test test-unit test-integration lint typecheck validate clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned, so nothing else can pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+# Trains and publishes the demo models; skipped for versions already in the store.
+demo: install
+	$(BIN)/blendserve demo-train --store artifacts --data data
+
+run: demo
+	$(BIN)/blendserve validate $(CONFIG)
+	$(BIN)/blendserve up $(CONFIG)
+
+test: install
+	$(BIN)/python -m pytest
+
+test-unit: install
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: install
+	$(BIN)/python -m pytest tests/integration
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy models blending deployments
+
+validate: install
+	$(BIN)/blendserve validate $(CONFIG)
+
+clean:
+	rm -rf $(VENV) artifacts data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,70 @@
+"""The plain data a blend passes between nodes, with provenance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BlendContext", "Candidate", "Component", "SourceResult"]
+
+
+@dataclass(frozen=True)
+class Component:
+    """One source's contribution to an item's score.
+
+    ``score`` is the source's score after normalisation and ``weight`` its weight
+    (the product of weights along the path through nested blends), so an item's
+    blended score is the sum of ``weight * score`` over its blend components.
+    Pinned items carry a component with ``weight`` ``None`` and their ``slot``.
+    """
+
+    source: str
+    model: str
+    version: str
+    weight: float | None
+    score: float
+    raw_score: float
+    slot: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The component as the API returns it."""
+        data: dict[str, Any] = {
+            "source": self.source,
+            "model": self.model,
+            "version": self.version,
+            "weight": self.weight,
+            "score": self.score,
+            "raw_score": self.raw_score,
+        }
+        if self.slot is not None:
+            data["slot"] = self.slot
+        return data
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An item on its way through the DAG, with where its score came from."""
+
+    item_id: str
+    score: float
+    components: tuple[Component, ...] = ()
+    pinned: bool = False
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """What one source model answered: its version and its items, best first."""
+
+    model: str
+    version: str
+    items: list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class BlendContext:
+    """The per-request inputs every node may read."""
+
+    user_id: str
+    k: int
+    exclude: frozenset[str] = frozenset()
+    context: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,78 @@
+"""Request and response bodies of the HTTP API (pydantic; also the OpenAPI docs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ComponentOut",
+    "ItemOut",
+    "PredictRequest",
+    "PredictResponse",
+    "RecommendRequest",
+    "RecommendResponse",
+]
+
+
+class RecommendRequest(BaseModel):
+    """Who to recommend for, how many items, and what to leave out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(min_length=1, max_length=256, description="The end user's id.")
+    k: int = Field(10, ge=1, le=100, description="How many items to return.")
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="Request context features (device, time, page...)."
+    )
+    exclude: list[str] = Field(
+        default_factory=list, max_length=1000, description="Item ids that must not be returned."
+    )
+
+
+class ComponentOut(BaseModel):
+    """One source's part in an item's score (see ``blending.Component``)."""
+
+    source: str = Field(description="The DAG source node.")
+    model: str = Field(description="The model behind the source.")
+    version: str = Field(description="The model version that answered.")
+    weight: float | None = Field(description="Blend weight; null for a pinned slot.")
+    score: float = Field(description="The source's normalised score.")
+    raw_score: float = Field(description="The score the model gave.")
+    slot: int | None = Field(None, description="1-based position when the item was pinned.")
+
+
+class ItemOut(BaseModel):
+    """A recommended item with its provenance."""
+
+    item_id: str
+    score: float = Field(description="Blended score; list order is authoritative for pins.")
+    pinned: bool = Field(False, description="Whether a curated slot placed this item.")
+    components: list[ComponentOut]
+
+
+class RecommendResponse(BaseModel):
+    """The answer of ``POST /v1/recommend/{use_case}``."""
+
+    request_id: str
+    use_case: str
+    items: list[ItemOut]
+    model_versions: dict[str, str] = Field(description="Every model that answered -> version.")
+    degraded: bool = Field(description="True when some source failed and was left out.")
+
+
+class PredictRequest(BaseModel):
+    """A batch of instances for one model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: list[Any] = Field(min_length=1, max_length=1000, description="Model inputs.")
+
+
+class PredictResponse(BaseModel):
+    """One prediction per instance, and the version that made them."""
+
+    model: str
+    version: str
+    predictions: list[Any]

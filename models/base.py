@@ -1,0 +1,88 @@
+"""The model adapter interface every format implements.
+
+An adapter is built from a verified artifact directory, loads it once, then answers
+synchronous, framework-native batch calls. Batching across requests, async and
+placement belong to ``deployments/``; an adapter never sees Ray or HTTP.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from models.store import Manifest
+
+__all__ = ["ModelAdapter", "RecommendQuery", "Recommender", "ScoredItem"]
+
+ScoredItem = tuple[str, float]
+"""An item id and the score a model gave it; higher is better."""
+
+
+@dataclass(frozen=True)
+class RecommendQuery:
+    """Who a recommendation is for, and the request's context features."""
+
+    user_id: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ModelAdapter(ABC):
+    """Owns one model version: load it from its artifact directory, then predict.
+
+    Subclasses set :attr:`format` (the registry key) and implement :meth:`load` and
+    :meth:`predict`. ``options`` carries format-specific settings from the model's
+    config (for example the torch ``device``).
+    """
+
+    format: ClassVar[str]
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        directory: Path,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.directory = directory
+        self.options: Mapping[str, Any] = dict(options or {})
+
+    @property
+    def name(self) -> str:
+        """The model's name in the store."""
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        """The version this adapter serves."""
+        return self.manifest.version
+
+    @abstractmethod
+    def load(self) -> None:
+        """Read the artifact into memory; called once before any prediction."""
+
+    @abstractmethod
+    def predict(self, instances: Sequence[Any]) -> list[Any]:
+        """Predict one output per instance; raise ``InputError`` naming a bad instance."""
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /v1/models`` shows about this model."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "format": self.format,
+            "created_at": self.manifest.created_at,
+            "metrics": self.manifest.metrics,
+            "description": self.manifest.description,
+            "recommender": isinstance(self, Recommender),
+        }
+
+
+class Recommender(ABC):
+    """A model that can produce scored candidates for users (a DAG ``source``)."""
+
+    @abstractmethod
+    def recommend(self, queries: Sequence[RecommendQuery], n: int) -> list[list[ScoredItem]]:
+        """Return, for every query, up to ``n`` items, best first."""

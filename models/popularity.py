@@ -1,0 +1,43 @@
+"""Popularity: item interaction counts in ``counts.parquet`` (``item_id``, ``count``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem
+from models.errors import InputError, ModelError
+
+__all__ = ["PopularityAdapter"]
+
+
+class PopularityAdapter(ModelAdapter, Recommender):
+    """Most-interacted items first; the same for every user."""
+
+    format = "popularity"
+
+    def load(self) -> None:
+        """Read the counts and sort them once, most popular first (ties by id)."""
+        table = pq.read_table(self.directory / "counts.parquet", columns=["item_id", "count"])
+        pairs = zip(table["item_id"].to_pylist(), table["count"].to_pylist(), strict=True)
+        counts = {str(item): float(count) for item, count in pairs}
+        if any(c < 0 for c in counts.values()):
+            raise ModelError(f"model {self.name!r}: counts.parquet holds a negative count")
+        self.counts = counts
+        self.ranked: list[ScoredItem] = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def recommend(self, queries: Sequence[RecommendQuery], n: int) -> list[list[ScoredItem]]:
+        """The ``n`` most popular items, scored by count."""
+        row = self.ranked[:n]
+        return [list(row) for _ in queries]
+
+    def predict(self, instances: Sequence[Any]) -> list[Any]:
+        """The count of each item id (0 for items never seen)."""
+        out: list[Any] = []
+        for index, item in enumerate(instances):
+            if not isinstance(item, str):
+                raise InputError(f"instances.{index}", f"expected an item id string, got {item!r}")
+            out.append(self.counts.get(item, 0.0))
+        return out

@@ -1,0 +1,66 @@
+"""The format registry: which adapter class loads which artifact format.
+
+Built-in formats are registered by import path and imported on first use, so
+loading a popularity list never imports torch. Registering a format twice is an
+error rather than a silent override.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from models.base import ModelAdapter
+from models.errors import ConfigError, UnknownFormatError
+from models.store import ArtifactStore
+
+__all__ = ["adapter_class", "formats", "load_model", "register_format"]
+
+_registry: dict[str, type[ModelAdapter] | str] = {
+    "sklearn": "models.sklearn_adapter:SklearnAdapter",
+    "torchscript": "models.torch_adapter:TorchScriptAdapter",
+    "curated": "models.curated:CuratedListAdapter",
+    "popularity": "models.popularity:PopularityAdapter",
+}
+
+
+def register_format(format: str, adapter: type[ModelAdapter] | str) -> None:
+    """Register ``adapter`` (a class or ``"module:Class"``) for ``format``."""
+    if format in _registry:
+        raise ConfigError(f"model format {format!r} is already registered")
+    _registry[format] = adapter
+
+
+def formats() -> list[str]:
+    """Every registered format name."""
+    return sorted(_registry)
+
+
+def adapter_class(format: str) -> type[ModelAdapter]:
+    """The adapter class for ``format``, importing it on first use."""
+    entry = _registry.get(format)
+    if entry is None:
+        raise UnknownFormatError(
+            f"unknown model format {format!r}: expected one of {', '.join(formats())}"
+        )
+    if isinstance(entry, str):
+        module_name, _, class_name = entry.partition(":")
+        entry = getattr(importlib.import_module(module_name), class_name)
+        if not (isinstance(entry, type) and issubclass(entry, ModelAdapter)):
+            raise ConfigError(f"format {format!r}: {_registry[format]} is not a ModelAdapter")
+        _registry[format] = entry
+    return entry
+
+
+def load_model(
+    store: ArtifactStore,
+    name: str,
+    version: str,
+    options: Mapping[str, Any] | None = None,
+) -> ModelAdapter:
+    """Verify the checksums of ``name`` at ``version``, then build and load its adapter."""
+    manifest = store.verify(name, version)
+    adapter = adapter_class(manifest.format)(manifest, store.path(name, version), options)
+    adapter.load()
+    return adapter

@@ -1,0 +1,91 @@
+"""Builders of tiny real models, published into an artifact store for tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from models.store import ArtifactStore, Manifest
+
+ITEMS = [f"i{n}" for n in range(6)]
+USERS = ["alice", "bob", "carol"]
+
+
+class TinyMF(torch.nn.Module):
+    """Dot-product scorer with a cold-start row (index len(users))."""
+
+    def __init__(self, users: torch.Tensor, items: torch.Tensor) -> None:
+        super().__init__()
+        self.users = torch.nn.Parameter(users, requires_grad=False)
+        self.items = torch.nn.Parameter(items, requires_grad=False)
+
+    def forward(self, user_index: torch.Tensor) -> torch.Tensor:
+        return self.users[user_index] @ self.items.T
+
+
+class AlwaysFails(torch.nn.Module):
+    """A model whose weights do not fit its catalogue: every call raises."""
+
+    def forward(self, user_index: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("weights do not match the item catalogue")
+
+
+def publish_tiny_mf(
+    store: ArtifactStore, tmp: Path, name: str = "mf", version: str = "1"
+) -> Manifest:
+    """A 2-d MF where alice likes i0 most, bob likes i5 most; cold users like i2."""
+    users = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.0, 0.0]])
+    items = torch.tensor([[5.0, 0.0], [4.0, 1.0], [3.0, 3.0], [1.0, 2.0], [0.0, 4.0], [0.0, 5.0]])
+    users[3] = torch.tensor([0.3, 0.3])  # the cold-start row: i2 (3, 3) scores highest
+    torch.jit.script(TinyMF(users, items)).save(str(tmp / "model.pt"))
+    (tmp / "ids.json").write_text(json.dumps({"users": USERS, "items": ITEMS}))
+    return store.publish(
+        name, version, "torchscript", {"model.pt": tmp / "model.pt", "ids.json": tmp / "ids.json"}
+    )
+
+
+def publish_failing_mf(store: ArtifactStore, tmp: Path, name: str = "broken") -> Manifest:
+    """A recommender that loads fine and raises on every call."""
+    torch.jit.script(AlwaysFails()).save(str(tmp / "broken.pt"))
+    (tmp / "ids.json").write_text(json.dumps({"users": USERS, "items": ITEMS}))
+    return store.publish(
+        name, "1", "torchscript", {"model.pt": tmp / "broken.pt", "ids.json": tmp / "ids.json"}
+    )
+
+
+def publish_tiny_sklearn(store: ArtifactStore, tmp: Path, name: str = "clicks") -> Manifest:
+    """Logistic regression on two named features; clicks when x0 + x1 > 1."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(200, 2))
+    y = (x.sum(axis=1) > 1).astype(int)
+    joblib.dump(LogisticRegression().fit(x, y), tmp / "model.joblib")
+    (tmp / "features.json").write_text(json.dumps({"feature_names": ["affinity", "freshness"]}))
+    files = {"model.joblib": tmp / "model.joblib", "features.json": tmp / "features.json"}
+    return store.publish(name, "1", "sklearn", files, metrics={"auc": 0.99})
+
+
+def publish_curated(
+    store: ArtifactStore, tmp: Path, items: list[str], name: str = "picks"
+) -> Manifest:
+    """An editorial list."""
+    (tmp / "items.json").write_text(json.dumps({"items": items}))
+    return store.publish(name, "1", "curated", {"items.json": tmp / "items.json"})
+
+
+def publish_popularity(
+    store: ArtifactStore, tmp: Path, counts: dict[str, int], name: str = "popularity"
+) -> Manifest:
+    """Item counts as Parquet."""
+    table = pa.table(
+        {"item_id": list(counts), "count": pa.array(list(counts.values()), pa.int64())}
+    )
+    pq.write_table(table, tmp / "counts.parquet")
+    return store.publish(name, "1", "popularity", {"counts.parquet": tmp / "counts.parquet"})

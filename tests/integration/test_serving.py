@@ -1,0 +1,155 @@
+"""End to end against a real local Ray Serve: recommend, predict, errors, readiness."""
+
+from __future__ import annotations
+
+import copy
+
+import httpx
+import pytest
+from serving_cluster import Deployed, app_config
+
+from deployments.local import wait_ready
+
+pytestmark = pytest.mark.integration
+
+
+def _recommend(client: httpx.Client, user: str, prefix: str = "", **body: object) -> httpx.Response:
+    return client.post(f"{prefix}/v1/recommend/home", json={"user_id": user, **body})
+
+
+def test_recommend_returns_k_items_with_provenance(client: httpx.Client, known_user: str) -> None:
+    response = _recommend(client, known_user, k=10)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    items = body["items"]
+    assert len(items) == 10
+    assert len({i["item_id"] for i in items}) == 10
+    assert body["use_case"] == "home" and body["request_id"] and body["degraded"] is False
+    sources = {c["source"] for i in items for c in i["components"]}
+    assert {"cf", "popular", "picks"} <= sources
+    assert set(body["model_versions"]) == {"mf", "popularity", "staff_picks"}
+    for item in items:
+        assert item["components"], item
+        for component in item["components"]:
+            assert component["version"] == body["model_versions"][component["model"]]
+
+
+def test_staff_picks_are_pinned_at_configured_positions(
+    client: httpx.Client, known_user: str
+) -> None:
+    items = _recommend(client, known_user, k=10).json()["items"]
+    pinned = [index + 1 for index, item in enumerate(items) if item["pinned"]]
+    assert pinned == [1, 5]
+    for position in pinned:
+        slots = [c["slot"] for c in items[position - 1]["components"] if c.get("slot")]
+        assert slots == [position]
+
+
+def test_different_users_get_personalised_lists(client: httpx.Client, deployed: Deployed) -> None:
+    import json
+    from pathlib import Path
+
+    store = Path(deployed.cluster.home) / "artifacts" / "mf" / "1" / "ids.json"
+    users = json.loads(store.read_text())["users"][:8]
+    lists = {tuple(i["item_id"] for i in _recommend(client, u).json()["items"]) for u in users}
+    assert len(lists) > 1
+
+
+def test_excluded_items_never_come_back(client: httpx.Client, known_user: str) -> None:
+    first = [i["item_id"] for i in _recommend(client, known_user, k=10).json()["items"]]
+    again = _recommend(client, known_user, k=10, exclude=first[:5]).json()["items"]
+    assert len(again) == 10
+    assert not {i["item_id"] for i in again} & set(first[:5])
+
+
+def test_unknown_user_still_gets_recommendations(client: httpx.Client) -> None:
+    response = _recommend(client, "someone-new", k=5)
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"user_id": "u1", "k": 0}, "k"),
+        ({"user_id": "u1", "k": 101}, "k"),
+        ({"user_id": "u1", "k": "ten"}, "k"),
+        ({"k": 5}, "user_id"),
+        ({"user_id": ""}, "user_id"),
+        ({"user_id": "u1", "exclude": "a1"}, "exclude"),
+        ({"user_id": "u1", "colour": "red"}, "colour"),
+    ],
+)
+def test_bad_recommend_input_is_422_naming_the_field(
+    client: httpx.Client, body: dict[str, object], field: str
+) -> None:
+    response = client.post("/v1/recommend/home", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == field
+
+
+def test_malformed_json_is_a_4xx_not_a_500(client: httpx.Client) -> None:
+    response = client.post(
+        "/v1/recommend/home", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_unknown_use_case_and_model_are_404(client: httpx.Client) -> None:
+    response = client.post("/v1/recommend/nowhere", json={"user_id": "u1"})
+    assert response.status_code == 404
+    assert "nowhere" in response.json()["error"]["message"]
+    response = client.post("/v1/predict/nothing", json={"instances": [[1]]})
+    assert response.status_code == 404
+
+
+def test_predict_serves_the_sklearn_click_model(client: httpx.Client) -> None:
+    features = client.get("/v1/models").json()["models"]["click_model"]["feature_names"]
+    row = dict.fromkeys(features, 0.5)
+    response = client.post("/v1/predict/click_model", json={"instances": [row, row]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "click_model" and body["version"] == "1"
+    assert len(body["predictions"]) == 2
+    assert all(0.0 <= p <= 1.0 for p in body["predictions"])
+
+
+def test_predict_reaches_the_torch_deployment(client: httpx.Client, known_user: str) -> None:
+    response = client.post("/v1/predict/mf", json={"instances": [{"user_id": known_user}]})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"][0]["items"]) == 10
+
+
+def test_bad_predict_instance_is_422_naming_it(client: httpx.Client) -> None:
+    response = client.post("/v1/predict/click_model", json={"instances": [[0.1, 0.2]]})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "instances.0"
+
+
+def test_failed_source_degrades_instead_of_500(client: httpx.Client, known_user: str) -> None:
+    response = _recommend(client, known_user, prefix="/flaky", k=10)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["degraded"] is True
+    assert len(body["items"]) == 10
+    assert "broken" not in body["model_versions"]
+    assert {c["source"] for i in body["items"] for c in i["components"]} == {"popular", "picks"}
+
+
+def test_health_and_docs(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/v1/recommend/{use_case}" in paths and "/v1/predict/{model}" in paths
+
+
+def test_readiness_flips_to_200_after_deploy(deployed: Deployed, client: httpx.Client) -> None:
+    response = client.get("/pending/readyz")
+    assert response.status_code == 503
+    assert "model:mf" in response.json()["not_ready"]
+    fixed = copy.deepcopy(deployed.config)
+    app_config(fixed, "pending")["args"]["models"]["mf"]["num_cpus"] = 0.25
+    deployed.redeploy(fixed)
+    body = wait_ready(f"{deployed.url}/pending/readyz", timeout_s=180)
+    assert body["ready"] is True

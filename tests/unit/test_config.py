@@ -1,0 +1,76 @@
+"""Serve configs: the shipped ones load, bad ones fail with a precise message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deployments.cli import main
+from deployments.config import load_serve_config, resolve_store
+from models.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_validates(config: Path) -> None:
+    apps = load_serve_config(config)
+    assert apps
+
+
+def test_default_config_serves_home_with_three_sources() -> None:
+    (app,) = load_serve_config(ROOT / "configs" / "default.yaml").values()
+    home = app.use_cases["home"]
+    assert len(home.sources()) >= 3
+    assert app.models["mf"].placement == "deployment"
+    assert 0 < app.models["mf"].num_cpus < 1
+
+
+def _write(tmp_path: Path, mutate: object) -> Path:
+    data = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    args = data["applications"][0]["args"]
+    assert callable(mutate)
+    mutate(args)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_unknown_model_in_a_source_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda a: a["use_cases"]["home"]["nodes"]["cf"].update(model="nope"))
+    with pytest.raises(ConfigError, match="node 'cf': unknown model 'nope'"):
+        load_serve_config(path)
+
+
+def test_bad_field_error_names_file_and_path(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda a: a["models"]["mf"].update(num_cpus=-1))
+    with pytest.raises(ConfigError) as info:
+        load_serve_config(path)
+    message = str(info.value)
+    assert str(path) in message and "models.mf.num_cpus" in message and "-1" in message
+
+
+def test_validate_cli_exits_nonzero_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(
+        tmp_path, lambda a: a["use_cases"]["home"]["nodes"]["blended"].update(weights={"cf": 0})
+    )
+    assert main(["validate", str(path), "--skip-store"]) == 2
+    assert "node 'blended': all weights are zero" in capsys.readouterr().err
+
+
+def test_validate_cli_reports_missing_artifacts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, lambda a: a.update(store=str(tmp_path / "empty")))
+    assert main(["validate", str(path)]) == 1
+    assert "model 'mf' version '1' is not in" in capsys.readouterr().err
+
+
+def test_relative_store_resolves_against_blendserve_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLENDSERVE_HOME", "/srv/blend")
+    assert resolve_store("artifacts") == Path("/srv/blend/artifacts")
+    assert resolve_store("/abs/store") == Path("/abs/store")
