@@ -23,7 +23,7 @@ def build_app(args: dict[str, Any]) -> Application:
     config = parse_app_config(args)
     handles = {}
     for name, spec in config.remote_models().items():
-        handles[name] = ModelServer.options(
+        handles[name] = ModelServer.options(  # type: ignore[attr-defined]
             name=f"model-{name}",
             num_replicas=spec.num_replicas,
             ray_actor_options={"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus},
@@ -35,4 +35,6 @@ def build_app(args: dict[str, Any]) -> Application:
             spec.max_batch_size,
             spec.batch_wait_timeout_s,
         )
-    return Ingress.bind(config.model_dump(mode="json"), handles)
+    args = config.model_dump(mode="json")
+    app: Application = Ingress.bind(args, handles)  # type: ignore[attr-defined]
+    return app

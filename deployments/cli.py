@@ -79,6 +79,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
     )
     try:
         cluster.start()
+        # After ray.init, which installs its own SIGTERM handler that aborts the process.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
         cluster.deploy(Path(args.config))
         print("deployed; waiting until every model is ready...", flush=True)
         wait_ready(f"http://127.0.0.1:{port}/readyz", timeout_s=args.timeout_s)

@@ -50,7 +50,13 @@ class ModelConfig(BaseModel):
         16, ge=1, le=1024, description="Most calls one batched forward pass serves."
     )
     batch_wait_timeout_s: float = Field(
-        0.002, ge=0, le=1, description="Longest a call waits for a batch to fill."
+        0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Longest a call waits for a batch to fill; 0 batches only calls that queued "
+            "while the previous batch ran, so a lone request never waits."
+        ),
     )
     timeout_s: float = Field(
         1.0, gt=0, le=60, description="Deadline for one call from the ingress to this model."
@@ -78,7 +84,9 @@ class AppConfig(BaseModel):
     )
     models: dict[str, ModelConfig] = Field(min_length=1, description="Hosted models by name.")
     use_cases: dict[str, UseCaseSpec] = Field(min_length=1, description="Use cases by name.")
-    ingress: IngressConfig = Field(default_factory=IngressConfig, description="Ingress limits.")
+    ingress: IngressConfig = Field(
+        default_factory=IngressConfig, description="Ingress limits."
+    )
 
     @model_validator(mode="after")
     def _check_models_exist(self) -> AppConfig:

@@ -60,7 +60,7 @@ install_error_handlers(api)
 class Ingress:
     """Routes, validation and the blending DAG, in one process."""
 
-    def __init__(self, args: dict[str, Any], handles: dict[str, DeploymentHandle]) -> None:
+    def __init__(self, args: dict[str, Any], handles: dict[str, DeploymentHandle[Any]]) -> None:
         self.config = parse_app_config(args)
         store = ArtifactStore(resolve_store(self.config.store))
         self.models: dict[str, InlineModel | RemoteModel] = {}
@@ -73,7 +73,7 @@ class Ingress:
         self.degraded_sources = Counter(
             "blendserve_degraded_sources_total",
             description="Source answers left out of a blend because they failed or were late.",
-            tag_keys=("use_case", "source"),
+            tag_keys=("use_case", "source"),  # type: ignore[arg-type]
         )
 
     @api.get("/healthz", summary="Liveness: the ingress process answers.")
@@ -114,6 +114,7 @@ class Ingress:
     @api.post(
         "/v1/recommend/{use_case}",
         response_model=RecommendResponse,
+        response_model_exclude_none=True,
         summary="Blended, filtered top-k items for a user, with provenance.",
     )
     async def recommend(self, use_case: str, request: RecommendRequest) -> Any:

@@ -7,6 +7,7 @@ the same ``serve deploy`` a data scientist runs, so both paths stay the same.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -80,12 +81,12 @@ class LocalRay:
         )  # fmt: skip
         ray.init(
             address="local",
-            num_cpus=self.num_cpus,
+            num_cpus=self.num_cpus,  # type: ignore[arg-type]  # fractions are fine
             include_dashboard=True,
             dashboard_host="127.0.0.1",
             dashboard_port=self.dashboard_port,
             _node_ip_address="127.0.0.1",
-            logging_level="WARNING",
+            logging_level=logging.WARNING,
             configure_logging=False,
         )
 
@@ -105,7 +106,7 @@ class LocalRay:
 
         if ray.is_initialized():
             try:
-                serve.shutdown()
+                serve.shutdown()  # type: ignore[no-untyped-call]
             finally:
                 ray.shutdown()
 

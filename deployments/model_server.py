@@ -37,8 +37,9 @@ class ModelServer:
         batch_wait_timeout_s: float,
     ) -> None:
         self.adapter = load_model(ArtifactStore(resolve_store(store)), name, version, options)
-        self._recommend_batch.set_max_batch_size(max_batch_size)
-        self._recommend_batch.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        batcher: Any = self._recommend_batch  # the batch queue's setters are untyped
+        batcher.set_max_batch_size(max_batch_size)
+        batcher.set_batch_wait_timeout_s(batch_wait_timeout_s)
         logger.info("model %s version %s loaded", name, version)
 
     async def recommend(self, user_id: str, context: dict[str, Any], n: int) -> dict[str, Any]:
@@ -46,7 +47,7 @@ class ModelServer:
         items = await self._recommend_batch((user_id, context, n))
         return {"model": self.adapter.name, "version": self.adapter.version, "items": items}
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _recommend_batch(
         self, calls: Sequence[tuple[str, dict[str, Any], int]]
     ) -> list[list[ScoredItem]]:

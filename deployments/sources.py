@@ -48,7 +48,7 @@ class RemoteModel:
 
     placement = "deployment"
 
-    def __init__(self, name: str, handle: DeploymentHandle, timeout_s: float) -> None:
+    def __init__(self, name: str, handle: DeploymentHandle[Any], timeout_s: float) -> None:
         self.name = name
         self.handle = handle
         self.timeout_s = timeout_s

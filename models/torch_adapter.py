@@ -44,7 +44,7 @@ class TorchScriptAdapter(ModelAdapter, Recommender):
             # torch 2.13 deprecates TorchScript in favour of torch.export; TorchScript is
             # still the format data scientists ship, so loading it must stay quiet.
             warnings.filterwarnings("ignore", "`torch.jit", DeprecationWarning)
-            self._module = torch.jit.load(
+            self._module = torch.jit.load(  # type: ignore[no-untyped-call]
                 str(self.directory / "model.pt"), map_location=self.device
             )
         self._module.eval()
@@ -62,7 +62,7 @@ class TorchScriptAdapter(ModelAdapter, Recommender):
         cold = len(self.users)
         index = torch.tensor([self.users.get(u, cold) for u in users], dtype=torch.long)
         with torch.inference_mode():
-            scores = self._module(index.to(self.device))
+            scores: torch.Tensor = self._module(index.to(self.device))
         if scores.shape != (len(users), len(self.items)):
             raise ModelError(
                 f"model {self.name!r}: expected scores of shape {(len(users), len(self.items))}, "
