@@ -84,9 +84,7 @@ class AppConfig(BaseModel):
     )
     models: dict[str, ModelConfig] = Field(min_length=1, description="Hosted models by name.")
     use_cases: dict[str, UseCaseSpec] = Field(min_length=1, description="Use cases by name.")
-    ingress: IngressConfig = Field(
-        default_factory=IngressConfig, description="Ingress limits."
-    )
+    ingress: IngressConfig = Field(default_factory=IngressConfig, description="Ingress limits.")
 
     @model_validator(mode="after")
     def _check_models_exist(self) -> AppConfig:

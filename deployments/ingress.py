@@ -114,7 +114,6 @@ class Ingress:
     @api.post(
         "/v1/recommend/{use_case}",
         response_model=RecommendResponse,
-        response_model_exclude_none=True,
         summary="Blended, filtered top-k items for a user, with provenance.",
     )
     async def recommend(self, use_case: str, request: RecommendRequest) -> Any:

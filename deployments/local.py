@@ -7,12 +7,14 @@ the same ``serve deploy`` a data scientist runs, so both paths stay the same.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,15 +47,23 @@ def _bin(name: str) -> str:
 
 @dataclass
 class LocalRay:
-    """A head-only Ray cluster on loopback, owned by this process.
+    """A head-only Ray cluster on loopback, with its own ports and temp directory.
 
-    It is started with ``ray.init`` rather than ``ray start`` so that stopping it
-    (``ray.shutdown``) ends only its own processes, never another cluster's.
+    ``ray start --node-ip-address 127.0.0.1`` is used rather than ``ray.init``, which
+    replaces a loopback address by the machine's public one. Stopping kills only the
+    processes of this cluster (its Unix session), never another cluster's, which
+    ``ray stop`` would do.
     """
 
     home: Path
     num_cpus: float = 2
     dashboard_port: int = field(default_factory=free_port)
+    gcs_port: int = field(default_factory=free_port)
+
+    def __post_init__(self) -> None:
+        # Short: Ray puts unix sockets under it, and their paths are limited to 107 bytes.
+        self.temp_dir = Path(tempfile.gettempdir()) / f"blendserve-ray-{self.gcs_port}"
+        self.session_id: int | None = None
 
     @property
     def dashboard_url(self) -> str:
@@ -61,54 +71,90 @@ class LocalRay:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     def env(self) -> dict[str, str]:
-        """The environment of the serve CLI calls."""
+        """The environment of every Ray process of this cluster, replicas included."""
         env = dict(os.environ)
         env.update(SERVE_ENV)
         env["BLENDSERVE_HOME"] = str(self.home)
         return env
 
-    def start(self) -> None:
-        """Start Ray on 127.0.0.1 with token auth and the dashboard on loopback."""
-        # Replicas inherit the environment of the process that starts the cluster, and
-        # Ray reads its auth mode when first imported: set both before importing it.
-        os.environ.update(SERVE_ENV)
-        os.environ["BLENDSERVE_HOME"] = str(self.home)
-        import ray  # deferred: importing this module must not pull Ray in
-
-        subprocess.run(
-            [_bin("ray"), "get-auth-token", "--generate"],
-            env=self.env(), check=True, capture_output=True,
-        )  # fmt: skip
-        ray.init(
-            address="local",
-            num_cpus=self.num_cpus,  # type: ignore[arg-type]  # fractions are fine
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            dashboard_port=self.dashboard_port,
-            _node_ip_address="127.0.0.1",
-            logging_level=logging.WARNING,
-            configure_logging=False,
+    def _run(self, *command: str, new_session: bool = False) -> subprocess.CompletedProcess[str]:
+        process = subprocess.Popen(
+            command,
+            env=self.env(),
+            cwd=self.home,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=new_session,
         )
+        if new_session:
+            self.session_id = process.pid
+        stdout, stderr = process.communicate()
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+    def start(self) -> None:
+        """Create a token if there is none, then start the head node on 127.0.0.1.
+
+        Ray's daemons, replicas and HAProxy all inherit the new session of ``ray
+        start``, which is how :meth:`stop` finds exactly this cluster's processes.
+        """
+        self._run(_bin("ray"), "get-auth-token", "--generate")
+        result = self._run(
+            _bin("ray"), "start", "--head",
+            "--node-ip-address", "127.0.0.1",
+            "--port", str(self.gcs_port),
+            "--dashboard-host", "127.0.0.1",
+            "--dashboard-port", str(self.dashboard_port),
+            "--dashboard-agent-listen-port", str(free_port()),
+            "--ray-client-server-port", str(free_port()),
+            "--num-cpus", f"{self.num_cpus:g}",
+            "--temp-dir", str(self.temp_dir),
+            "--disable-usage-stats",
+            new_session=True,
+        )  # fmt: skip
+        if result.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"ray start failed:\n{result.stdout}\n{result.stderr}")
 
     def deploy(self, config: Path) -> None:
         """``serve deploy`` a config to this cluster (returns before replicas are up)."""
-        result = subprocess.run(
-            [_bin("serve"), "deploy", str(config), "--address", self.dashboard_url],
-            env=self.env(), cwd=self.home, text=True, capture_output=True,
-        )  # fmt: skip
+        result = self._run(_bin("serve"), "deploy", str(config), "--address", self.dashboard_url)
         if result.returncode != 0:
             raise RuntimeError(f"serve deploy failed:\n{result.stdout}\n{result.stderr}")
 
-    def stop(self) -> None:
-        """Shut Serve down, then the Ray processes this process started."""
-        import ray
-        from ray import serve
+    def stop(self, grace_s: float = 10.0) -> None:
+        """End every process of this cluster: SIGTERM, then SIGKILL after ``grace_s``."""
+        if self.session_id is None:
+            return
+        _signal_session(self.session_id, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while _session_pids(self.session_id) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _signal_session(self.session_id, signal.SIGKILL)
+        self.session_id = None
 
-        if ray.is_initialized():
-            try:
-                serve.shutdown()  # type: ignore[no-untyped-call]
-            finally:
-                ray.shutdown()
+
+def _session_pids(session_id: int) -> list[int]:
+    """Live (non-zombie) processes in Unix session ``session_id`` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the parenthesised command: state, ppid, pgrp, session, ...
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == session_id and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def _signal_session(session_id: int, signum: signal.Signals) -> None:
+    for pid in _session_pids(session_id):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
 
 
 def wait_ready(url: str, timeout_s: float = 300.0, interval_s: float = 0.5) -> dict[str, object]:

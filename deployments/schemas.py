@@ -40,7 +40,11 @@ class ComponentOut(BaseModel):
     weight: float | None = Field(description="Blend weight; null for a pinned slot.")
     score: float = Field(description="The source's normalised score.")
     raw_score: float = Field(description="The score the model gave.")
-    slot: int | None = Field(None, description="1-based position when the item was pinned.")
+    slot: int | None = Field(
+        None,
+        description="1-based position when a curated slot pinned the item; absent otherwise.",
+        exclude_if=lambda value: value is None,
+    )
 
 
 class ItemOut(BaseModel):
