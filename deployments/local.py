@@ -59,6 +59,10 @@ class LocalRay:
     num_cpus: float = 2
     dashboard_port: int = field(default_factory=free_port)
     gcs_port: int = field(default_factory=free_port)
+    # HAProxy's stats and metrics listeners have fixed default ports (8404, 9101);
+    # free ones let several local clusters (make run beside make test) coexist.
+    haproxy_stats_port: int = field(default_factory=free_port)
+    haproxy_metrics_port: int = field(default_factory=free_port)
 
     def __post_init__(self) -> None:
         # Short: Ray puts unix sockets under it, and their paths are limited to 107 bytes.
@@ -75,6 +79,8 @@ class LocalRay:
         env = dict(os.environ)
         env.update(SERVE_ENV)
         env["BLENDSERVE_HOME"] = str(self.home)
+        env["RAY_SERVE_HAPROXY_STATS_PORT"] = str(self.haproxy_stats_port)
+        env["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(self.haproxy_metrics_port)
         return env
 
     def _run(self, *command: str, new_session: bool = False) -> subprocess.CompletedProcess[str]:
