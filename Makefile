@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 CONFIG ?= configs/default.yaml
 
-.PHONY: install run demo test test-unit test-integration lint typecheck validate clean
+.PHONY: install run demo test test-unit test-gpu test-integration lint typecheck validate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test: install
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit
+
+test-gpu: install
+	$(BIN)/python -m pytest -m gpu
 
 test-integration: install
 	$(BIN)/python -m pytest tests/integration

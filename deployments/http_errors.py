@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from models.errors import ArtifactNotFoundError, InputError
+from models.errors import ArtifactNotFoundError, InputError, ModelError
 
 __all__ = ["NotFound", "error_body", "install_error_handlers"]
 
@@ -71,6 +71,17 @@ async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_model_error(_: Request, exc: Exception) -> JSONResponse:
+    # A model that cannot answer is a server-side condition the client may retry.
+    return JSONResponse(
+        error_body("model_unavailable", str(exc)), status_code=503, headers={"Retry-After": "1"}
+    )
+
+
+async def _on_timeout(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(error_body("model_timeout", str(exc)), status_code=504)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that map blendserve errors to HTTP answers."""
     app.add_exception_handler(RequestValidationError, _on_validation_error)
@@ -78,3 +89,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _on_not_found)
     app.add_exception_handler(ArtifactNotFoundError, _on_not_found)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(ModelError, _on_model_error)
+    app.add_exception_handler(TimeoutError, _on_timeout)

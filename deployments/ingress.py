@@ -84,30 +84,24 @@ class Ingress:
     @api.get("/readyz", summary="Readiness: every model of the app answers.")
     async def readyz(self) -> JSONResponse:
         """200 when every model deployment answers its readiness probe, else 503 naming them."""
-        names = list(self.models)
-        results = await asyncio.gather(
-            *(self.models[n].describe() for n in names), return_exceptions=True
-        )
+        described = await self._describe_models()
         not_ready = {
             f"model:{n}": _describe_failure(r)
-            for n, r in zip(names, results, strict=True)
+            for n, r in described.items()
             if isinstance(r, BaseException)
         }
         if not_ready:
             return JSONResponse({"ready": False, "not_ready": not_ready}, status_code=503)
-        return JSONResponse({"ready": True, "models": names})
+        return JSONResponse({"ready": True, "models": list(described)})
 
     @api.get("/v1/models", summary="Every hosted model, its version and placement.")
     async def list_models(self) -> dict[str, Any]:
         """What each model reports about itself, or why it cannot."""
-        names = list(self.models)
-        results = await asyncio.gather(
-            *(self.models[n].describe() for n in names), return_exceptions=True
-        )
+        described = await self._describe_models()
         return {
             "models": {
                 n: ({"error": _describe_failure(r)} if isinstance(r, BaseException) else r)
-                for n, r in zip(names, results, strict=True)
+                for n, r in described.items()
             }
         }
 
@@ -123,6 +117,8 @@ class Ingress:
             raise NotFound("use case", use_case, sorted(self.plans))
         if request.k > self.config.ingress.max_k:
             raise InputError("k", f"must be <= {self.config.ingress.max_k}, got {request.k}")
+        if len(request.exclude) > self.config.ingress.max_exclude:
+            raise InputError("exclude", f"at most {self.config.ingress.max_exclude} items allowed")
         query = RecommendQuery(request.user_id, request.context)
         answers = await self._fetch_sources(plan, query)
         ctx = BlendContext(request.user_id, request.k, frozenset(request.exclude), request.context)
@@ -164,6 +160,13 @@ class Ingress:
             raise InputError("instances", f"at most {self.config.ingress.max_instances} allowed")
         result = await hosted.predict(request.instances)
         return {"model": model, "version": result["version"], "predictions": result["predictions"]}
+
+    async def _describe_models(self) -> dict[str, dict[str, Any] | BaseException]:
+        names = list(self.models)
+        results = await asyncio.gather(
+            *(self.models[n].describe() for n in names), return_exceptions=True
+        )
+        return dict(zip(names, results, strict=True))
 
     async def _fetch_sources(
         self, plan: BlendPlan, query: RecommendQuery

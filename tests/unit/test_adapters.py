@@ -132,3 +132,14 @@ def test_registry_rejects_unknown_and_duplicate_formats() -> None:
         adapter_class("onnx-x")
     with pytest.raises(ConfigError, match="already registered"):
         register_format("sklearn", SklearnAdapter)
+
+
+@pytest.mark.gpu
+def test_torchscript_on_cuda_matches_cpu(store: ArtifactStore, scratch: Path) -> None:
+    publish_tiny_mf(store, scratch)
+    on_gpu = load_model(store, "mf", "1", {"device": "cuda"})
+    on_cpu = load_model(store, "mf", "1", {"device": "cpu"})
+    assert on_gpu.device.type == "cuda"  # type: ignore[attr-defined]
+    assert isinstance(on_gpu, Recommender) and isinstance(on_cpu, Recommender)
+    queries = [RecommendQuery(u) for u in ("alice", "bob", "stranger")]
+    assert on_gpu.recommend(queries, 3) == on_cpu.recommend(queries, 3)
