@@ -1,0 +1,67 @@
+"""`blendserve up` (what `make run` ends with): serves, then stops all it started on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from serving_cluster import ROOT
+
+from deployments.local import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _wait_for_line(
+    log: Path, needle: str, process: subprocess.Popen[bytes], timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if needle in log.read_text(errors="replace"):
+            return
+        assert process.poll() is None, f"blendserve up exited early:\n{log.read_text()}"
+        time.sleep(0.5)
+    raise AssertionError(f"{needle!r} not printed within {timeout_s}s:\n{log.read_text()}")
+
+
+def _port_open(port: int) -> bool:
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=1.0)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+def test_up_serves_then_sigterm_stops_everything(serve_home: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    http_port, dashboard_port = free_port(), free_port()
+    config["http_options"]["port"] = http_port
+    config["applications"][0]["args"]["store"] = str(serve_home / "artifacts")
+    config["applications"][0]["deployments"][0]["ray_actor_options"]["num_cpus"] = 0.25
+    config_path = tmp_path / "serve.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    log = tmp_path / "up.log"
+    command = [sys.executable, "-m", "deployments.cli", "up", str(config_path)]
+    command += ["--dashboard-port", str(dashboard_port), "--num-cpus", "2"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        _wait_for_line(log, "is ready at", process, timeout_s=300)
+        assert f"curl -s -X POST http://127.0.0.1:{http_port}/v1/recommend/home" in log.read_text()
+        response = httpx.post(
+            f"http://127.0.0.1:{http_port}/v1/recommend/home", json={"user_id": "u1"}, timeout=30
+        )
+        assert response.status_code == 200 and len(response.json()["items"]) == 10
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not _port_open(http_port), "the HTTP port still answers after SIGTERM"
+    assert not _port_open(dashboard_port), "the Ray dashboard still answers after SIGTERM"
