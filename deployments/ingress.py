@@ -194,3 +194,7 @@ class Ingress:
         for source, reason in outcome.failed_sources.items():
             self.degraded_sources.inc(tags={"use_case": use_case, "source": source})
             logger.warning("use case %s: source %s left out: %s", use_case, source, reason)
+        # Throughput mode buffers replica logs (up to 1000 records, flushed on ERROR);
+        # a degradation must reach the log now, and it is rare enough to pay a flush.
+        for handler in logger.handlers:
+            handler.flush()

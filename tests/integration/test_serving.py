@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 
 import httpx
 import pytest
@@ -135,6 +136,25 @@ def test_failed_source_degrades_instead_of_500(client: httpx.Client, known_user:
     assert len(body["items"]) == 10
     assert "broken" not in body["model_versions"]
     assert {c["source"] for i in body["items"] for c in i["components"]} == {"popular", "picks"}
+
+
+def test_failed_source_is_logged_with_its_reason(
+    client: httpx.Client, deployed: Deployed, known_user: str
+) -> None:
+    _recommend(client, known_user, prefix="/flaky")
+    logs = deployed.cluster.temp_dir / "session_latest" / "logs" / "serve"
+
+    def logged() -> bool:
+        return any(
+            "source cf left out" in path.read_text(errors="replace")
+            and "weights do not match the item catalogue" in path.read_text(errors="replace")
+            for path in logs.glob("replica_flaky_Ingress_*.log")
+        )
+
+    deadline = time.monotonic() + 10
+    while not logged() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert logged()
 
 
 def test_health_and_docs(client: httpx.Client) -> None:
