@@ -48,7 +48,7 @@ def _cmd_demo_train(args: argparse.Namespace) -> int:
         Path(args.data),
         seed=args.seed,
         movielens=args.movielens,
-        force=args.force,
+        version=args.version,
     )
     for manifest in manifests:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in manifest.metrics.items())
@@ -126,7 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--data", default="data")
     train.add_argument("--seed", type=int, default=7)
     train.add_argument("--movielens", type=Path, default=None, help="train on MovieLens files")
-    train.add_argument("--force", action="store_true", help="retrain even if data exists")
+    train.add_argument(
+        "--version",
+        default="1",
+        help="version to publish; existing versions are never overwritten, use a new one",
+    )
     train.set_defaults(func=_cmd_demo_train)
 
     models = sub.add_parser("models", help="list the artifact store")

@@ -281,6 +281,7 @@ def demo_train(
     *,
     seed: int = 7,
     movielens: str | os.PathLike[str] | None = None,
+    version: str = "1",
     force: bool = False,
 ) -> list[Manifest]:
     """Build the demo dataset (synthetic, or MovieLens when given), save it, train on it.
@@ -290,4 +291,5 @@ def demo_train(
     """
     data = read_movielens(movielens) if movielens is not None else generate_news_dataset(seed)
     data.save(data_dir)
-    return train_demo_models(ArtifactStore(store_dir), data, seed=seed, force=force)
+    store = ArtifactStore(store_dir)
+    return train_demo_models(store, data, seed=seed, version=version, force=force)
