@@ -8,6 +8,7 @@ asks for more CPUs than the cluster has, so it never becomes ready.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def serve_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def deployed(serve_home: Path) -> Iterator[Deployed]:
+def deployed(serve_home: Path, request: pytest.FixtureRequest) -> Iterator[Deployed]:
     """Start Ray on 127.0.0.1, `serve deploy` the config, wait for readiness."""
     cluster = LocalRay(home=serve_home, num_cpus=4)
     cluster.start()
@@ -49,6 +50,9 @@ def deployed(serve_home: Path) -> Iterator[Deployed]:
         yield running
     finally:
         cluster.stop()
+        # Ray's logs (under the cluster's temp dir) are kept only when something failed.
+        if request.session.testsfailed == 0:
+            shutil.rmtree(cluster.temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
