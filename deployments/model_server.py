@@ -68,8 +68,3 @@ class ModelServer:
         if device is not None:
             info["device"] = str(device)
         return info
-
-    def check_health(self) -> None:
-        """Serve's health probe: the model must still be loaded."""
-        if self.adapter is None:
-            raise ModelError("model not loaded")
