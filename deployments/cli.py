@@ -6,7 +6,6 @@ import argparse
 import json
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,24 +63,19 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from deployments.local import LocalRay, wait_ready  # deferred: imports Ray
+    from deployments.local import LocalRay, wait_ready
 
-    apps = load_serve_config(args.config)
-    del apps  # validated before Ray starts, so a bad config fails in a second
+    load_serve_config(args.config)  # a bad config fails here, before Ray starts
     port = _http_port(args.config)
     cluster = LocalRay(home=Path.cwd(), num_cpus=args.num_cpus, dashboard_port=args.dashboard_port)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    # SIGTERM takes Ctrl-C's path, so it also cleans up while Ray is still starting.
+    signal.signal(signal.SIGTERM, _interrupt)
     print(
         f"starting Ray on 127.0.0.1 (dashboard {cluster.dashboard_url}, loopback only)...",
         flush=True,
     )
     try:
         cluster.start()
-        # After ray.init, which installs its own SIGTERM handler that aborts the process.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
         cluster.deploy(Path(args.config))
         print("deployed; waiting until every model is ready...", flush=True)
         wait_ready(f"http://127.0.0.1:{port}/readyz", timeout_s=args.timeout_s)
@@ -95,12 +89,17 @@ def _cmd_up(args: argparse.Namespace) -> int:
             f"--address {cluster.dashboard_url}\nCtrl-C stops everything started here.",
             flush=True,
         )
-        while not stop.wait(0.5):
-            pass
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
         print("stopping...", flush=True)
     finally:
         cluster.stop()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _http_port(config: str) -> int:
