@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["BlendContext", "Candidate", "Component", "SourceResult"]
+if TYPE_CHECKING:
+    from blending.catalog import ItemCatalog
+
+__all__ = ["BlendContext", "Candidate", "Component", "ScoreResult", "SourceResult"]
 
 
 @dataclass(frozen=True)
@@ -15,7 +18,10 @@ class Component:
     ``score`` is the source's score after normalisation and ``weight`` its weight
     (the product of weights along the path through nested blends), so an item's
     blended score is the sum of ``weight * score`` over its blend components.
-    Pinned items carry a component with ``weight`` ``None`` and their ``slot``.
+    Pinned items carry a component with ``weight`` ``None`` and their ``slot``;
+    components from a curated list say ``curated``. A ``rerank`` or ``stack`` node
+    adds a component with that ``role``: the model's score, which replaced the
+    item's score.
     """
 
     source: str
@@ -25,6 +31,8 @@ class Component:
     score: float
     raw_score: float
     slot: int | None = None
+    curated: bool = False
+    role: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The component as the API returns it."""
@@ -38,6 +46,10 @@ class Component:
         }
         if self.slot is not None:
             data["slot"] = self.slot
+        if self.curated:
+            data["curated"] = True
+        if self.role is not None:
+            data["role"] = self.role
         return data
 
 
@@ -49,6 +61,8 @@ class Candidate:
     score: float
     components: tuple[Component, ...] = ()
     pinned: bool = False
+    team: str | None = None
+    """The interleaving team (ranker node) credited with this item, if any."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,17 @@ class SourceResult:
     model: str
     version: str
     items: list[tuple[str, float]]
+    curated: bool = False
+    """Whether the list is human-curated (staff picks) rather than learned."""
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What a scoring model answered: its version and one score per item asked."""
+
+    model: str
+    version: str
+    scores: list[float]
 
 
 @dataclass(frozen=True)
@@ -68,3 +93,7 @@ class BlendContext:
     k: int
     exclude: frozenset[str] = frozenset()
     context: dict[str, Any] = field(default_factory=dict)
+    request_id: str = ""
+    """Seeds per-request randomness (interleaving), so a result can be replayed."""
+    catalog: ItemCatalog | None = None
+    """Item categories and availability, for ``filter`` and ``diversify``."""

@@ -1,36 +1,165 @@
-"""Running a validated use-case DAG over the answers of its sources.
+"""Running a validated use-case DAG for one request, by its deadline.
 
-Fetching source answers (in process or from another deployment, with deadlines)
-is the caller's job; this module only combines what arrived. A source that failed
-contributes nothing and marks the outcome ``degraded``.
+Only the nodes the request needs run: an experiment runs the arm its user is in,
+nothing else. Sources are called concurrently (remote ones first, so they work
+while in-process ones compute); whatever has not answered when the use case's
+budget runs out is cancelled and left out, and the answer is marked ``degraded``.
+A late prediction is worse than an inaccurate one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from blending.candidates import BlendContext, Candidate, SourceResult
-from blending.nodes import apply_filter, apply_slots, from_source, weighted_blend
+from blending.assign import bucket, pick_arm
+from blending.candidates import BlendContext, Candidate, ScoreResult, SourceResult
+from blending.gateway import ModelGateway
+from blending.nodes import (
+    apply_filter,
+    apply_rerank,
+    apply_slots,
+    apply_stack,
+    diversify,
+    from_source,
+    rrf_blend,
+    share_positions,
+    stack_features,
+    team_draft,
+    weighted_blend,
+)
 from blending.spec import (
     BlendNodeSpec,
+    DiversifyNodeSpec,
+    ExperimentNodeSpec,
+    FallbackNodeSpec,
     FilterNodeSpec,
+    InterleaveNodeSpec,
+    RerankNodeSpec,
     SlotsNodeSpec,
     SourceNodeSpec,
+    StackNodeSpec,
     UseCaseSpec,
 )
+from models.base import RecommendQuery
 
-__all__ = ["BlendOutcome", "BlendPlan"]
+__all__ = ["BlendOutcome", "BlendPlan", "DeadlineExceeded"]
+
+_T = TypeVar("_T")
+
+
+class DeadlineExceeded(TimeoutError):
+    """A source or model had not answered when the use case's budget ran out."""
 
 
 @dataclass(frozen=True)
 class BlendOutcome:
-    """The top-k list, whether it was built without some sources, and versions used."""
+    """The top-k list and how it was made.
+
+    ``failures`` maps each source, rerank or stack node that failed or was late to
+    why; ``late`` names those that missed the deadline. ``variant`` maps each
+    experiment node the request passed through to its user's arm; ``fallbacks``
+    names the fallback nodes that used their fallback branch.
+    """
 
     items: list[Candidate]
     degraded: bool
-    failed_sources: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    late: frozenset[str] = frozenset()
     model_versions: dict[str, str] = field(default_factory=dict)
+    variant: dict[str, str] = field(default_factory=dict)
+    fallbacks: tuple[str, ...] = ()
+    answered: int = 0
+    """How many sources answered in time."""
+
+
+@dataclass
+class _Branch:
+    """A node's list and the failures anywhere beneath it."""
+
+    items: list[Candidate]
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def _merge_failures(*branches: _Branch) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for branch in branches:
+        merged.update(branch.failures)
+    return merged
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class _Run:
+    """The state of one request's pass through a plan."""
+
+    def __init__(self, plan: BlendPlan, ctx: BlendContext, models: ModelGateway, started: float):
+        self.plan = plan
+        self.ctx = ctx
+        self.models = models
+        self.deadline = started + plan.spec.budget_ms / 1000.0
+        self.query = RecommendQuery(ctx.user_id, ctx.context)
+        self.late: set[str] = set()
+        self.versions: dict[str, str] = {}
+        self.fallbacks: list[str] = []
+        self.answered = 0
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def missed(self, node: str) -> str:
+        self.late.add(node)
+        return f"DeadlineExceeded: no answer within the {self.plan.spec.budget_ms:g} ms budget"
+
+    async def call(self, node: str, model: str, make: Awaitable[_T]) -> _T:
+        """Await a model call, bounded by the deadline unless it runs in process."""
+        if self.models.is_inline(model):
+            return await make
+        try:
+            return await asyncio.wait_for(make, max(self.remaining(), 0.0))
+        except TimeoutError:
+            self.late.add(node)
+            raise DeadlineExceeded(
+                f"no answer within the {self.plan.spec.budget_ms:g} ms budget"
+            ) from None
+
+    async def fetch_sources(self, names: list[str]) -> dict[str, SourceResult | BaseException]:
+        sources = {n: self.plan.sources[n] for n in names}
+        answers: dict[str, SourceResult | BaseException] = {}
+        remote = {
+            name: asyncio.ensure_future(
+                self.models.recommend(node.model, self.query, node.candidates)
+            )
+            for name, node in sources.items()
+            if not self.models.is_inline(node.model)
+        }
+        for name, node in sources.items():
+            if name in remote:
+                continue
+            if self.remaining() <= 0:
+                answers[name] = DeadlineExceeded(self.missed(name))
+                continue
+            try:
+                answers[name] = await self.models.recommend(node.model, self.query, node.candidates)
+            except Exception as exc:  # noqa: BLE001 - one failing model must not fail the blend
+                answers[name] = exc
+        if remote:
+            await asyncio.wait(remote.values(), timeout=max(self.remaining(), 0.0))
+            for name, task in remote.items():
+                if not task.done():
+                    task.cancel()
+                    answers[name] = DeadlineExceeded(self.missed(name))
+                elif task.exception() is not None:
+                    answers[name] = task.exception()  # type: ignore[assignment]
+                else:
+                    answers[name] = task.result()
+        return answers
 
 
 class BlendPlan:
@@ -42,42 +171,179 @@ class BlendPlan:
         self.order = spec.topological_order()
         self.sources: dict[str, SourceNodeSpec] = spec.sources()
 
-    def run(
-        self,
-        answers: Mapping[str, SourceResult | BaseException],
-        ctx: BlendContext,
-    ) -> BlendOutcome:
-        """Combine the source ``answers`` (by source node name) into the top ``ctx.k``."""
-        lists: dict[str, list[Candidate]] = {}
-        failed: dict[str, str] = {}
-        versions: dict[str, str] = {}
-        for name in self.order:
+    def active_nodes(
+        self, user_id: str, roots: Sequence[str] | None = None
+    ) -> tuple[set[str], dict[str, str]]:
+        """The nodes a request for ``user_id`` runs to build ``roots`` (default: the
+        output), and its arm per experiment node on the way."""
+        active: set[str] = set()
+        variant: dict[str, str] = {}
+        stack = list(roots or [self.spec.output])
+        while stack:
+            name = stack.pop()
+            if name in active:
+                continue
+            active.add(name)
             node = self.spec.nodes[name]
-            if isinstance(node, SourceNodeSpec):
-                answer = answers.get(name)
-                if isinstance(answer, SourceResult):
-                    lists[name] = from_source(name, answer)
-                    versions[answer.model] = answer.version
-                else:
-                    failed[name] = _reason(answer)
-                    lists[name] = []
-            elif isinstance(node, BlendNodeSpec):
-                inputs = [(w, lists[n]) for n, w in node.weights.items()]
-                lists[name] = weighted_blend(inputs, node.normalize)
-            elif isinstance(node, SlotsNodeSpec):
-                lists[name] = apply_slots(
-                    lists[node.input], lists[node.curated], node.positions, ctx
-                )
-            elif isinstance(node, FilterNodeSpec):
-                lists[name] = apply_filter(lists[node.input], ctx)
-            else:  # pragma: no cover - the spec's discriminated union is exhaustive
-                raise TypeError(f"node {name!r}: unsupported kind {type(node).__name__}")
+            if isinstance(node, ExperimentNodeSpec):
+                arm = self.arm_for(name, node, user_id)
+                variant[name] = arm
+                stack.append(node.arms[arm].node)
+            else:
+                stack.extend(node.reads())
+        return active, variant
+
+    @staticmethod
+    def arm_for(name: str, node: ExperimentNodeSpec, user_id: str) -> str:
+        """The arm of experiment ``name`` that ``user_id`` is in (sticky)."""
+        arms = [(arm, spec.weight) for arm, spec in node.arms.items()]
+        return pick_arm(arms, bucket(node.salt or name, user_id))
+
+    async def run(
+        self, ctx: BlendContext, models: ModelGateway, started: float | None = None
+    ) -> BlendOutcome:
+        """The top ``ctx.k`` for one request, built by ``started`` + the budget.
+
+        ``started`` is a ``time.monotonic()`` reading (default: now); pass the time
+        the request arrived so queueing counts against the budget.
+        """
+        run = _Run(self, ctx, models, time.monotonic() if started is None else started)
+        branches, variant = await self._execute(run, [self.spec.output])
+        output = branches[self.spec.output]
         # The output is filtered once more so no path can return an excluded item.
-        final = apply_filter(lists[self.spec.output], ctx)[: ctx.k]
-        return BlendOutcome(final, bool(failed), failed, versions)
+        final = apply_filter(output.items, ctx)[: ctx.k]
+        return BlendOutcome(
+            items=final,
+            degraded=bool(output.failures),
+            failures=output.failures,
+            late=frozenset(run.late),
+            model_versions=run.versions,
+            variant=variant,
+            fallbacks=tuple(run.fallbacks),
+            answered=run.answered,
+        )
 
+    async def evaluate(
+        self, ctx: BlendContext, models: ModelGateway, nodes: Sequence[str]
+    ) -> dict[str, list[Candidate]]:
+        """The full lists of ``nodes`` for one request, without a deadline.
 
-def _reason(answer: BaseException | None) -> str:
-    if answer is None:
-        return "no answer"
-    return f"{type(answer).__name__}: {answer}" if str(answer) else type(answer).__name__
+        For offline work (training a stack, replaying a blend), where completeness
+        matters more than latency.
+        """
+        run = _Run(self, ctx, models, time.monotonic() + 1e9)
+        branches, _ = await self._execute(run, nodes)
+        return {name: branches[name].items for name in nodes}
+
+    async def _execute(
+        self, run: _Run, roots: Sequence[str]
+    ) -> tuple[dict[str, _Branch], dict[str, str]]:
+        active, variant = self.active_nodes(run.ctx.user_id, roots)
+        answers = await run.fetch_sources(
+            [n for n in self.order if n in active and n in self.sources]
+        )
+        branches: dict[str, _Branch] = {}
+        for name in self.order:
+            if name in active:
+                branches[name] = await self._node(name, run, branches, answers)
+        return branches, variant
+
+    async def _node(
+        self,
+        name: str,
+        run: _Run,
+        branches: dict[str, _Branch],
+        answers: dict[str, SourceResult | BaseException],
+    ) -> _Branch:
+        node = self.spec.nodes[name]
+        ctx = run.ctx
+        if isinstance(node, SourceNodeSpec):
+            answer = answers[name]
+            if isinstance(answer, SourceResult):
+                run.versions[answer.model] = answer.version
+                run.answered += 1
+                return _Branch(from_source(name, answer))
+            return _Branch([], {name: _reason(answer)})
+        if isinstance(node, BlendNodeSpec):
+            inputs = [(w, branches[n]) for n, w in node.weights.items()]
+            lists = [(w, b.items) for w, b in inputs]
+            if node.method == "rrf":
+                items = rrf_blend(lists, node.rrf_k)
+            else:
+                items = weighted_blend(lists, node.normalize)
+            return _Branch(items, _merge_failures(*(b for _, b in inputs)))
+        if isinstance(node, RerankNodeSpec):
+            return await self._rerank(name, node, run, branches[node.input])
+        if isinstance(node, StackNodeSpec):
+            return await self._stack(name, node, run, [branches[n] for n in node.inputs])
+        if isinstance(node, SlotsNodeSpec):
+            ranked, curated = branches[node.input], branches[node.curated]
+            positions = node.positions or share_positions(node.share or 0.0, ctx.k)
+            items = apply_slots(ranked.items, curated.items, positions, ctx)
+            return _Branch(items, _merge_failures(ranked, curated))
+        if isinstance(node, FilterNodeSpec):
+            source = branches[node.input]
+            return _Branch(
+                apply_filter(source.items, ctx, node.drop, node.drop_unknown), source.failures
+            )
+        if isinstance(node, DiversifyNodeSpec):
+            source = branches[node.input]
+            items = diversify(source.items, ctx, node.max_per_category, node.top or ctx.k)
+            return _Branch(items, source.failures)
+        if isinstance(node, ExperimentNodeSpec):
+            arm = self.arm_for(name, node, ctx.user_id)
+            return branches[node.arms[arm].node]
+        if isinstance(node, InterleaveNodeSpec):
+            first, second = (branches[team] for team in node.teams)
+            rng = random.Random(f"{ctx.request_id}:{name}")
+            teams = ((node.teams[0], first.items), (node.teams[1], second.items))
+            return _Branch(team_draft(teams, rng), _merge_failures(first, second))
+        if isinstance(node, FallbackNodeSpec):
+            primary, fallback = branches[node.primary], branches[node.fallback]
+            if not primary.failures and len(primary.items) >= node.min_items:
+                return primary
+            run.fallbacks.append(name)
+            # The answer is still degraded: the preferred branch could not be served.
+            failures = primary.failures or {name: f"{node.primary!r} returned too few items"}
+            return _Branch(fallback.items, {**failures, **fallback.failures})
+        raise TypeError(
+            f"node {name!r}: unsupported kind {type(node).__name__}"
+        )  # pragma: no cover
+
+    async def _rerank(self, name: str, node: RerankNodeSpec, run: _Run, source: _Branch) -> _Branch:
+        head = source.items[: node.depth]
+        if not head:
+            return source
+        if run.remaining() <= 0:
+            return _Branch(source.items, {**source.failures, name: run.missed(name)})
+        ids = [c.item_id for c in head]
+        try:
+            scored: ScoreResult = await run.call(
+                name, node.model, run.models.score(node.model, run.query, ids)
+            )
+            items = apply_rerank(source.items, scored, name, node.depth)
+        except Exception as exc:  # noqa: BLE001 - keep the input order rather than fail
+            return _Branch(source.items, {**source.failures, name: _reason(exc)})
+        run.versions[scored.model] = scored.version
+        return _Branch(items, source.failures)
+
+    async def _stack(
+        self, name: str, node: StackNodeSpec, run: _Run, inputs: list[_Branch]
+    ) -> _Branch:
+        failures = _merge_failures(*inputs)
+        items, rows = stack_features([b.items for b in inputs], node.normalize)
+        if not items:
+            return _Branch([], failures)
+        if run.remaining() <= 0:
+            fallback = weighted_blend([(1.0, b.items) for b in inputs], node.normalize)
+            return _Branch(fallback, {**failures, name: run.missed(name)})
+        try:
+            scored: ScoreResult = await run.call(
+                name, node.model, run.models.predict(node.model, rows)
+            )
+            stacked = apply_stack(items, scored, name)
+        except Exception as exc:  # noqa: BLE001 - an equal-weight blend beats no answer
+            fallback = weighted_blend([(1.0, b.items) for b in inputs], node.normalize)
+            return _Branch(fallback, {**failures, name: _reason(exc)})
+        run.versions[scored.model] = scored.version
+        return _Branch(stacked, failures)

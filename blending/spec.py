@@ -1,17 +1,21 @@
 """The use-case DAG declared in config, validated when it loads.
 
-A use case is a small DAG of named nodes. Every reference, weight and cycle is
-checked here, so a broken config fails at deploy time with a message naming the
-node, never on the first request::
+A use case is a small DAG of named nodes with a latency budget. Every reference,
+weight and cycle is checked here, so a broken config fails at deploy time with a
+message naming the node, never on the first request::
 
+    budget_ms: 150
     nodes:
-      mf:      {kind: source, model: mf, candidates: 200}
+      cf:      {kind: source, model: mf, candidates: 200}
       pop:     {kind: source, model: popularity}
-      blended: {kind: blend, weights: {mf: 0.7, pop: 0.3}, normalize: minmax}
+      blended: {kind: blend, weights: {cf: 0.7, pop: 0.3}, normalize: minmax}
       picks:   {kind: source, model: staff_picks}
       pinned:  {kind: slots, input: blended, curated: picks, positions: [1, 4]}
       final:   {kind: filter, input: pinned}
     output: final
+
+Node kinds: ``source``, ``blend``, ``rerank``, ``stack``, ``slots``, ``filter``,
+``diversify``, ``experiment``, ``interleave`` and ``fallback``.
 """
 
 from __future__ import annotations
@@ -26,23 +30,40 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from models.errors import ConfigError
 
 __all__ = [
+    "ArmSpec",
     "BlendNodeSpec",
+    "DiversifyNodeSpec",
+    "ExperimentNodeSpec",
+    "FallbackNodeSpec",
     "FilterNodeSpec",
+    "InterleaveNodeSpec",
     "NodeSpec",
+    "RerankNodeSpec",
     "SlotsNodeSpec",
     "SourceNodeSpec",
+    "StackNodeSpec",
     "UseCaseSpec",
 ]
 
 NodeName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+Normalization = Literal["minmax", "zscore", "rank", "none"]
+FilterRule = Literal["excluded", "duplicates", "unavailable"]
+_ALL_FILTER_RULES: tuple[FilterRule, ...] = ("excluded", "duplicates", "unavailable")
 
 
 class _Node(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def inputs(self) -> list[str]:
+    def reads(self) -> list[str]:
         """Names of the nodes this node reads from."""
         return []
+
+    def models(self) -> list[str]:
+        """Names of the hosted models this node calls."""
+        return []
+
+    def check(self, name: str) -> None:
+        """Raise ``ValueError`` naming the node when its settings contradict each other."""
 
 
 class SourceNodeSpec(_Node):
@@ -54,114 +75,297 @@ class SourceNodeSpec(_Node):
         100, ge=1, le=10_000, description="How many candidates to ask the model for."
     )
 
+    def models(self) -> list[str]:
+        """The recommender."""
+        return [self.model]
+
 
 class BlendNodeSpec(_Node):
-    """Weighted sum of its inputs' scores after per-input normalisation."""
+    """Weighted sum of its inputs' normalised scores, or reciprocal-rank fusion."""
 
     kind: Literal["blend"]
     weights: dict[str, float] = Field(
         description="Input node name -> non-negative weight; at least one above zero.",
         min_length=1,
     )
-    normalize: Literal["minmax", "zscore", "rank", "none"] = Field(
-        "minmax", description="How each input's scores are put on one scale before weighting."
+    method: Literal["weighted", "rrf"] = Field(
+        "weighted",
+        description=(
+            "`weighted`: sum of weight * normalised score; `rrf`: reciprocal-rank fusion, "
+            "sum of weight / (rrf_k + rank)."
+        ),
     )
+    normalize: Normalization = Field(
+        "minmax", description="How each input's scores are put on one scale (weighted only)."
+    )
+    rrf_k: int = Field(60, ge=0, le=10_000, description="RRF's rank offset (rrf only).")
 
-    def inputs(self) -> list[str]:
+    def reads(self) -> list[str]:
         """The weighted nodes."""
         return list(self.weights)
 
+    def check(self, name: str) -> None:
+        """Weights must be finite, non-negative and not all zero."""
+        _check_weights(name, self.weights)
+
+
+class RerankNodeSpec(_Node):
+    """A scoring model (e.g. click probability) re-orders the top of its input."""
+
+    kind: Literal["rerank"]
+    input: str = Field(description="The list to re-rank.")
+    model: str = Field(description="A model that scores items for a user (a `Scorer`).")
+    depth: int = Field(
+        100, ge=1, le=10_000, description="How many of the input's top items are re-scored."
+    )
+
+    def reads(self) -> list[str]:
+        """The re-ranked node."""
+        return [self.input]
+
+    def models(self) -> list[str]:
+        """The scorer."""
+        return [self.model]
+
+
+class StackNodeSpec(_Node):
+    """A learned combiner: a model maps each item's input scores to one score.
+
+    Its features are the inputs' normalised scores, in ``inputs`` order (0 where an
+    input lacks the item); ``blendserve train-stack`` fits and publishes the model.
+    """
+
+    kind: Literal["stack"]
+    inputs: list[str] = Field(min_length=2, description="The combined nodes, in feature order.")
+    model: str = Field(description="A model whose features are the inputs' names.")
+    normalize: Normalization = Field(
+        "minmax", description="How each input's scores are scaled into features."
+    )
+
+    def reads(self) -> list[str]:
+        """The combined nodes."""
+        return list(self.inputs)
+
+    def models(self) -> list[str]:
+        """The combiner."""
+        return [self.model]
+
+    def check(self, name: str) -> None:
+        """Each input once."""
+        if len(set(self.inputs)) != len(self.inputs):
+            raise ValueError(f"node {name!r}: inputs {self.inputs} repeat a node")
+
 
 class SlotsNodeSpec(_Node):
-    """Curated items pinned at fixed positions of its input's list."""
+    """Curated items pinned at fixed positions, or spread over a share of the list."""
 
     kind: Literal["slots"]
     input: str = Field(description="The ranked list to pin items into.")
     curated: str = Field(description="The node whose items are pinned, in its order.")
-    positions: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
-        min_length=1, description="1-based positions, one curated item each."
+    positions: list[Annotated[int, Field(ge=1, le=1000)]] | None = Field(
+        None, min_length=1, description="1-based positions, one curated item each."
+    )
+    share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Instead of positions: this share of the top k, spread evenly from 1.",
     )
 
-    def inputs(self) -> list[str]:
+    def reads(self) -> list[str]:
         """The ranked list, then the curated list."""
         return [self.input, self.curated]
 
+    def check(self, name: str) -> None:
+        """Exactly one of ``positions`` and ``share``; no position twice."""
+        if (self.positions is None) == (self.share is None):
+            raise ValueError(f"node {name!r}: set exactly one of `positions` and `share`")
+        if self.positions is not None and len(set(self.positions)) != len(self.positions):
+            raise ValueError(f"node {name!r}: positions {self.positions} repeat a position")
+
 
 class FilterNodeSpec(_Node):
-    """Drops the request's excluded items and duplicates."""
+    """Drops the request's excluded items, repeats, and items the catalogue rules out."""
 
     kind: Literal["filter"]
     input: str = Field(description="The list to filter.")
+    drop: list[FilterRule] = Field(
+        default_factory=lambda: list(_ALL_FILTER_RULES),
+        description="Which rules apply: request exclusions, repeats, unavailable items.",
+    )
+    drop_unknown: bool = Field(
+        False, description="Also drop items the catalogue does not know (when it has one)."
+    )
 
-    def inputs(self) -> list[str]:
+    def reads(self) -> list[str]:
         """The filtered node."""
         return [self.input]
 
 
+class DiversifyNodeSpec(_Node):
+    """At most ``max_per_category`` items of one category in the top of the list."""
+
+    kind: Literal["diversify"]
+    input: str = Field(description="The list to diversify.")
+    max_per_category: int = Field(ge=1, le=1000, description="Cap per category in the top.")
+    top: int | None = Field(
+        None, ge=1, le=10_000, description="How many positions the cap covers; default `k`."
+    )
+
+    def reads(self) -> list[str]:
+        """The diversified node."""
+        return [self.input]
+
+
+class ArmSpec(BaseModel):
+    """One arm of an experiment: a node and its share of users."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    node: str = Field(description="The node whose list this arm's users get.")
+    weight: float = Field(description="Relative share of users (any non-negative scale).")
+
+
+class ExperimentNodeSpec(_Node):
+    """A/B/n test: each user sticks to one arm, drawn by a salted hash of their id."""
+
+    kind: Literal["experiment"]
+    arms: dict[NodeName, ArmSpec] = Field(min_length=1, description="Arm name -> arm.")
+    salt: str | None = Field(
+        None,
+        min_length=1,
+        description="Hash salt; defaults to the node name. A new salt reshuffles users.",
+    )
+
+    def reads(self) -> list[str]:
+        """Every arm's node (only the drawn one runs)."""
+        return [arm.node for arm in self.arms.values()]
+
+    def check(self, name: str) -> None:
+        """Arm weights as blend weights."""
+        _check_weights(name, {arm: spec.weight for arm, spec in self.arms.items()})
+
+
+class InterleaveNodeSpec(_Node):
+    """Team-draft interleaving of two rankers; each item is credited to its team."""
+
+    kind: Literal["interleave"]
+    teams: list[str] = Field(
+        min_length=2, max_length=2, description="The two ranked nodes; their names are teams."
+    )
+
+    def reads(self) -> list[str]:
+        """Both rankers."""
+        return list(self.teams)
+
+    def check(self, name: str) -> None:
+        """Two different rankers."""
+        if self.teams[0] == self.teams[1]:
+            raise ValueError(f"node {name!r}: interleaves {self.teams[0]!r} with itself")
+
+
+class FallbackNodeSpec(_Node):
+    """``primary``'s list, unless a source or model under it failed or was late."""
+
+    kind: Literal["fallback"]
+    primary: str = Field(description="The preferred branch.")
+    fallback: str = Field(description="Used when the primary branch is incomplete.")
+    min_items: int = Field(
+        1, ge=0, le=10_000, description="Fewer items than this also counts as a failure."
+    )
+
+    def reads(self) -> list[str]:
+        """Primary, then fallback."""
+        return [self.primary, self.fallback]
+
+    def check(self, name: str) -> None:
+        """Two different branches."""
+        if self.primary == self.fallback:
+            raise ValueError(f"node {name!r}: primary and fallback are both {self.primary!r}")
+
+
 NodeSpec = Annotated[
-    SourceNodeSpec | BlendNodeSpec | SlotsNodeSpec | FilterNodeSpec,
+    SourceNodeSpec
+    | BlendNodeSpec
+    | RerankNodeSpec
+    | StackNodeSpec
+    | SlotsNodeSpec
+    | FilterNodeSpec
+    | DiversifyNodeSpec
+    | ExperimentNodeSpec
+    | InterleaveNodeSpec
+    | FallbackNodeSpec,
     Field(discriminator="kind"),
 ]
 
 
 class UseCaseSpec(BaseModel):
-    """One use case: its nodes by name and the node whose list is returned."""
+    """One use case: its nodes by name, the node whose list is returned, its budget."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     nodes: dict[NodeName, NodeSpec] = Field(min_length=1, description="Nodes by name.")
     output: str = Field(description="The node whose list the endpoint returns (then top-k).")
+    budget_ms: float = Field(
+        250,
+        gt=0,
+        le=60_000,
+        description="Latency budget: the answer is built from whatever arrived by then.",
+    )
 
     @model_validator(mode="after")
     def _check_graph(self) -> UseCaseSpec:
         for name, node in self.nodes.items():
-            for ref in node.inputs():
+            for ref in node.reads():
                 if ref not in self.nodes:
                     raise ValueError(f"node {name!r} reads unknown node {ref!r}")
-            if isinstance(node, BlendNodeSpec):
-                _check_weights(name, node.weights)
-            if isinstance(node, SlotsNodeSpec) and len(set(node.positions)) != len(node.positions):
-                raise ValueError(f"node {name!r}: positions {node.positions} repeat a position")
+            node.check(name)
         if self.output not in self.nodes:
             raise ValueError(f"output names unknown node {self.output!r}")
         self.topological_order()  # raises naming the cycle, if any
-        unused = sorted(set(self.nodes) - self._reachable_from_output())
+        unused = sorted(set(self.nodes) - self.reachable(self.output))
         if unused:
             raise ValueError(f"nodes {unused} do not feed the output {self.output!r}")
         return self
 
     def topological_order(self) -> list[str]:
         """Node names, each after every node it reads; raises naming a cycle."""
-        sorter = graphlib.TopologicalSorter({n: node.inputs() for n, node in self.nodes.items()})
+        sorter = graphlib.TopologicalSorter({n: node.reads() for n, node in self.nodes.items()})
         try:
             return list(sorter.static_order())
         except graphlib.CycleError as exc:
             cycle = " -> ".join(exc.args[1])
             raise ValueError(f"nodes form a cycle: {cycle}") from exc
 
-    def _reachable_from_output(self) -> set[str]:
+    def reachable(self, start: str) -> set[str]:
+        """``start`` and every node it reads, directly or not."""
         seen: set[str] = set()
-        stack = [self.output]
+        stack = [start]
         while stack:
             name = stack.pop()
             if name not in seen:
                 seen.add(name)
-                stack.extend(self.nodes[name].inputs())
+                stack.extend(self.nodes[name].reads())
         return seen
 
     def sources(self) -> dict[str, SourceNodeSpec]:
         """The source nodes by name."""
         return {n: s for n, s in self.nodes.items() if isinstance(s, SourceNodeSpec)}
 
+    def models(self) -> set[str]:
+        """Every hosted model some node calls."""
+        return {model for node in self.nodes.values() for model in node.models()}
+
     def check_models(self, use_case: str, known_models: Iterable[str]) -> None:
-        """Raise ``ConfigError`` naming the node when a source uses an unknown model."""
+        """Raise ``ConfigError`` naming the node when it calls an unknown model."""
         known = set(known_models)
-        for name, node in self.sources().items():
-            if node.model not in known:
-                raise ConfigError(
-                    f"use case {use_case!r}, node {name!r}: unknown model {node.model!r} "
-                    f"(expected one of {sorted(known)})"
-                )
+        for name, node in self.nodes.items():
+            for model in node.models():
+                if model not in known:
+                    raise ConfigError(
+                        f"use case {use_case!r}, node {name!r}: unknown model {model!r} "
+                        f"(expected one of {sorted(known)})"
+                    )
 
 
 def _check_weights(node: str, weights: dict[str, float]) -> None:

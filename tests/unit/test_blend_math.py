@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 
 from blending.candidates import BlendContext, Candidate, SourceResult
-from blending.dag import BlendPlan
 from blending.nodes import apply_filter, apply_slots, from_source, weighted_blend
 from blending.normalize import minmax, rank, zscore
-from blending.spec import UseCaseSpec
 
 
 def _source(name: str, *items: tuple[str, float]) -> list[Candidate]:
@@ -80,44 +78,3 @@ def test_filter_drops_excluded_and_duplicate_items() -> None:
     kept = apply_filter(items, BlendContext("u", 10, frozenset({"r"})))
     assert [c.item_id for c in kept] == ["p", "q"]
     assert kept[0].score == 3.0
-
-
-SPEC = UseCaseSpec.model_validate(
-    {
-        "nodes": {
-            "cf": {"kind": "source", "model": "mf"},
-            "pop": {"kind": "source", "model": "popularity"},
-            "picks": {"kind": "source", "model": "staff"},
-            "mix": {"kind": "blend", "weights": {"cf": 0.7, "pop": 0.3}},
-            "pins": {"kind": "slots", "input": "mix", "curated": "picks", "positions": [2]},
-            "out": {"kind": "filter", "input": "pins"},
-        },
-        "output": "out",
-    }
-)
-
-
-def test_plan_runs_the_whole_dag_to_top_k() -> None:
-    answers = {
-        "cf": SourceResult("mf", "4", [("a", 0.9), ("b", 0.5), ("c", 0.1)]),
-        "pop": SourceResult("popularity", "1", [("c", 30.0), ("d", 10.0)]),
-        "picks": SourceResult("staff", "2", [("e", 1.0)]),
-    }
-    outcome = BlendPlan("home", SPEC).run(answers, BlendContext("u", 3, frozenset({"b"})))
-    # a: 0.7; c: 0.3; d: 0; b excluded; e pinned at 2
-    assert [c.item_id for c in outcome.items] == ["a", "e", "c"]
-    assert not outcome.degraded
-    assert outcome.model_versions == {"mf": "4", "popularity": "1", "staff": "2"}
-
-
-def test_plan_degrades_when_a_source_fails() -> None:
-    answers = {
-        "cf": RuntimeError("replica died"),
-        "pop": SourceResult("popularity", "1", [("c", 30.0), ("d", 10.0)]),
-        "picks": SourceResult("staff", "2", [("e", 1.0)]),
-    }
-    outcome = BlendPlan("home", SPEC).run(answers, BlendContext("u", 10))
-    assert outcome.degraded
-    assert outcome.failed_sources == {"cf": "RuntimeError: replica died"}
-    assert [c.item_id for c in outcome.items] == ["c", "e", "d"]
-    assert "mf" not in outcome.model_versions

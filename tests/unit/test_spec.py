@@ -84,3 +84,63 @@ def test_unknown_model_names_use_case_and_node() -> None:
     spec = UseCaseSpec.model_validate(_spec())
     with pytest.raises(ConfigError, match="use case 'home', node 'b': unknown model 'pop'"):
         spec.check_models("home", ["mf"])
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        (
+            {"kind": "slots", "input": "mix", "curated": "b", "positions": [1], "share": 0.2},
+            "node 'out': set exactly one of `positions` and `share`",
+        ),
+        (
+            {"kind": "slots", "input": "mix", "curated": "b"},
+            "node 'out': set exactly one of `positions` and `share`",
+        ),
+        (
+            {"kind": "experiment", "arms": {"x": {"node": "mix", "weight": 0}}},
+            "node 'out': all weights are zero",
+        ),
+        (
+            {"kind": "experiment", "arms": {"x": {"node": "nowhere", "weight": 1}}},
+            "node 'out' reads unknown node 'nowhere'",
+        ),
+        ({"kind": "interleave", "teams": ["mix", "mix"]}, "node 'out': interleaves 'mix'"),
+        ({"kind": "fallback", "primary": "a", "fallback": "a"}, "node 'out': primary and"),
+        ({"kind": "stack", "inputs": ["a", "a"], "model": "lr"}, "node 'out': inputs"),
+        ({"kind": "diversify", "input": "mix", "max_per_category": 0}, "max_per_category"),
+        ({"kind": "rerank", "input": "mix", "model": "ctr", "depth": 0}, "depth"),
+    ],
+)
+def test_new_node_kinds_are_checked_naming_the_node(node: dict[str, Any], expected: str) -> None:
+    message = _error(_spec(out=node))
+    assert expected in message
+
+
+def test_every_node_kind_loads_from_config() -> None:
+    spec = UseCaseSpec.model_validate(
+        {
+            "budget_ms": 120,
+            "output": "out",
+            "nodes": {
+                "a": {"kind": "source", "model": "mf"},
+                "b": {"kind": "source", "model": "pop"},
+                "mix": {"kind": "blend", "method": "rrf", "weights": {"a": 1, "b": 1}},
+                "learned": {"kind": "stack", "inputs": ["a", "b"], "model": "lr"},
+                "clicks": {"kind": "rerank", "input": "learned", "model": "ctr"},
+                "pins": {"kind": "slots", "input": "clicks", "curated": "b", "share": 0.2},
+                "both": {"kind": "interleave", "teams": ["mix", "pins"]},
+                "ab": {
+                    "kind": "experiment",
+                    "arms": {"x": {"node": "mix", "weight": 1}, "y": {"node": "both", "weight": 1}},
+                },
+                "safe": {"kind": "fallback", "primary": "ab", "fallback": "b"},
+                "varied": {"kind": "diversify", "input": "safe", "max_per_category": 2},
+                "out": {"kind": "filter", "input": "varied", "drop": ["excluded"]},
+            },
+        }
+    )
+    assert spec.models() == {"mf", "pop", "lr", "ctr"}
+    assert spec.budget_ms == 120
+    with pytest.raises(ConfigError, match="node 'clicks': unknown model 'ctr'"):
+        spec.check_models("home", ["mf", "pop", "lr"])

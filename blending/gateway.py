@@ -1,0 +1,80 @@
+"""How the blender reaches models: one async interface, in process or remote.
+
+The DAG runner only sees a :class:`ModelGateway`. In process, :class:`LocalModels`
+calls loaded adapters directly (their coroutines finish without suspending, so an
+inline model costs no event-loop round trip); the ingress adds models reached in
+other deployments behind the same interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from blending.candidates import ScoreResult, SourceResult
+from models.base import ModelAdapter, Recommender, RecommendQuery, Scorer
+from models.errors import ModelError
+
+__all__ = ["LocalModels", "ModelGateway"]
+
+
+class ModelGateway(Protocol):
+    """The model calls a blend makes."""
+
+    def is_inline(self, model: str) -> bool:
+        """Whether calls to ``model`` run in this process (and cannot be cut short)."""
+        ...
+
+    async def recommend(self, model: str, query: RecommendQuery, n: int) -> SourceResult:
+        """Up to ``n`` scored candidates for the query's user."""
+        ...
+
+    async def score(
+        self, model: str, query: RecommendQuery, item_ids: Sequence[str]
+    ) -> ScoreResult:
+        """One score per item for the query's user."""
+        ...
+
+    async def predict(self, model: str, rows: Sequence[Sequence[float]]) -> ScoreResult:
+        """One numeric prediction per feature row."""
+        ...
+
+
+class LocalModels:
+    """A gateway over adapters loaded in this process."""
+
+    def __init__(self, adapters: Mapping[str, ModelAdapter]) -> None:
+        self.adapters = dict(adapters)
+
+    def is_inline(self, model: str) -> bool:
+        """Always: every model here is in process."""
+        return True
+
+    def _adapter(self, model: str) -> ModelAdapter:
+        try:
+            return self.adapters[model]
+        except KeyError:
+            raise ModelError(f"model {model!r} is not loaded here") from None
+
+    async def recommend(self, model: str, query: RecommendQuery, n: int) -> SourceResult:
+        """Ask the adapter directly."""
+        adapter = self._adapter(model)
+        if not isinstance(adapter, Recommender):
+            raise ModelError(f"model {model!r} is not a recommender")
+        items = adapter.recommend([query], n)[0]
+        return SourceResult(model, adapter.version, items, curated=adapter.format == "curated")
+
+    async def score(
+        self, model: str, query: RecommendQuery, item_ids: Sequence[str]
+    ) -> ScoreResult:
+        """Score items with the adapter directly."""
+        adapter = self._adapter(model)
+        if not isinstance(adapter, Scorer):
+            raise ModelError(f"model {model!r} cannot score items (it is not a Scorer)")
+        return ScoreResult(model, adapter.version, adapter.score(query, item_ids))
+
+    async def predict(self, model: str, rows: Sequence[Sequence[float]]) -> ScoreResult:
+        """Predict with the adapter directly."""
+        adapter = self._adapter(model)
+        predictions = adapter.predict([list(row) for row in rows])
+        return ScoreResult(model, adapter.version, [float(p) for p in predictions])
