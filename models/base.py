@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from models.store import Manifest
 
-__all__ = ["ModelAdapter", "RecommendQuery", "Recommender", "ScoredItem"]
+__all__ = ["ModelAdapter", "RecommendQuery", "Recommender", "ScoredItem", "Scorer"]
 
 ScoredItem = tuple[str, float]
 """An item id and the score a model gave it; higher is better."""
@@ -77,6 +77,7 @@ class ModelAdapter(ABC):
             "metrics": self.manifest.metrics,
             "description": self.manifest.description,
             "recommender": isinstance(self, Recommender),
+            "scorer": isinstance(self, Scorer),
         }
 
 
@@ -86,3 +87,15 @@ class Recommender(ABC):
     @abstractmethod
     def recommend(self, queries: Sequence[RecommendQuery], n: int) -> list[list[ScoredItem]]:
         """Return, for every query, up to ``n`` items, best first."""
+
+
+class Scorer(ABC):
+    """A model that scores given items for one user (a DAG ``rerank``)."""
+
+    @abstractmethod
+    def score(self, query: RecommendQuery, item_ids: Sequence[str]) -> list[float]:
+        """One score per item of ``item_ids``, in order; higher is better.
+
+        Items the model knows nothing about still get a (low) finite score, so a
+        reranked list never loses an item.
+        """
