@@ -22,6 +22,8 @@ _registry: dict[str, type[ModelAdapter] | str] = {
     "torchscript": "models.torch_adapter:TorchScriptAdapter",
     "curated": "models.curated:CuratedListAdapter",
     "popularity": "models.popularity:PopularityAdapter",
+    "click_ranker": "models.click_ranker:ClickRankerAdapter",
+    "python": "models.python_adapter:PythonAdapter",
 }
 
 

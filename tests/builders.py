@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from models.click_ranker import CLICK_FEATURES
+from models.python_adapter import publish_python_model
 from models.store import ArtifactStore, Manifest
 
 ITEMS = [f"i{n}" for n in range(6)]
@@ -89,3 +92,73 @@ def publish_popularity(
     )
     pq.write_table(table, tmp / "counts.parquet")
     return store.publish(name, "1", "popularity", {"counts.parquet": tmp / "counts.parquet"})
+
+
+def publish_sleepy_model(
+    store: ArtifactStore, name: str, delay_s: float, items: list[str], version: str = "1"
+) -> Manifest:
+    """A ``python`` recommender that sleeps ``delay_s`` per call (a slow source)."""
+    return publish_python_model(
+        store,
+        name,
+        version,
+        "support_models:SleepyRecommender",
+        {"delay_s": delay_s, "items": items},
+    )
+
+
+CLICK_AS_OF = "2025-03-02T12:00:00+00:00"
+"""The snapshot time of :func:`publish_tiny_click_ranker` (its newest click)."""
+
+
+def publish_tiny_click_ranker(
+    store: ArtifactStore, tmp: Path, name: str = "ranker", as_of: str | None = CLICK_AS_OF
+) -> Manifest:
+    """A ``click_ranker`` over 3 items and 2 users; clicks favour affinity and freshness.
+
+    ======  ========  =================  ======  ===========================
+    item    category  published_at       clicks  user clicks by category
+    ======  ========  =================  ======  ===========================
+    ``i1``  sports    2025-03-01 00:00   3       alice: sports 3, tech 1
+    ``i2``  tech      2025-03-01 06:00   1       bob: tech 2
+    ``i3``  sports    2025-03-02 00:00   0
+    ======  ========  =================  ======  ===========================
+    """
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    n = 400
+    affinity, popularity = rng.uniform(0, 1, n), rng.uniform(0, 3, n)
+    age, hour = rng.uniform(0, 72, n), rng.integers(0, 24, n).astype(float)
+    logit = 4 * affinity + popularity - age / 12 + (hour >= 18) - 1 + rng.normal(0, 0.5, n)
+    x = np.column_stack([affinity, popularity, age, hour])
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression())
+    joblib.dump(pipeline.fit(x, (logit > 0).astype(int)), tmp / "model.joblib")
+    (tmp / "features.json").write_text(json.dumps({"feature_names": list(CLICK_FEATURES)}))
+    items = pd.DataFrame(
+        {
+            "item_id": ["i1", "i2", "i3"],
+            "category": ["sports", "tech", "sports"],
+            "published_at": pd.to_datetime(
+                ["2025-03-01T00:00:00Z", "2025-03-01T06:00:00Z", "2025-03-02T00:00:00Z"]
+            ),
+            "clicks": np.array([3, 1, 0], dtype=np.int64),
+        }
+    )
+    users = pd.DataFrame(
+        {
+            "user_id": ["alice", "alice", "bob"],
+            "category": ["sports", "tech", "tech"],
+            "clicks": np.array([3, 1, 2], dtype=np.int64),
+        }
+    )
+    pq.write_table(pa.Table.from_pandas(items, preserve_index=False), tmp / "items.parquet")
+    users_path = tmp / "user_categories.parquet"
+    pq.write_table(pa.Table.from_pandas(users, preserve_index=False), users_path)
+    parts = ("model.joblib", "features.json", "items.parquet", "user_categories.parquet")
+    files = {part: tmp / part for part in parts}
+    extra = {} if as_of is None else {"as_of": as_of}
+    return store.publish(name, "1", "click_ranker", files, extra=extra)

@@ -2,6 +2,7 @@
 that publishes ``mf``, ``click_model``, ``staff_picks`` and ``popularity`` to a store."""
 
 from models.demo.data import InteractionData
+from models.demo.feedback import simulate_feedback
 from models.demo.movielens import read_movielens
 from models.demo.synthetic import CATEGORIES, generate_news_dataset
 from models.demo.train import DEMO_MODELS, demo_train, split_last_click, train_demo_models
@@ -13,6 +14,7 @@ __all__ = [
     "demo_train",
     "generate_news_dataset",
     "read_movielens",
+    "simulate_feedback",
     "split_last_click",
     "train_demo_models",
 ]

@@ -17,17 +17,17 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+# The feature names live with the serving adapter, which rebuilds them per request.
+from models.click_ranker import CLICK_FEATURES
 from models.errors import ConfigError
 
-__all__ = ["CLICK_FEATURES", "ClickModelFit", "click_examples", "fit_click_model"]
-
-CLICK_FEATURES: tuple[str, ...] = (
-    "category_affinity",
-    "log_item_popularity",
-    "item_age_hours",
-    "hour_of_day",
-)
-"""Feature order of the click model (also written to its ``features.json``)."""
+__all__ = [
+    "CLICK_FEATURES",
+    "ClickModelFit",
+    "click_examples",
+    "click_feature_tables",
+    "fit_click_model",
+]
 
 _NEGATIVE_WINDOW_S = 7 * 86400
 _TEST_SHARE = 0.2
@@ -127,3 +127,38 @@ def fit_click_model(items: pd.DataFrame, clicks: pd.DataFrame, seed: int) -> Cli
     scores = pipeline.predict_proba(test[features].to_numpy(np.float32))[:, 1]
     auc = float(roc_auc_score(test["label"].to_numpy(), scores))
     return ClickModelFit(pipeline=pipeline, auc=auc, n_examples=len(examples))
+
+
+def click_feature_tables(
+    items: pd.DataFrame, clicks: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``click_ranker`` tables: per-item and per-(user, category) click counts.
+
+    ``items.parquet`` holds every catalogue item (``item_id``, ``category``,
+    ``published_at``, ``clicks``), so items nobody clicked can still be scored;
+    ``user_categories.parquet`` holds ``user_id``, ``category``, ``clicks``. As in
+    :func:`click_examples`, clicks on items missing from ``items`` are ignored.
+    """
+    catalogue = pd.DataFrame(
+        {
+            "item_id": items["item_id"].astype(str),
+            "category": items["category"].astype(str),
+            "published_at": items["published_at"],
+        }
+    ).sort_values("item_id", kind="stable", ignore_index=True)
+    known = clicks[clicks["item_id"].isin(catalogue["item_id"])]
+    counts = known["item_id"].astype(str).value_counts()
+    catalogue["clicks"] = counts.reindex(catalogue["item_id"], fill_value=0).to_numpy(np.int64)
+    by_user = pd.DataFrame(
+        {
+            "user_id": known["user_id"].astype(str).to_numpy(),
+            "category": catalogue.set_index("item_id")
+            .loc[known["item_id"].astype(str), "category"]
+            .to_numpy(),
+        }
+    )
+    user_categories = (
+        by_user.groupby(["user_id", "category"], sort=True).size().rename("clicks").reset_index()
+    )
+    user_categories["clicks"] = user_categories["clicks"].astype(np.int64)
+    return catalogue, user_categories

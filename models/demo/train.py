@@ -1,17 +1,21 @@
 """Train the four demo models on an interaction dataset and publish them to a store.
 
-===============  ===========  ======================================================
-model            format       what it is
-===============  ===========  ======================================================
-``mf``           torchscript  BPR matrix factorisation: a personal top-N
-``click_model``  sklearn      logistic click probability from four tabular features
-``staff_picks``  curated      20 of the week's most-read items, one section at a time
-``popularity``   popularity   click counts, the baseline to beat
-===============  ===========  ======================================================
+===============  ============  =====================================================
+model            format        what it is
+===============  ============  =====================================================
+``mf``           torchscript   BPR matrix factorisation: a personal top-N
+``click_model``  click_ranker  logistic click probability from four tabular features,
+                               with the feature tables to rerank items per request
+``staff_picks``  curated       20 of the week's most-read items, one section at a time
+``popularity``   popularity    click counts, the baseline to beat
+===============  ============  =====================================================
 
 Every model trains on the same split: each user's last click is held out, and the
 recommenders report ``recall_at_10`` on those held-out clicks, so their manifests
 can be compared directly. A published version is never overwritten.
+
+:func:`demo_train` also writes ``feedback.parquet`` beside the dataset: a simulated
+impression log around the held-out clicks (see ``models.demo.feedback``).
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from models.demo.click_features import CLICK_FEATURES, fit_click_model
+from models.demo.click_features import CLICK_FEATURES, click_feature_tables, fit_click_model
 from models.demo.data import InteractionData
+from models.demo.feedback import simulate_feedback
 from models.demo.mf import export_torchscript, recall_at_k, train_bpr
 from models.demo.movielens import read_movielens
 from models.demo.synthetic import generate_news_dataset
@@ -143,18 +148,37 @@ def _train_click_model(split: _Split, workdir: Path) -> _Trained:
     (workdir / "features.json").write_text(
         json.dumps({"feature_names": list(CLICK_FEATURES)}) + "\n", encoding="utf-8"
     )
+    # The tables serving needs to rebuild the features, from the same training clicks.
+    items, user_categories = click_feature_tables(split.data.items, split.train)
+    pq.write_table(pa.Table.from_pandas(items, preserve_index=False), workdir / "items.parquet")
+    pq.write_table(
+        pa.Table.from_pandas(user_categories, preserve_index=False),
+        workdir / "user_categories.parquet",
+    )
+    as_of = split.train["ts"].max()
     return _Trained(
-        format="sklearn",
+        format="click_ranker",
         files={
-            "model.joblib": workdir / "model.joblib",
-            "features.json": workdir / "features.json",
+            name: workdir / name
+            for name in (
+                "model.joblib",
+                "features.json",
+                "items.parquet",
+                "user_categories.parquet",
+            )
         },
         metrics={"auc": fitted.auc},
         description=(
             "Click probability (standardised logistic regression) from category affinity, "
-            "item popularity, item age and hour of day; negatives are unclicked recent items."
+            "item popularity, item age and hour of day; negatives are unclicked recent items. "
+            "Reranks any items for a user at request time."
         ),
-        extra={"feature_names": list(CLICK_FEATURES), "n_examples": fitted.n_examples},
+        extra={
+            "feature_names": list(CLICK_FEATURES),
+            "n_examples": fitted.n_examples,
+            # Whole seconds: the features are, and fromisoformat reads no nanoseconds.
+            "as_of": pd.Timestamp(as_of).floor("s").isoformat(),
+        },
     )
 
 
@@ -286,10 +310,16 @@ def demo_train(
 ) -> list[Manifest]:
     """Build the demo dataset (synthetic, or MovieLens when given), save it, train on it.
 
-    The dataset is written to ``data_dir`` as Parquet (see ``InteractionData.save``)
-    and the models to the store at ``store_dir``; this is ``blendserve demo-train``.
+    The dataset is written to ``data_dir`` as Parquet (see ``InteractionData.save``),
+    with ``feedback.parquet`` (simulated impressions around each user's held-out last
+    click, same seed, same file), and the models to the store at ``store_dir``; this
+    is ``blendserve demo-train``.
     """
     data = read_movielens(movielens) if movielens is not None else generate_news_dataset(seed)
-    data.save(data_dir)
+    target = data.save(data_dir)
+    feedback = simulate_feedback(*split_last_click(data.interactions), seed=seed)
+    pq.write_table(
+        pa.Table.from_pandas(feedback, preserve_index=False), target / "feedback.parquet"
+    )
     store = ArtifactStore(store_dir)
     return train_demo_models(store, data, seed=seed, version=version, force=force)

@@ -123,7 +123,8 @@ def test_load_refuses_a_tampered_artifact(store: ArtifactStore, scratch: Path) -
 
 
 def test_registry_knows_the_builtin_formats() -> None:
-    assert {"sklearn", "torchscript", "curated", "popularity"} <= set(formats())
+    builtin = {"sklearn", "torchscript", "curated", "popularity", "click_ranker", "python"}
+    assert builtin <= set(formats())
     assert adapter_class("sklearn") is SklearnAdapter
 
 

@@ -6,18 +6,23 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
 
-from models.base import Recommender, RecommendQuery
+from models.base import Recommender, RecommendQuery, Scorer
+from models.click_ranker import ClickRankerAdapter
 from models.demo import (
     DEMO_MODELS,
     InteractionData,
     demo_train,
     generate_news_dataset,
+    simulate_feedback,
+    split_last_click,
     train_demo_models,
 )
+from models.demo.click_features import CLICK_FEATURES, click_examples
 from models.registry import load_model
 from models.store import ArtifactStore
 
@@ -126,6 +131,40 @@ def test_click_model_scores_a_fresh_favourite_above_a_stale_stranger(store: Arti
     assert store.manifest("click_model", "1").metrics["auc"] > 0.75
 
 
+def test_click_model_is_a_click_ranker_snapshotted_at_the_newest_training_click(
+    store: ArtifactStore, news: InteractionData
+) -> None:
+    manifest = store.manifest("click_model", "1")
+    assert manifest.format == "click_ranker"
+    assert {"items.parquet", "user_categories.parquet"} <= set(manifest.files)
+    train, _ = split_last_click(news.interactions)
+    assert pd.Timestamp(manifest.extra["as_of"]) == train["ts"].max()
+    model = load_model(store, "click_model", "1", {"clock": "snapshot"})
+    assert isinstance(model, Scorer)
+    assert model.describe()["n_items"] == 300 and model.describe()["n_users"] == 200
+
+
+def test_click_ranker_features_match_the_training_definition(
+    store: ArtifactStore, news: InteractionData
+) -> None:
+    # Training computes a click's features from every earlier training click. Append
+    # one click per item for one reader an hour after the snapshot: its training
+    # features must be what the served model rebuilds from its tables.
+    train, _ = split_last_click(news.interactions)
+    now = train["ts"].max() + pd.Timedelta(hours=1, seconds=17)
+    user, items = "u0007", news.items["item_id"].tolist()[::7]
+    probes = pd.DataFrame({"user_id": user, "item_id": items, "ts": now})
+    examples = click_examples(news.items, pd.concat([train, probes], ignore_index=True), seed=0)
+    # Positives come first, in click order, so the probes are the last positives.
+    positives = examples[examples["label"] == 1]
+    expected = positives[list(CLICK_FEATURES)].tail(len(items)).to_numpy(np.float32)
+    model = load_model(store, "click_model", "1")
+    assert isinstance(model, ClickRankerAdapter)
+    served = model.features(RecommendQuery(user, {"now": now.isoformat()}), items)
+    np.testing.assert_allclose(served, expected, rtol=1e-6)
+    assert served[:, 0].max() > 0  # the reader has affinity for some of these sections
+
+
 def test_staff_picks_are_twenty_recent_items_across_sections(
     store: ArtifactStore, news: InteractionData
 ) -> None:
@@ -208,3 +247,23 @@ def test_demo_train_on_movielens_saves_the_dataset_and_publishes_all_models(tmp_
     }
     (probability,) = load_model(store, "click_model", "1").predict([features])
     assert 0.0 < probability < 1.0
+
+
+def test_demo_train_writes_the_same_simulated_feedback_for_the_same_seed(tmp_path: Path) -> None:
+    movielens = _write_movielens(tmp_path / "ml")
+    demo_train(tmp_path / "store", tmp_path / "data", movielens=movielens, seed=5)
+    table = pq.read_table(tmp_path / "data" / "feedback.parquet")
+    assert [str(t) for t in table.schema.types] == [
+        "string",
+        "string",
+        "int8",
+        "timestamp[ns, tz=UTC]",
+    ]
+    assert table.schema.names == ["user_id", "item_id", "label", "ts"]
+    data = InteractionData.load(tmp_path / "data")
+    expected = simulate_feedback(*split_last_click(data.interactions), seed=5)
+    pd.testing.assert_frame_equal(table.to_pandas(), expected)
+    # Again into another data directory (the models are already published): same file.
+    demo_train(tmp_path / "store", tmp_path / "again", movielens=movielens, seed=5)
+    again = (tmp_path / "again" / "feedback.parquet").read_bytes()
+    assert again == (tmp_path / "data" / "feedback.parquet").read_bytes()
