@@ -19,9 +19,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Trains and publishes the demo models; skipped for versions already in the store.
+# Trains and publishes the demo models, then the `discover` use case's stacked
+# combiner from the demo's logged feedback; versions already in the store are kept.
 demo: install
 	$(BIN)/blendserve demo-train --store artifacts --data data
+	$(BIN)/blendserve train-stack configs/default.yaml --use-case discover --node learned \
+		--feedback data/feedback.parquet --skip-existing
 
 run: demo
 	$(BIN)/blendserve validate $(CONFIG)

@@ -1,8 +1,10 @@
 """The application builder that ``serve deploy`` and ``serve run`` call.
 
-``import_path: deployments.app:build_app`` with the use cases, models and store in
-``args``. Models placed in a ``deployment`` get their own ``ModelServer`` with the
-resources their config asks for; everything else runs inside the ingress.
+``import_path: deployments.app:build_app`` with the models and store in ``args``
+and the use cases in the ``Ingress`` deployment's ``user_config`` (see
+``deployments.config``). Models placed in a ``deployment`` get their own
+``ModelServer`` with the resources their config asks for; everything else runs
+inside the ingress.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 from ray.serve import Application
 
-from deployments.config import parse_app_config
+from deployments.config import parse_app_args
 from deployments.ingress import Ingress
 from deployments.model_server import ModelServer
 
@@ -20,7 +22,7 @@ __all__ = ["build_app"]
 
 def build_app(args: dict[str, Any]) -> Application:
     """Validate ``args`` and bind the ingress to one model deployment per heavy model."""
-    config = parse_app_config(args)
+    config = parse_app_args(args)
     handles = {}
     for name, spec in config.remote_models().items():
         handles[name] = ModelServer.options(  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deployments.config import load_serve_config, resolve_store
-from models.errors import BlendserveError
+from models.errors import BlendserveError, ConfigError
 from models.store import ArtifactStore
 
 __all__ = ["main"]
@@ -22,18 +22,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for app_name, app in apps.items():
         if args.skip_store:
             continue
-        store = ArtifactStore(resolve_store(app.store))
-        for model, spec in app.models.items():
+        store = ArtifactStore(resolve_store(app.args.store))
+        for model, spec in app.args.models.items():
             try:
                 store.verify(model, spec.version)
             except BlendserveError as exc:
                 problems.append(f"application {app_name!r}: {exc}")
+        if app.args.catalog is not None and not resolve_store(app.args.catalog).is_file():
+            problems.append(f"application {app_name!r}: catalog {app.args.catalog} is missing")
     if problems:
         for problem in problems:
             print(f"{args.config}: {problem}", file=sys.stderr)
         return 1
     summary = ", ".join(
-        f"{n} ({len(a.models)} models, use cases {sorted(a.use_cases)})" for n, a in apps.items()
+        f"{n} ({len(a.args.models)} models, use cases {sorted(a.live.use_cases)})"
+        for n, a in apps.items()
     )
     print(f"{args.config}: ok: {summary}")
     return 0
@@ -52,6 +55,34 @@ def _cmd_demo_train(args: argparse.Namespace) -> int:
     for manifest in manifests:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in manifest.metrics.items())
         print(f"{manifest.name} v{manifest.version} ({manifest.format}): {metrics}")
+    return 0
+
+
+def _cmd_train_stack(args: argparse.Namespace) -> int:
+    from deployments.training import train_stack  # deferred: pulls in torch
+
+    apps = load_serve_config(args.config)
+    app_name = args.app or next(iter(apps))
+    if app_name not in apps:
+        raise ConfigError(f"{args.config}: no blendserve application {app_name!r} ({sorted(apps)})")
+    result = train_stack(
+        apps[app_name],
+        args.use_case,
+        args.node,
+        args.feedback,
+        version=args.version,
+        seed=args.seed,
+        skip_existing=args.skip_existing,
+    )
+    if result is None:
+        print(f"{args.use_case}.{args.node}: that version is already published; not retraining")
+        return 0
+    manifest, n_examples = result
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in manifest.metrics.items())
+    print(
+        f"{manifest.name} v{manifest.version} (stack over {manifest.extra['feature_names']}, "
+        f"{n_examples} examples): {metrics}"
+    )
     return 0
 
 
@@ -131,6 +162,27 @@ def _parser() -> argparse.ArgumentParser:
         help="version to publish; existing versions are never overwritten, use a new one",
     )
     train.set_defaults(func=_cmd_demo_train)
+
+    stack = sub.add_parser(
+        "train-stack", help="fit a stack node's combiner from logged feedback and publish it"
+    )
+    stack.add_argument("config", help="the Serve config holding the use case")
+    stack.add_argument("--use-case", required=True)
+    stack.add_argument("--node", required=True, help="the stack node to train")
+    stack.add_argument(
+        "--feedback", required=True, type=Path, help="Parquet: user_id, item_id, label (0/1)"
+    )
+    stack.add_argument("--app", default=None, help="application name (default: the first)")
+    stack.add_argument(
+        "--version", default=None, help="version to publish (default: the config's version)"
+    )
+    stack.add_argument("--seed", type=int, default=7)
+    stack.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="exit quietly when that version is already published (for `make run`)",
+    )
+    stack.set_defaults(func=_cmd_train_stack)
 
     models = sub.add_parser("models", help="list the artifact store")
     models.add_argument("--store", default="artifacts")

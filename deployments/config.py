@@ -1,4 +1,13 @@
-"""The application's arguments (the Serve config's ``args``), validated without Ray.
+"""A blendserve application's config, validated without Ray.
+
+It lives in two places of a Serve config, on purpose:
+
+* ``args`` (:class:`AppArgs`): the store, the hosted models and ingress limits.
+  Serve hashes ``args`` into the application's code version, so changing them
+  replaces every replica (models reload).
+* the ``Ingress`` deployment's ``user_config`` (:class:`LiveConfig`): the use cases,
+  their weights, slots and experiment splits. Serve hands a changed ``user_config``
+  to the running replicas' ``reconfigure``: no restart, no dropped request.
 
 One loader turns any validation failure into a ``ConfigError`` that names the file,
 the field path, what was expected and what was given.
@@ -7,7 +16,8 @@ the field path, what was expected and what was given.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,13 +28,24 @@ from blending.spec import UseCaseSpec
 from models.errors import ConfigError
 
 __all__ = [
+    "INGRESS_DEPLOYMENT",
+    "RESULT_KEY_ENV",
+    "AppArgs",
     "AppConfig",
     "IngressConfig",
+    "LiveConfig",
     "ModelConfig",
     "load_serve_config",
-    "parse_app_config",
+    "parse_app_args",
+    "parse_live_config",
     "resolve_store",
 ]
+
+RESULT_KEY_ENV = "BLENDSERVE_RESULT_KEY"
+"""Environment variable with the secret that signs result ids (the same on every replica)."""
+
+INGRESS_DEPLOYMENT = "Ingress"
+"""The ingress deployment's name; its ``user_config`` holds the use cases."""
 
 
 class ModelConfig(BaseModel):
@@ -73,8 +94,8 @@ class IngressConfig(BaseModel):
     max_exclude: int = Field(1000, ge=0, le=100_000, description="Longest `exclude` list.")
 
 
-class AppConfig(BaseModel):
-    """Everything the application builder needs: store, models, use cases."""
+class AppArgs(BaseModel):
+    """The application's ``args``: store, models, ingress limits and catalogue."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -83,18 +104,51 @@ class AppConfig(BaseModel):
         description="Artifact store directory; relative paths resolve against $BLENDSERVE_HOME.",
     )
     models: dict[str, ModelConfig] = Field(min_length=1, description="Hosted models by name.")
-    use_cases: dict[str, UseCaseSpec] = Field(min_length=1, description="Use cases by name.")
     ingress: IngressConfig = Field(default_factory=IngressConfig, description="Ingress limits.")
+    catalog: str | None = Field(
+        None,
+        description=(
+            "Parquet file of items (item_id, category, available) read by `filter` and "
+            "`diversify`; relative paths resolve against $BLENDSERVE_HOME."
+        ),
+    )
 
-    @model_validator(mode="after")
-    def _check_models_exist(self) -> AppConfig:
-        for name, spec in self.use_cases.items():
-            spec.check_models(name, self.models)
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _use_cases_are_live(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "use_cases" in data:
+            raise ValueError(
+                f"use_cases: move them to the {INGRESS_DEPLOYMENT!r} deployment's user_config "
+                "(deployments: [{name: Ingress, user_config: {use_cases: ...}}]), where "
+                "`serve deploy` changes them without restarting replicas"
+            )
+        return data
 
     def remote_models(self) -> dict[str, ModelConfig]:
         """Models that get their own deployment."""
         return {n: m for n, m in self.models.items() if m.placement == "deployment"}
+
+
+class LiveConfig(BaseModel):
+    """The ingress's ``user_config``: what changes live, without restarting replicas."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    use_cases: dict[str, UseCaseSpec] = Field(min_length=1, description="Use cases by name.")
+
+    def check_models(self, known_models: Iterable[str]) -> None:
+        """Raise ``ConfigError`` naming use case and node when one calls an unknown model."""
+        known = list(known_models)
+        for name, spec in self.use_cases.items():
+            spec.check_models(name, known)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """One application, both halves validated against each other."""
+
+    args: AppArgs
+    live: LiveConfig
 
 
 def resolve_store(store: str) -> Path:
@@ -116,14 +170,39 @@ def _format_errors(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def parse_app_config(args: Mapping[str, Any], where: str = "args") -> AppConfig:
+def parse_app_args(args: Mapping[str, Any], where: str = "args") -> AppArgs:
     """Validate application ``args``; errors name ``where`` and the field path."""
     try:
-        return AppConfig.model_validate(dict(args))
+        return AppArgs.model_validate(dict(args))
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {_format_errors(exc)}") from exc
+
+
+def parse_live_config(
+    user_config: Mapping[str, Any] | None,
+    known_models: Iterable[str],
+    where: str = f"{INGRESS_DEPLOYMENT}.user_config",
+) -> LiveConfig:
+    """Validate the ingress's ``user_config`` and check it only calls ``known_models``."""
+    try:
+        live = LiveConfig.model_validate(dict(user_config or {}))
+        live.check_models(known_models)
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_format_errors(exc)}") from exc
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+    return live
+
+
+def _ingress_user_config(app: dict[str, Any], where: str) -> tuple[Any, str]:
+    deployments = app.get("deployments") or []
+    for index, deployment in enumerate(deployments):
+        if isinstance(deployment, dict) and deployment.get("name") == INGRESS_DEPLOYMENT:
+            return deployment.get("user_config"), f"{where}.deployments.{index}.user_config"
+    raise ConfigError(
+        f"{where}.deployments: expected a deployment named {INGRESS_DEPLOYMENT!r} whose "
+        "user_config holds the use cases"
+    )
 
 
 def load_serve_config(path: str | os.PathLike[str]) -> dict[str, AppConfig]:
@@ -140,14 +219,16 @@ def load_serve_config(path: str | os.PathLike[str]) -> dict[str, AppConfig]:
         )
     apps: dict[str, AppConfig] = {}
     for index, app in enumerate(applications):
+        where = f"{source}: applications.{index}"
         if not isinstance(app, dict) or "import_path" not in app:
-            raise ConfigError(
-                f"{source}: applications.{index}: expected a mapping with `import_path`"
-            )
+            raise ConfigError(f"{where}: expected a mapping with `import_path`")
         if not str(app["import_path"]).startswith("deployments.app:"):
             continue  # another team's application; Serve validates it
         name = str(app.get("name", "default"))
-        apps[name] = parse_app_config(app.get("args") or {}, f"{source}: applications.{index}.args")
+        args = parse_app_args(app.get("args") or {}, f"{where}.args")
+        user_config, live_where = _ingress_user_config(app, where)
+        live = parse_live_config(user_config, args.models, live_where)
+        apps[name] = AppConfig(args, live)
     if not apps:
         raise ConfigError(f"{source}: no application uses import_path deployments.app:build_app")
     return apps

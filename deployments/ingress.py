@@ -1,8 +1,10 @@
 """The HTTP ingress: validates requests, runs the blending DAG in its own process.
 
 Cheap models are loaded inline so a recommendation costs no deployment hop; heavy
-models are reached through handles, concurrently and by deadline. One failing
-source degrades the answer instead of failing it.
+models are reached through handles, concurrently and by the use case's deadline.
+One failing or late source degrades the answer instead of failing it. The use
+cases arrive through ``reconfigure`` (the deployment's ``user_config``), so
+weights, slots and experiment splits change live with ``serve deploy``.
 """
 
 # No `from __future__ import annotations`: Serve copies these methods into a new
@@ -10,7 +12,11 @@ source degrades the answer instead of failing it.
 
 import asyncio
 import logging
+import os
+import secrets
+import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,9 +25,18 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.serve.metrics import Counter
 
-from blending.candidates import BlendContext, SourceResult
+from blending.candidates import BlendContext, Candidate
+from blending.catalog import ItemCatalog, StaticCatalog
 from blending.dag import BlendOutcome, BlendPlan
-from deployments.config import parse_app_config, resolve_store
+from blending.result_ids import ResultIdCodec, ResultRef
+from blending.spec import RerankNodeSpec, StackNodeSpec
+from deployments.config import (
+    RESULT_KEY_ENV,
+    AppArgs,
+    parse_app_args,
+    parse_live_config,
+    resolve_store,
+)
 from deployments.http_errors import NotFound, error_body, install_error_handlers
 from deployments.schemas import (
     PredictRequest,
@@ -29,9 +44,8 @@ from deployments.schemas import (
     RecommendRequest,
     RecommendResponse,
 )
-from deployments.sources import InlineModel, RemoteModel
-from models.base import RecommendQuery
-from models.errors import InputError
+from deployments.sources import IngressModels, RemoteModel
+from models.errors import ConfigError, InputError
 from models.registry import load_model
 from models.store import ArtifactStore
 
@@ -45,6 +59,67 @@ logger = logging.getLogger("ray.serve")
 def _describe_failure(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")
+
+
+def _result_codec() -> ResultIdCodec:
+    key = os.environ.get(RESULT_KEY_ENV, "")
+    if len(key.encode()) >= 16:
+        return ResultIdCodec(key.encode())
+    logger.warning(
+        "%s is unset or shorter than 16 bytes: result ids are signed with a key of this "
+        "replica only, so other replicas and restarts cannot verify them",
+        RESULT_KEY_ENV,
+    )
+    return ResultIdCodec(secrets.token_bytes(32))
+
+
+def _load_catalog(args: AppArgs) -> ItemCatalog | None:
+    if args.catalog is None:
+        return None
+    catalog = StaticCatalog.from_parquet(resolve_store(args.catalog))
+    logger.info("catalogue %s: %d items", args.catalog, len(catalog))
+    return catalog
+
+
+def _check_node_models(plans: dict[str, BlendPlan], models: IngressModels) -> None:
+    """Refuse a config whose in-process rerank or stack models cannot do the job."""
+    for use_case, plan in plans.items():
+        for name, node in plan.spec.nodes.items():
+            if not isinstance(node, RerankNodeSpec | StackNodeSpec) or node.model in models.remote:
+                continue
+            adapter = models.adapters[node.model]
+            where = f"use case {use_case!r}, node {name!r}"
+            if isinstance(node, RerankNodeSpec) and not adapter.describe().get("scorer"):
+                raise ConfigError(f"{where}: model {node.model!r} cannot score items (rerank)")
+            features = getattr(adapter, "feature_names", None)
+            if isinstance(node, StackNodeSpec) and features not in (None, node.inputs):
+                raise ConfigError(
+                    f"{where}: model {node.model!r} was trained on inputs {features}, "
+                    f"the node stacks {node.inputs}"
+                )
+
+
+def _item_json(
+    codec: ResultIdCodec, request: ResultRef, position: int, candidate: Candidate
+) -> dict[str, Any]:
+    """One returned item; its result id extends the ``request``'s with the item's facts."""
+    ref = replace(
+        request,
+        position=position,
+        item_id=candidate.item_id,
+        team=candidate.team,
+        model_versions={c.model: c.version for c in candidate.components},
+    )
+    item: dict[str, Any] = {
+        "item_id": candidate.item_id,
+        "result_id": codec.encode(ref),
+        "score": candidate.score,
+        "pinned": candidate.pinned,
+        "components": [comp.to_json() for comp in candidate.components],
+    }
+    if candidate.team is not None:
+        item["team"] = candidate.team
+    return item
 
 
 api = FastAPI(
@@ -61,20 +136,38 @@ class Ingress:
     """Routes, validation and the blending DAG, in one process."""
 
     def __init__(self, args: dict[str, Any], handles: dict[str, DeploymentHandle[Any]]) -> None:
-        self.config = parse_app_config(args)
+        self.config = parse_app_args(args)
         store = ArtifactStore(resolve_store(self.config.store))
-        self.models: dict[str, InlineModel | RemoteModel] = {}
+        remote: dict[str, RemoteModel] = {}
+        inline = {}
         for name, spec in self.config.models.items():
             if spec.placement == "deployment":
-                self.models[name] = RemoteModel(name, handles[name], spec.timeout_s)
+                remote[name] = RemoteModel(name, handles[name], spec.timeout_s)
             else:
-                self.models[name] = InlineModel(load_model(store, name, spec.version, spec.options))
-        self.plans = {name: BlendPlan(name, spec) for name, spec in self.config.use_cases.items()}
+                inline[name] = load_model(store, name, spec.version, spec.options)
+        self.models = IngressModels(inline, remote)
+        self.catalog = _load_catalog(self.config)
+        self.result_ids = _result_codec()
+        self.plans: dict[str, BlendPlan] = {}
         self.degraded_sources = Counter(
             "blendserve_degraded_sources_total",
-            description="Source answers left out of a blend because they failed or were late.",
-            tag_keys=("use_case", "source"),  # type: ignore[arg-type]
+            description="Sources, reranks or stacks left out of a blend: failed or late.",
+            tag_keys=("use_case", "node", "reason"),  # type: ignore[arg-type]
         )
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Swap in new use cases atomically; requests in flight finish on the old ones."""
+        live = parse_live_config(user_config, self.models.names())
+        plans = {name: BlendPlan(name, spec) for name, spec in live.use_cases.items()}
+        _check_node_models(plans, self.models)
+        self.plans = plans
+        experiments = {
+            f"{use_case}.{node}": {arm: spec.weight for arm, spec in exp.arms.items()}
+            for use_case, plan in plans.items()
+            for node, exp in plan.spec.nodes.items()
+            if exp.kind == "experiment"
+        }
+        logger.info("use cases %s loaded; experiment splits %s", sorted(plans), experiments)
 
     @api.get("/healthz", summary="Liveness: the ingress process answers.")
     async def healthz(self) -> dict[str, str]:
@@ -90,6 +183,8 @@ class Ingress:
             for n, r in described.items()
             if isinstance(r, BaseException)
         }
+        if not self.plans:
+            not_ready["use_cases"] = "none configured (the Ingress user_config has none yet)"
         if not_ready:
             return JSONResponse({"ready": False, "not_ready": not_ready}, status_code=503)
         return JSONResponse({"ready": True, "models": list(described)})
@@ -111,7 +206,8 @@ class Ingress:
         summary="Blended, filtered top-k items for a user, with provenance.",
     )
     async def recommend(self, use_case: str, request: RecommendRequest) -> Any:
-        """Run the use case's DAG for one user."""
+        """Run the use case's DAG for one user, by the use case's latency budget."""
+        started = time.monotonic()
         plan = self.plans.get(use_case)
         if plan is None:
             raise NotFound("use case", use_case, sorted(self.plans))
@@ -119,30 +215,37 @@ class Ingress:
             raise InputError("k", f"must be <= {self.config.ingress.max_k}, got {request.k}")
         if len(request.exclude) > self.config.ingress.max_exclude:
             raise InputError("exclude", f"at most {self.config.ingress.max_exclude} items allowed")
-        query = RecommendQuery(request.user_id, request.context)
-        answers = await self._fetch_sources(plan, query)
-        ctx = BlendContext(request.user_id, request.k, frozenset(request.exclude), request.context)
-        outcome = plan.run(answers, ctx)
+        request_id = uuid.uuid4().hex
+        ctx = BlendContext(
+            request.user_id,
+            request.k,
+            frozenset(request.exclude),
+            request.context,
+            request_id,
+            self.catalog,
+        )
+        outcome = await plan.run(ctx, self.models, started)
         if outcome.degraded:
-            self._report_degraded(use_case, outcome)
-            if not any(isinstance(a, SourceResult) for a in answers.values()):
+            self._report_degraded(use_case, request_id, outcome)
+            if outcome.answered == 0:
                 body = error_body(
-                    "unavailable", "every source failed", None, failed=outcome.failed_sources
+                    "unavailable", "every source failed", None, failed=outcome.failures
                 )
                 return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+        if outcome.variant:
+            logger.info(
+                "served use_case=%s request_id=%s variant=%s", use_case, request_id, outcome.variant
+            )
+        served = ResultRef(request_id, use_case, 0, "", int(time.time()), outcome.variant)
         return {
-            "request_id": uuid.uuid4().hex,
+            "request_id": request_id,
             "use_case": use_case,
             "items": [
-                {
-                    "item_id": c.item_id,
-                    "score": c.score,
-                    "pinned": c.pinned,
-                    "components": [comp.to_json() for comp in c.components],
-                }
-                for c in outcome.items
+                _item_json(self.result_ids, served, position, candidate)
+                for position, candidate in enumerate(outcome.items, start=1)
             ],
             "model_versions": outcome.model_versions,
+            "variant": outcome.variant or None,
             "degraded": outcome.degraded,
         }
 
@@ -153,47 +256,32 @@ class Ingress:
     )
     async def predict(self, model: str, request: PredictRequest) -> Any:
         """Call one model directly, in process or in its deployment."""
-        hosted = self.models.get(model)
-        if hosted is None:
-            raise NotFound("model", model, sorted(self.models))
+        if model not in self.config.models:
+            raise NotFound("model", model, sorted(self.config.models))
         if len(request.instances) > self.config.ingress.max_instances:
             raise InputError("instances", f"at most {self.config.ingress.max_instances} allowed")
-        result = await hosted.predict(request.instances)
+        result = await self.models.predict_any(model, request.instances)
         return {"model": model, "version": result["version"], "predictions": result["predictions"]}
 
     async def _describe_models(self) -> dict[str, dict[str, Any] | BaseException]:
-        names = list(self.models)
+        names = self.models.names()
         results = await asyncio.gather(
-            *(self.models[n].describe() for n in names), return_exceptions=True
+            *(self.models.describe(n) for n in names), return_exceptions=True
         )
         return dict(zip(names, results, strict=True))
 
-    async def _fetch_sources(
-        self, plan: BlendPlan, query: RecommendQuery
-    ) -> dict[str, SourceResult | BaseException]:
-        # Remote calls start first so they run while the inline models compute.
-        pending: dict[str, asyncio.Task[SourceResult]] = {}
-        answers: dict[str, SourceResult | BaseException] = {}
-        for node_name, node in plan.sources.items():
-            hosted = self.models[node.model]
-            if isinstance(hosted, RemoteModel):
-                pending[node_name] = asyncio.ensure_future(hosted.recommend(query, node.candidates))
-        for node_name, node in plan.sources.items():
-            hosted = self.models[node.model]
-            if isinstance(hosted, InlineModel):
-                try:
-                    answers[node_name] = hosted.recommend(query, node.candidates)
-                except Exception as exc:  # noqa: BLE001 - one failing model must not fail the blend
-                    answers[node_name] = exc
-        if pending:
-            results = await asyncio.gather(*pending.values(), return_exceptions=True)
-            answers.update(zip(pending, results, strict=True))
-        return answers
-
-    def _report_degraded(self, use_case: str, outcome: BlendOutcome) -> None:
-        for source, reason in outcome.failed_sources.items():
-            self.degraded_sources.inc(tags={"use_case": use_case, "source": source})
-            logger.warning("use case %s: source %s left out: %s", use_case, source, reason)
+    def _report_degraded(self, use_case: str, request_id: str, outcome: BlendOutcome) -> None:
+        for node, reason in outcome.failures.items():
+            kind = "late" if node in outcome.late else "error"
+            self.degraded_sources.inc(tags={"use_case": use_case, "node": node, "reason": kind})
+            logger.warning(
+                "use case %s request %s: %s left out (%s): %s",
+                use_case,
+                request_id,
+                node,
+                kind,
+                reason,
+            )
         # Throughput mode buffers replica logs (up to 1000 records, flushed on ERROR);
         # a degradation must reach the log now, and it is rare enough to pay a flush.
         for handler in logger.handlers:

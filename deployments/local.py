@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from deployments.config import RESULT_KEY_ENV
 
 __all__ = ["SERVE_ENV", "LocalRay", "free_port", "wait_ready"]
 
@@ -63,6 +66,8 @@ class LocalRay:
     # free ones let several local clusters (make run beside make test) coexist.
     haproxy_stats_port: int = field(default_factory=free_port)
     haproxy_metrics_port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """More environment for every Ray process (e.g. ``PYTHONPATH`` for test models)."""
 
     def __post_init__(self) -> None:
         # Short: Ray puts unix sockets under it, and their paths are limited to 107 bytes.
@@ -81,7 +86,24 @@ class LocalRay:
         env["BLENDSERVE_HOME"] = str(self.home)
         env["RAY_SERVE_HAPROXY_STATS_PORT"] = str(self.haproxy_stats_port)
         env["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(self.haproxy_metrics_port)
+        if not env.get(RESULT_KEY_ENV):
+            env[RESULT_KEY_ENV] = self.result_key()
+        env.update(self.extra_env)
         return env
+
+    def result_key(self) -> str:
+        """The secret that signs result ids: ``$BLENDSERVE_HOME/.blendserve/result_key``.
+
+        Created on first use (owner-only permissions) and kept, so result ids stay
+        verifiable across restarts; the directory is git-ignored.
+        """
+        path = self.home / ".blendserve" / "result_key"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return path.read_text(encoding="utf-8").strip()
 
     def _run(self, *command: str, new_session: bool = False) -> subprocess.CompletedProcess[str]:
         process = subprocess.Popen(

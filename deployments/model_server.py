@@ -9,7 +9,7 @@ from typing import Any
 from ray import serve
 
 from deployments.config import resolve_store
-from models.base import Recommender, RecommendQuery, ScoredItem
+from models.base import Recommender, RecommendQuery, ScoredItem, Scorer
 from models.errors import ModelError
 from models.registry import load_model
 from models.store import ArtifactStore
@@ -45,7 +45,21 @@ class ModelServer:
     async def recommend(self, user_id: str, context: dict[str, Any], n: int) -> dict[str, Any]:
         """Top ``n`` items for one user, batched with concurrent calls."""
         items = await self._recommend_batch((user_id, context, n))
-        return {"model": self.adapter.name, "version": self.adapter.version, "items": items}
+        return {
+            "model": self.adapter.name,
+            "version": self.adapter.version,
+            "items": items,
+            "curated": self.adapter.format == "curated",
+        }
+
+    async def score(
+        self, user_id: str, context: dict[str, Any], item_ids: list[str]
+    ) -> dict[str, Any]:
+        """One score per item for one user (a DAG ``rerank`` in this deployment)."""
+        if not isinstance(self.adapter, Scorer):
+            raise ModelError(f"model {self.adapter.name!r} cannot score items (not a Scorer)")
+        scores = self.adapter.score(RecommendQuery(user_id, context), item_ids)
+        return {"model": self.adapter.name, "version": self.adapter.version, "scores": scores}
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _recommend_batch(

@@ -45,14 +45,38 @@ class ComponentOut(BaseModel):
         description="1-based position when a curated slot pinned the item; absent otherwise.",
         exclude_if=lambda value: value is None,
     )
+    curated: bool = Field(
+        False,
+        description="True when the item came from a human-curated list; absent otherwise.",
+        exclude_if=lambda value: not value,
+    )
+    role: str | None = Field(
+        None,
+        description=(
+            "`rerank` or `stack` when a model re-scored the item (its score replaced the "
+            "item's); absent for sources."
+        ),
+        exclude_if=lambda value: value is None,
+    )
 
 
 class ItemOut(BaseModel):
     """A recommended item with its provenance."""
 
     item_id: str
-    score: float = Field(description="Blended score; list order is authoritative for pins.")
+    result_id: str = Field(
+        description=(
+            "Signed id of this item in this response; send it back with feedback. It "
+            "encodes request, position, variant, team and model versions."
+        )
+    )
+    score: float = Field(description="Blended score; list order is authoritative.")
     pinned: bool = Field(False, description="Whether a curated slot placed this item.")
+    team: str | None = Field(
+        None,
+        description="The interleaving team (ranker node) credited with the item; absent otherwise.",
+        exclude_if=lambda value: value is None,
+    )
     components: list[ComponentOut]
 
 
@@ -63,7 +87,14 @@ class RecommendResponse(BaseModel):
     use_case: str
     items: list[ItemOut]
     model_versions: dict[str, str] = Field(description="Every model that answered -> version.")
-    degraded: bool = Field(description="True when some source failed and was left out.")
+    variant: dict[str, str] | None = Field(
+        None,
+        description="Experiment node -> the arm this user is in; absent outside experiments.",
+        exclude_if=lambda value: value is None,
+    )
+    degraded: bool = Field(
+        description="True when a source or model failed or missed the latency budget."
+    )
 
 
 class PredictRequest(BaseModel):

@@ -1,46 +1,18 @@
-"""Getting a source's answer: in process, or from a model deployment by deadline."""
+"""The ingress's model gateway: models in process, or in their own deployments."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 
-from blending.candidates import SourceResult
-from models.base import ModelAdapter, Recommender, RecommendQuery
-from models.errors import ModelError
+from blending.candidates import ScoreResult, SourceResult
+from blending.gateway import LocalModels
+from models.base import ModelAdapter, RecommendQuery
 
-__all__ = ["InlineModel", "RemoteModel"]
-
-
-class InlineModel:
-    """A cheap model loaded in the ingress process: no hop, no serialisation."""
-
-    placement = "inline"
-
-    def __init__(self, adapter: ModelAdapter) -> None:
-        self.adapter = adapter
-
-    @property
-    def version(self) -> str:
-        """The loaded version."""
-        return self.adapter.version
-
-    def recommend(self, query: RecommendQuery, n: int) -> SourceResult:
-        """Ask the model directly."""
-        if not isinstance(self.adapter, Recommender):
-            raise ModelError(f"model {self.adapter.name!r} is not a recommender")
-        items = self.adapter.recommend([query], n)[0]
-        return SourceResult(self.adapter.name, self.adapter.version, items)
-
-    async def predict(self, instances: list[Any]) -> dict[str, Any]:
-        """Predict in process."""
-        return {"version": self.adapter.version, "predictions": self.adapter.predict(instances)}
-
-    async def describe(self) -> dict[str, Any]:
-        """The adapter's description."""
-        return {**self.adapter.describe(), "placement": self.placement}
+__all__ = ["IngressModels", "RemoteModel"]
 
 
 class RemoteModel:
@@ -54,20 +26,30 @@ class RemoteModel:
         self.timeout_s = timeout_s
 
     async def _call(self, method: str, *args: Any, timeout_s: float | None = None) -> Any:
+        limit = timeout_s or self.timeout_s
         response = getattr(self.handle, method).remote(*args)
         try:
-            return await asyncio.wait_for(response, timeout_s or self.timeout_s)
+            return await asyncio.wait_for(response, limit)
         except TimeoutError:
             response.cancel()
             raise TimeoutError(
-                f"model {self.name!r} did not answer {method} within {timeout_s or self.timeout_s}s"
+                f"model {self.name!r} did not answer {method} within {limit}s"
             ) from None
+        except asyncio.CancelledError:
+            # The blend stopped waiting (its budget ran out): free the replica too.
+            response.cancel()
+            raise
 
     async def recommend(self, query: RecommendQuery, n: int) -> SourceResult:
         """Ask the deployment; its calls are batched there."""
         answer = await self._call("recommend", query.user_id, dict(query.context), n)
         items = [(str(item), float(score)) for item, score in answer["items"]]
-        return SourceResult(answer["model"], answer["version"], items)
+        return SourceResult(answer["model"], answer["version"], items, curated=answer["curated"])
+
+    async def score(self, query: RecommendQuery, item_ids: Sequence[str]) -> ScoreResult:
+        """Score items in the deployment."""
+        answer = await self._call("score", query.user_id, dict(query.context), list(item_ids))
+        return ScoreResult(answer["model"], answer["version"], answer["scores"])
 
     async def predict(self, instances: list[Any]) -> dict[str, Any]:
         """Predict remotely."""
@@ -78,3 +60,55 @@ class RemoteModel:
         """The replica's description; raises when it does not answer in time."""
         info: dict[str, Any] = await self._call("ready", timeout_s=timeout_s)
         return {**info, "placement": self.placement}
+
+
+class IngressModels(LocalModels):
+    """Every model of the app: adapters loaded in process, plus remote deployments."""
+
+    def __init__(
+        self, inline: Mapping[str, ModelAdapter], remote: Mapping[str, RemoteModel]
+    ) -> None:
+        super().__init__(inline)
+        self.remote = dict(remote)
+
+    def names(self) -> list[str]:
+        """Every model name, inline first."""
+        return [*self.adapters, *self.remote]
+
+    def is_inline(self, model: str) -> bool:
+        """Whether ``model`` is loaded in this process."""
+        return model not in self.remote
+
+    async def recommend(self, model: str, query: RecommendQuery, n: int) -> SourceResult:
+        """Candidates from an inline adapter or the model's deployment."""
+        if model in self.remote:
+            return await self.remote[model].recommend(query, n)
+        return await super().recommend(model, query, n)
+
+    async def score(
+        self, model: str, query: RecommendQuery, item_ids: Sequence[str]
+    ) -> ScoreResult:
+        """Scores from an inline adapter or the model's deployment."""
+        if model in self.remote:
+            return await self.remote[model].score(query, item_ids)
+        return await super().score(model, query, item_ids)
+
+    async def predict(self, model: str, rows: Sequence[Sequence[float]]) -> ScoreResult:
+        """Numeric predictions from an inline adapter or the model's deployment."""
+        if model in self.remote:
+            answer = await self.remote[model].predict([list(row) for row in rows])
+            return ScoreResult(model, answer["version"], [float(p) for p in answer["predictions"]])
+        return await super().predict(model, rows)
+
+    async def predict_any(self, model: str, instances: list[Any]) -> dict[str, Any]:
+        """``/v1/predict``: the model's own output per instance, and its version."""
+        if model in self.remote:
+            return await self.remote[model].predict(instances)
+        adapter = self.adapters[model]
+        return {"version": adapter.version, "predictions": adapter.predict(instances)}
+
+    async def describe(self, model: str) -> dict[str, Any]:
+        """What ``/v1/models`` shows for ``model``."""
+        if model in self.remote:
+            return await self.remote[model].describe()
+        return {**self.adapters[model].describe(), "placement": "inline"}

@@ -62,5 +62,7 @@ class ScriptedModels:
         script = await self._behave(model, "predict")
         weights = [script.scores.get(str(j), 1.0) for j in range(len(rows[0]) if rows else 0)]
         return ScoreResult(
-            model, script.version, [sum(w * x for w, x in zip(weights, row)) for row in rows]
+            model,
+            script.version,
+            [sum(w * x for w, x in zip(weights, row, strict=True)) for row in rows],
         )

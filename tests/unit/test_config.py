@@ -22,25 +22,69 @@ def test_every_shipped_config_validates(config: Path) -> None:
 
 def test_default_config_serves_home_with_three_sources() -> None:
     (app,) = load_serve_config(ROOT / "configs" / "default.yaml").values()
-    home = app.use_cases["home"]
+    home = app.live.use_cases["home"]
     assert len(home.sources()) >= 3
-    assert app.models["mf"].placement == "deployment"
-    assert 0 < app.models["mf"].num_cpus < 1
+    assert app.args.models["mf"].placement == "deployment"
+    assert 0 < app.args.models["mf"].num_cpus < 1
 
 
-def _write(tmp_path: Path, mutate: object) -> Path:
+def test_default_config_shows_an_experiment_and_an_interleaving() -> None:
+    (app,) = load_serve_config(ROOT / "configs" / "default.yaml").values()
+    kinds = {node.kind for node in app.live.use_cases["discover"].nodes.values()}
+    assert {"experiment", "interleave"} <= kinds
+    every_kind = {n.kind for uc in app.live.use_cases.values() for n in uc.nodes.values()}
+    assert every_kind == {
+        "source",
+        "blend",
+        "rerank",
+        "stack",
+        "slots",
+        "filter",
+        "diversify",
+        "experiment",
+        "interleave",
+        "fallback",
+    }
+
+
+def _write(tmp_path: Path, mutate: object, live: object = None) -> Path:
     data = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
-    args = data["applications"][0]["args"]
+    app = data["applications"][0]
     assert callable(mutate)
-    mutate(args)
+    mutate(app["args"])
+    if live is not None:
+        assert callable(live)
+        live(app["deployments"][0]["user_config"]["use_cases"])
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
 
+def _no_change(args: object) -> None:
+    return None
+
+
 def test_unknown_model_in_a_source_is_named(tmp_path: Path) -> None:
-    path = _write(tmp_path, lambda a: a["use_cases"]["home"]["nodes"]["cf"].update(model="nope"))
-    with pytest.raises(ConfigError, match="node 'cf': unknown model 'nope'"):
+    path = _write(tmp_path, _no_change, lambda u: u["home"]["nodes"]["cf"].update(model="nope"))
+    with pytest.raises(ConfigError) as info:
+        load_serve_config(path)
+    message = str(info.value)
+    assert "deployments.0.user_config" in message
+    assert "use case 'home', node 'cf': unknown model 'nope'" in message
+
+
+def test_use_cases_in_args_are_pointed_to_the_user_config(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda a: a.update(use_cases={}))
+    with pytest.raises(ConfigError, match="move them to the 'Ingress' deployment's user_config"):
+        load_serve_config(path)
+
+
+def test_missing_ingress_user_config_is_named(tmp_path: Path) -> None:
+    data = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    data["applications"][0]["deployments"] = []
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="expected a deployment named 'Ingress'"):
         load_serve_config(path)
 
 
@@ -56,7 +100,9 @@ def test_validate_cli_exits_nonzero_with_the_reason(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _write(
-        tmp_path, lambda a: a["use_cases"]["home"]["nodes"]["blended"].update(weights={"cf": 0})
+        tmp_path,
+        _no_change,
+        lambda u: u["home"]["nodes"]["blended"].update(weights={"cf": 0}),
     )
     assert main(["validate", str(path), "--skip-store"]) == 2
     assert "node 'blended': all weights are zero" in capsys.readouterr().err

@@ -26,7 +26,9 @@ def test_interleaving_never_shows_an_item_twice_and_loses_none(
     ids = [c.item_id for c in merged]
     assert len(ids) == len(set(ids))
     assert set(ids) == set(a) | set(b)
-    assert all(c.team == "A" and c.item_id in a or c.team == "B" and c.item_id in b for c in merged)
+    assert all(
+        (c.team == "A" and c.item_id in a) or (c.team == "B" and c.item_id in b) for c in merged
+    )
 
 
 @given(_items, _items, st.integers(0, 2**32))
