@@ -1,8 +1,9 @@
 """Sticky, weighted assignment of users to experiment arms by a salted hash.
 
 A user's bucket depends only on the salt and their id, so every replica, and every
-restart, puts them in the same arm. Arms own consecutive slices of [0, 1) in config
-order, so changing a split moves only the users whose bucket changes owner.
+restart, puts them in the same arm. Arms own consecutive slices of [0, 1) in name
+order (never config order: re-saving a YAML file may reorder keys), so changing a
+split moves only the users whose bucket changes owner.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ def bucket(salt: str, user_id: str) -> float:
 def pick_arm(arms: Sequence[tuple[str, float]], point: float) -> str:
     """The arm whose slice of [0, 1) holds ``point``; slices are weight-proportional.
 
+    Slices follow the arms' names in sorted order, whatever order they come in.
     Arms with weight 0 get no users. At least one weight must be positive.
     """
+    arms = sorted(arms)
     total = sum(weight for _, weight in arms)
     if total <= 0:
         raise ValueError("at least one arm needs a positive weight")

@@ -8,6 +8,7 @@ the same ``serve deploy`` a data scientist runs, so both paths stay the same.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -19,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -149,6 +151,26 @@ class LocalRay:
         result = self._run(_bin("serve"), "deploy", str(config), "--address", self.dashboard_url)
         if result.returncode != 0:
             raise RuntimeError(f"serve deploy failed:\n{result.stdout}\n{result.stderr}")
+
+    def list_actors(self) -> list[dict[str, Any]]:
+        """Ray's state API view of this cluster's live actors (replicas included)."""
+        result = self._run(
+            _bin("ray"),
+            "list",
+            "actors",
+            "--address",
+            self.dashboard_url,
+            "--format",
+            "json",
+            "--filter",
+            "state=ALIVE",
+            "--limit",
+            "10000",
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"ray list actors failed:\n{result.stdout}\n{result.stderr}")
+        actors: list[dict[str, Any]] = json.loads(result.stdout)
+        return actors
 
     def stop(self, grace_s: float = 10.0) -> None:
         """End every process of this cluster: SIGTERM, then SIGKILL after ``grace_s``."""

@@ -49,6 +49,7 @@ __all__ = [
     "DEMO_MODELS",
     "demo_train",
     "pick_staff_favourites",
+    "save_demo_data",
     "split_last_click",
     "train_demo_models",
 ]
@@ -299,6 +300,18 @@ def train_demo_models(
     return manifests
 
 
+def save_demo_data(
+    data: InteractionData, data_dir: str | os.PathLike[str], *, seed: int = 7
+) -> Path:
+    """Save ``data`` as Parquet plus its simulated ``feedback.parquet``; returns the folder."""
+    target = data.save(data_dir)
+    feedback = simulate_feedback(*split_last_click(data.interactions), seed=seed)
+    pq.write_table(
+        pa.Table.from_pandas(feedback, preserve_index=False), target / "feedback.parquet"
+    )
+    return target
+
+
 def demo_train(
     store_dir: str | os.PathLike[str],
     data_dir: str | os.PathLike[str],
@@ -316,10 +329,6 @@ def demo_train(
     is ``blendserve demo-train``.
     """
     data = read_movielens(movielens) if movielens is not None else generate_news_dataset(seed)
-    target = data.save(data_dir)
-    feedback = simulate_feedback(*split_last_click(data.interactions), seed=seed)
-    pq.write_table(
-        pa.Table.from_pandas(feedback, preserve_index=False), target / "feedback.parquet"
-    )
+    save_demo_data(data, data_dir, seed=seed)
     store = ArtifactStore(store_dir)
     return train_demo_models(store, data, seed=seed, version=version, force=force)

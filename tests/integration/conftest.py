@@ -2,8 +2,9 @@
 
 The cluster serves ``configs/default.yaml`` (on a free port, models trained on a
 small synthetic dataset) plus two extra applications: ``flaky``, whose
-collaborative-filtering model raises on every call, and ``pending``, whose model
-asks for more CPUs than the cluster has, so it never becomes ready.
+collaborative-filtering model raises on every call and which has a source that
+sleeps past its budget, and ``pending``, whose model asks for more CPUs than the
+cluster has, so it never becomes ready.
 """
 
 from __future__ import annotations
@@ -14,31 +15,49 @@ from pathlib import Path
 
 import httpx
 import pytest
-from builders import publish_failing_mf
-from serving_cluster import Deployed, serve_config
+from builders import publish_failing_mf, publish_sleepy_model
+from serving_cluster import ROOT, SLEEPY_DELAY_S, Deployed, serve_config
 
+from deployments.config import load_serve_config
 from deployments.local import LocalRay, free_port, wait_ready
+from deployments.training import train_stack
 from models.demo.synthetic import generate_news_dataset
-from models.demo.train import train_demo_models
+from models.demo.train import save_demo_data, train_demo_models
 from models.store import ArtifactStore
 
 
 @pytest.fixture(scope="session")
-def serve_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A BLENDSERVE_HOME whose `artifacts/` holds the demo models and a broken one."""
+def serve_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch_session: pytest.MonkeyPatch
+) -> Path:
+    """A BLENDSERVE_HOME as `make demo` leaves it (smaller data), plus a broken and a
+    sleepy model."""
     home = tmp_path_factory.mktemp("home")
     store = ArtifactStore(home / "artifacts")
     data = generate_news_dataset(seed=7, n_users=300, n_articles=400, n_clicks=12_000)
+    save_demo_data(data, home / "data", seed=7)
     train_demo_models(store, data, seed=7)
+    monkeypatch_session.setenv("BLENDSERVE_HOME", str(home))
+    (app,) = load_serve_config(ROOT / "configs" / "default.yaml").values()
+    train_stack(app, "discover", "learned", home / "data" / "feedback.parquet")
     scratch = tmp_path_factory.mktemp("scratch")
     publish_failing_mf(store, scratch, name="broken")
+    publish_sleepy_model(store, "sleepy", SLEEPY_DELAY_S, [f"s{i}" for i in range(5)])
     return home
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
+    """Environment changes that last the whole run."""
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
 
 
 @pytest.fixture(scope="session")
 def deployed(serve_home: Path, request: pytest.FixtureRequest) -> Iterator[Deployed]:
     """Start Ray on 127.0.0.1, `serve deploy` the config, wait for readiness."""
-    cluster = LocalRay(home=serve_home, num_cpus=4)
+    # Replicas import the test-only python models (tests/support_models.py).
+    cluster = LocalRay(home=serve_home, num_cpus=4, extra_env={"PYTHONPATH": str(ROOT / "tests")})
     cluster.start()
     try:
         port = free_port()

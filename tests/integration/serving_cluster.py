@@ -12,6 +12,9 @@ import yaml
 from deployments.local import LocalRay
 
 ROOT = Path(__file__).resolve().parents[2]
+SLEEPY_DELAY_S = 2.0
+"""How long the ``flaky`` app's ``sleepy`` model takes: far past its use case's budget."""
+SLOW_BUDGET_MS = 300
 
 
 @dataclass
@@ -31,7 +34,15 @@ class Deployed:
 
 
 def app_config(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The application ``name`` of a Serve config."""
     return next(a for a in config["applications"] if a["name"] == name)
+
+
+def use_cases(app: dict[str, Any]) -> dict[str, Any]:
+    """An application's use cases (the Ingress's user_config)."""
+    ingress = next(d for d in app["deployments"] if d["name"] == "Ingress")
+    cases: dict[str, Any] = ingress["user_config"]["use_cases"]
+    return cases
 
 
 def serve_config(port: int) -> dict[str, Any]:
@@ -43,9 +54,21 @@ def serve_config(port: int) -> dict[str, Any]:
 
     flaky = copy.deepcopy(main)
     flaky.update(name="flaky", route_prefix="/flaky")
-    flaky["args"]["models"]["broken"] = {**main["args"]["models"]["mf"], "num_cpus": 0.25}
-    del flaky["args"]["models"]["mf"]
-    flaky["args"]["use_cases"]["home"]["nodes"]["cf"]["model"] = "broken"
+    models = flaky["args"]["models"]
+    models["broken"] = {**models.pop("mf"), "num_cpus": 0.25}
+    models["sleepy"] = {**models["broken"], "timeout_s": 10.0}
+    for use_case in use_cases(flaky).values():
+        use_case["nodes"]["cf"]["model"] = "broken"
+    use_cases(flaky)["slow"] = {
+        "budget_ms": SLOW_BUDGET_MS,
+        "output": "final",
+        "nodes": {
+            "late": {"kind": "source", "model": "sleepy"},
+            "popular": {"kind": "source", "model": "popularity"},
+            "mixed": {"kind": "blend", "weights": {"late": 0.5, "popular": 0.5}},
+            "final": {"kind": "filter", "input": "mixed"},
+        },
+    }
 
     pending = copy.deepcopy(main)
     pending.update(name="pending", route_prefix="/pending")

@@ -146,7 +146,7 @@ def test_failed_source_is_logged_with_its_reason(
 
     def logged() -> bool:
         return any(
-            "source cf left out" in path.read_text(errors="replace")
+            "cf left out" in path.read_text(errors="replace")
             and "weights do not match the item catalogue" in path.read_text(errors="replace")
             for path in logs.glob("replica_flaky_Ingress_*.log")
         )

@@ -88,3 +88,10 @@ def test_a_new_salt_reshuffles_users() -> None:
         for n in range(2000)
     )
     assert 0.4 < same / 2000 < 0.6
+
+
+def test_assignment_ignores_the_order_arms_are_listed_in() -> None:
+    forward = [("a", 1.0), ("b", 2.0), ("c", 3.0)]
+    for n in range(500):
+        point = bucket("s", f"u{n}")
+        assert pick_arm(forward, point) == pick_arm(list(reversed(forward)), point)
