@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
+from functools import partial
 
 from blending.candidates import BlendContext, Candidate, Component, ScoreResult, SourceResult
 from blending.normalize import NORMALIZERS
@@ -36,11 +37,14 @@ def from_source(source: str, result: SourceResult) -> list[Candidate]:
         if item_id in seen:
             continue
         seen.add(item_id)
-        component = Component(
-            source, result.model, result.version, 1.0, score, score, curated=result.curated
-        )
-        candidates.append(Candidate(item_id, score, (component,)))
+        candidates.append(Candidate(item_id, score, build=partial(_sourced, source, result, score)))
     return candidates
+
+
+def _sourced(source: str, result: SourceResult, score: float) -> tuple[Component, ...]:
+    return (
+        Component(source, result.model, result.version, 1.0, score, score, None, result.curated),
+    )
 
 
 def weighted_blend(
@@ -74,26 +78,51 @@ def _sum_contributions(
     inputs: Iterable[tuple[float, Sequence[Candidate], Sequence[float]]],
 ) -> list[Candidate]:
     totals: dict[str, float] = {}
-    components: dict[str, list[Component]] = {}
+    parts: dict[str, list[tuple[Candidate, float, float]]] = {}
     for weight, candidates, scores in inputs:
         for candidate, score in zip(candidates, scores, strict=True):
-            totals[candidate.item_id] = totals.get(candidate.item_id, 0.0) + weight * score
-            parts = components.setdefault(candidate.item_id, [])
-            parts.extend(_reweighted(candidate, weight, score))
+            item = candidate.item_id
+            if item in totals:
+                totals[item] += weight * score
+                parts[item].append((candidate, weight, score))
+            else:
+                totals[item] = weight * score
+                parts[item] = [(candidate, weight, score)]
     ranked = sorted(totals, key=lambda item: -totals[item])
-    return [Candidate(item, totals[item], tuple(components[item])) for item in ranked]
+    return [Candidate(i, totals[i], build=partial(_combined, parts[i])) for i in ranked]
+
+
+def _combined(parts: Sequence[tuple[Candidate, float, float]]) -> tuple[Component, ...]:
+    return tuple(c for candidate, w, s in parts for c in _reweighted(candidate, w, s))
+
+
+def _appended(candidate: Candidate, component: Component) -> tuple[Component, ...]:
+    return (*candidate.components, component)
 
 
 def _reweighted(candidate: Candidate, weight: float, score: float) -> list[Component]:
     # A source's single component takes the blend's view of it; components of a
     # nested node keep their own scores and multiply weights along the path.
-    if len(candidate.components) == 1 and candidate.components[0].slot is None:
-        only = candidate.components[0]
-        if only.role is None:
-            return [replace(only, weight=weight, score=score)]
+    components = candidate.components
+    if len(components) == 1:
+        c = components[0]
+        if c.slot is None and c.role is None:
+            return [
+                Component(c.source, c.model, c.version, weight, score, c.raw_score, None, c.curated)
+            ]
     return [
-        replace(c, weight=None if c.weight is None else c.weight * weight)
-        for c in candidate.components
+        Component(
+            c.source,
+            c.model,
+            c.version,
+            None if c.weight is None else c.weight * weight,
+            c.score,
+            c.raw_score,
+            c.slot,
+            c.curated,
+            c.role,
+        )
+        for c in components
     ]
 
 
@@ -117,7 +146,7 @@ def apply_rerank(
         candidate, score = head[i], float(scored.scores[i])
         component = Component(node, scored.model, scored.version, None, score, score, role="rerank")
         reranked.append(
-            replace(candidate, score=score, components=(*candidate.components, component))
+            candidate.evolve(score=score, build=partial(_appended, candidate, component))
         )
     return reranked + list(ranked[depth:])
 
@@ -134,7 +163,7 @@ def stack_features(
     normalizer = NORMALIZERS[normalize]
     index: dict[str, int] = {}
     items: list[Candidate] = []
-    components: list[list[Component]] = []
+    parts: list[list[tuple[Candidate, float, float]]] = []
     rows: list[list[float]] = []
     for j, candidates in enumerate(inputs):
         for candidate, value in zip(
@@ -144,14 +173,12 @@ def stack_features(
             if at is None:
                 at = index[candidate.item_id] = len(items)
                 items.append(candidate)
-                components.append([])
+                parts.append([])
                 rows.append([0.0] * len(inputs))
             if rows[at][j] == 0.0:
                 rows[at][j] = value
-                components[at].extend(_reweighted(candidate, 1.0, value))
-    merged = [
-        replace(c, components=tuple(parts)) for c, parts in zip(items, components, strict=True)
-    ]
+                parts[at].append((candidate, 1.0, value))
+    merged = [c.evolve(build=partial(_combined, p)) for c, p in zip(items, parts, strict=True)]
     return merged, rows
 
 
@@ -167,7 +194,7 @@ def apply_stack(items: Sequence[Candidate], scored: ScoreResult, node: str) -> l
     for i in order:
         score = float(scored.scores[i])
         component = Component(node, scored.model, scored.version, None, score, score, role="stack")
-        stacked.append(replace(items[i], score=score, components=(*items[i].components, component)))
+        stacked.append(items[i].evolve(score=score, build=partial(_appended, items[i], component)))
     return stacked
 
 
@@ -304,4 +331,4 @@ def team_draft(
         chosen = rankings[side][cursor[side]]
         shown.add(chosen.item_id)
         picks[side] += 1
-        merged.append(replace(chosen, team=names[side]))
+        merged.append(chosen.evolve(team=names[side]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -41,6 +42,7 @@ class ModelServer:
         batcher.set_max_batch_size(max_batch_size)
         batcher.set_batch_wait_timeout_s(batch_wait_timeout_s)
         logger.info("model %s version %s loaded", name, version)
+        gc.freeze()  # the loaded model lives as long as the replica; stop rescanning it
 
     async def recommend(self, user_id: str, context: dict[str, Any], n: int) -> dict[str, Any]:
         """Top ``n`` items for one user, batched with concurrent calls."""
