@@ -74,6 +74,15 @@ def _result_codec() -> ResultIdCodec:
     return ResultIdCodec(secrets.token_bytes(32))
 
 
+async def _flush_logs_every(period_s: float) -> None:
+    """Throughput mode buffers replica logs (1000 records, flushed on ERROR only); a
+    flush a second keeps served variants and access logs at most a second behind."""
+    while True:
+        await asyncio.sleep(period_s)
+        for handler in logger.handlers:
+            handler.flush()
+
+
 def _load_catalog(args: AppArgs) -> ItemCatalog | None:
     if args.catalog is None:
         return None
@@ -150,6 +159,7 @@ class Ingress:
         self.catalog = _load_catalog(self.config)
         self.result_ids = _result_codec()
         self.plans: dict[str, BlendPlan] = {}
+        self._log_flusher: asyncio.Task[None] | None = None
         self.degraded_sources = Counter(
             "blendserve_degraded_sources_total",
             description="Sources, reranks or stacks left out of a blend: failed or late.",
@@ -213,6 +223,8 @@ class Ingress:
     async def recommend(self, use_case: str, request: RecommendRequest) -> Any:
         """Run the use case's DAG for one user, by the use case's latency budget."""
         started = time.monotonic()
+        if self._log_flusher is None:  # started here: the constructor may have no loop
+            self._log_flusher = asyncio.ensure_future(_flush_logs_every(1.0))
         plan = self.plans.get(use_case)
         if plan is None:
             raise NotFound("use case", use_case, sorted(self.plans))
@@ -287,7 +299,7 @@ class Ingress:
                 kind,
                 reason,
             )
-        # Throughput mode buffers replica logs (up to 1000 records, flushed on ERROR);
-        # a degradation must reach the log now, and it is rare enough to pay a flush.
+        # A degradation must reach the log now (see _flush_logs_every), and it is rare
+        # enough to pay a flush.
         for handler in logger.handlers:
             handler.flush()

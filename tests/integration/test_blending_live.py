@@ -70,6 +70,24 @@ def test_experiment_arms_are_sticky_and_follow_the_config(
             assert first["degraded"] is False
 
 
+def test_the_arm_is_in_the_replica_log(client: httpx.Client, deployed: Deployed) -> None:
+    user = _users_by_arm(deployed)["interleaved"][0]
+    request_id = _discover(client, user)["request_id"]
+    logs = deployed.cluster.temp_dir / "session_latest" / "logs" / "serve"
+    wanted = f"request_id={request_id} variant={{'ab': 'interleaved'}}"
+
+    def logged() -> bool:
+        return any(
+            wanted in path.read_text(errors="replace")
+            for path in logs.glob("replica_blendserve_Ingress_*.log")
+        )
+
+    deadline = time.monotonic() + 10
+    while not logged() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert logged(), f"no log line with {wanted!r}"
+
+
 def test_each_arm_serves_its_blend_with_provenance(
     client: httpx.Client, deployed: Deployed
 ) -> None:
