@@ -13,30 +13,54 @@ from typing import Any
 
 from ray.serve import Application
 
-from deployments.config import parse_app_args
+from deployments.config import parse_app_args, resolve_store
 from deployments.ingress import Ingress
 from deployments.model_server import ModelServer
+from deployments.sources import CPU_POOL_SUFFIX
+from models.store import ArtifactStore
 
 __all__ = ["build_app"]
 
 
 def build_app(args: dict[str, Any]) -> Application:
-    """Validate ``args`` and bind the ingress to one model deployment per heavy model."""
+    """Validate ``args`` and bind the ingress to one model deployment per replica model.
+
+    A model with a ``cpu_pool`` gets a second deployment, ``model-<name>-cpu``,
+    that takes its overflow.
+    """
     config = parse_app_args(args)
-    handles = {}
-    for name, spec in config.remote_models().items():
-        handles[name] = ModelServer.options(  # type: ignore[attr-defined]
-            name=f"model-{name}",
-            num_replicas=spec.num_replicas,
-            ray_actor_options={"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus},
-        ).bind(
+    store = ArtifactStore(resolve_store(config.store))
+    handles: dict[str, Any] = {}
+    for name, placement in config.placements(store).items():
+        if placement != "replica":
+            continue
+        spec = config.models[name]
+        server_args = (
             name,
             config.store,
             spec.version,
             spec.options,
             spec.max_batch_size,
             spec.batch_wait_timeout_s,
+            spec.batch_target_ms,
         )
-    args = config.model_dump(mode="json")
-    app: Application = Ingress.bind(args, handles)  # type: ignore[attr-defined]
+        scaling: dict[str, Any] = (
+            {"autoscaling_config": spec.autoscaling.to_serve()}
+            if spec.autoscaling
+            else {"num_replicas": spec.num_replicas}
+        )
+        handles[name] = ModelServer.options(  # type: ignore[attr-defined]
+            name=f"model-{name}",
+            max_ongoing_requests=spec.max_ongoing_requests,
+            ray_actor_options=spec.actor_options(),
+            **scaling,
+        ).bind(*server_args)
+        if spec.cpu_pool is not None:
+            handles[f"{name}{CPU_POOL_SUFFIX}"] = ModelServer.options(  # type: ignore[attr-defined]
+                name=f"model-{name}{CPU_POOL_SUFFIX}",
+                max_ongoing_requests=spec.max_ongoing_requests,
+                num_replicas=spec.cpu_pool.num_replicas,
+                ray_actor_options=spec.actor_options(cpu_pool=True),
+            ).bind(*server_args)
+    app: Application = Ingress.bind(config.model_dump(mode="json"), handles)  # type: ignore[attr-defined]
     return app

@@ -45,7 +45,7 @@ from deployments.schemas import (
     RecommendRequest,
     RecommendResponse,
 )
-from deployments.sources import IngressModels, RemoteModel
+from deployments.sources import CPU_POOL_SUFFIX, IngressModels, RemoteModel
 from models.errors import ConfigError, InputError
 from models.registry import load_model
 from models.store import ArtifactStore
@@ -150,9 +150,16 @@ class Ingress:
         store = ArtifactStore(resolve_store(self.config.store))
         remote: dict[str, RemoteModel] = {}
         inline = {}
-        for name, spec in self.config.models.items():
-            if spec.placement == "deployment":
-                remote[name] = RemoteModel(name, handles[name], spec.timeout_s)
+        for name, placement in self.config.placements(store).items():
+            spec = self.config.models[name]
+            if placement == "replica":
+                remote[name] = RemoteModel(
+                    name,
+                    handles[name],
+                    spec.timeout_s,
+                    handles.get(f"{name}{CPU_POOL_SUFFIX}"),
+                    spec.cpu_pool.spill_above if spec.cpu_pool else 0,
+                )
             else:
                 inline[name] = load_model(store, name, spec.version, spec.options)
         self.models = IngressModels(inline, remote)

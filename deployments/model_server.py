@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from ray import serve
+from ray.serve.metrics import Gauge, Histogram
 
+from deployments.adaptive_batching import AdaptiveBatching
 from deployments.config import resolve_store
 from models.base import Recommender, RecommendQuery, ScoredItem, Scorer
 from models.errors import ModelError
@@ -36,12 +39,30 @@ class ModelServer:
         options: dict[str, Any],
         max_batch_size: int,
         batch_wait_timeout_s: float,
+        batch_target_ms: float = 20.0,
     ) -> None:
         self.adapter = load_model(ArtifactStore(resolve_store(store)), name, version, options)
-        batcher: Any = self._recommend_batch  # the batch queue's setters are untyped
-        batcher.set_max_batch_size(max_batch_size)
-        batcher.set_batch_wait_timeout_s(batch_wait_timeout_s)
-        logger.info("model %s version %s loaded", name, version)
+        self.batching = AdaptiveBatching(
+            max_batch_size, batch_wait_timeout_s, batch_target_ms / 1000.0
+        )
+        self.batch_sizes = Histogram(
+            "blendserve_batch_size",
+            description="Calls served by one batched forward pass.",
+            boundaries=[1, 2, 4, 8, 16, 32, 64, 128, 256],
+            tag_keys=("model",),
+        )
+        self.batch_size_limit = Gauge(
+            "blendserve_batch_size_limit",
+            description="The adaptive batch size cap now in force.",
+            tag_keys=("model",),
+        )
+        self.batch_sizes.set_default_tags({"model": name})
+        self.batch_size_limit.set_default_tags({"model": name})
+        self._apply_batching()
+        device = getattr(self.adapter, "device", None)
+        logger.info(
+            "model %s version %s loaded%s", name, version, f" on {device}" if device else ""
+        )
         gc.freeze()  # the loaded model lives as long as the replica; stop rescanning it
 
     async def recommend(self, user_id: str, context: dict[str, Any], n: int) -> dict[str, Any]:
@@ -70,8 +91,18 @@ class ModelServer:
         if not isinstance(self.adapter, Recommender):
             raise ModelError(f"model {self.adapter.name!r} is not a recommender")
         n = max(call[2] for call in calls)
+        started = time.perf_counter()
         rows = self.adapter.recommend([RecommendQuery(u, c) for u, c, _ in calls], n)
+        self.batching.observe(len(calls), time.perf_counter() - started)
+        self._apply_batching()
+        self.batch_sizes.observe(len(calls))
         return [row[: call[2]] for row, call in zip(rows, calls, strict=True)]
+
+    def _apply_batching(self) -> None:
+        batcher: Any = self._recommend_batch  # the batch queue's setters are untyped
+        batcher.set_max_batch_size(self.batching.size)
+        batcher.set_batch_wait_timeout_s(self.batching.wait_s)
+        self.batch_size_limit.set(self.batching.size)
 
     async def predict(self, instances: list[Any]) -> dict[str, Any]:
         """Predictions for a batch of instances."""

@@ -6,28 +6,71 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from blending.candidates import ScoreResult, SourceResult
 from blending.gateway import LocalModels
 from models.base import ModelAdapter, RecommendQuery
 
-__all__ = ["IngressModels", "RemoteModel"]
+__all__ = ["CPU_POOL_SUFFIX", "IngressModels", "RemoteModel"]
+
+
+CPU_POOL_SUFFIX = "-cpu"
+"""Appended to a model's name for its CPU overflow pool's handle and deployment."""
 
 
 class RemoteModel:
-    """A model in its own deployment, called through a handle with a deadline."""
+    """A model in its own deployment, called through a handle with a deadline.
 
-    placement = "deployment"
+    With a CPU pool, calls beyond ``spill_above`` in flight to the main (GPU) pool,
+    or refused by it with ``BackPressureError``, go to the CPU pool instead.
+    """
 
-    def __init__(self, name: str, handle: DeploymentHandle[Any], timeout_s: float) -> None:
+    placement = "replica"
+
+    def __init__(
+        self,
+        name: str,
+        handle: DeploymentHandle[Any],
+        timeout_s: float,
+        cpu_pool: DeploymentHandle[Any] | None = None,
+        spill_above: int = 0,
+    ) -> None:
         self.name = name
         self.handle = handle
         self.timeout_s = timeout_s
+        self.cpu_pool = cpu_pool
+        self.spill_above = spill_above
+        self.in_flight = 0
+        self.spilled = 0
+        """Calls sent to the CPU pool so far."""
 
     async def _call(self, method: str, *args: Any, timeout_s: float | None = None) -> Any:
         limit = timeout_s or self.timeout_s
-        response = getattr(self.handle, method).remote(*args)
+        if self.cpu_pool is not None and self.in_flight >= self.spill_above:
+            return await self._send(self.cpu_pool, method, args, limit, spilled=True)
+        self.in_flight += 1
+        try:
+            return await self._send(self.handle, method, args, limit)
+        except BackPressureError:
+            if self.cpu_pool is None:
+                raise
+            return await self._send(self.cpu_pool, method, args, limit, spilled=True)
+        finally:
+            self.in_flight -= 1
+
+    async def _send(
+        self,
+        handle: DeploymentHandle[Any],
+        method: str,
+        args: tuple[Any, ...],
+        limit: float,
+        spilled: bool = False,
+    ) -> Any:
+        if spilled:
+            self.spilled += 1
+        response = getattr(handle, method).remote(*args)
         try:
             return await asyncio.wait_for(response, limit)
         except TimeoutError:
@@ -59,7 +102,10 @@ class RemoteModel:
     async def describe(self, timeout_s: float = 2.0) -> dict[str, Any]:
         """The replica's description; raises when it does not answer in time."""
         info: dict[str, Any] = await self._call("ready", timeout_s=timeout_s)
-        return {**info, "placement": self.placement}
+        info = {**info, "placement": self.placement}
+        if self.cpu_pool is not None:
+            info["cpu_pool"] = {"spill_above": self.spill_above, "spilled_calls": self.spilled}
+        return info
 
 
 class IngressModels(LocalModels):

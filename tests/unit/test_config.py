@@ -24,7 +24,7 @@ def test_default_config_serves_home_with_three_sources() -> None:
     (app,) = load_serve_config(ROOT / "configs" / "default.yaml").values()
     home = app.live.use_cases["home"]
     assert len(home.sources()) >= 3
-    assert app.args.models["mf"].placement == "deployment"
+    assert app.args.models["mf"].placement == "replica"
     assert 0 < app.args.models["mf"].num_cpus < 1
 
 
