@@ -20,7 +20,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -39,6 +39,7 @@ from deployments.config import (
     resolve_store,
 )
 from deployments.http_errors import NotFound, error_body, install_error_handlers
+from deployments.oip import OipError, infer_response, parse_infer_request
 from deployments.schemas import (
     PredictRequest,
     PredictResponse,
@@ -46,7 +47,7 @@ from deployments.schemas import (
     RecommendResponse,
 )
 from deployments.sources import CPU_POOL_SUFFIX, IngressModels, RemoteModel
-from models.errors import ConfigError, InputError
+from models.errors import BlendserveError, ConfigError, InputError
 from models.registry import load_model
 from models.store import ArtifactStore
 
@@ -81,6 +82,11 @@ async def _flush_logs_every(period_s: float) -> None:
         await asyncio.sleep(period_s)
         for handler in logger.handlers:
             handler.flush()
+
+
+def _oip_error(message: str, status: int) -> JSONResponse:
+    """The Open Inference Protocol's error body."""
+    return JSONResponse({"error": message}, status_code=status)
 
 
 def _load_catalog(args: AppArgs) -> ItemCatalog | None:
@@ -286,6 +292,61 @@ class Ingress:
             raise InputError("instances", f"at most {self.config.ingress.max_instances} allowed")
         result = await self.models.predict_any(model, request.instances)
         return {"model": model, "version": result["version"], "predictions": result["predictions"]}
+
+    @api.get("/v2/health/live", summary="Open Inference Protocol: server liveness.")
+    async def oip_live(self) -> dict[str, bool]:
+        """Always live while the process runs."""
+        return {"live": True}
+
+    @api.get("/v2/health/ready", summary="Open Inference Protocol: server readiness.")
+    async def oip_ready(self) -> JSONResponse:
+        """Ready when every model answers (as ``/readyz``)."""
+        ready = (await self.readyz()).status_code == 200
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @api.post(
+        "/v2/models/{model}/infer",
+        summary="Open Inference Protocol: predictions from JSON tensors.",
+    )
+    async def oip_infer(self, model: str, request: Request) -> JSONResponse:
+        """Tensors in, one ``predict`` output tensor out; errors as ``{"error": ...}``."""
+        return await self._infer(model, None, request)
+
+    @api.post(
+        "/v2/models/{model}/versions/{version}/infer",
+        summary="Open Inference Protocol: predictions from one version of a model.",
+    )
+    async def oip_infer_version(self, model: str, version: str, request: Request) -> JSONResponse:
+        """As ``/v2/models/{model}/infer``, 404 unless ``version`` is the one served."""
+        return await self._infer(model, version, request)
+
+    async def _infer(self, model: str, version: str | None, request: Request) -> JSONResponse:
+        spec = self.config.models.get(model)
+        if spec is None:
+            return _oip_error(
+                f"unknown model {model!r} (expected one of {sorted(self.config.models)})", 404
+            )
+        if version is not None and version != spec.version:
+            return _oip_error(
+                f"model {model!r} serves version {spec.version!r}, not {version!r}", 404
+            )
+        try:
+            body = await request.json()
+        except ValueError:
+            return _oip_error("the body is not JSON", 400)
+        features = getattr(self.models.adapters.get(model), "feature_names", None)
+        try:
+            parsed, rows = parse_infer_request(body, features, self.config.ingress.max_instances)
+            result = await self.models.predict_any(model, rows)
+        except OipError as exc:
+            return _oip_error(str(exc), exc.status)
+        except InputError as exc:
+            return _oip_error(str(exc), 400)
+        except TimeoutError as exc:
+            return _oip_error(str(exc), 504)
+        except BlendserveError as exc:
+            return _oip_error(_describe_failure(exc), 503)
+        return JSONResponse(infer_response(model, result["version"], parsed, result["predictions"]))
 
     async def _describe_models(self) -> dict[str, dict[str, Any] | BaseException]:
         names = self.models.names()
