@@ -51,6 +51,9 @@ def serve_config(port: int) -> dict[str, Any]:
     config["http_options"]["port"] = port
     main = config["applications"][0]
     main["deployments"][0]["ray_actor_options"]["num_cpus"] = 0.25
+    # A CPU overflow pool that takes mf's calls beyond two in flight (test only: the
+    # demo has no GPU pool to overflow from).
+    main["args"]["models"]["mf"]["cpu_pool"] = {"num_cpus": 0.25, "spill_above": 2}
 
     flaky = copy.deepcopy(main)
     flaky.update(name="flaky", route_prefix="/flaky")

@@ -173,3 +173,37 @@ def test_readiness_flips_to_200_after_deploy(deployed: Deployed, client: httpx.C
     deployed.redeploy(fixed)
     body = wait_ready(f"{deployed.url}/pending/readyz", timeout_s=180)
     assert body["ready"] is True
+
+
+def test_open_inference_protocol_infer_matches_v1_predict(client: httpx.Client) -> None:
+    row = [0.4, 5.2, 3.0, 20.0]
+    v1 = client.post("/v1/predict/click_model", json={"instances": [row]}).json()
+    body = {"id": "r1", "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": row}]}
+    reply = client.post("/v2/models/click_model/infer", json=body)
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert answer["model_name"] == "click_model" and answer["id"] == "r1"
+    assert answer["outputs"][0]["shape"] == [1]
+    assert answer["outputs"][0]["data"] == pytest.approx(v1["predictions"])
+    versioned = client.post("/v2/models/click_model/versions/1/infer", json=body)
+    assert versioned.status_code == 200
+    assert client.post("/v2/models/click_model/versions/9/infer", json=body).status_code == 404
+    bad = client.post(
+        "/v2/models/click_model/infer", json={"inputs": [{**body["inputs"][0], "shape": [2, 4]}]}
+    )
+    assert bad.status_code == 400 and "needs 8 values" in bad.json()["error"]
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").status_code == 200
+
+
+def test_calls_beyond_the_main_pool_spill_to_the_cpu_pool(client: httpx.Client) -> None:
+    import concurrent.futures
+
+    def call(n: int) -> int:
+        return _recommend(client, f"spill{n}", k=5).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(call, range(64)))
+    assert set(statuses) == {200}
+    pool_info = client.get("/v1/models").json()["models"]["mf"]["cpu_pool"]
+    assert pool_info["spill_above"] == 2 and pool_info["spilled_calls"] > 0
