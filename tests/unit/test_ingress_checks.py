@@ -1,0 +1,59 @@
+"""The ingress refuses use cases whose in-process rerank or stack models cannot serve them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from builders import publish_curated, publish_popularity, publish_tiny_sklearn
+
+from blending.dag import BlendPlan
+from blending.spec import UseCaseSpec
+from deployments.ingress import _check_node_models
+from deployments.sources import IngressModels
+from models.errors import ConfigError
+from models.registry import load_model
+from models.store import ArtifactStore
+
+
+@pytest.fixture
+def models(store: ArtifactStore, scratch: Path) -> IngressModels:
+    publish_popularity(store, scratch, {"a": 3, "b": 1})
+    publish_curated(store, scratch, ["a"])
+    publish_tiny_sklearn(store, scratch, name="clicks")
+    names = ("popularity", "picks", "clicks")
+    return IngressModels({n: load_model(store, n, "1") for n in names}, {})
+
+
+def _plans(nodes: dict[str, object]) -> dict[str, BlendPlan]:
+    base = {
+        "pop": {"kind": "source", "model": "popularity"},
+        "picks": {"kind": "source", "model": "picks"},
+    }
+    spec = UseCaseSpec.model_validate({"nodes": {**base, **nodes}, "output": "out"})
+    return {"home": BlendPlan("home", spec)}
+
+
+def test_a_model_that_cannot_score_is_refused_as_a_reranker(models: IngressModels) -> None:
+    plans = _plans(
+        {
+            "mix": {"kind": "blend", "weights": {"pop": 1, "picks": 1}},
+            "out": {"kind": "rerank", "input": "mix", "model": "picks"},
+        }
+    )
+    with pytest.raises(ConfigError, match="node 'out': model 'picks' cannot score items"):
+        _check_node_models(plans, models)
+
+
+def test_a_stack_model_trained_on_other_inputs_is_refused(models: IngressModels) -> None:
+    feature_names = load_model_features(models)
+    plans = _plans({"out": {"kind": "stack", "inputs": ["pop", "picks"], "model": "clicks"}})
+    with pytest.raises(ConfigError, match=re.escape(f"trained on inputs {feature_names}")):
+        _check_node_models(plans, models)
+
+
+def load_model_features(models: IngressModels) -> list[str]:
+    features = getattr(models.adapters["clicks"], "feature_names", None)
+    assert features and features != ["pop", "picks"]
+    return list(features)
