@@ -1,8 +1,10 @@
-"""A local, loopback-only Ray cluster serving a config: what ``make run`` and the tests use.
+"""A local Ray cluster serving a config: what ``make run`` and the tests use.
 
-Ray is started bound to 127.0.0.1 with token auth, in the
-throughput-optimised mode with the bundled HAProxy, and the app is deployed with
-the same ``serve deploy`` a data scientist runs, so both paths stay the same.
+Ray is started on 127.0.0.1 (as far as Ray 2.60 allows: its dashboard and the HTTP
+port bind loopback, its internal ports do not; see docs/ops.md) with token auth, in
+the throughput-optimised mode with the bundled HAProxy, and the app is deployed with
+the same ``serve deploy`` a data scientist runs, so both paths stay the same. Worker
+nodes can join, to try multi-node placement on one machine.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import httpx
 
 from deployments.config import RESULT_KEY_ENV
 
-__all__ = ["SERVE_ENV", "LocalRay", "free_port", "wait_ready"]
+__all__ = ["SERVE_ENV", "LocalRay", "WorkerNode", "free_port", "wait_ready"]
 
 # Measured on a 2-core machine: ~8x the default proxy path for one deployment.
 SERVE_ENV = {
@@ -50,31 +52,69 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else (shutil.which(name) or name)
 
 
+@dataclass(frozen=True)
+class WorkerNode:
+    """A worker node that :meth:`LocalRay.add_worker` started on this machine."""
+
+    node_id: str
+    """Ray's id of the node, as ``ray list nodes`` and each actor's ``node_id`` show it."""
+    num_cpus: int
+    num_gpus: int
+    resources: dict[str, float]
+    temp_dir: Path
+    """The node's own Ray temp directory (its session, logs and sockets)."""
+    session_id: int
+    """The Unix session of the node's processes; :meth:`LocalRay.stop` kills it."""
+
+
 @dataclass
 class LocalRay:
-    """A head-only Ray cluster on loopback, with its own ports and temp directory.
+    """A Ray cluster on this machine, with its own ports and temp directories.
 
-    ``ray start --node-ip-address 127.0.0.1`` is used rather than ``ray.init``, which
-    replaces a loopback address by the machine's public one. Stopping kills only the
-    processes of this cluster (its Unix session), never another cluster's, which
+    The head node comes first (:meth:`start`); :meth:`add_worker` adds worker nodes to
+    the same cluster, each a separate raylet with its own resources, as a second
+    machine would be. Nodes are started with ``ray start --node-ip-address
+    127.0.0.1``, but Ray 2.60 replaces a loopback address by the machine's, so they
+    register (and partly listen) there; the dashboard and the HTTP port do bind
+    127.0.0.1 (docs/ops.md). Stopping kills only the processes of this cluster (the
+    Unix session of each node's ``ray start``), never another cluster's, which
     ``ray stop`` would do.
     """
 
     home: Path
     num_cpus: float = 2
+    num_gpus: int | None = None
+    """GPUs the head node offers; ``None`` lets Ray detect them."""
     dashboard_port: int = field(default_factory=free_port)
     gcs_port: int = field(default_factory=free_port)
     # HAProxy's stats and metrics listeners have fixed default ports (8404, 9101);
     # free ones let several local clusters (make run beside make test) coexist.
     haproxy_stats_port: int = field(default_factory=free_port)
     haproxy_metrics_port: int = field(default_factory=free_port)
+    # Ray's autoscaler and dashboard export metrics on fixed ports (44217, 44227) in
+    # the ephemeral range: a second cluster cannot bind them, and a free port handed
+    # to this cluster's dashboard could be taken by them first (seen once).
+    autoscaler_metrics_port: int = field(default_factory=free_port)
+    dashboard_metrics_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
     """More environment for every Ray process (e.g. ``PYTHONPATH`` for test models)."""
 
     def __post_init__(self) -> None:
         # Short: Ray puts unix sockets under it, and their paths are limited to 107 bytes.
         self.temp_dir = Path(tempfile.gettempdir()) / f"blendserve-ray-{self.gcs_port}"
-        self.session_id: int | None = None
+        self.workers: list[WorkerNode] = []
+        self._sessions: list[int] = []
+        """The Unix session of each node's ``ray start``, the head's first."""
+
+    @property
+    def session_id(self) -> int | None:
+        """The Unix session of the head node's processes (``None`` when stopped)."""
+        return self._sessions[0] if self._sessions else None
+
+    @property
+    def temp_dirs(self) -> list[Path]:
+        """The head's temp directory and each worker node's (Ray's logs are under them)."""
+        return [self.temp_dir, *(worker.temp_dir for worker in self.workers)]
 
     @property
     def dashboard_url(self) -> str:
@@ -88,6 +128,8 @@ class LocalRay:
         env["BLENDSERVE_HOME"] = str(self.home)
         env["RAY_SERVE_HAPROXY_STATS_PORT"] = str(self.haproxy_stats_port)
         env["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(self.haproxy_metrics_port)
+        env["AUTOSCALER_METRIC_PORT"] = str(self.autoscaler_metrics_port)
+        env["DASHBOARD_METRIC_PORT"] = str(self.dashboard_metrics_port)
         if not env.get(RESULT_KEY_ENV):
             env[RESULT_KEY_ENV] = self.result_key()
         env.update(self.extra_env)
@@ -118,7 +160,8 @@ class LocalRay:
             start_new_session=new_session,
         )
         if new_session:
-            self.session_id = process.pid
+            # Recorded before waiting, so a stop() (Ctrl-C) while it starts finds it.
+            self._sessions.append(process.pid)
         stdout, stderr = process.communicate()
         return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
@@ -129,6 +172,7 @@ class LocalRay:
         start``, which is how :meth:`stop` finds exactly this cluster's processes.
         """
         self._run(_bin("ray"), "get-auth-token", "--generate")
+        gpus = () if self.num_gpus is None else ("--num-gpus", str(self.num_gpus))
         result = self._run(
             _bin("ray"), "start", "--head",
             "--node-ip-address", "127.0.0.1",
@@ -138,6 +182,7 @@ class LocalRay:
             "--dashboard-agent-listen-port", str(free_port()),
             "--ray-client-server-port", str(free_port()),
             "--num-cpus", f"{self.num_cpus:g}",
+            *gpus,
             "--temp-dir", str(self.temp_dir),
             "--disable-usage-stats",
             new_session=True,
@@ -146,6 +191,67 @@ class LocalRay:
             self.stop()
             raise RuntimeError(f"ray start failed:\n{result.stdout}\n{result.stderr}")
 
+    def add_worker(
+        self,
+        num_cpus: int = 1,
+        num_gpus: int = 0,
+        resources: dict[str, float] | None = None,
+        timeout_s: float = 60.0,
+    ) -> WorkerNode:
+        """Start a worker node in this cluster and wait until the head lists it alive.
+
+        Several nodes of one cluster on one machine need what two machines would
+        have apart: each node gets its own ``--temp-dir`` (else it shares the head's
+        session directory, logs and log monitor), its own dashboard agent port (the
+        default, 52365, is fixed) and worker ports from the OS (``0``) instead of the
+        head's range. ``--num-gpus`` may exceed the GPUs present: Ray then only
+        books them (``CUDA_VISIBLE_DEVICES`` is set, torch still finds no CUDA).
+        """
+        if self.session_id is None:
+            raise RuntimeError("start the head node before adding a worker node")
+        before = {node["node_id"] for node in self.list_nodes()}
+        temp_dir = self.temp_dir.with_name(f"{self.temp_dir.name}-w{len(self.workers) + 1}")
+        command = [
+            _bin("ray"), "start",
+            "--address", f"127.0.0.1:{self.gcs_port}",
+            "--node-ip-address", "127.0.0.1",
+            "--num-cpus", str(num_cpus),
+            "--num-gpus", str(num_gpus),
+            "--dashboard-agent-listen-port", str(free_port()),
+            "--min-worker-port", "0",
+            "--max-worker-port", "0",
+            "--temp-dir", str(temp_dir),
+            "--disable-usage-stats",
+        ]  # fmt: skip
+        if resources:
+            command += ["--resources", json.dumps(resources)]
+        result = self._run(*command, new_session=True)
+        session_id = self._sessions[-1]
+        try:
+            if result.returncode != 0:
+                raise RuntimeError(
+                    f"ray start (worker node) failed:\n{result.stdout}\n{result.stderr}"
+                )
+            node_id = self._wait_new_node(before, timeout_s)
+        except (RuntimeError, TimeoutError):
+            _stop_sessions([session_id], grace_s=5.0)
+            self._sessions.remove(session_id)
+            raise
+        worker = WorkerNode(
+            node_id, num_cpus, num_gpus, dict(resources or {}), temp_dir, session_id
+        )
+        self.workers.append(worker)
+        return worker
+
+    def _wait_new_node(self, known: set[str], timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            new = [node["node_id"] for node in self.list_nodes() if node["node_id"] not in known]
+            if new:
+                return str(new[0])
+            time.sleep(0.5)
+        raise TimeoutError(f"the new worker node did not register within {timeout_s}s")
+
     def deploy(self, config: Path) -> None:
         """``serve deploy`` a config to this cluster (returns before replicas are up)."""
         result = self._run(_bin("serve"), "deploy", str(config), "--address", self.dashboard_url)
@@ -153,39 +259,50 @@ class LocalRay:
             raise RuntimeError(f"serve deploy failed:\n{result.stdout}\n{result.stderr}")
 
     def list_actors(self) -> list[dict[str, Any]]:
-        """Ray's state API view of this cluster's live actors (replicas included)."""
+        """Ray's state API view of this cluster's live actors (replicas included).
+
+        Each has a ``node_id``; :meth:`list_nodes` says which node that is.
+        """
+        return self._list_state("actors")
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """This cluster's live nodes: ``node_id``, ``is_head_node``, ``resources_total``..."""
+        return self._list_state("nodes")
+
+    def _list_state(self, kind: str) -> list[dict[str, Any]]:
         result = self._run(
-            _bin("ray"),
-            "list",
-            "actors",
-            "--address",
-            self.dashboard_url,
-            "--format",
-            "json",
-            "--filter",
-            "state=ALIVE",
-            "--limit",
-            "10000",
-        )
+            _bin("ray"), "list", kind,
+            "--address", self.dashboard_url,
+            "--format", "json",
+            "--filter", "state=ALIVE",
+            "--limit", "10000",
+        )  # fmt: skip
         if result.returncode != 0:
-            raise RuntimeError(f"ray list actors failed:\n{result.stdout}\n{result.stderr}")
-        actors: list[dict[str, Any]] = json.loads(result.stdout)
-        return actors
+            raise RuntimeError(f"ray list {kind} failed:\n{result.stdout}\n{result.stderr}")
+        rows: list[dict[str, Any]] = json.loads(result.stdout)
+        return rows
 
     def stop(self, grace_s: float = 10.0) -> None:
-        """End every process of this cluster: SIGTERM, then SIGKILL after ``grace_s``."""
-        if self.session_id is None:
-            return
-        _signal_session(self.session_id, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while _session_pids(self.session_id) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        _signal_session(self.session_id, signal.SIGKILL)
-        self.session_id = None
+        """End every process of every node: SIGTERM, then SIGKILL after ``grace_s``."""
+        _stop_sessions(self._sessions, grace_s)
+        self._sessions = []
+        self.workers = []
 
 
-def _session_pids(session_id: int) -> list[int]:
-    """Live (non-zombie) processes in Unix session ``session_id`` (Linux /proc)."""
+def _stop_sessions(session_ids: list[int], grace_s: float) -> None:
+    """SIGTERM every process of the sessions together, SIGKILL what is left after ``grace_s``."""
+    if not session_ids:
+        return
+    _signal_sessions(session_ids, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _session_pids(session_ids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _signal_sessions(session_ids, signal.SIGKILL)
+
+
+def _session_pids(session_ids: list[int]) -> list[int]:
+    """Live (non-zombie) processes in any of the Unix sessions ``session_ids`` (Linux /proc)."""
+    wanted = set(session_ids)
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -196,13 +313,13 @@ def _session_pids(session_id: int) -> list[int]:
             continue
         # Fields after the parenthesised command: state, ppid, pgrp, session, ...
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) == session_id and fields[0] != "Z":
+        if int(fields[3]) in wanted and fields[0] != "Z":
             pids.append(int(entry.name))
     return pids
 
 
-def _signal_session(session_id: int, signum: signal.Signals) -> None:
-    for pid in _session_pids(session_id):
+def _signal_sessions(session_ids: list[int], signum: signal.Signals) -> None:
+    for pid in _session_pids(session_ids):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signum)
 
