@@ -52,6 +52,7 @@ def build_app(args: dict[str, Any]) -> Application:
         handles[name] = ModelServer.options(  # type: ignore[attr-defined]
             name=f"model-{name}",
             max_ongoing_requests=spec.max_ongoing_requests,
+            max_queued_requests=spec.max_queued_requests,
             ray_actor_options=spec.actor_options(),
             **scaling,
         ).bind(*server_args)

@@ -134,6 +134,15 @@ class ModelConfig(BaseModel):
     max_ongoing_requests: int = Field(
         64, ge=1, le=100_000, description="Calls one replica works on at once."
     )
+    max_queued_requests: int = Field(
+        -1,
+        ge=-1,
+        le=1_000_000,
+        description=(
+            "Calls that may wait for a replica; beyond, callers get BackPressureError "
+            "(with a `cpu_pool`, they spill there). -1: no bound (Serve's default)."
+        ),
+    )
     max_batch_size: int = Field(
         16, ge=1, le=1024, description="Upper bound of the adaptive batch size."
     )
