@@ -211,7 +211,7 @@ class BlendPlan:
         branches, variant = await self._execute(run, [self.spec.output])
         output = branches[self.spec.output]
         # The output is filtered once more so no path can return an excluded item.
-        final = apply_filter(output.items, ctx)[: ctx.k]
+        final = apply_filter(output.items, ctx, limit=ctx.k)
         return BlendOutcome(
             items=final,
             degraded=bool(output.failures),
@@ -283,9 +283,10 @@ class BlendPlan:
             return _Branch(items, _merge_failures(ranked, curated))
         if isinstance(node, FilterNodeSpec):
             source = branches[node.input]
-            return _Branch(
-                apply_filter(source.items, ctx, node.drop, node.drop_unknown), source.failures
-            )
+            # The output node's list is cut to k anyway: stop filtering there.
+            limit = ctx.k if name == self.spec.output else None
+            items = apply_filter(source.items, ctx, node.drop, node.drop_unknown, limit)
+            return _Branch(items, source.failures)
         if isinstance(node, DiversifyNodeSpec):
             source = branches[node.input]
             items = diversify(source.items, ctx, node.max_per_category, node.top or ctx.k)

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+import numpy as np
+
 from blending.candidates import ScoreResult, SourceResult
 from models.base import ModelAdapter, Recommender, RecommendQuery, Scorer
 from models.errors import ModelError
+from models.sklearn_adapter import SklearnAdapter
 
 __all__ = ["LocalModels", "ModelGateway"]
 
@@ -76,5 +79,8 @@ class LocalModels:
     async def predict(self, model: str, rows: Sequence[Sequence[float]]) -> ScoreResult:
         """Predict with the adapter directly."""
         adapter = self._adapter(model)
+        if isinstance(adapter, SklearnAdapter):  # vectorised: rows come from our own maths
+            matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+            return ScoreResult(model, adapter.version, adapter.predict_array(matrix).tolist())
         predictions = adapter.predict([list(row) for row in rows])
         return ScoreResult(model, adapter.version, [float(p) for p in predictions])

@@ -240,11 +240,13 @@ def apply_filter(
     ctx: BlendContext,
     drop: Collection[str] = ("excluded", "duplicates", "unavailable"),
     drop_unknown: bool = False,
+    limit: int | None = None,
 ) -> list[Candidate]:
     """Drop the request's excluded items, repeats, and what the catalogue rules out.
 
     ``drop`` names the rules: ``excluded``, ``duplicates``, ``unavailable``. Items
-    the catalogue does not know are kept unless ``drop_unknown``.
+    the catalogue does not know are kept unless ``drop_unknown``. With ``limit``,
+    stop once that many are kept (the output needs only the top k).
     """
     exclude = ctx.exclude if "excluded" in drop else frozenset()
     dedupe = "duplicates" in drop
@@ -263,6 +265,8 @@ def apply_filter(
                 continue
         seen.add(item)
         kept.append(candidate)
+        if len(kept) == limit:
+            break
     return kept
 
 

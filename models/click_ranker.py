@@ -230,7 +230,7 @@ class ClickRankerAdapter(SklearnAdapter, Scorer):
         known = ~np.isnan(matrix[:, 0])
         scores = np.zeros(len(item_ids))
         if known.any():
-            scores[known] = self._model.predict_proba(matrix[known])[:, 1]
+            scores[known] = self._run(matrix[known])
         return [float(s) for s in scores]
 
     def describe(self) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import joblib
+import numpy as np
+import sklearn
 
 from models._inputs import to_feature_matrix
 from models.base import ModelAdapter
@@ -46,9 +48,28 @@ class SklearnAdapter(ModelAdapter):
         matrix = to_feature_matrix(instances, self.n_features, self.feature_names)
         if len(matrix) == 0:
             return []
-        if self._binary_proba:
-            return [float(p) for p in self._model.predict_proba(matrix)[:, 1]]
-        return [v.item() if hasattr(v, "item") else v for v in self._model.predict(matrix)]
+        return [v.item() if hasattr(v, "item") else v for v in self._run(matrix)]
+
+    def predict_array(self, matrix: np.ndarray) -> np.ndarray:
+        """Numeric predictions for a float matrix built by trusted code (a stack's
+        features): no per-value checks, so hundreds of rows cost one vectorised call."""
+        if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
+            raise ModelError(
+                f"model {self.name!r} takes {self.n_features} features, got shape {matrix.shape}"
+            )
+        if len(matrix) == 0:
+            return np.zeros(0)
+        return np.asarray(self._run(matrix), dtype=np.float64)
+
+    def _run(self, matrix: np.ndarray) -> np.ndarray:
+        # Inputs are already checked (finite numbers, right width): skipping
+        # scikit-learn's own re-validation takes a third off a one-row call.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            if self._binary_proba:
+                result: np.ndarray = self._model.predict_proba(matrix)[:, 1]
+            else:
+                result = self._model.predict(matrix)
+        return result
 
     def describe(self) -> dict[str, Any]:
         """Add the feature names callers must send."""

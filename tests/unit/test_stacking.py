@@ -14,7 +14,7 @@ from blending.gateway import LocalModels
 from blending.spec import UseCaseSpec
 from blending.stacking import collect_stack_examples, publish_stacker, read_feedback
 from deployments.cli import main
-from models.errors import ConfigError
+from models.errors import ConfigError, ModelError
 from models.registry import load_model
 from models.sklearn_adapter import SklearnAdapter
 from models.store import ArtifactStore
@@ -124,3 +124,20 @@ def test_train_stack_command_publishes_once(
     assert main([*command, "--skip-existing"]) == 0
     assert main([*command[:-4], "--node", "out", "--feedback", str(feedback)]) == 2
     assert "no stack node 'out'" in capsys.readouterr().err
+
+
+def test_the_vectorised_path_matches_predict(models: LocalModels, store: ArtifactStore) -> None:
+    import numpy as np
+
+    plan = BlendPlan("home", UseCaseSpec.model_validate(USE_CASE))
+    rows = [(f"u{n}", item, int(item == "a")) for n in range(10) for item in "abx"]
+    examples = collect_stack_examples(plan, "learned", _feedback(rows), models)
+    publish_stacker(examples, store, "combiner", "1")
+    combiner = load_model(store, "combiner", "1")
+    assert isinstance(combiner, SklearnAdapter)
+    matrix = np.asarray([[1.0, 0.0], [0.2, 0.7]], dtype=np.float32)
+    assert combiner.predict_array(matrix).tolist() == pytest.approx(
+        combiner.predict(matrix.tolist())
+    )
+    with pytest.raises(ModelError, match="takes 2 features"):
+        combiner.predict_array(np.zeros((1, 3), dtype=np.float32))
