@@ -51,6 +51,8 @@ def serve_config(port: int) -> dict[str, Any]:
     config["http_options"]["port"] = port
     main = config["applications"][0]
     main["deployments"][0]["ray_actor_options"]["num_cpus"] = 0.25
+    # One ingress replica: tests read per-replica state (spill counts) back.
+    main["deployments"][0]["num_replicas"] = 1
     # A CPU overflow pool that takes mf's calls beyond two in flight (test only: the
     # demo has no GPU pool to overflow from).
     main["args"]["models"]["mf"]["cpu_pool"] = {"num_cpus": 0.25, "spill_above": 2}
