@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 CONFIG ?= configs/default.yaml
 
-.PHONY: install run demo test test-unit test-gpu test-integration lint typecheck validate clean
+.PHONY: install run demo test test-unit test-gpu test-integration lint typecheck validate clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,10 +47,16 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy models blending deployments
+	$(BIN)/mypy models blending deployments benchmarks
 
 validate: install
 	$(BIN)/blendserve validate $(CONFIG)
 
 clean:
-	rm -rf $(VENV) artifacts data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) artifacts data .pytest_cache .mypy_cache .ruff_cache benchmarks/.venv
+
+# Throughput and latency beside a naive Serve composition, a Serve echo and MLServer;
+# writes BENCHMARKS.md. Installs wrk (apt-get) and benchmarks/.venv (MLServer, py-spy)
+# on first use. `make bench BENCH_ARGS=--quick` is a smoke run.
+bench: demo
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
