@@ -270,7 +270,7 @@ run except the findings section; raw numbers: `benchmarks/results/latest.json`.
 
 ## Variants of blendserve at c={meta["plan"]["variant_concurrency"]}
 
-Default: HAProxy, one Ingress replica, `mf` in its own replica.
+Default (`configs/default.yaml`): HAProxy, two Ingress replicas, `mf` in its own replica.
 
 {_variants(results)}
 
