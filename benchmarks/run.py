@@ -10,7 +10,7 @@ Systems are started one at a time (each alone on the machine), loaded with wrk
 * ``mlserver``: the click model in MLServer (e);
 * ``haproxy``, ``replicas``, ``inline``: blendserve without HAProxy, with one
   ingress replica instead of the default two (``home`` and the OIP infer), with
-  ``mf`` inline (c=16 only);
+  ``mf`` inline, with ``max_ongoing_requests: 4`` per Ingress replica (c=16 only);
 * ``batching``: a torch-only use case unbatched vs adaptive (c=64 and c=1).
 
 Usage: ``python -m benchmarks.run [--quick] [--only echo,blendserve,...]``.
@@ -63,7 +63,17 @@ OIP_BODY: dict[str, Any] = {
     ]
 }
 CLICK_MODEL = "click_model"
-STEPS = ("echo", "blendserve", "naive", "mlserver", "haproxy", "replicas", "inline", "batching")
+STEPS = (
+    "echo",
+    "blendserve",
+    "naive",
+    "mlserver",
+    "haproxy",
+    "replicas",
+    "inline",
+    "ongoing",
+    "batching",
+)
 
 
 @dataclass(frozen=True)
@@ -223,11 +233,17 @@ def run_step(step: str, plan: Plan, default: dict[str, Any], venv: Path | None) 
         with mlserver:
             for c in plan.concurrencies:
                 measure(mlserver, INFER, c, plan, key="e")
-    elif step in ("haproxy", "replicas", "inline"):
+    elif step in ("haproxy", "replicas", "inline", "ongoing"):
         key, config, haproxy = {
             "haproxy": ("a_no_haproxy", blendserve_config(default, 0), False),
             "replicas": ("a_ingress_x1", blendserve_config(default, 0, ingress_replicas=1), True),
             "inline": ("a_mf_inline", blendserve_config(default, 0, mf_placement="inline"), True),
+            # Fewer slots than clients: how HAProxy and Serve queue or refuse the rest.
+            "ongoing": (
+                "a_max_ongoing_4",
+                blendserve_config(default, 0, ingress_max_ongoing=4),
+                True,
+            ),
         }[step]
         with _blendserve(key, config, haproxy=haproxy) as system:
             measure(system, HOME, plan.variant_concurrency, plan, key=key)

@@ -78,6 +78,7 @@ def blendserve_config(
     port: int,
     *,
     ingress_replicas: int | None = None,
+    ingress_max_ongoing: int | None = None,
     mf_placement: str | None = None,
     mf_batching: Batching | None = None,
     torch_only_use_case: bool = False,
@@ -93,6 +94,8 @@ def blendserve_config(
     mf = app["args"]["models"]["mf"]
     if ingress_replicas is not None:
         ingress["num_replicas"] = ingress_replicas
+    if ingress_max_ongoing is not None:
+        ingress["max_ongoing_requests"] = ingress_max_ongoing
     if mf_placement is not None:
         mf["placement"] = mf_placement
     if mf_batching is not None:
