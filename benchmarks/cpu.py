@@ -65,8 +65,8 @@ def _name(pid_dir: Path) -> str:
     return program
 
 
-def snapshot(session_id: int) -> Snapshot:
-    """CPU time of every live process in Unix session ``session_id``."""
+def snapshot(*session_ids: int) -> Snapshot:
+    """CPU time of every live process in the Unix sessions ``session_ids``."""
     taken: Snapshot = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -75,7 +75,7 @@ def snapshot(session_id: int) -> Snapshot:
             session, cpu_s, start, state = parse_stat((entry / "stat").read_text())
         except (OSError, IndexError, ValueError):
             continue
-        if session != session_id or state == "Z":
+        if session not in session_ids or state == "Z":
             continue
         pid = int(entry.name)
         taken[(pid, start)] = ProcessCpu(pid, start, cpu_s, _name(entry))

@@ -22,6 +22,7 @@ LABELS = {
     "a_ingress_x1": "blendserve, 1 Ingress replica",
     "a_mf_inline": "blendserve, `mf` placement: inline",
     "a_max_ongoing_4": "blendserve, Ingress `max_ongoing_requests: 4`",
+    "a_two_nodes": "blendserve on two Ray nodes (1 CPU each), `mf` on the second",
     "d_infer_ingress_x1": "blendserve, 1 Ingress replica",
     "torch_unbatched": "torch only, `max_batch_size: 1`",
     "torch_adaptive": "torch only, adaptive batching",
@@ -33,6 +34,7 @@ VARIANTS = (
     ("a_ingress_x1", "a"),
     ("a_mf_inline", "a"),
     ("a_max_ongoing_4", "a"),
+    ("a_two_nodes", "a"),
     ("d_infer", "d_infer"),
     ("d_infer_ingress_x1", "d_infer"),
 )
@@ -212,7 +214,9 @@ def _method(meta: dict[str, Any]) -> str:
     one change each: `RAY_SERVE_ENABLE_HA_PROXY` unset (Serve's throughput mode then
     answers through Serve's proxy actor); Ingress `num_replicas: 1` instead of the
     default 2 (also for the OIP infer); `mf` `placement: inline`; Ingress
-    `max_ongoing_requests: 4` (fewer slots than the 16 clients).
+    `max_ongoing_requests: 4` (fewer slots than the 16 clients); two Ray nodes on
+    this machine (`ray start --address`, one CPU each), `mf` pinned to the second by
+    a custom resource, as a GPU node would hold it.
   - Batching (c={", ".join(map(str, plan["batching_concurrencies"]))}): a use case
     `torch_only` (source `mf`, 200 candidates, then a filter; the `home` budget) added to
     the default config, `mf` with {meta["batching"]["unbatched"]} vs

@@ -11,6 +11,7 @@ Systems are started one at a time (each alone on the machine), loaded with wrk
 * ``haproxy``, ``replicas``, ``inline``: blendserve without HAProxy, with one
   ingress replica instead of the default two (``home`` and the OIP infer), with
   ``mf`` inline, with ``max_ongoing_requests: 4`` per Ingress replica (c=16 only);
+* ``nodes``: two Ray nodes (one CPU each), ``mf`` on the second (c=16 only);
 * ``batching``: a torch-only use case unbatched vs adaptive (c=64 and c=1).
 
 Usage: ``python -m benchmarks.run [--quick] [--only echo,blendserve,...]``.
@@ -63,6 +64,9 @@ OIP_BODY: dict[str, Any] = {
     ]
 }
 CLICK_MODEL = "click_model"
+MODEL_NODE = "model_node"
+"""The custom resource the ``nodes`` step's worker node offers and ``mf`` asks for."""
+
 STEPS = (
     "echo",
     "blendserve",
@@ -72,6 +76,7 @@ STEPS = (
     "replicas",
     "inline",
     "ongoing",
+    "nodes",
     "batching",
 )
 
@@ -118,9 +123,9 @@ def measure(system: System, route: Route, concurrency: int, plan: Plan, key: str
     url = f"{system.base_url}{route.path}"
     if plan.warmup_s > 0:
         run_wrk(url, route.body, concurrency, plan.warmup_s, plan.core)
-    before = snapshot(system.session_id)
+    before = snapshot(*system.session_ids)
     result = run_wrk(url, route.body, concurrency, plan.duration_s, plan.core)
-    after = snapshot(system.session_id)
+    after = snapshot(*system.session_ids)
     spent = cpu_delta(before, after)
     measurement = Measurement(
         key or route.key,
@@ -140,7 +145,14 @@ def measure(system: System, route: Route, concurrency: int, plan: Plan, key: str
     )
 
 
-def _blendserve(name: str, config: dict[str, Any], *, haproxy: bool = True) -> RayServeSystem:
+def _blendserve(
+    name: str,
+    config: dict[str, Any],
+    *,
+    haproxy: bool = True,
+    num_cpus: float = 2,
+    worker: dict[str, Any] | None = None,
+) -> RayServeSystem:
     return RayServeSystem(
         name,
         config,
@@ -148,6 +160,8 @@ def _blendserve(name: str, config: dict[str, Any], *, haproxy: bool = True) -> R
         (HOME.path, HOME.body),
         haproxy=haproxy,
         ready_path="/readyz",
+        num_cpus=num_cpus,
+        worker=worker,
     )
 
 
@@ -249,6 +263,13 @@ def run_step(step: str, plan: Plan, default: dict[str, Any], venv: Path | None) 
             measure(system, HOME, plan.variant_concurrency, plan, key=key)
             if step == "replicas":  # what does the second ingress replica give the click model?
                 measure(system, INFER, plan.variant_concurrency, plan, key="d_infer_ingress_x1")
+    elif step == "nodes":
+        # Two Ray nodes on this machine, one CPU each: Ingress replicas on the head,
+        # `mf` pinned to the worker by a custom resource (what a GPU node would be).
+        config = blendserve_config(default, 0, mf_resources={MODEL_NODE: 1})
+        worker = {"num_cpus": 1, "resources": {MODEL_NODE: 1}}
+        with _blendserve("a_two_nodes", config, num_cpus=1, worker=worker) as system:
+            measure(system, HOME, plan.variant_concurrency, plan, key="a_two_nodes")
     elif step == "batching":
         route = Route("torch", f"/v1/recommend/{TORCH_ONLY}", HOME_BODY)
         for key, batching in (

@@ -117,9 +117,14 @@ class System(ABC):
     def stop(self) -> None:
         """Stop every process it started; safe to call twice."""
 
+    @property
+    def session_ids(self) -> list[int]:
+        """Every Unix session of the system (a multi-node cluster has one per node)."""
+        return [self.session_id]
+
     def processes(self) -> int:
         """How many processes the system runs now."""
-        return len(snapshot(self.session_id))
+        return len(snapshot(*self.session_ids))
 
     def __enter__(self) -> Self:
         try:
@@ -157,9 +162,12 @@ class RayServeSystem(System):
         haproxy: bool = True,
         ready_path: str | None = None,
         num_cpus: float = 2,
+        worker: dict[str, Any] | None = None,
         timeout_s: float = 300.0,
     ) -> None:
         self.name = name
+        self.worker = worker
+        """``LocalRay.add_worker`` arguments of a second node, if any."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.config = {**config, "http_options": {"host": "127.0.0.1", "port": self.port}}
@@ -187,12 +195,19 @@ class RayServeSystem(System):
         path.write_text(yaml.safe_dump(self.config, sort_keys=False), encoding="utf-8")
         self.cluster.start()
         self._session = self.cluster.session_id
+        if self.worker is not None:
+            self.cluster.add_worker(**self.worker)
         self.cluster.deploy(path)
         if self.ready_path:
             wait_ready(f"{self.base_url}{self.ready_path}", timeout_s=self.timeout_s)
         path_, body = self.probe
         wait_serving(f"{self.base_url}{path_}", body, timeout_s=self.timeout_s)
         self._wait_running()
+
+    @property
+    def session_ids(self) -> list[int]:
+        """The head's session and every worker node's."""
+        return [self.session_id, *(worker.session_id for worker in self.cluster.workers)]
 
     def _wait_running(self) -> None:
         deadline = time.monotonic() + self.timeout_s

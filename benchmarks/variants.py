@@ -80,6 +80,7 @@ def blendserve_config(
     ingress_replicas: int | None = None,
     ingress_max_ongoing: int | None = None,
     mf_placement: str | None = None,
+    mf_resources: dict[str, float] | None = None,
     mf_batching: Batching | None = None,
     torch_only_use_case: bool = False,
 ) -> dict[str, Any]:
@@ -98,6 +99,8 @@ def blendserve_config(
         ingress["max_ongoing_requests"] = ingress_max_ongoing
     if mf_placement is not None:
         mf["placement"] = mf_placement
+    if mf_resources is not None:
+        mf["resources"] = dict(mf_resources)
     if mf_batching is not None:
         mf.update(
             max_batch_size=mf_batching.max_batch_size,
