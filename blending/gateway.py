@@ -16,7 +16,6 @@ import numpy as np
 from blending.candidates import ScoreResult, SourceResult
 from models.base import ModelAdapter, Recommender, RecommendQuery, Scorer
 from models.errors import ModelError
-from models.sklearn_adapter import SklearnAdapter
 
 __all__ = ["LocalModels", "ModelGateway"]
 
@@ -65,7 +64,7 @@ class LocalModels:
         if not isinstance(adapter, Recommender):
             raise ModelError(f"model {model!r} is not a recommender")
         items = adapter.recommend([query], n)[0]
-        return SourceResult(model, adapter.version, items, curated=adapter.format == "curated")
+        return SourceResult(model, adapter.version, items, curated=adapter.curated)
 
     async def score(
         self, model: str, query: RecommendQuery, item_ids: Sequence[str]
@@ -79,8 +78,6 @@ class LocalModels:
     async def predict(self, model: str, rows: Sequence[Sequence[float]]) -> ScoreResult:
         """Predict with the adapter directly."""
         adapter = self._adapter(model)
-        if isinstance(adapter, SklearnAdapter):  # vectorised: rows come from our own maths
-            matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
-            return ScoreResult(model, adapter.version, adapter.predict_array(matrix).tolist())
-        predictions = adapter.predict([list(row) for row in rows])
-        return ScoreResult(model, adapter.version, [float(p) for p in predictions])
+        # Rows come from the blender's own maths: the adapter may skip per-value checks.
+        matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+        return ScoreResult(model, adapter.version, adapter.predict_array(matrix).tolist())

@@ -134,21 +134,7 @@ def apply_rerank(
     Re-scored items take the model's score and gain a ``rerank`` component; ties
     keep the input order. Items past ``depth`` keep their place and score.
     """
-    head = ranked[:depth]
-    if len(scored.scores) != len(head):
-        raise ValueError(
-            f"node {node!r}: model {scored.model!r} returned {len(scored.scores)} scores "
-            f"for {len(head)} items"
-        )
-    order = sorted(range(len(head)), key=lambda i: -scored.scores[i])
-    reranked = []
-    for i in order:
-        candidate, score = head[i], float(scored.scores[i])
-        component = Component(node, scored.model, scored.version, None, score, score, role="rerank")
-        reranked.append(
-            candidate.evolve(score=score, build=partial(_appended, candidate, component))
-        )
-    return reranked + list(ranked[depth:])
+    return _rescored(ranked[:depth], scored, node, "rerank") + list(ranked[depth:])
 
 
 def stack_features(
@@ -184,18 +170,27 @@ def stack_features(
 
 def apply_stack(items: Sequence[Candidate], scored: ScoreResult, node: str) -> list[Candidate]:
     """Order ``items`` by the combiner's scores (one per item), adding a ``stack`` component."""
+    return _rescored(items, scored, node, "stack")
+
+
+def _rescored(
+    items: Sequence[Candidate], scored: ScoreResult, node: str, role: str
+) -> list[Candidate]:
+    """``items`` ordered by ``scored.scores`` (ties keep their order), each taking its
+    model score and a component with ``role`` that says so."""
     if len(scored.scores) != len(items):
         raise ValueError(
             f"node {node!r}: model {scored.model!r} returned {len(scored.scores)} scores "
             f"for {len(items)} items"
         )
-    order = sorted(range(len(items)), key=lambda i: -scored.scores[i])
-    stacked = []
-    for i in order:
-        score = float(scored.scores[i])
-        component = Component(node, scored.model, scored.version, None, score, score, role="stack")
-        stacked.append(items[i].evolve(score=score, build=partial(_appended, items[i], component)))
-    return stacked
+    rescored = []
+    for i in sorted(range(len(items)), key=lambda i: -scored.scores[i]):
+        candidate, score = items[i], float(scored.scores[i])
+        component = Component(node, scored.model, scored.version, None, score, score, role=role)
+        rescored.append(
+            candidate.evolve(score=score, build=partial(_appended, candidate, component))
+        )
+    return rescored
 
 
 def share_positions(share: float, k: int) -> list[int]:

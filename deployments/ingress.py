@@ -75,13 +75,18 @@ def _result_codec() -> ResultIdCodec:
     return ResultIdCodec(secrets.token_bytes(32))
 
 
+def _flush_logs() -> None:
+    """Write buffered log records now: throughput mode buffers replica logs (1000
+    records, flushed on ERROR only)."""
+    for handler in logger.handlers:
+        handler.flush()
+
+
 async def _flush_logs_every(period_s: float) -> None:
-    """Throughput mode buffers replica logs (1000 records, flushed on ERROR only); a
-    flush a second keeps served variants and access logs at most a second behind."""
+    """Keep served variants and access logs at most ``period_s`` behind."""
     while True:
         await asyncio.sleep(period_s)
-        for handler in logger.handlers:
-            handler.flush()
+        _flush_logs()
 
 
 def _oip_error(message: str, status: int) -> JSONResponse:
@@ -367,7 +372,5 @@ class Ingress:
                 kind,
                 reason,
             )
-        # A degradation must reach the log now (see _flush_logs_every), and it is rare
-        # enough to pay a flush.
-        for handler in logger.handlers:
-            handler.flush()
+        # A degradation must reach the log now, and it is rare enough to pay a flush.
+        _flush_logs()

@@ -105,6 +105,7 @@ class LocalRay:
         self.workers: list[WorkerNode] = []
         self._sessions: list[int] = []
         """The Unix session of each node's ``ray start``, the head's first."""
+        self._result_key: str | None = None
 
     @property
     def session_id(self) -> int | None:
@@ -141,13 +142,15 @@ class LocalRay:
         Created on first use (owner-only permissions) and kept, so result ids stay
         verifiable across restarts; the directory is git-ignored.
         """
-        path = self.home / ".blendserve" / "result_key"
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(secrets.token_hex(32))
-        return path.read_text(encoding="utf-8").strip()
+        if self._result_key is None:
+            path = self.home / ".blendserve" / "result_key"
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(descriptor, "w") as handle:
+                    handle.write(secrets.token_hex(32))
+            self._result_key = path.read_text(encoding="utf-8").strip()
+        return self._result_key
 
     def _run(self, *command: str, new_session: bool = False) -> subprocess.CompletedProcess[str]:
         process = subprocess.Popen(

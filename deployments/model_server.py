@@ -72,7 +72,7 @@ class ModelServer:
             "model": self.adapter.name,
             "version": self.adapter.version,
             "items": items,
-            "curated": self.adapter.format == "curated",
+            "curated": self.adapter.curated,
         }
 
     async def score(

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from models.store import Manifest
 
 __all__ = ["ModelAdapter", "RecommendQuery", "Recommender", "ScoredItem", "Scorer"]
@@ -38,6 +40,8 @@ class ModelAdapter(ABC):
     """
 
     format: ClassVar[str]
+    curated: ClassVar[bool] = False
+    """Whether the model's items are picked by people (staff picks), not learned."""
 
     def __init__(
         self,
@@ -66,6 +70,11 @@ class ModelAdapter(ABC):
     @abstractmethod
     def predict(self, instances: Sequence[Any]) -> list[Any]:
         """Predict one output per instance; raise ``InputError`` naming a bad instance."""
+
+    def predict_array(self, matrix: np.ndarray) -> np.ndarray:
+        """Numeric predictions for a float matrix built by trusted code (a stack's
+        features). Formats with a vectorised path override this."""
+        return np.asarray(self.predict(matrix.tolist()), dtype=np.float64)
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /v1/models`` shows about this model."""

@@ -16,6 +16,7 @@ class CuratedListAdapter(ModelAdapter, Recommender):
     """The same ordered list for everyone; the first item scores 1, the last ``1/n``."""
 
     format = "curated"
+    curated = True
 
     def load(self) -> None:
         """Read the ordered, de-duplicated item list."""

@@ -51,8 +51,7 @@ class SklearnAdapter(ModelAdapter):
         return [v.item() if hasattr(v, "item") else v for v in self._run(matrix)]
 
     def predict_array(self, matrix: np.ndarray) -> np.ndarray:
-        """Numeric predictions for a float matrix built by trusted code (a stack's
-        features): no per-value checks, so hundreds of rows cost one vectorised call."""
+        """As the base class, but one vectorised call with no per-value checks."""
         if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
             raise ModelError(
                 f"model {self.name!r} takes {self.n_features} features, got shape {matrix.shape}"
