@@ -75,6 +75,8 @@ class BlendOutcome:
     fallbacks: tuple[str, ...] = ()
     answered: int = 0
     """How many sources answered in time."""
+    node_ms: dict[str, float] = field(default_factory=dict)
+    """Milliseconds each node that ran took (a late source: until it was given up)."""
 
 
 @dataclass
@@ -109,6 +111,11 @@ class _Run:
         self.versions: dict[str, str] = {}
         self.fallbacks: list[str] = []
         self.answered = 0
+        self.node_ms: dict[str, float] = {}
+
+    def timed(self, node: str, since: float) -> None:
+        """Record that ``node`` has taken the time since ``since`` (a perf_counter)."""
+        self.node_ms[node] = (time.perf_counter() - since) * 1000.0
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -132,6 +139,7 @@ class _Run:
     async def fetch_sources(self, names: list[str]) -> dict[str, SourceResult | BaseException]:
         sources = {n: self.plan.sources[n] for n in names}
         answers: dict[str, SourceResult | BaseException] = {}
+        sent = time.perf_counter()
         remote = {
             name: asyncio.ensure_future(
                 self.models.recommend(node.model, self.query, node.candidates)
@@ -139,21 +147,26 @@ class _Run:
             for name, node in sources.items()
             if not self.models.is_inline(node.model)
         }
+        for name, task in remote.items():
+            task.add_done_callback(lambda _, name=name: self.timed(name, sent))  # type: ignore[misc]
         for name, node in sources.items():
             if name in remote:
                 continue
             if self.remaining() <= 0:
                 answers[name] = DeadlineExceeded(self.missed(name))
                 continue
+            began = time.perf_counter()
             try:
                 answers[name] = await self.models.recommend(node.model, self.query, node.candidates)
             except Exception as exc:  # noqa: BLE001 - one failing model must not fail the blend
                 answers[name] = exc
+            self.timed(name, began)
         if remote:
             await asyncio.wait(remote.values(), timeout=max(self.remaining(), 0.0))
             for name, task in remote.items():
                 if not task.done():
                     task.cancel()
+                    self.timed(name, sent)  # until it was given up
                     answers[name] = DeadlineExceeded(self.missed(name))
                 elif task.exception() is not None:
                     answers[name] = task.exception()  # type: ignore[assignment]
@@ -221,6 +234,7 @@ class BlendPlan:
             variant=variant,
             fallbacks=tuple(run.fallbacks),
             answered=run.answered,
+            node_ms=run.node_ms,
         )
 
     async def evaluate(
@@ -245,7 +259,10 @@ class BlendPlan:
         branches: dict[str, _Branch] = {}
         for name in self.order:
             if name in active:
+                began = time.perf_counter()
                 branches[name] = await self._node(name, run, branches, answers)
+                if name not in self.sources:
+                    run.timed(name, began)
         return branches, variant
 
     async def _node(

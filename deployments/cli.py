@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -111,11 +112,15 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print("deployed; waiting until every model is ready...", flush=True)
         wait_ready(f"http://127.0.0.1:{port}/readyz", timeout_s=args.timeout_s)
         base = f"http://127.0.0.1:{port}"
+        key_file = os.path.relpath(cluster.api_key_path)
         print(
-            f"\nblendserve is ready at {base}  (API docs: {base}/docs)\n\n"
+            f"\nblendserve is ready at {base}  (API docs: {base}/docs)\n"
+            f"API key (development, every scope): {key_file}  (git-ignored)\n\n"
             f"  curl -s -X POST {base}/v1/recommend/home \\\n"
+            f'       -H "Authorization: Bearer $(cat {key_file})" \\\n'
             "       -H 'Content-Type: application/json' \\\n"
             '       -d \'{"user_id": "u0042", "k": 10}\'\n\n'
+            f"Prometheus metrics (Ray's metrics agent): {cluster.metrics_url}\n"
             f"Data scientists: RAY_AUTH_MODE=token serve deploy {args.config} "
             f"--address {cluster.dashboard_url}\nCtrl-C stops everything started here.",
             flush=True,
@@ -126,6 +131,21 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print("stopping...", flush=True)
     finally:
         cluster.stop()
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from deployments.security import add_key
+
+    path = Path(args.file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = add_key(path, args.name, args.scopes, args.requests_per_s, args.burst)
+    print(key)
+    print(
+        f"added {args.name!r} ({', '.join(args.scopes)}) to {path}; the key above is not "
+        "stored anywhere: hand it over now",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -194,6 +214,19 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--dashboard-port", type=int, default=8265)
     up.add_argument("--timeout-s", type=float, default=600)
     up.set_defaults(func=_cmd_up)
+
+    keys = sub.add_parser(
+        "keys", help="add an API key: prints it once, stores only its SHA-256 digest"
+    )
+    keys.add_argument("action", choices=["add"])
+    keys.add_argument("name", help="who the key is for, e.g. storefront")
+    keys.add_argument(
+        "--scope", action="append", choices=["infer", "admin"], required=True, dest="scopes"
+    )
+    keys.add_argument("--file", default=".blendserve/api_keys.yaml", help="the keys file")
+    keys.add_argument("--requests-per-s", type=float, help="this key's own rate limit")
+    keys.add_argument("--burst", type=int)
+    keys.set_defaults(func=_cmd_keys)
     return parser
 
 

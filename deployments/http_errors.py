@@ -7,8 +7,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from deployments.edge import ApiError
 from models.errors import ArtifactNotFoundError, InputError, ModelError
 
 __all__ = ["NotFound", "error_body", "install_error_handlers"]
@@ -78,6 +80,28 @@ async def _on_model_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def is_oip_path(path: str) -> bool:
+    """Whether ``path`` (after any route prefix) is an Open Inference Protocol route,
+    whose errors are ``{"error": "<message>"}``."""
+    return path.startswith("/v2/")
+
+
+async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    route = getattr(request.scope.get("route"), "path", "")
+    body = {"error": str(exc)} if is_oip_path(route) else error_body(exc.code, str(exc))
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+async def _on_backpressure(_: Request, exc: Exception) -> JSONResponse:
+    # A model deployment's queue is full: the caller should come back shortly.
+    return JSONResponse(
+        error_body("overloaded", f"a model is at capacity: {exc}"),
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _on_timeout(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("model_timeout", str(exc)), status_code=504)
 
@@ -91,3 +115,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(ModelError, _on_model_error)
     app.add_exception_handler(TimeoutError, _on_timeout)
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(BackPressureError, _on_backpressure)

@@ -24,7 +24,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
-from ray.serve.metrics import Counter
 
 from blending.candidates import BlendContext, Candidate
 from blending.catalog import ItemCatalog, StaticCatalog
@@ -38,14 +37,19 @@ from deployments.config import (
     parse_live_config,
     resolve_store,
 )
+from deployments.edge import EdgeMiddleware, Gatekeeper, require
 from deployments.http_errors import NotFound, error_body, install_error_handlers
+from deployments.metrics import IngressMetrics
 from deployments.oip import OipError, infer_response, parse_infer_request
 from deployments.schemas import (
+    ErrorResponse,
+    OipErrorResponse,
     PredictRequest,
     PredictResponse,
     RecommendRequest,
     RecommendResponse,
 )
+from deployments.security import KeyRing
 from deployments.sources import CPU_POOL_SUFFIX, IngressModels, RemoteModel
 from models.errors import BlendserveError, ConfigError, InputError
 from models.registry import load_model
@@ -82,11 +86,15 @@ def _flush_logs() -> None:
         handler.flush()
 
 
-async def _flush_logs_every(period_s: float) -> None:
-    """Keep served variants and access logs at most ``period_s`` behind."""
+async def _housekeeping(ingress: "Ingress", period_s: float) -> None:
+    """Every ``period_s``: flush logs (served variants stay at most that far behind) and
+    sample the in-flight gauges."""
     while True:
         await asyncio.sleep(period_s)
         _flush_logs()
+        ingress.metrics.in_flight.set(ingress.gate.in_flight)
+        for name, remote in ingress.models.remote.items():
+            ingress.metrics.model_calls_in_flight.set(remote.in_flight, tags={"model": name})
 
 
 def _oip_error(message: str, status: int) -> JSONResponse:
@@ -106,8 +114,10 @@ def _check_node_models(plans: dict[str, BlendPlan], models: IngressModels) -> No
     """Refuse a config whose in-process rerank or stack models cannot do the job."""
     for use_case, plan in plans.items():
         for name, node in plan.spec.nodes.items():
-            if not isinstance(node, RerankNodeSpec | StackNodeSpec) or node.model in models.remote:
+            if not isinstance(node, RerankNodeSpec | StackNodeSpec):
                 continue
+            if node.model not in models.adapters:
+                continue  # remote, or failed to load (reported by /readyz)
             adapter = models.adapters[node.model]
             where = f"use case {use_case!r}, node {name!r}"
             if isinstance(node, RerankNodeSpec) and not adapter.describe().get("scorer"):
@@ -143,12 +153,37 @@ def _item_json(
     return item
 
 
+def _errors(*statuses: int, oip: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route can give."""
+    described = {
+        400: "The body is not valid JSON (or, for `/v2`, not a valid inference request).",
+        401: "No API key, or an unknown one.",
+        403: "The key lacks the route's scope.",
+        404: "Unknown use case or model.",
+        413: "The body is larger than the ingress allows.",
+        422: "A field is invalid; `error.field` names it.",
+        429: "The key is over its rate limit; retry after `Retry-After` seconds.",
+        503: "Overloaded, or no model could answer; retry after `Retry-After` seconds.",
+        504: "A model did not answer in time.",
+    }
+    model = OipErrorResponse if oip else ErrorResponse
+    return {status: {"model": model, "description": described[status]} for status in statuses}
+
+
+_INFER_ERRORS = _errors(400, 401, 403, 404, 413, 422, 429, 503, 504)
+_OIP_ERRORS = _errors(400, 401, 403, 404, 413, 429, 503, 504, oip=True)
+
 api = FastAPI(
     title="blendserve",
-    description="Blended recommendations and model predictions from one ingress.",
+    description=(
+        "Blended recommendations and model predictions from one ingress. Every route "
+        "but the health probes needs an API key (`Authorization: Bearer <key>` or "
+        "`X-API-Key`) with the route's scope: `infer` or `admin`."
+    ),
     version="0.1.0",
 )
 install_error_handlers(api)
+api.add_middleware(EdgeMiddleware)
 
 
 @serve.deployment(max_ongoing_requests=256)
@@ -161,6 +196,7 @@ class Ingress:
         store = ArtifactStore(resolve_store(self.config.store))
         remote: dict[str, RemoteModel] = {}
         inline = {}
+        failed: dict[str, str] = {}
         for name, placement in self.config.placements(store).items():
             spec = self.config.models[name]
             if placement == "replica":
@@ -172,17 +208,30 @@ class Ingress:
                     spec.cpu_pool.spill_above if spec.cpu_pool else 0,
                 )
             else:
-                inline[name] = load_model(store, name, spec.version, spec.options)
-        self.models = IngressModels(inline, remote)
+                try:
+                    inline[name] = load_model(store, name, spec.version, spec.options)
+                except Exception as exc:  # noqa: BLE001 - one broken artifact must not stop the rest
+                    reason = _describe_failure(exc)
+                    failed[name] = f"version {spec.version!r} failed to load: {reason}"
+                    logger.error("model %s: %s", name, failed[name])
+        self.models = IngressModels(inline, remote, failed)
         self.catalog = _load_catalog(self.config)
         self.result_ids = _result_codec()
         self.plans: dict[str, BlendPlan] = {}
-        self._log_flusher: asyncio.Task[None] | None = None
-        self.degraded_sources = Counter(
-            "blendserve_degraded_sources_total",
-            description="Sources, reranks or stacks left out of a blend: failed or late.",
-            tag_keys=("use_case", "node", "reason"),  # type: ignore[arg-type]
-        )
+        self._housekeeper: asyncio.Task[None] | None = None
+        self.metrics = IngressMetrics()
+        self.gate = Gatekeeper(self.config.ingress, KeyRing.from_env(), self.metrics)
+        if self.config.ingress.require_api_key and len(self.gate.keys) == 0:
+            logger.error(
+                "no API keys configured ($BLENDSERVE_API_KEYS_FILE, $BLENDSERVE_API_KEYS): "
+                "every route but the health probes answers 401"
+            )
+        # Replica models report their own `blendserve_model_info`.
+        for name in [*inline, *failed]:
+            status = "failed" if name in failed else "serving"
+            version = self.config.models[name].version
+            tags = {"model": name, "version": version, "placement": "inline", "status": status}
+            self.metrics.model_info.set(1, tags)
         # Models and tables loaded above live as long as the replica: moving them out
         # of the collector's sight halves the time a blend spends in garbage
         # collection (measured: 2.4 -> 1.2 ms per `discover` request in process).
@@ -207,22 +256,39 @@ class Ingress:
         """Always ``ok`` while the process runs."""
         return {"status": "ok"}
 
-    @api.get("/readyz", summary="Readiness: every model of the app answers.")
+    @api.get(
+        "/readyz",
+        summary="Readiness: every model of the app answers.",
+        responses={503: {"description": "Not ready: `not_ready` names what and why."}},
+    )
     async def readyz(self) -> JSONResponse:
-        """200 when every model deployment answers its readiness probe, else 503 naming them."""
+        """200 when every model answers its readiness probe, else 503 naming the ones that
+        do not, and which use cases they degrade (those still answer without them)."""
         described = await self._describe_models()
-        not_ready = {
-            f"model:{n}": _describe_failure(r)
-            for n, r in described.items()
-            if isinstance(r, BaseException)
+        broken = {
+            n: _describe_failure(r) for n, r in described.items() if isinstance(r, BaseException)
         }
+        not_ready = {f"model:{n}": reason for n, reason in broken.items()}
         if not self.plans:
             not_ready["use_cases"] = "none configured (the Ingress user_config has none yet)"
+        if self.config.ingress.require_api_key and len(self.gate.keys) == 0:
+            not_ready["api_keys"] = "none configured: every API route answers 401"
         if not_ready:
-            return JSONResponse({"ready": False, "not_ready": not_ready}, status_code=503)
+            degraded = {
+                use_case: sorted(plan.spec.models() & broken.keys())
+                for use_case, plan in self.plans.items()
+                if plan.spec.models() & broken.keys()
+            }
+            body = {"ready": False, "not_ready": not_ready, "degraded_use_cases": degraded}
+            return JSONResponse(body, status_code=503)
         return JSONResponse({"ready": True, "models": list(described)})
 
-    @api.get("/v1/models", summary="Every hosted model, its version and placement.")
+    @api.get(
+        "/v1/models",
+        summary="Every hosted model, its version and placement.",
+        dependencies=[require("admin")],
+        responses=_errors(401, 403, 429),
+    )
     async def list_models(self) -> dict[str, Any]:
         """What each model reports about itself, or why it cannot."""
         described = await self._describe_models()
@@ -237,12 +303,14 @@ class Ingress:
         "/v1/recommend/{use_case}",
         response_model=RecommendResponse,
         summary="Blended, filtered top-k items for a user, with provenance.",
+        dependencies=[require("infer")],
+        responses=_INFER_ERRORS,
     )
     async def recommend(self, use_case: str, request: RecommendRequest) -> Any:
         """Run the use case's DAG for one user, by the use case's latency budget."""
         started = time.monotonic()
-        if self._log_flusher is None:  # started here: the constructor may have no loop
-            self._log_flusher = asyncio.ensure_future(_flush_logs_every(1.0))
+        if self._housekeeper is None:  # started here: the constructor may have no loop
+            self._housekeeper = asyncio.ensure_future(_housekeeping(self, 1.0))
         plan = self.plans.get(use_case)
         if plan is None:
             raise NotFound("use case", use_case, sorted(self.plans))
@@ -260,6 +328,7 @@ class Ingress:
             self.catalog,
         )
         outcome = await plan.run(ctx, self.models, started)
+        self._observe(use_case, plan, outcome, started)
         if outcome.degraded:
             self._report_degraded(use_case, request_id, outcome)
             if outcome.answered == 0:
@@ -288,6 +357,8 @@ class Ingress:
         "/v1/predict/{model}",
         response_model=PredictResponse,
         summary="Predictions of one hosted model for a batch of instances.",
+        dependencies=[require("infer")],
+        responses=_INFER_ERRORS,
     )
     async def predict(self, model: str, request: PredictRequest) -> Any:
         """Call one model directly, in process or in its deployment."""
@@ -303,7 +374,11 @@ class Ingress:
         """Always live while the process runs."""
         return {"live": True}
 
-    @api.get("/v2/health/ready", summary="Open Inference Protocol: server readiness.")
+    @api.get(
+        "/v2/health/ready",
+        summary="Open Inference Protocol: server readiness.",
+        responses={503: {"description": "Not ready (see `/readyz` for why)."}},
+    )
     async def oip_ready(self) -> JSONResponse:
         """Ready when every model answers (as ``/readyz``)."""
         ready = (await self.readyz()).status_code == 200
@@ -312,6 +387,8 @@ class Ingress:
     @api.post(
         "/v2/models/{model}/infer",
         summary="Open Inference Protocol: predictions from JSON tensors.",
+        dependencies=[require("infer")],
+        responses=_OIP_ERRORS,
     )
     async def oip_infer(self, model: str, request: Request) -> JSONResponse:
         """Tensors in, one ``predict`` output tensor out; errors as ``{"error": ...}``."""
@@ -320,6 +397,8 @@ class Ingress:
     @api.post(
         "/v2/models/{model}/versions/{version}/infer",
         summary="Open Inference Protocol: predictions from one version of a model.",
+        dependencies=[require("infer")],
+        responses=_OIP_ERRORS,
     )
     async def oip_infer_version(self, model: str, version: str, request: Request) -> JSONResponse:
         """As ``/v2/models/{model}/infer``, 404 unless ``version`` is the one served."""
@@ -360,10 +439,26 @@ class Ingress:
         )
         return dict(zip(names, results, strict=True))
 
+    def _observe(
+        self, use_case: str, plan: BlendPlan, outcome: BlendOutcome, started: float
+    ) -> None:
+        """Record the blend's latency, per node too, and whether it missed its budget."""
+        elapsed_ms = (time.monotonic() - started) * 1000.0
+        tags = {"use_case": use_case}
+        self.metrics.recommend_latency.observe(elapsed_ms, tags=tags)
+        for node, node_ms in outcome.node_ms.items():
+            self.metrics.node_latency.observe(node_ms, tags={"use_case": use_case, "node": node})
+        if elapsed_ms > plan.spec.budget_ms:
+            self.metrics.deadline_missed.inc(tags=tags)
+        if outcome.degraded:
+            self.metrics.degraded_responses.inc(tags=tags)
+
     def _report_degraded(self, use_case: str, request_id: str, outcome: BlendOutcome) -> None:
         for node, reason in outcome.failures.items():
             kind = "late" if node in outcome.late else "error"
-            self.degraded_sources.inc(tags={"use_case": use_case, "node": node, "reason": kind})
+            self.metrics.degraded_sources.inc(
+                tags={"use_case": use_case, "node": node, "reason": kind}
+            )
             logger.warning(
                 "use case %s request %s: %s left out (%s): %s",
                 use_case,

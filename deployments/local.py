@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from deployments.config import RESULT_KEY_ENV
+from deployments.security import API_KEYS_FILE_ENV, write_dev_keys
 
 __all__ = ["SERVE_ENV", "LocalRay", "WorkerNode", "free_port", "wait_ready"]
 
@@ -96,6 +97,8 @@ class LocalRay:
     # to this cluster's dashboard could be taken by them first (seen once).
     autoscaler_metrics_port: int = field(default_factory=free_port)
     dashboard_metrics_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    """Where the head node's metrics agent serves Prometheus text (blendserve's and Ray's)."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """More environment for every Ray process (e.g. ``PYTHONPATH`` for test models)."""
 
@@ -118,6 +121,22 @@ class LocalRay:
         return [self.temp_dir, *(worker.temp_dir for worker in self.workers)]
 
     @property
+    def metrics_url(self) -> str:
+        """The head node's Prometheus endpoint."""
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    @property
+    def api_key_path(self) -> Path:
+        """The development API key (every scope) that :meth:`env` makes the service accept."""
+        return self.home / ".blendserve" / "api_key"
+
+    def auth_headers(self) -> dict[str, str]:
+        """HTTP headers that present the development API key."""
+        self.env()  # creates the key on first use
+        key = self.api_key_path.read_text(encoding="utf-8").strip()
+        return {"Authorization": f"Bearer {key}"}
+
+    @property
     def dashboard_url(self) -> str:
         """Where ``serve deploy`` sends configs (loopback only)."""
         return f"http://127.0.0.1:{self.dashboard_port}"
@@ -133,6 +152,10 @@ class LocalRay:
         env["DASHBOARD_METRIC_PORT"] = str(self.dashboard_metrics_port)
         if not env.get(RESULT_KEY_ENV):
             env[RESULT_KEY_ENV] = self.result_key()
+        if not env.get(API_KEYS_FILE_ENV):
+            # The development key; keys given inline ($BLENDSERVE_API_KEYS) add to it.
+            _, keys_file = write_dev_keys(self.api_key_path.parent)
+            env[API_KEYS_FILE_ENV] = str(keys_file)
         env.update(self.extra_env)
         return env
 
@@ -182,6 +205,7 @@ class LocalRay:
             "--port", str(self.gcs_port),
             "--dashboard-host", "127.0.0.1",
             "--dashboard-port", str(self.dashboard_port),
+            "--metrics-export-port", str(self.metrics_port),
             "--dashboard-agent-listen-port", str(free_port()),
             "--ray-client-server-port", str(free_port()),
             "--num-cpus", f"{self.num_cpus:g}",

@@ -1,7 +1,15 @@
-"""A Serve deployment that hosts one heavy model (its own CPUs or GPU) with batching."""
+"""A Serve deployment that hosts one heavy model (its own CPUs or GPU) with batching.
+
+A version that fails to load does not crash the replica (Serve would restart it in
+a loop, and nobody could ask why): the replica stays up, every call raises a
+``ModelError`` with the reason, ``ready`` reports it (so ``/readyz`` names the model),
+and each health check retries the load at most every ``RELOAD_EVERY_S``, so a
+repaired artifact comes back by itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -13,7 +21,8 @@ from ray.serve.metrics import Gauge, Histogram
 
 from deployments.adaptive_batching import AdaptiveBatching
 from deployments.config import resolve_store
-from models.base import Recommender, RecommendQuery, ScoredItem, Scorer
+from deployments.metrics import model_info_gauge
+from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem, Scorer
 from models.errors import ModelError
 from models.registry import load_model
 from models.store import ArtifactStore
@@ -21,6 +30,9 @@ from models.store import ArtifactStore
 __all__ = ["ModelServer"]
 
 logger = logging.getLogger("ray.serve")
+
+RELOAD_EVERY_S = 30.0
+"""How often a replica whose model failed to load tries again."""
 
 
 @serve.deployment(max_ongoing_requests=64, health_check_period_s=10)
@@ -41,7 +53,16 @@ class ModelServer:
         batch_wait_timeout_s: float,
         batch_target_ms: float = 20.0,
     ) -> None:
-        self.adapter = load_model(ArtifactStore(resolve_store(store)), name, version, options)
+        self.name, self.version = name, version
+        self._store, self._options = store, options
+        self.load_error: str | None = None
+        self._last_attempt = time.monotonic()
+        self._adapter: ModelAdapter | None = None
+        self.model_info = model_info_gauge()
+        try:
+            self._adapter = self._load()
+        except Exception as exc:  # noqa: BLE001 - reported by ready(), retried by check_health
+            self._failed(exc)
         self.batching = AdaptiveBatching(
             max_batch_size, batch_wait_timeout_s, batch_target_ms / 1000.0
         )
@@ -59,11 +80,54 @@ class ModelServer:
         self.batch_sizes.set_default_tags({"model": name})
         self.batch_size_limit.set_default_tags({"model": name})
         self._apply_batching()
-        device = getattr(self.adapter, "device", None)
-        logger.info(
-            "model %s version %s loaded%s", name, version, f" on {device}" if device else ""
+        if self._adapter is not None:
+            self._loaded()
+
+    def _load(self) -> ModelAdapter:
+        return load_model(
+            ArtifactStore(resolve_store(self._store)), self.name, self.version, self._options
         )
+
+    @property
+    def adapter(self) -> ModelAdapter:
+        """The loaded model; ``ModelError`` with the reason while it failed to load."""
+        if self._adapter is None:
+            raise ModelError(f"model {self.name!r}: {self.load_error}")
+        return self._adapter
+
+    def _loaded(self) -> None:
+        device = getattr(self._adapter, "device", None)
+        on = f" on {device}" if device else ""
+        logger.info("model %s version %s loaded%s", self.name, self.version, on)
+        self.load_error = None
+        self._set_status("serving")
         gc.freeze()  # the loaded model lives as long as the replica; stop rescanning it
+
+    def _failed(self, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[-1]
+        self.load_error = f"version {self.version!r} failed to load: {reason}"
+        logger.error("model %s %s (retrying every %gs)", self.name, self.load_error, RELOAD_EVERY_S)
+        self._set_status("failed")
+
+    def _set_status(self, status: str) -> None:
+        for other in ("serving", "failed"):
+            tags = {"model": self.name, "version": self.version, "placement": "replica"}
+            self.model_info.set(1 if other == status else 0, {**tags, "status": other})
+
+    async def check_health(self) -> None:
+        """Serve's periodic probe: retry a failed load now and then; else the adapter's own
+        check (a GPU model verifies its device), whose failure gets the replica replaced."""
+        if self._adapter is None:
+            if time.monotonic() - self._last_attempt >= RELOAD_EVERY_S:
+                self._last_attempt = time.monotonic()
+                try:
+                    self._adapter = await asyncio.to_thread(self._load)
+                except Exception as exc:  # noqa: BLE001 - stays failed, reported by ready()
+                    self._failed(exc)
+                else:
+                    self._loaded()
+            return
+        self._adapter.check_health()
 
     async def recommend(self, user_id: str, context: dict[str, Any], n: int) -> dict[str, Any]:
         """Top ``n`` items for one user, batched with concurrent calls."""

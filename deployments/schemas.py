@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 __all__ = [
     "ComponentOut",
+    "ErrorDetail",
+    "ErrorResponse",
     "ItemOut",
+    "OipErrorResponse",
     "PredictRequest",
     "PredictResponse",
     "RecommendRequest",
     "RecommendResponse",
 ]
+
+
+MAX_CONTEXT_KEYS = 32
+MAX_CONTEXT_VALUE_CHARS = 256
+ItemId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class RecommendRequest(BaseModel):
@@ -23,12 +31,28 @@ class RecommendRequest(BaseModel):
 
     user_id: str = Field(min_length=1, max_length=256, description="The end user's id.")
     k: int = Field(10, ge=1, le=100, description="How many items to return.")
-    context: dict[str, Any] = Field(
-        default_factory=dict, description="Request context features (device, time, page...)."
+    context: dict[Annotated[str, StringConstraints(max_length=64)], Any] = Field(
+        default_factory=dict,
+        max_length=MAX_CONTEXT_KEYS,
+        description=(
+            f"Request context features (device, time, page...): at most {MAX_CONTEXT_KEYS} "
+            f"keys, each value a number, boolean, null or a string of at most "
+            f"{MAX_CONTEXT_VALUE_CHARS} characters."
+        ),
     )
-    exclude: list[str] = Field(
+    exclude: list[ItemId] = Field(
         default_factory=list, max_length=1000, description="Item ids that must not be returned."
     )
+
+    @field_validator("context")
+    @classmethod
+    def _flat_small_values(cls, context: dict[str, Any]) -> dict[str, Any]:
+        for key, value in context.items():
+            if isinstance(value, str) and len(value) > MAX_CONTEXT_VALUE_CHARS:
+                raise ValueError(f"context.{key}: longer than {MAX_CONTEXT_VALUE_CHARS} characters")
+            if not isinstance(value, str | int | float | bool | None):
+                raise ValueError(f"context.{key}: expected a number, boolean, null or string")
+        return context
 
 
 class ComponentOut(BaseModel):
@@ -111,3 +135,25 @@ class PredictResponse(BaseModel):
     model: str
     version: str
     predictions: list[Any]
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, and where."""
+
+    code: str = Field(description="Machine-readable: `unauthenticated`, `invalid_request`...")
+    message: str = Field(description="Human-readable, naming the field or the model.")
+    field: str | None = Field(None, description="The request field at fault, when one is.")
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx and 5xx answer of the ``/v1`` API."""
+
+    error: ErrorDetail
+
+
+class OipErrorResponse(BaseModel):
+    """The Open Inference Protocol's error body, used by every ``/v2`` route."""
+
+    error: str = Field(description="What went wrong.")

@@ -12,6 +12,7 @@ from ray.serve.handle import DeploymentHandle
 from blending.candidates import ScoreResult, SourceResult
 from blending.gateway import LocalModels
 from models.base import ModelAdapter, RecommendQuery
+from models.errors import ModelError
 
 __all__ = ["CPU_POOL_SUFFIX", "IngressModels", "RemoteModel"]
 
@@ -109,17 +110,31 @@ class RemoteModel:
 
 
 class IngressModels(LocalModels):
-    """Every model of the app: adapters loaded in process, plus remote deployments."""
+    """Every model of the app: adapters loaded in process, remote deployments, and the
+    in-process ones that failed to load (their calls raise ``ModelError`` with why)."""
 
     def __init__(
-        self, inline: Mapping[str, ModelAdapter], remote: Mapping[str, RemoteModel]
+        self,
+        inline: Mapping[str, ModelAdapter],
+        remote: Mapping[str, RemoteModel],
+        failed: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(inline)
         self.remote = dict(remote)
+        self.failed = dict(failed or {})
 
     def names(self) -> list[str]:
-        """Every model name, inline first."""
-        return [*self.adapters, *self.remote]
+        """Every model name, inline first, failed ones included."""
+        return [*self.adapters, *self.failed, *self.remote]
+
+    def placements(self) -> dict[str, str]:
+        """``inline`` or ``replica`` per model."""
+        return {name: "inline" if self.is_inline(name) else "replica" for name in self.names()}
+
+    def _adapter(self, model: str) -> ModelAdapter:
+        if model in self.failed:
+            raise ModelError(f"model {model!r}: {self.failed[model]}")
+        return super()._adapter(model)
 
     def is_inline(self, model: str) -> bool:
         """Whether ``model`` is loaded in this process."""
@@ -150,11 +165,11 @@ class IngressModels(LocalModels):
         """``/v1/predict``: the model's own output per instance, and its version."""
         if model in self.remote:
             return await self.remote[model].predict(instances)
-        adapter = self.adapters[model]
+        adapter = self._adapter(model)
         return {"version": adapter.version, "predictions": adapter.predict(instances)}
 
     async def describe(self, model: str) -> dict[str, Any]:
         """What ``/v1/models`` shows for ``model``."""
         if model in self.remote:
             return await self.remote[model].describe()
-        return {**self.adapters[model].describe(), "placement": "inline"}
+        return {**self._adapter(model).describe(), "placement": "inline"}

@@ -76,6 +76,14 @@ class ModelAdapter(ABC):
         features). Formats with a vectorised path override this."""
         return np.asarray(self.predict(matrix.tolist()), dtype=np.float64)
 
+    def check_health(self) -> None:
+        """Raise when the loaded model can no longer answer (its replica is then replaced).
+
+        Called every few seconds by the model's replica: keep it cheap. The default
+        has nothing to check; formats bound to a device override it.
+        """
+        return None
+
     def describe(self) -> dict[str, Any]:
         """What ``GET /v1/models`` shows about this model."""
         return {

@@ -57,6 +57,11 @@ class TorchScriptAdapter(ModelAdapter, Recommender):
             self.items = [str(i) for i in ids["items"]]
         self.n_features = int(self.manifest.extra.get("n_features", 0))
 
+    def check_health(self) -> None:
+        """On a GPU, run a tiny kernel: a lost device or a sticky CUDA error raises."""
+        if self.device.type == "cuda":
+            torch.ones(1, device=self.device).add_(1).item()
+
     def _scores(self, users: Sequence[str]) -> torch.Tensor:
         assert self.users is not None
         cold = len(self.users)

@@ -61,6 +61,11 @@ def publish_failing_mf(store: ArtifactStore, tmp: Path, name: str = "broken") ->
     )
 
 
+def damage(store: ArtifactStore, name: str, filename: str, version: str = "1") -> None:
+    """Overwrite a published file with garbage, as a bad copy or a full disk would."""
+    (store.path(name, version) / filename).write_bytes(b"\x00 not a model \xff" * 10)
+
+
 def publish_tiny_sklearn(store: ArtifactStore, tmp: Path, name: str = "clicks") -> Manifest:
     """Logistic regression on two named features; clicks when x0 + x1 > 1."""
     import joblib

@@ -15,11 +15,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from builders import publish_failing_mf, publish_sleepy_model
-from serving_cluster import ROOT, SLEEPY_DELAY_S, Deployed, serve_config
+from builders import (
+    damage,
+    publish_failing_mf,
+    publish_sleepy_model,
+    publish_tiny_click_ranker,
+    publish_tiny_mf,
+)
+from serving_cluster import ROOT, SLEEPY_DELAY_S, TEST_KEYS, Deployed, serve_config
 
 from deployments.config import load_serve_config
 from deployments.local import LocalRay, free_port, wait_ready
+from deployments.security import API_KEYS_ENV
 from deployments.training import train_stack
 from models.demo.synthetic import generate_news_dataset
 from models.demo.train import save_demo_data, train_demo_models
@@ -43,6 +50,12 @@ def serve_home(
     scratch = tmp_path_factory.mktemp("scratch")
     publish_failing_mf(store, scratch, name="broken")
     publish_sleepy_model(store, "sleepy", SLEEPY_DELAY_S, [f"s{i}" for i in range(5)])
+    for name, publish, filename in [
+        ("corrupt", publish_tiny_click_ranker, "model.joblib"),
+        ("corrupt_remote", publish_tiny_mf, "model.pt"),
+    ]:
+        publish(store, tmp_path_factory.mktemp(name), name=name)
+        damage(store, name, filename)
     return home
 
 
@@ -57,7 +70,8 @@ def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
 def deployed(serve_home: Path, request: pytest.FixtureRequest) -> Iterator[Deployed]:
     """Start Ray on 127.0.0.1, `serve deploy` the config, wait for readiness."""
     # Replicas import the test-only python models (tests/support_models.py).
-    cluster = LocalRay(home=serve_home, num_cpus=4, extra_env={"PYTHONPATH": str(ROOT / "tests")})
+    env = {"PYTHONPATH": str(ROOT / "tests"), API_KEYS_ENV: TEST_KEYS}
+    cluster = LocalRay(home=serve_home, num_cpus=4, extra_env=env)
     cluster.start()
     try:
         port = free_port()
@@ -77,7 +91,9 @@ def deployed(serve_home: Path, request: pytest.FixtureRequest) -> Iterator[Deplo
 @pytest.fixture(scope="session")
 def client(deployed: Deployed) -> Iterator[httpx.Client]:
     """An HTTP client on the served port."""
-    with httpx.Client(base_url=deployed.url, timeout=30.0) as http:
+    with httpx.Client(
+        base_url=deployed.url, timeout=30.0, headers=deployed.cluster.auth_headers()
+    ) as http:
         yield http
 
 

@@ -15,6 +15,31 @@ ROOT = Path(__file__).resolve().parents[2]
 SLEEPY_DELAY_S = 2.0
 """How long the ``flaky`` app's ``sleepy`` model takes: far past its use case's budget."""
 SLOW_BUDGET_MS = 300
+ALLOWED_ORIGIN = "http://127.0.0.1:5173"
+"""The one browser origin the main app's CORS config allows."""
+FLAKY_MAX_ONGOING = 4
+"""Requests one ``flaky`` ingress replica works on at once; as many more may wait."""
+
+INFER_ONLY_KEY = "test-infer-only-key-0123456789"
+ADMIN_ONLY_KEY = "test-admin-only-key-0123456789"
+LIMITED_KEY = "test-limited-key-0123456789ab"
+LIMITED_BURST = 5
+TEST_KEYS = yaml.safe_dump(
+    {
+        "keys": [
+            {"name": "infer-only", "key": INFER_ONLY_KEY, "scopes": ["infer"]},
+            {"name": "admin-only", "key": ADMIN_ONLY_KEY, "scopes": ["admin"]},
+            {
+                "name": "limited",
+                "key": LIMITED_KEY,
+                "scopes": ["infer"],
+                "requests_per_s": 0.2,
+                "burst": LIMITED_BURST,
+            },
+        ]
+    }
+)
+"""Keys besides the development key (``$BLENDSERVE_API_KEYS``, in every replica)."""
 
 
 @dataclass
@@ -46,7 +71,8 @@ def use_cases(app: dict[str, Any]) -> dict[str, Any]:
 
 
 def serve_config(port: int) -> dict[str, Any]:
-    """The default config on ``port``, plus the ``flaky`` and ``pending`` applications."""
+    """The default config on ``port``, plus the ``flaky``, ``pending`` and ``damaged``
+    applications."""
     config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
     config["http_options"]["port"] = port
     main = config["applications"][0]
@@ -56,6 +82,7 @@ def serve_config(port: int) -> dict[str, Any]:
     # A CPU overflow pool that takes mf's calls beyond two in flight (test only: the
     # demo has no GPU pool to overflow from).
     main["args"]["models"]["mf"]["cpu_pool"] = {"num_cpus": 0.25, "spill_above": 2}
+    main["args"]["ingress"] = {"cors": {"allow_origins": [ALLOWED_ORIGIN]}}
 
     flaky = copy.deepcopy(main)
     flaky.update(name="flaky", route_prefix="/flaky")
@@ -64,6 +91,10 @@ def serve_config(port: int) -> dict[str, Any]:
     models["sleepy"] = {**models["broken"], "timeout_s": 10.0}
     for use_case in use_cases(flaky).values():
         use_case["nodes"]["cf"]["model"] = "broken"
+    # Little room, so a burst overflows it: 503 with Retry-After past 4 + 4.
+    flaky_ingress = flaky["deployments"][0]
+    flaky_ingress["max_ongoing_requests"] = FLAKY_MAX_ONGOING
+    flaky_ingress["max_queued_requests"] = FLAKY_MAX_ONGOING
     use_cases(flaky)["slow"] = {
         "budget_ms": SLOW_BUDGET_MS,
         "output": "final",
@@ -78,5 +109,46 @@ def serve_config(port: int) -> dict[str, Any]:
     pending = copy.deepcopy(main)
     pending.update(name="pending", route_prefix="/pending")
     pending["args"]["models"]["mf"]["num_cpus"] = 64  # more than the cluster has
-    config["applications"] += [flaky, pending]
+    config["applications"] += [flaky, pending, _damaged(main)]
     return config
+
+
+def _damaged(main: dict[str, Any]) -> dict[str, Any]:
+    """An app with two models whose artifacts are corrupt, one inline, one in a replica."""
+    damaged = copy.deepcopy(main)
+    damaged.update(name="damaged", route_prefix="/damaged")
+    models = damaged["args"]["models"]
+    damaged["args"]["models"] = {
+        "popularity": models["popularity"],
+        "staff_picks": models["staff_picks"],
+        "corrupt": {"version": "1", "placement": "inline"},
+        "corrupt_remote": {"version": "1", "placement": "replica", "num_cpus": 0.1},
+    }
+    ingress = damaged["deployments"][0]
+    ingress["ray_actor_options"]["num_cpus"] = 0.1
+    ingress["user_config"] = {
+        "use_cases": {
+            "home": {
+                "output": "final",
+                "nodes": {
+                    "popular": {"kind": "source", "model": "popularity"},
+                    "picks": {"kind": "source", "model": "staff_picks"},
+                    "scored": {"kind": "rerank", "input": "mixed", "model": "corrupt"},
+                    "remote": {"kind": "source", "model": "corrupt_remote"},
+                    "mixed": {
+                        "kind": "blend",
+                        "weights": {"popular": 0.5, "picks": 0.3, "remote": 0.2},
+                    },
+                    "final": {"kind": "filter", "input": "scored"},
+                },
+            },
+            "only_corrupt": {
+                "output": "final",
+                "nodes": {
+                    "remote": {"kind": "source", "model": "corrupt_remote"},
+                    "final": {"kind": "filter", "input": "remote"},
+                },
+            },
+        }
+    }
+    return damaged

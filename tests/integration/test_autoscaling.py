@@ -119,13 +119,14 @@ class _Load:
     """``CLIENTS`` threads posting ``/v1/recommend/home`` back to back until stopped."""
 
     url: str
+    headers: dict[str, str]
     stop: threading.Event = field(default_factory=threading.Event)
     answers: list[tuple[int, bool]] = field(default_factory=list)
     """(status, degraded) per response; status 0 for a transport error."""
     threads: list[threading.Thread] = field(default_factory=list)
 
     def _client(self, index: int) -> None:
-        with httpx.Client(base_url=self.url, timeout=30.0) as http:
+        with httpx.Client(base_url=self.url, timeout=30.0, headers=self.headers) as http:
             while not self.stop.is_set():
                 try:
                     response = http.post("/v1/recommend/home", json={"user_id": f"u{index}"})
@@ -169,7 +170,7 @@ def test_replicas_scale_up_under_load_and_back_down_when_idle(
         return seen[-1] == n
 
     assert replicas_are(1), "an idle deployment starts at min_replicas"
-    with _Load(url) as load:
+    with _Load(url, cluster.auth_headers()) as load:
         try:
             up_s = _wait_for(lambda: replicas_are(2), UP_WITHIN_S)
         except TimeoutError:

@@ -154,9 +154,9 @@ def test_result_ids_recover_request_position_variant_team_and_versions(
 
 
 def _hammer(
-    client_url: str, users: list[str], stop: threading.Event, seen: list[tuple[int, str]]
+    client: httpx.Client, users: list[str], stop: threading.Event, seen: list[tuple[int, str]]
 ) -> None:
-    with httpx.Client(base_url=client_url, timeout=10.0) as http:
+    with httpx.Client(base_url=client.base_url, timeout=10.0, headers=client.headers) as http:
         n = 0
         while not stop.is_set():
             user = users[n % len(users)]
@@ -189,7 +189,7 @@ def test_an_experiment_split_changes_live_without_a_failed_request(
     assert replicas_before
     seen: list[tuple[int, str]] = []
     stop = threading.Event()
-    worker = threading.Thread(target=_hammer, args=(deployed.url, users, stop, seen))
+    worker = threading.Thread(target=_hammer, args=(client, users, stop, seen))
     worker.start()
     try:
         time.sleep(1.0)

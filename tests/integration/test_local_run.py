@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import subprocess
 import sys
@@ -53,11 +55,21 @@ def test_up_serves_then_sigterm_stops_everything(serve_home: Path, tmp_path: Pat
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         _wait_for_line(log, "is ready at", process, timeout_s=300)
-        assert f"curl -s -X POST http://127.0.0.1:{http_port}/v1/recommend/home" in log.read_text()
-        response = httpx.post(
+        printed = log.read_text()
+        curl = re.search(r"^  (curl .*?\}')$", printed, re.S | re.M)
+        assert curl, f"no curl example printed:\n{printed}"
+        assert f"http://127.0.0.1:{http_port}/v1/recommend/home" in curl.group(1)
+        # The printed command, as a user would paste it (the development key included).
+        answer = subprocess.run(
+            ["bash", "-c", curl.group(1)], cwd=tmp_path, capture_output=True, text=True, timeout=30
+        )
+        assert answer.returncode == 0 and len(json.loads(answer.stdout)["items"]) == 10, answer
+        refused = httpx.post(
             f"http://127.0.0.1:{http_port}/v1/recommend/home", json={"user_id": "u1"}, timeout=30
         )
-        assert response.status_code == 200 and len(response.json()["items"]) == 10
+        assert refused.status_code == 401, "the API answered without a key"
+        metrics = re.search(r"Prometheus metrics.*: (http://\S+)", printed)
+        assert metrics and httpx.get(metrics.group(1), timeout=10).status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     finally:

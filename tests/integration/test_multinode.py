@@ -111,7 +111,8 @@ def test_gpu_model_replicas_run_on_the_gpu_node_and_the_ingress_on_the_head(
 def test_recommend_blends_across_nodes_without_degrading(
     two_nodes: TwoNodes, known_user: str
 ) -> None:
-    with httpx.Client(base_url=two_nodes.url, timeout=30.0) as http:
+    headers = two_nodes.cluster.auth_headers()
+    with httpx.Client(base_url=two_nodes.url, timeout=30.0, headers=headers) as http:
         response = http.post("/v1/recommend/home", json={"user_id": known_user, "k": 10})
         assert response.status_code == 200, response.text
         body = response.json()
