@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 CONFIG ?= configs/default.yaml
 
-.PHONY: install run demo test test-unit test-gpu test-integration lint typecheck validate clean bench
+.PHONY: install run demo test test-unit test-gpu test-integration lint typecheck validate clean bench soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,3 +60,11 @@ clean:
 # on first use. `make bench BENCH_ARGS=--quick` is a smoke run.
 bench: demo
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# Open-loop load at a fixed rate against a running `make run` (README "Load and soak").
+SOAK_URL ?= http://127.0.0.1:8000
+SOAK_RATE ?= 200
+SOAK_S ?= 600
+soak: install
+	$(BIN)/python -m benchmarks.soak --url $(SOAK_URL) --rate $(SOAK_RATE) --duration $(SOAK_S) \
+		--users "$$(seq -f 'u%04g' 0 499 | paste -sd, -)"

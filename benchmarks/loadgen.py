@@ -80,9 +80,14 @@ class WrkResult:
         return {**asdict(self), "rps": self.rps, "errors": self.errors}
 
 
-def lua_script(body: dict[str, Any] | None, method: str = "POST") -> str:
-    """A wrk script that sends ``body`` as JSON with ``method``, plus the ``done`` hook."""
+def lua_script(
+    body: dict[str, Any] | None, method: str = "POST", headers: dict[str, str] | None = None
+) -> str:
+    """A wrk script that sends ``body`` as JSON with ``method`` and ``headers``, plus the
+    ``done`` hook."""
     lines = [f'wrk.method = "{method}"']
+    for name, value in (headers or {}).items():
+        lines.append(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}")
     if body is not None:
         text = json.dumps(body, separators=(",", ":"))
         if "]==]" in text:
@@ -122,11 +127,12 @@ def run_wrk(
     connections: int,
     duration_s: float,
     core: int | None,
+    headers: dict[str, str] | None = None,
 ) -> WrkResult:
     """Load ``url`` with ``body`` from ``connections`` connections for ``duration_s``."""
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as scratch:
         script = Path(scratch) / "post.lua"
-        script.write_text(lua_script(body), encoding="utf-8")
+        script.write_text(lua_script(body, headers=headers), encoding="utf-8")
         return parse_wrk_output(_wrk(wrk_command(url, script, connections, duration_s, core)))
 
 

@@ -122,9 +122,9 @@ def measure(system: System, route: Route, concurrency: int, plan: Plan, key: str
     """Warm up, then one measured wrk run with the server's CPU read around it."""
     url = f"{system.base_url}{route.path}"
     if plan.warmup_s > 0:
-        run_wrk(url, route.body, concurrency, plan.warmup_s, plan.core)
+        run_wrk(url, route.body, concurrency, plan.warmup_s, plan.core, system.headers)
     before = snapshot(*system.session_ids)
-    result = run_wrk(url, route.body, concurrency, plan.duration_s, plan.core)
+    result = run_wrk(url, route.body, concurrency, plan.duration_s, plan.core, system.headers)
     after = snapshot(*system.session_ids)
     spent = cpu_delta(before, after)
     measurement = Measurement(
@@ -180,7 +180,7 @@ def _profile_under_load(
     url = f"{system.base_url}{route.path}"
     load = threading.Thread(
         target=run_wrk,
-        args=(url, route.body, 16, share_s * len(pids) + 2, plan.core),
+        args=(url, route.body, 16, share_s * len(pids) + 2, plan.core, system.headers),
         daemon=True,
     )
     load.start()
@@ -197,7 +197,9 @@ def _profile_under_load(
 
 def _answer(system: System, route: Route) -> list[dict[str, Any]]:
     """The items of one answer, less what differs per request (request and result ids)."""
-    body = httpx.post(f"{system.base_url}{route.path}", json=route.body, timeout=30).json()
+    body = httpx.post(
+        f"{system.base_url}{route.path}", json=route.body, headers=system.headers, timeout=30
+    ).json()
     return [{k: v for k, v in item.items() if k != "result_id"} for item in body["items"]]
 
 

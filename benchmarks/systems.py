@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -79,12 +78,17 @@ def _uninterrupted() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-def wait_serving(url: str, body: dict[str, Any] | None, timeout_s: float = 300.0) -> None:
+def wait_serving(
+    url: str,
+    body: dict[str, Any] | None,
+    timeout_s: float = 300.0,
+    headers: dict[str, str] | None = None,
+) -> None:
     """Poll ``url`` with the benchmark's own request until it answers 200 three times
     in a row; raise ``TimeoutError`` with the last answer."""
     deadline = time.monotonic() + timeout_s
     last, streak = "no answer yet", 0
-    with httpx.Client(timeout=10.0) as client:
+    with httpx.Client(timeout=10.0, headers=headers) as client:
         while time.monotonic() < deadline:
             try:
                 response = client.post(url, json=body)
@@ -103,6 +107,8 @@ class System(ABC):
 
     name: str
     base_url: str
+    headers: dict[str, str] = {}  # noqa: RUF012 - replaced, never mutated
+    """Sent with every request (blendserve's API key)."""
 
     @property
     @abstractmethod
@@ -198,41 +204,17 @@ class RayServeSystem(System):
         if self.worker is not None:
             self.cluster.add_worker(**self.worker)
         self.cluster.deploy(path)
+        self.headers = self.cluster.auth_headers()
         if self.ready_path:
             wait_ready(f"{self.base_url}{self.ready_path}", timeout_s=self.timeout_s)
         path_, body = self.probe
-        wait_serving(f"{self.base_url}{path_}", body, timeout_s=self.timeout_s)
-        self._wait_running()
+        wait_serving(f"{self.base_url}{path_}", body, self.timeout_s, self.headers)
+        self.cluster.wait_running(timeout_s=self.timeout_s)
 
     @property
     def session_ids(self) -> list[int]:
         """The head's session and every worker node's."""
         return [self.session_id, *(worker.session_id for worker in self.cluster.workers)]
-
-    def _wait_running(self) -> None:
-        deadline = time.monotonic() + self.timeout_s
-        status: Any = None
-        while time.monotonic() < deadline:
-            status = self.serve_status()
-            apps = (status or {}).get("applications") or {}
-            if apps and all(a.get("status") == "RUNNING" for a in apps.values()):
-                return
-            time.sleep(0.5)
-        raise TimeoutError(f"{self.name}: applications not RUNNING: {status}")
-
-    def serve_status(self) -> Any:
-        """``serve status`` of the cluster, as data."""
-        serve = Path(sys.executable).parent / "serve"
-        command = [str(serve) if serve.exists() else "serve", "status"]
-        result = subprocess.run(
-            [*command, "--address", self.cluster.dashboard_url],
-            env=self.cluster.env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        return yaml.safe_load(result.stdout) if result.returncode == 0 else None
 
     def replica_pid(self, deployment: str) -> int | None:
         """The pid of the first live replica of ``deployment`` (by Serve actor name)."""

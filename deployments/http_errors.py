@@ -7,11 +7,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deployments.edge import ApiError
-from models.errors import ArtifactNotFoundError, InputError, ModelError
+from models.errors import ArtifactNotFoundError, InputError, ModelError, ModelOverloadedError
 
 __all__ = ["NotFound", "error_body", "install_error_handlers"]
 
@@ -93,12 +92,10 @@ async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
-async def _on_backpressure(_: Request, exc: Exception) -> JSONResponse:
+async def _on_overloaded(_: Request, exc: Exception) -> JSONResponse:
     # A model deployment's queue is full: the caller should come back shortly.
     return JSONResponse(
-        error_body("overloaded", f"a model is at capacity: {exc}"),
-        status_code=503,
-        headers={"Retry-After": "1"},
+        error_body("overloaded", str(exc)), status_code=503, headers={"Retry-After": "1"}
     )
 
 
@@ -116,4 +113,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelError, _on_model_error)
     app.add_exception_handler(TimeoutError, _on_timeout)
     app.add_exception_handler(ApiError, _on_api_error)
-    app.add_exception_handler(BackPressureError, _on_backpressure)
+    app.add_exception_handler(ModelOverloadedError, _on_overloaded)

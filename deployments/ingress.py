@@ -98,8 +98,9 @@ async def _housekeeping(ingress: "Ingress", period_s: float) -> None:
 
 
 def _oip_error(message: str, status: int) -> JSONResponse:
-    """The Open Inference Protocol's error body."""
-    return JSONResponse({"error": message}, status_code=status)
+    """The Open Inference Protocol's error body (a 503 says when to retry)."""
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _load_catalog(args: AppArgs) -> ItemCatalog | None:

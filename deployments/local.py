@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -20,16 +21,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from deployments.config import RESULT_KEY_ENV
 from deployments.security import API_KEYS_FILE_ENV, write_dev_keys
 
-__all__ = ["SERVE_ENV", "LocalRay", "WorkerNode", "free_port", "wait_ready"]
+__all__ = [
+    "INGRESS_PORTS",
+    "SERVE_ENV",
+    "LocalRay",
+    "WorkerNode",
+    "free_port",
+    "free_port_block",
+    "wait_ready",
+]
+
+INGRESS_PORTS = 50
+"""Direct-ingress ports per protocol a local cluster reserves (one per ingress replica)."""
 
 # Measured on a 2-core machine: ~8x the default proxy path for one deployment.
 SERVE_ENV = {
@@ -45,6 +59,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_block(size: int, low: int = 20_000, high: int = 30_000) -> int:
+    """The first port of ``size`` consecutive ports below the ephemeral range that
+    nothing listens on now, on any address; tried at random, so clusters rarely race."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        base = rng.randrange(low, high - size)
+        if all(_bindable(port) for port in range(base, base + size)):
+            return base
+    raise RuntimeError(f"no {size} free consecutive ports between {low} and {high}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 def _bin(name: str) -> str:
@@ -98,6 +132,12 @@ class LocalRay:
     autoscaler_metrics_port: int = field(default_factory=free_port)
     dashboard_metrics_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
+    # Serve gives each ingress replica its own HTTP and gRPC port (direct ingress) from
+    # fixed ranges (30000-31000, 40000-41000) on the node's address: two clusters on
+    # one machine would hand out the same ports and answer each other's requests
+    # (seen: one cluster's HAProxy reaching the other's replicas). Each gets its own.
+    ingress_ports: int = field(default_factory=lambda: free_port_block(2 * INGRESS_PORTS))
+    """First of this cluster's ``2 * INGRESS_PORTS`` ports: HTTP, then gRPC."""
     """Where the head node's metrics agent serves Prometheus text (blendserve's and Ray's)."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """More environment for every Ray process (e.g. ``PYTHONPATH`` for test models)."""
@@ -150,6 +190,11 @@ class LocalRay:
         env["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(self.haproxy_metrics_port)
         env["AUTOSCALER_METRIC_PORT"] = str(self.autoscaler_metrics_port)
         env["DASHBOARD_METRIC_PORT"] = str(self.dashboard_metrics_port)
+        http, grpc = self.ingress_ports, self.ingress_ports + INGRESS_PORTS
+        env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] = str(http)
+        env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"] = str(http + INGRESS_PORTS - 1)
+        env["RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT"] = str(grpc)
+        env["RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT"] = str(grpc + INGRESS_PORTS - 1)
         if not env.get(RESULT_KEY_ENV):
             env[RESULT_KEY_ENV] = self.result_key()
         if not env.get(API_KEYS_FILE_ENV):
@@ -284,6 +329,32 @@ class LocalRay:
         result = self._run(_bin("serve"), "deploy", str(config), "--address", self.dashboard_url)
         if result.returncode != 0:
             raise RuntimeError(f"serve deploy failed:\n{result.stdout}\n{result.stderr}")
+
+    def serve_status(self) -> dict[str, Any] | None:
+        """``serve status`` of this cluster as data (``None`` while it cannot answer)."""
+        result = self._run(_bin("serve"), "status", "--address", self.dashboard_url)
+        if result.returncode != 0:
+            return None
+        status: dict[str, Any] | None = yaml.safe_load(result.stdout)
+        return status
+
+    def wait_running(self, apps: Collection[str] | None = None, timeout_s: float = 300.0) -> None:
+        """Wait until ``apps`` (default: every application) report RUNNING.
+
+        ``/readyz`` answers as soon as a replica does; Serve's controller marks replicas
+        running and updates HAProxy a little later, and a ``serve deploy`` in between
+        can meet an ingress that HAProxy does not list yet.
+        """
+        deadline = time.monotonic() + timeout_s
+        status: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            status = self.serve_status()
+            found = (status or {}).get("applications") or {}
+            wanted = found.keys() if apps is None else apps
+            if found and all(found.get(app, {}).get("status") == "RUNNING" for app in wanted):
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"applications not RUNNING after {timeout_s}s: {status}")
 
     def list_actors(self) -> list[dict[str, Any]]:
         """Ray's state API view of this cluster's live actors (replicas included).

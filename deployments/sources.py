@@ -12,7 +12,7 @@ from ray.serve.handle import DeploymentHandle
 from blending.candidates import ScoreResult, SourceResult
 from blending.gateway import LocalModels
 from models.base import ModelAdapter, RecommendQuery
-from models.errors import ModelError
+from models.errors import ModelError, ModelOverloadedError
 
 __all__ = ["CPU_POOL_SUFFIX", "IngressModels", "RemoteModel"]
 
@@ -49,17 +49,22 @@ class RemoteModel:
 
     async def _call(self, method: str, *args: Any, timeout_s: float | None = None) -> Any:
         limit = timeout_s or self.timeout_s
-        if self.cpu_pool is not None and self.in_flight >= self.spill_above:
-            return await self._send(self.cpu_pool, method, args, limit, spilled=True)
-        self.in_flight += 1
         try:
-            return await self._send(self.handle, method, args, limit)
-        except BackPressureError:
-            if self.cpu_pool is None:
-                raise
-            return await self._send(self.cpu_pool, method, args, limit, spilled=True)
-        finally:
-            self.in_flight -= 1
+            if self.cpu_pool is not None and self.in_flight >= self.spill_above:
+                return await self._send(self.cpu_pool, method, args, limit, spilled=True)
+            self.in_flight += 1
+            try:
+                return await self._send(self.handle, method, args, limit)
+            except BackPressureError:
+                if self.cpu_pool is None:
+                    raise
+                return await self._send(self.cpu_pool, method, args, limit, spilled=True)
+            finally:
+                self.in_flight -= 1
+        except BackPressureError as exc:
+            # Serve answers its own BackPressureError inside the route (a bare 503 with
+            # no Retry-After); as a blendserve error the ingress decides the answer.
+            raise ModelOverloadedError(f"model {self.name!r} is at capacity: {exc}") from None
 
     async def _send(
         self,

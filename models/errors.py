@@ -12,6 +12,7 @@ also from the nearest built-in so callers that only know Python still catch it::
     │   ├── ChecksumMismatchError (ValueError)
     │   └── VersionExistsError (FileExistsError)
     └── ModelError (RuntimeError)           a model failed to load or to predict
+        └── ModelOverloadedError            its replicas are at capacity: retry soon
 
 HTTP status codes are decided once, in the ingress, from this tree.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "InputError",
     "ModelError",
+    "ModelOverloadedError",
     "UnknownFormatError",
     "VersionExistsError",
 ]
@@ -74,3 +76,7 @@ class VersionExistsError(ArtifactError, FileExistsError):
 
 class ModelError(BlendserveError, RuntimeError):
     """A model failed to load or to predict."""
+
+
+class ModelOverloadedError(ModelError):
+    """A model's replicas and queue are full; the call was refused, not attempted."""

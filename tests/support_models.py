@@ -33,7 +33,8 @@ class SleepyRecommender:
         return [list(row) for _ in queries]
 
     def predict(self, instances: Sequence[Any]) -> list[Any]:
-        """The whole item list per instance."""
+        """The whole item list per instance, after a sleep."""
+        time.sleep(self.delay_s)
         return [list(self.items) for _ in instances]
 
 

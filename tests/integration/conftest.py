@@ -49,7 +49,8 @@ def serve_home(
     train_stack(app, "discover", "learned", home / "data" / "feedback.parquet")
     scratch = tmp_path_factory.mktemp("scratch")
     publish_failing_mf(store, scratch, name="broken")
-    publish_sleepy_model(store, "sleepy", SLEEPY_DELAY_S, [f"s{i}" for i in range(5)])
+    for name in ("sleepy", "sleepy_tight"):
+        publish_sleepy_model(store, name, SLEEPY_DELAY_S, [f"s{i}" for i in range(5)])
     for name, publish, filename in [
         ("corrupt", publish_tiny_click_ranker, "model.joblib"),
         ("corrupt_remote", publish_tiny_mf, "model.pt"),
@@ -80,6 +81,8 @@ def deployed(serve_home: Path, request: pytest.FixtureRequest) -> Iterator[Deplo
         running.redeploy(serve_config(port))
         wait_ready(f"{url}/readyz", timeout_s=300)
         wait_ready(f"{url}/flaky/readyz", timeout_s=120)
+        # `pending` never is; `damaged` is RUNNING with models that failed to load.
+        cluster.wait_running(["blendserve", "flaky", "damaged"], timeout_s=180)
         yield running
     finally:
         cluster.stop()

@@ -77,8 +77,9 @@ def serve_config(port: int) -> dict[str, Any]:
     config["http_options"]["port"] = port
     main = config["applications"][0]
     main["deployments"][0]["ray_actor_options"]["num_cpus"] = 0.25
-    # One ingress replica: tests read per-replica state (spill counts) back.
-    main["deployments"][0]["num_replicas"] = 1
+    # Two ingress replicas, as in production: with one, Serve takes it out of HAProxy
+    # while a user_config change reconfigures it, and requests meet a ~1 s gap of 503s.
+    main["deployments"][0]["num_replicas"] = 2
     # A CPU overflow pool that takes mf's calls beyond two in flight (test only: the
     # demo has no GPU pool to overflow from).
     main["args"]["models"]["mf"]["cpu_pool"] = {"num_cpus": 0.25, "spill_above": 2}
@@ -89,28 +90,48 @@ def serve_config(port: int) -> dict[str, Any]:
     models = flaky["args"]["models"]
     models["broken"] = {**models.pop("mf"), "num_cpus": 0.25}
     models["sleepy"] = {**models["broken"], "timeout_s": 10.0}
+    # One call at a time and one waiting: a third caller gets BackPressureError at once.
+    models["sleepy_tight"] = {
+        **models["sleepy"],
+        "version": "1",
+        "num_cpus": 0.1,
+        "max_ongoing_requests": 1,
+        "max_queued_requests": 1,
+        "timeout_s": 3 * SLEEPY_DELAY_S,
+    }
+    models["sleepy_tight"].pop("cpu_pool", None)  # no overflow pool to spill into
     for use_case in use_cases(flaky).values():
         use_case["nodes"]["cf"]["model"] = "broken"
     # Little room, so a burst overflows it: 503 with Retry-After past 4 + 4.
     flaky_ingress = flaky["deployments"][0]
+    flaky_ingress["num_replicas"] = 1  # the limits below are per replica
     flaky_ingress["max_ongoing_requests"] = FLAKY_MAX_ONGOING
     flaky_ingress["max_queued_requests"] = FLAKY_MAX_ONGOING
-    use_cases(flaky)["slow"] = {
-        "budget_ms": SLOW_BUDGET_MS,
+    use_cases(flaky)["tight"] = _slow_source_with_popularity(
+        "sleepy_tight", 3 * SLEEPY_DELAY_S * 1000
+    )
+    use_cases(flaky)["slow"] = _slow_source_with_popularity("sleepy", SLOW_BUDGET_MS)
+
+    pending = copy.deepcopy(main)
+    pending.update(name="pending", route_prefix="/pending")
+    pending["args"]["models"]["mf"]["num_cpus"] = 64  # more than the cluster has
+    pending["deployments"][0]["num_replicas"] = 1
+    config["applications"] += [flaky, pending, _damaged(main)]
+    return config
+
+
+def _slow_source_with_popularity(model: str, budget_ms: float) -> dict[str, Any]:
+    """A use case blending a slow ``model`` half and half with popularity."""
+    return {
+        "budget_ms": budget_ms,
         "output": "final",
         "nodes": {
-            "late": {"kind": "source", "model": "sleepy"},
+            "late": {"kind": "source", "model": model},
             "popular": {"kind": "source", "model": "popularity"},
             "mixed": {"kind": "blend", "weights": {"late": 0.5, "popular": 0.5}},
             "final": {"kind": "filter", "input": "mixed"},
         },
     }
-
-    pending = copy.deepcopy(main)
-    pending.update(name="pending", route_prefix="/pending")
-    pending["args"]["models"]["mf"]["num_cpus"] = 64  # more than the cluster has
-    config["applications"] += [flaky, pending, _damaged(main)]
-    return config
 
 
 def _damaged(main: dict[str, Any]) -> dict[str, Any]:
@@ -126,6 +147,7 @@ def _damaged(main: dict[str, Any]) -> dict[str, Any]:
     }
     ingress = damaged["deployments"][0]
     ingress["ray_actor_options"]["num_cpus"] = 0.1
+    ingress["num_replicas"] = 1
     ingress["user_config"] = {
         "use_cases": {
             "home": {

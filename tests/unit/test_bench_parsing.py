@@ -84,6 +84,8 @@ def test_lua_script_posts_the_json_body_and_reports_from_done() -> None:
     assert "application/json" in script and "done = function" in script
     with pytest.raises(ValueError, match="long-string"):
         lua_script({"x": "]==]"})
+    signed = lua_script({"k": 1}, headers={"Authorization": 'Bearer k"1'})
+    assert 'wrk.headers["Authorization"] = "Bearer k\\"1"' in signed
 
 
 def test_wrk_runs_one_thread_pinned_to_one_core() -> None:

@@ -141,3 +141,18 @@ def test_dev_keys_are_created_once_owner_only(tmp_path: Path) -> None:
     assert key_path.read_text().strip() == key, "a second run replaced the key"
     principal = KeyRing(path=keys_path).authenticate(key)
     assert principal is not None and principal.scopes == {"infer", "admin"}
+
+
+def test_the_keys_command_prints_the_key_once_and_stores_its_digest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deployments.cli import main
+
+    path = tmp_path / "keys.yaml"
+    assert main(["keys", "add", "shop", "--scope", "infer", "--file", str(path)]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("bsk_") and key not in path.read_text()
+    principal = KeyRing(path=path).authenticate(key)
+    assert principal is not None and principal.scopes == {"infer"}
+    assert main(["keys", "add", "shop", "--scope", "admin", "--file", str(path)]) == 2
+    assert "exists" in capsys.readouterr().err
