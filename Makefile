@@ -63,7 +63,7 @@ bench: demo
 
 # Open-loop load at a fixed rate against a running `make run` (README "Load and soak").
 SOAK_URL ?= http://127.0.0.1:8000
-SOAK_RATE ?= 200
+SOAK_RATE ?= 80
 SOAK_S ?= 600
 soak: install
 	$(BIN)/python -m benchmarks.soak --url $(SOAK_URL) --rate $(SOAK_RATE) --duration $(SOAK_S) \

@@ -76,6 +76,11 @@ def test_up_serves_then_sigterm_stops_everything(serve_home: Path, tmp_path: Pat
         assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
-            process.kill()
+            # SIGTERM first: a SIGKILL would leave its Ray cluster running (own sessions).
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
     assert not _port_open(http_port), "the HTTP port still answers after SIGTERM"
     assert not _port_open(dashboard_port), "the Ray dashboard still answers after SIGTERM"
