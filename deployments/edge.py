@@ -128,8 +128,16 @@ def require(scope: KeyScope) -> Any:
     return Depends(check)
 
 
+DRAIN_FACTOR = 16
+"""An oversized body up to this many times the limit is read and dropped so the
+client sees the 413; a bigger one gets the 413 and a closed connection."""
+
+
 class _BodyTooLarge(Exception):
-    pass
+    def __init__(self, body_read: bool = False) -> None:
+        super().__init__()
+        self.body_read = body_read
+        """Whether the whole body has been received already."""
 
 
 class EdgeMiddleware:
@@ -170,6 +178,7 @@ class EdgeMiddleware:
             await send(message)
 
         gate.in_flight += 1
+        body_stream = receive
         try:
             declared = _declared_length(scope)
             if declared is not None and declared > limit:
@@ -179,7 +188,7 @@ class EdgeMiddleware:
                 # error raised while it reads into a 400.
                 receive = await _buffered(receive, limit)
             await self._with_cors(gate)(scope, receive, sending)
-        except _BodyTooLarge:
+        except _BodyTooLarge as refused:
             if gate.metrics is not None:
                 gate.metrics.rejected.inc(tags={"reason": "body_too_large"})
             if not response_started:
@@ -190,7 +199,11 @@ class EdgeMiddleware:
                     if oip
                     else {"code": "body_too_large", "message": message, "field": "body"}
                 )
-                await _send_json(sending, 413, json.dumps({"error": error}).encode())
+                # Read the rest before answering (bounded): most clients, httpx among
+                # them, do not read an answer until they have sent their whole body.
+                drained = refused.body_read or await _discard(body_stream, DRAIN_FACTOR * limit)
+                body = json.dumps({"error": error}).encode()
+                await _send_json(sending, 413, body, close=not drained)
         finally:
             gate.in_flight -= 1
             if gate.metrics is not None:
@@ -225,7 +238,7 @@ async def _buffered(receive: Receive, limit: int) -> Receive:
         chunks.append(message.get("body", b""))
         size += len(chunks[-1])
         if size > limit:
-            raise _BodyTooLarge
+            raise _BodyTooLarge(body_read=not message.get("more_body", False))
         if not message.get("more_body", False):
             break
     replayed = False
@@ -240,16 +253,26 @@ async def _buffered(receive: Receive, limit: int) -> Receive:
     return replay
 
 
-async def _send_json(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+async def _discard(receive: Receive, cap: int) -> bool:
+    """Read and drop the rest of a request body; ``False`` if more than ``cap`` bytes
+    remained (the connection must then close)."""
+    size = 0
+    while size <= cap:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return True
+    return False
+
+
+async def _send_json(send: Send, status: int, body: bytes, close: bool) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -111,6 +111,32 @@ def _load_catalog(args: AppArgs) -> ItemCatalog | None:
     return catalog
 
 
+def _gateway(config: AppArgs, handles: dict[str, DeploymentHandle[Any]]) -> IngressModels:
+    """Load the inline models (keeping, not raising, each one's load failure) and wrap
+    the handles of the replica ones."""
+    store = ArtifactStore(resolve_store(config.store))
+    remote: dict[str, RemoteModel] = {}
+    inline = {}
+    failed: dict[str, str] = {}
+    for name, placement in config.placements(store).items():
+        spec = config.models[name]
+        if placement == "replica":
+            remote[name] = RemoteModel(
+                name,
+                handles[name],
+                spec.timeout_s,
+                handles.get(f"{name}{CPU_POOL_SUFFIX}"),
+                spec.cpu_pool.spill_above if spec.cpu_pool else 0,
+            )
+            continue
+        try:
+            inline[name] = load_model(store, name, spec.version, spec.options)
+        except Exception as exc:  # noqa: BLE001 - one broken artifact must not stop the rest
+            failed[name] = f"version {spec.version!r} failed to load: {_describe_failure(exc)}"
+            logger.error("model %s: %s", name, failed[name])
+    return IngressModels(inline, remote, failed)
+
+
 def _check_node_models(plans: dict[str, BlendPlan], models: IngressModels) -> None:
     """Refuse a config whose in-process rerank or stack models cannot do the job."""
     for use_case, plan in plans.items():
@@ -194,28 +220,7 @@ class Ingress:
 
     def __init__(self, args: dict[str, Any], handles: dict[str, DeploymentHandle[Any]]) -> None:
         self.config = parse_app_args(args)
-        store = ArtifactStore(resolve_store(self.config.store))
-        remote: dict[str, RemoteModel] = {}
-        inline = {}
-        failed: dict[str, str] = {}
-        for name, placement in self.config.placements(store).items():
-            spec = self.config.models[name]
-            if placement == "replica":
-                remote[name] = RemoteModel(
-                    name,
-                    handles[name],
-                    spec.timeout_s,
-                    handles.get(f"{name}{CPU_POOL_SUFFIX}"),
-                    spec.cpu_pool.spill_above if spec.cpu_pool else 0,
-                )
-            else:
-                try:
-                    inline[name] = load_model(store, name, spec.version, spec.options)
-                except Exception as exc:  # noqa: BLE001 - one broken artifact must not stop the rest
-                    reason = _describe_failure(exc)
-                    failed[name] = f"version {spec.version!r} failed to load: {reason}"
-                    logger.error("model %s: %s", name, failed[name])
-        self.models = IngressModels(inline, remote, failed)
+        self.models = _gateway(self.config, handles)
         self.catalog = _load_catalog(self.config)
         self.result_ids = _result_codec()
         self.plans: dict[str, BlendPlan] = {}
@@ -228,8 +233,8 @@ class Ingress:
                 "every route but the health probes answers 401"
             )
         # Replica models report their own `blendserve_model_info`.
-        for name in [*inline, *failed]:
-            status = "failed" if name in failed else "serving"
+        for name in [*self.models.adapters, *self.models.failed]:
+            status = "failed" if name in self.models.failed else "serving"
             version = self.config.models[name].version
             tags = {"model": name, "version": version, "placement": "inline", "status": status}
             self.metrics.model_info.set(1, tags)

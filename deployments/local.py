@@ -138,6 +138,11 @@ class LocalRay:
     # (seen: one cluster's HAProxy reaching the other's replicas). Each gets its own.
     ingress_ports: int = field(default_factory=lambda: free_port_block(2 * INGRESS_PORTS))
     """First of this cluster's ``2 * INGRESS_PORTS`` ports: HTTP, then gRPC."""
+    # HAProxy falls back to Serve's proxy actor (fixed ports 8500, 9500) while no
+    # ingress replica is registered: with a shared port, a cluster still starting
+    # sent its requests, readiness probes included, to another cluster's apps.
+    fallback_http_port: int = field(default_factory=free_port)
+    fallback_grpc_port: int = field(default_factory=free_port)
     """Where the head node's metrics agent serves Prometheus text (blendserve's and Ray's)."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """More environment for every Ray process (e.g. ``PYTHONPATH`` for test models)."""
@@ -195,6 +200,8 @@ class LocalRay:
         env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"] = str(http + INGRESS_PORTS - 1)
         env["RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT"] = str(grpc)
         env["RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT"] = str(grpc + INGRESS_PORTS - 1)
+        env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] = str(self.fallback_http_port)
+        env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] = str(self.fallback_grpc_port)
         if not env.get(RESULT_KEY_ENV):
             env[RESULT_KEY_ENV] = self.result_key()
         if not env.get(API_KEYS_FILE_ENV):
