@@ -61,9 +61,13 @@ def publish_failing_mf(store: ArtifactStore, tmp: Path, name: str = "broken") ->
     )
 
 
-def damage(store: ArtifactStore, name: str, filename: str, version: str = "1") -> None:
-    """Overwrite a published file with garbage, as a bad copy or a full disk would."""
-    (store.path(name, version) / filename).write_bytes(b"\x00 not a model \xff" * 10)
+def damage(store: ArtifactStore, name: str, filename: str, version: str = "1") -> bytes:
+    """Overwrite a published file with garbage, as a bad copy or a full disk would;
+    return what it held, to repair it later."""
+    path = store.path(name, version) / filename
+    original = path.read_bytes()
+    path.write_bytes(b"\x00 not a model \xff" * 10)
+    return original
 
 
 def publish_tiny_sklearn(store: ArtifactStore, tmp: Path, name: str = "clicks") -> Manifest:

@@ -56,7 +56,8 @@ def serve_home(
         ("corrupt_remote", publish_tiny_mf, "model.pt"),
     ]:
         publish(store, tmp_path_factory.mktemp(name), name=name)
-        damage(store, name, filename)
+        original = damage(store, name, filename)
+        (home / f"{name}.{filename}.good").write_bytes(original)  # for a repair test
     return home
 
 

@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +28,9 @@ from serving_cluster import (
     Deployed,
     app_config,
 )
+
+from deployments.model_server import RELOAD_EVERY_S
+from models.store import ArtifactStore
 
 pytestmark = pytest.mark.integration
 
@@ -384,3 +388,23 @@ def test_a_full_model_queue_fails_fast_instead_of_waiting(
     assert all(r.status_code == 200 for r, _ in blends), [r.text for r, _ in blends]
     quick = [seconds for r, seconds in blends if r.json()["degraded"] and seconds < 1.0]
     assert len(quick) >= 4, [(r.json()["degraded"], round(s, 2)) for r, s in blends]
+
+
+def test_a_repaired_artifact_is_loaded_without_a_redeploy(
+    client: httpx.Client, serve_home: Path
+) -> None:
+    # The `corrupt_remote` replica retries its load from Serve's health check (at most
+    # every RELOAD_EVERY_S, checked every 10 s); put the good file back and wait.
+    store = ArtifactStore(serve_home / "artifacts")
+    target = store.path("corrupt_remote", "1") / "model.pt"
+    target.write_bytes((serve_home / "corrupt_remote.model.pt.good").read_bytes())
+    deadline = time.monotonic() + RELOAD_EVERY_S + 30
+    while True:
+        not_ready = client.get("/damaged/readyz").json().get("not_ready", {})
+        if "model:corrupt_remote" not in not_ready:
+            break
+        assert time.monotonic() < deadline, f"still not loaded: {not_ready}"
+        time.sleep(2.0)
+    assert set(not_ready) == {"model:corrupt"}, "the inline one stays failed until redeploy"
+    answer = client.post("/damaged/v1/recommend/only_corrupt", json={"user_id": "u1", "k": 3})
+    assert answer.status_code == 200 and answer.json()["model_versions"] == {"corrupt_remote": "1"}
