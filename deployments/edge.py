@@ -30,7 +30,7 @@ from deployments.metrics import IngressMetrics
 from deployments.security import KeyRing, Principal, RateLimiter
 from deployments.security import Scope as KeyScope
 
-__all__ = ["ApiError", "EdgeMiddleware", "Gatekeeper", "require"]
+__all__ = ["ApiError", "EdgeMiddleware", "Gatekeeper", "is_oip_path", "require"]
 
 
 class ApiError(Exception):
@@ -56,6 +56,11 @@ class Gatekeeper:
         self.limiter = RateLimiter(config.rate_limit.requests_per_s, config.rate_limit.burst)
         self.metrics = metrics
         self.in_flight = 0
+
+    @property
+    def keys_missing(self) -> bool:
+        """Keys are required and none are configured: every API route answers 401."""
+        return self.config.require_api_key and len(self.keys) == 0
 
     def admit(self, scope: KeyScope, presented: str | None) -> Principal | None:
         """The caller behind ``presented``, if it may use ``scope`` now; else ``ApiError``."""
@@ -124,8 +129,13 @@ def require(scope: KeyScope) -> Any:
         return gatekeeper(request.app).admit(scope, presented)
 
     check.__name__ = f"require_{scope}"
-    check.required_scope = scope  # type: ignore[attr-defined]  # read by the route audit
     return Depends(check)
+
+
+def is_oip_path(path: str) -> bool:
+    """Whether ``path`` (a route template, or a raw path under any route prefix) is an
+    Open Inference Protocol route, whose errors are ``{"error": "<message>"}``."""
+    return "/v2/" in path
 
 
 DRAIN_FACTOR = 16
@@ -193,10 +203,9 @@ class EdgeMiddleware:
                 gate.metrics.rejected.inc(tags={"reason": "body_too_large"})
             if not response_started:
                 message = f"the body is larger than {limit} bytes"
-                oip = "/v2/" in scope["path"]  # not routed yet: the OIP error shape by path
                 error: object = (
                     message
-                    if oip
+                    if is_oip_path(scope["path"])  # not routed yet: decided by the path
                     else {"code": "body_too_large", "message": message, "field": "body"}
                 )
                 # Read the rest before answering (bounded): most clients, httpx among

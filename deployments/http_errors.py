@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from deployments.edge import ApiError
+from deployments.edge import ApiError, is_oip_path
 from models.errors import ArtifactNotFoundError, InputError, ModelError, ModelOverloadedError
 
 __all__ = ["NotFound", "error_body", "install_error_handlers"]
@@ -77,12 +77,6 @@ async def _on_model_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         error_body("model_unavailable", str(exc)), status_code=503, headers={"Retry-After": "1"}
     )
-
-
-def is_oip_path(path: str) -> bool:
-    """Whether ``path`` (after any route prefix) is an Open Inference Protocol route,
-    whose errors are ``{"error": "<message>"}``."""
-    return path.startswith("/v2/")
 
 
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:

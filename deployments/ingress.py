@@ -39,7 +39,7 @@ from deployments.config import (
 )
 from deployments.edge import EdgeMiddleware, Gatekeeper, require
 from deployments.http_errors import NotFound, error_body, install_error_handlers
-from deployments.metrics import IngressMetrics
+from deployments.metrics import IngressMetrics, set_model_status
 from deployments.oip import OipError, infer_response, parse_infer_request
 from deployments.schemas import (
     ErrorResponse,
@@ -51,8 +51,8 @@ from deployments.schemas import (
 )
 from deployments.security import KeyRing
 from deployments.sources import CPU_POOL_SUFFIX, IngressModels, RemoteModel
-from models.errors import BlendserveError, ConfigError, InputError
-from models.registry import load_model
+from models.errors import BlendserveError, ConfigError, InputError, describe_error
+from models.registry import load_failure, load_model
 from models.store import ArtifactStore
 
 __all__ = ["Ingress", "api"]
@@ -62,11 +62,6 @@ logger = logging.getLogger("ray.serve")
 
 # Helpers sit above the deployment class: Serve serialises the class when it is
 # decorated, so names defined below it would be missing inside replicas.
-def _describe_failure(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")
-
-
 def _result_codec() -> ResultIdCodec:
     key = os.environ.get(RESULT_KEY_ENV, "")
     if len(key.encode()) >= 16:
@@ -132,7 +127,7 @@ def _gateway(config: AppArgs, handles: dict[str, DeploymentHandle[Any]]) -> Ingr
         try:
             inline[name] = load_model(store, name, spec.version, spec.options)
         except Exception as exc:  # noqa: BLE001 - one broken artifact must not stop the rest
-            failed[name] = f"version {spec.version!r} failed to load: {_describe_failure(exc)}"
+            failed[name] = load_failure(spec.version, exc)
             logger.error("model %s: %s", name, failed[name])
     return IngressModels(inline, remote, failed)
 
@@ -227,7 +222,7 @@ class Ingress:
         self._housekeeper: asyncio.Task[None] | None = None
         self.metrics = IngressMetrics()
         self.gate = Gatekeeper(self.config.ingress, KeyRing.from_env(), self.metrics)
-        if self.config.ingress.require_api_key and len(self.gate.keys) == 0:
+        if self.gate.keys_missing:
             logger.error(
                 "no API keys configured ($BLENDSERVE_API_KEYS_FILE, $BLENDSERVE_API_KEYS): "
                 "every route but the health probes answers 401"
@@ -236,8 +231,7 @@ class Ingress:
         for name in [*self.models.adapters, *self.models.failed]:
             status = "failed" if name in self.models.failed else "serving"
             version = self.config.models[name].version
-            tags = {"model": name, "version": version, "placement": "inline", "status": status}
-            self.metrics.model_info.set(1, tags)
+            set_model_status(self.metrics.model_info, name, version, "inline", status)
         # Models and tables loaded above live as long as the replica: moving them out
         # of the collector's sight halves the time a blend spends in garbage
         # collection (measured: 2.4 -> 1.2 ms per `discover` request in process).
@@ -272,12 +266,12 @@ class Ingress:
         do not, and which use cases they degrade (those still answer without them)."""
         described = await self._describe_models()
         broken = {
-            n: _describe_failure(r) for n, r in described.items() if isinstance(r, BaseException)
+            n: describe_error(r) for n, r in described.items() if isinstance(r, BaseException)
         }
         not_ready = {f"model:{n}": reason for n, reason in broken.items()}
         if not self.plans:
             not_ready["use_cases"] = "none configured (the Ingress user_config has none yet)"
-        if self.config.ingress.require_api_key and len(self.gate.keys) == 0:
+        if self.gate.keys_missing:
             not_ready["api_keys"] = "none configured: every API route answers 401"
         if not_ready:
             degraded = {
@@ -300,7 +294,7 @@ class Ingress:
         described = await self._describe_models()
         return {
             "models": {
-                n: ({"error": _describe_failure(r)} if isinstance(r, BaseException) else r)
+                n: ({"error": describe_error(r)} if isinstance(r, BaseException) else r)
                 for n, r in described.items()
             }
         }
@@ -435,7 +429,7 @@ class Ingress:
         except TimeoutError as exc:
             return _oip_error(str(exc), 504)
         except BlendserveError as exc:
-            return _oip_error(_describe_failure(exc), 503)
+            return _oip_error(describe_error(exc), 503)
         return JSONResponse(infer_response(model, result["version"], parsed, result["predictions"]))
 
     async def _describe_models(self) -> dict[str, dict[str, Any] | BaseException]:

@@ -30,7 +30,7 @@ import httpx
 import yaml
 
 from deployments.config import RESULT_KEY_ENV
-from deployments.security import API_KEYS_FILE_ENV, write_dev_keys
+from deployments.security import API_KEYS_FILE_ENV, write_dev_keys, write_secret
 
 __all__ = [
     "INGRESS_PORTS",
@@ -132,6 +132,7 @@ class LocalRay:
     autoscaler_metrics_port: int = field(default_factory=free_port)
     dashboard_metrics_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
+    """Where the head node's metrics agent serves Prometheus text (blendserve's and Ray's)."""
     # Serve gives each ingress replica its own HTTP and gRPC port (direct ingress) from
     # fixed ranges (30000-31000, 40000-41000) on the node's address: two clusters on
     # one machine would hand out the same ports and answer each other's requests
@@ -143,7 +144,6 @@ class LocalRay:
     # sent its requests, readiness probes included, to another cluster's apps.
     fallback_http_port: int = field(default_factory=free_port)
     fallback_grpc_port: int = field(default_factory=free_port)
-    """Where the head node's metrics agent serves Prometheus text (blendserve's and Ray's)."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """More environment for every Ray process (e.g. ``PYTHONPATH`` for test models)."""
 
@@ -177,8 +177,8 @@ class LocalRay:
 
     def auth_headers(self) -> dict[str, str]:
         """HTTP headers that present the development API key."""
-        self.env()  # creates the key on first use
-        key = self.api_key_path.read_text(encoding="utf-8").strip()
+        key_path, _ = write_dev_keys(self.api_key_path.parent)
+        key = key_path.read_text(encoding="utf-8").strip()
         return {"Authorization": f"Bearer {key}"}
 
     @property
@@ -221,9 +221,7 @@ class LocalRay:
             path = self.home / ".blendserve" / "result_key"
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(descriptor, "w") as handle:
-                    handle.write(secrets.token_hex(32))
+                write_secret(path, secrets.token_hex(32))
             self._result_key = path.read_text(encoding="utf-8").strip()
         return self._result_key
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ray.serve.metrics import Counter, Gauge, Histogram
 
-__all__ = ["LATENCY_MS", "IngressMetrics", "model_info_gauge"]
+__all__ = ["LATENCY_MS", "IngressMetrics", "model_info_gauge", "set_model_status"]
 
 LATENCY_MS = [0.5, 1, 2, 5, 10, 20, 50, 100, 150, 200, 250, 500, 1000, 2500, 5000, 10000]
 """Histogram buckets in milliseconds: fine below the budgets, coarse above."""
@@ -28,6 +28,16 @@ def model_info_gauge() -> Gauge:
             "status",
         ),
     )
+
+
+MODEL_STATUSES = ("serving", "failed")
+
+
+def set_model_status(gauge: Gauge, model: str, version: str, placement: str, status: str) -> None:
+    """Mark ``model`` at ``version`` as ``status`` (1) and not any other status (0)."""
+    tags = {"model": model, "version": version, "placement": placement}
+    for other in MODEL_STATUSES:
+        gauge.set(1 if other == status else 0, {**tags, "status": other})
 
 
 class IngressMetrics:

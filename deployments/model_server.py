@@ -21,10 +21,10 @@ from ray.serve.metrics import Gauge, Histogram
 
 from deployments.adaptive_batching import AdaptiveBatching
 from deployments.config import resolve_store
-from deployments.metrics import model_info_gauge
+from deployments.metrics import model_info_gauge, set_model_status
 from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem, Scorer
 from models.errors import ModelError
-from models.registry import load_model
+from models.registry import load_failure, load_model
 from models.store import ArtifactStore
 
 __all__ = ["ModelServer"]
@@ -104,15 +104,12 @@ class ModelServer:
         gc.freeze()  # the loaded model lives as long as the replica; stop rescanning it
 
     def _failed(self, exc: BaseException) -> None:
-        reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[-1]
-        self.load_error = f"version {self.version!r} failed to load: {reason}"
+        self.load_error = load_failure(self.version, exc)
         logger.error("model %s %s (retrying every %gs)", self.name, self.load_error, RELOAD_EVERY_S)
         self._set_status("failed")
 
     def _set_status(self, status: str) -> None:
-        for other in ("serving", "failed"):
-            tags = {"model": self.name, "version": self.version, "placement": "replica"}
-            self.model_info.set(1 if other == status else 0, {**tags, "status": other})
+        set_model_status(self.model_info, self.name, self.version, "replica", status)
 
     async def check_health(self) -> None:
         """Serve's periodic probe: retry a failed load now and then; else the adapter's own

@@ -53,6 +53,7 @@ __all__ = [
     "generate_key",
     "hash_key",
     "write_dev_keys",
+    "write_secret",
 ]
 
 API_KEYS_ENV = "BLENDSERVE_API_KEYS"
@@ -168,10 +169,11 @@ class KeyRing:
             try:
                 stat = self._path.stat()
                 stamp = (stat.st_mtime_ns, stat.st_size)
-                if stamp != self._file_stamp:
-                    text = self._path.read_text(encoding="utf-8")
-                    self._file_entries = _parse_keys(text, str(self._path))
-                    self._file_stamp = stamp
+                if stamp == self._file_stamp and not force:
+                    return
+                text = self._path.read_text(encoding="utf-8")
+                self._file_entries = _parse_keys(text, str(self._path))
+                self._file_stamp = stamp
             except FileNotFoundError:
                 if force:
                     raise ConfigError(f"{self._path}: API keys file not found") from None
@@ -180,7 +182,9 @@ class KeyRing:
             except ConfigError:
                 if force:
                     raise
-                # A half-written file during rotation: keep the last good keys.
+                return  # a half-written file during rotation: keep the last good keys
+        elif not force:
+            return  # inline keys only: nothing can change
         self._entries = [
             (
                 entry.digest(),
@@ -252,7 +256,7 @@ def add_key(
     )
     document = {"keys": [e.model_dump(exclude_none=True) for e in [*existing, entry]]}
     temporary = path.with_name(path.name + ".tmp")
-    _write_private(temporary, yaml.safe_dump(document, sort_keys=False))
+    write_secret(temporary, yaml.safe_dump(document, sort_keys=False))
     temporary.replace(path)  # atomic: a replica never reads half a file
     return key
 
@@ -267,17 +271,18 @@ def write_dev_keys(directory: Path) -> tuple[Path, Path]:
     key_path, keys_path = directory / "api_key", directory / "api_keys.yaml"
     created = not key_path.is_file()
     if created:
-        _write_private(key_path, generate_key() + "\n")
+        write_secret(key_path, generate_key() + "\n")
     if created or not keys_path.is_file():
         key = key_path.read_text(encoding="utf-8").strip()
         document: dict[str, Any] = {
             "keys": [{"name": "dev", "sha256": hash_key(key), "scopes": list(SCOPES)}]
         }
-        _write_private(keys_path, json.dumps(document, indent=2) + "\n")
+        write_secret(keys_path, json.dumps(document, indent=2) + "\n")
     return key_path, keys_path
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(text)

@@ -49,22 +49,17 @@ class RemoteModel:
 
     async def _call(self, method: str, *args: Any, timeout_s: float | None = None) -> Any:
         limit = timeout_s or self.timeout_s
+        if self.cpu_pool is not None and self.in_flight >= self.spill_above:
+            return await self._send(self.cpu_pool, method, args, limit, spilled=True)
+        self.in_flight += 1
         try:
-            if self.cpu_pool is not None and self.in_flight >= self.spill_above:
-                return await self._send(self.cpu_pool, method, args, limit, spilled=True)
-            self.in_flight += 1
-            try:
-                return await self._send(self.handle, method, args, limit)
-            except BackPressureError:
-                if self.cpu_pool is None:
-                    raise
-                return await self._send(self.cpu_pool, method, args, limit, spilled=True)
-            finally:
-                self.in_flight -= 1
-        except BackPressureError as exc:
-            # Serve answers its own BackPressureError inside the route (a bare 503 with
-            # no Retry-After); as a blendserve error the ingress decides the answer.
-            raise ModelOverloadedError(f"model {self.name!r} is at capacity: {exc}") from None
+            return await self._send(self.handle, method, args, limit)
+        except ModelOverloadedError:
+            if self.cpu_pool is None:
+                raise
+            return await self._send(self.cpu_pool, method, args, limit, spilled=True)
+        finally:
+            self.in_flight -= 1
 
     async def _send(
         self,
@@ -79,6 +74,10 @@ class RemoteModel:
         response = getattr(handle, method).remote(*args)
         try:
             return await asyncio.wait_for(response, limit)
+        except BackPressureError as exc:
+            # Serve answers its own BackPressureError inside the route (a bare 503 with
+            # no Retry-After); as a blendserve error the ingress decides the answer.
+            raise ModelOverloadedError(f"model {self.name!r} is at capacity: {exc}") from None
         except TimeoutError:
             response.cancel()
             raise TimeoutError(
@@ -131,10 +130,6 @@ class IngressModels(LocalModels):
     def names(self) -> list[str]:
         """Every model name, inline first, failed ones included."""
         return [*self.adapters, *self.failed, *self.remote]
-
-    def placements(self) -> dict[str, str]:
-        """``inline`` or ``replica`` per model."""
-        return {name: "inline" if self.is_inline(name) else "replica" for name in self.names()}
 
     def _adapter(self, model: str) -> ModelAdapter:
         if model in self.failed:

@@ -30,6 +30,7 @@ __all__ = [
     "ModelOverloadedError",
     "UnknownFormatError",
     "VersionExistsError",
+    "describe_error",
 ]
 
 
@@ -80,3 +81,9 @@ class ModelError(BlendserveError, RuntimeError):
 
 class ModelOverloadedError(ModelError):
     """A model's replicas and queue are full; the call was refused, not attempted."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: last line of the message``: one line for logs, readiness and APIs."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}".rstrip(": ")

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.base import ModelAdapter
-from models.errors import ConfigError, UnknownFormatError
+from models.errors import ConfigError, UnknownFormatError, describe_error
 from models.store import ArtifactStore
 
-__all__ = ["adapter_class", "formats", "load_model", "register_format"]
+__all__ = ["adapter_class", "formats", "load_failure", "load_model", "register_format"]
 
 _registry: dict[str, type[ModelAdapter] | str] = {
     "sklearn": "models.sklearn_adapter:SklearnAdapter",
@@ -53,6 +53,11 @@ def adapter_class(format: str) -> type[ModelAdapter]:
             raise ConfigError(f"format {format!r}: {_registry[format]} is not a ModelAdapter")
         _registry[format] = entry
     return entry
+
+
+def load_failure(version: str, exc: BaseException) -> str:
+    """Why ``version`` of a model could not be loaded, in one line."""
+    return f"version {version!r} failed to load: {describe_error(exc)}"
 
 
 def load_model(

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+import yaml
 
 from models.click_ranker import CLICK_FEATURES
 from models.python_adapter import publish_python_model
@@ -171,3 +172,24 @@ def publish_tiny_click_ranker(
     files = {part: tmp / part for part in parts}
     extra = {} if as_of is None else {"as_of": as_of}
     return store.publish(name, "1", "click_ranker", files, extra=extra)
+
+
+def api_keys_document(
+    infer_key: str, admin_key: str, limited_key: str, requests_per_s: float, burst: int
+) -> str:
+    """A keys file (YAML) with an infer-only, an admin-only and a rate-limited infer key."""
+    return yaml.safe_dump(
+        {
+            "keys": [
+                {"name": "infer-only", "key": infer_key, "scopes": ["infer"]},
+                {"name": "admin-only", "key": admin_key, "scopes": ["admin"]},
+                {
+                    "name": "limited",
+                    "key": limited_key,
+                    "scopes": ["infer"],
+                    "requests_per_s": requests_per_s,
+                    "burst": burst,
+                },
+            ]
+        }
+    )

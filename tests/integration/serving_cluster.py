@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from builders import api_keys_document
 
 from deployments.local import LocalRay
 
@@ -24,21 +25,7 @@ INFER_ONLY_KEY = "test-infer-only-key-0123456789"
 ADMIN_ONLY_KEY = "test-admin-only-key-0123456789"
 LIMITED_KEY = "test-limited-key-0123456789ab"
 LIMITED_BURST = 5
-TEST_KEYS = yaml.safe_dump(
-    {
-        "keys": [
-            {"name": "infer-only", "key": INFER_ONLY_KEY, "scopes": ["infer"]},
-            {"name": "admin-only", "key": ADMIN_ONLY_KEY, "scopes": ["admin"]},
-            {
-                "name": "limited",
-                "key": LIMITED_KEY,
-                "scopes": ["infer"],
-                "requests_per_s": 0.2,
-                "burst": LIMITED_BURST,
-            },
-        ]
-    }
-)
+TEST_KEYS = api_keys_document(INFER_ONLY_KEY, ADMIN_ONLY_KEY, LIMITED_KEY, 0.2, LIMITED_BURST)
 """Keys besides the development key (``$BLENDSERVE_API_KEYS``, in every replica)."""
 
 

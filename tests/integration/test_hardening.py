@@ -144,25 +144,22 @@ def test_bodies_and_fields_past_their_bounds_are_4xx_naming_them(client: httpx.C
         assert response.json()["error"]["field"] == field, response.text
 
 
-async def _burst(url: str, headers: dict[str, str], n: int) -> list[tuple[int, float, str]]:
-    """``n`` requests at once; (status, seconds, Retry-After) each; status 0 on a
-    transport error."""
-    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+async def _concurrent_posts(
+    url: str, headers: dict[str, str], bodies: list[dict[str, Any]]
+) -> list[tuple[httpx.Response | None, float]]:
+    """Every body posted at once; (response, seconds) each, ``None`` on a transport error."""
+    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=len(bodies))
     async with httpx.AsyncClient(timeout=15.0, limits=limits, headers=headers) as http:
 
-        async def one(i: int) -> tuple[int, float, str]:
+        async def one(body: dict[str, Any]) -> tuple[httpx.Response | None, float]:
             started = time.monotonic()
             try:
-                response = await http.post(url, json={"user_id": f"burst{i}", "k": 5})
+                response: httpx.Response | None = await http.post(url, json=body)
             except httpx.HTTPError:
-                return 0, time.monotonic() - started, ""
-            return (
-                response.status_code,
-                time.monotonic() - started,
-                response.headers.get("retry-after", ""),
-            )
+                response = None
+            return response, time.monotonic() - started
 
-        return await asyncio.gather(*(one(i) for i in range(n)))
+        return await asyncio.gather(*(one(body) for body in bodies))
 
 
 def test_a_burst_past_capacity_is_shed_fast_then_service_recovers(
@@ -171,7 +168,11 @@ def test_a_burst_past_capacity_is_shed_fast_then_service_recovers(
     # `slow` holds each request for its 300 ms budget; the flaky ingress works on 4
     # and queues 4, so 120 at once is 15 times what it can hold.
     url = f"{deployed.url}/flaky/v1/recommend/slow"
-    answers = asyncio.run(_burst(url, dict(client.headers), 120))
+    bodies = [{"user_id": f"burst{i}", "k": 5} for i in range(120)]
+    answers = [
+        (r.status_code if r else 0, seconds, r.headers.get("retry-after", "") if r else "")
+        for r, seconds in asyncio.run(_concurrent_posts(url, dict(client.headers), bodies))
+    ]
     statuses = Counter(status for status, _, _ in answers)
     assert set(statuses) <= {200, 503}, statuses
     shed = [(seconds, retry) for status, seconds, retry in answers if status == 503]
@@ -339,19 +340,6 @@ def test_a_short_soak_holds_the_rate_without_errors(deployed: Deployed) -> None:
     assert report.sent == 240
     assert report.ok_share() == 1.0, report.to_json()
     assert report.p99_ms is not None and report.p99_ms < 1000
-
-
-async def _concurrent_posts(
-    url: str, headers: dict[str, str], bodies: list[dict[str, Any]]
-) -> list[tuple[httpx.Response, float]]:
-    async with httpx.AsyncClient(timeout=30.0, headers=headers) as http:
-
-        async def one(body: dict[str, Any]) -> tuple[httpx.Response, float]:
-            started = time.monotonic()
-            response = await http.post(url, json=body)
-            return response, time.monotonic() - started
-
-        return await asyncio.gather(*(one(body) for body in bodies))
 
 
 def test_a_full_model_queue_fails_fast_instead_of_waiting(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
+from builders import api_keys_document
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -22,21 +22,7 @@ from deployments.security import KeyRing
 INFER_KEY = "infer-only-key-0123456789"
 ADMIN_KEY = "admin-only-key-0123456789"
 SLOW_KEY = "slow-key-0123456789abcdef"
-KEYS = yaml.safe_dump(
-    {
-        "keys": [
-            {"name": "shop", "key": INFER_KEY, "scopes": ["infer"]},
-            {"name": "ops", "key": ADMIN_KEY, "scopes": ["admin"]},
-            {
-                "name": "slow",
-                "key": SLOW_KEY,
-                "scopes": ["infer"],
-                "requests_per_s": 0.5,
-                "burst": 2,
-            },
-        ]
-    }
-)
+KEYS = api_keys_document(INFER_KEY, ADMIN_KEY, SLOW_KEY, requests_per_s=0.5, burst=2)
 SHOP = "https://shop.example.com"
 
 
