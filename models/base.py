@@ -42,6 +42,10 @@ class ModelAdapter(ABC):
     format: ClassVar[str]
     curated: ClassVar[bool] = False
     """Whether the model's items are picked by people (staff picks), not learned."""
+    primary_file: ClassVar[str | None] = None
+    """The artifact's main file: `blendserve publish FILE` stores a lone file under it."""
+    blocking: ClassVar[bool] = False
+    """Whether calls wait on I/O (a remote service): hosts run them off the event loop."""
 
     def __init__(
         self,
@@ -75,6 +79,15 @@ class ModelAdapter(ABC):
         """Numeric predictions for a float matrix built by trusted code (a stack's
         features). Formats with a vectorised path override this."""
         return np.asarray(self.predict(matrix.tolist()), dtype=np.float64)
+
+    def example_instances(self) -> list[Any] | None:
+        """Inputs a new version must answer before it takes traffic (its smoke test).
+
+        The manifest's ``extra.example_instances`` (``blendserve publish --example``)
+        by default; formats that know their input width override this.
+        """
+        examples = self.manifest.extra.get("example_instances")
+        return list(examples) if isinstance(examples, list) and examples else None
 
     def check_health(self) -> None:
         """Raise when the loaded model can no longer answer (its replica is then replaced).

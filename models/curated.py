@@ -16,6 +16,7 @@ class CuratedListAdapter(ModelAdapter, Recommender):
     """The same ordered list for everyone; the first item scores 1, the last ``1/n``."""
 
     format = "curated"
+    primary_file = "items.json"
     curated = True
 
     def load(self) -> None:

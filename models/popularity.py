@@ -17,6 +17,7 @@ class PopularityAdapter(ModelAdapter, Recommender):
     """Most-interacted items first; the same for every user."""
 
     format = "popularity"
+    primary_file = "counts.parquet"
 
     def load(self) -> None:
         """Read the counts and sort them once, most popular first (ties by id)."""

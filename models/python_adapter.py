@@ -62,6 +62,7 @@ class PythonAdapter(ModelAdapter, Recommender, Scorer):
     """
 
     format = "python"
+    primary_file = "model.json"
 
     def load(self) -> None:
         """Import the class named in ``model.json`` and instantiate it."""

@@ -25,6 +25,7 @@ class SklearnAdapter(ModelAdapter):
     """
 
     format = "sklearn"
+    primary_file = "model.joblib"
 
     def load(self) -> None:
         """Unpickle the estimator and read its feature names."""
@@ -69,6 +70,10 @@ class SklearnAdapter(ModelAdapter):
             else:
                 result = self._model.predict(matrix)
         return result
+
+    def example_instances(self) -> list[Any] | None:
+        """The published examples, else one row of zeros as wide as the model's input."""
+        return super().example_instances() or [[0.0] * self.n_features]
 
     def describe(self) -> dict[str, Any]:
         """Add the feature names callers must send."""

@@ -36,6 +36,7 @@ class TorchScriptAdapter(ModelAdapter, Recommender):
     """A TorchScript module on ``cuda`` when available, else on the CPU."""
 
     format = "torchscript"
+    primary_file = "model.pt"
 
     def load(self) -> None:
         """Load the module onto the chosen device in eval mode."""
@@ -56,6 +57,14 @@ class TorchScriptAdapter(ModelAdapter, Recommender):
             self.users = {str(u): i for i, u in enumerate(ids["users"])}
             self.items = [str(i) for i in ids["items"]]
         self.n_features = int(self.manifest.extra.get("n_features", 0))
+
+    def example_instances(self) -> list[Any] | None:
+        """The published examples, else a row of zeros for a tensor model of known width
+        (a recommender's smoke test is a recommendation)."""
+        examples = super().example_instances()
+        if examples is None and self.users is None and self.n_features > 0:
+            return [[0.0] * self.n_features]
+        return examples
 
     def check_health(self) -> None:
         """On a GPU, run a tiny kernel: a lost device or a sticky CUDA error raises."""
