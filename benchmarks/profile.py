@@ -147,9 +147,7 @@ def dag_cost(config: Path, home: Path, use_case: str, user_id: str, n: int = 300
     names = {node.model for node in spec.sources().values()}
     models = LocalModels(
         {
-            name: load_model(
-                store, name, app.args.models[name].version, app.args.models[name].options
-            )
+            name: load_model(store, name, app.rollouts[name].version, app.args.models[name].options)
             for name in names
         }
     )

@@ -73,6 +73,17 @@ def _ingress(app: dict[str, Any]) -> dict[str, Any]:
     raise ValueError("configs/default.yaml: no deployment named Ingress")
 
 
+def _versions_inline(app: dict[str, Any], ingress: dict[str, Any], model: str) -> None:
+    """Move ``model``'s versions from its own deployment's user_config to the Ingress's
+    ``user_config.models`` (it no longer has a deployment)."""
+    own = [d for d in app.get("deployments") or [] if d.get("name") == f"model-{model}"]
+    for deployment in own:
+        app["deployments"].remove(deployment)
+        if deployment.get("user_config") is not None:
+            models = ingress["user_config"].setdefault("models", {})
+            models[model] = deployment["user_config"]
+
+
 def blendserve_config(
     base: dict[str, Any],
     port: int,
@@ -99,6 +110,8 @@ def blendserve_config(
         ingress["max_ongoing_requests"] = ingress_max_ongoing
     if mf_placement is not None:
         mf["placement"] = mf_placement
+        if mf_placement == "inline":
+            _versions_inline(app, ingress, "mf")
     if mf_resources is not None:
         mf["resources"] = dict(mf_resources)
     if mf_batching is not None:

@@ -8,8 +8,8 @@ other deployments behind the same interface.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -18,6 +18,8 @@ from models.base import ModelAdapter, Recommender, RecommendQuery, Scorer
 from models.errors import ModelError
 
 __all__ = ["LocalModels", "ModelGateway"]
+
+_T = TypeVar("_T")
 
 
 class ModelGateway(Protocol):
@@ -58,26 +60,42 @@ class LocalModels:
         except KeyError:
             raise ModelError(f"model {model!r} is not loaded here") from None
 
+    async def _call(
+        self, model: str, user_id: str | None, work: Callable[[ModelAdapter], _T]
+    ) -> _T:
+        """Run ``work`` on the adapter that answers ``user_id`` for ``model`` (here, the
+        only one; a host with several versions of a model picks among them)."""
+        return work(self._adapter(model))
+
     async def recommend(self, model: str, query: RecommendQuery, n: int) -> SourceResult:
         """Ask the adapter directly."""
-        adapter = self._adapter(model)
-        if not isinstance(adapter, Recommender):
-            raise ModelError(f"model {model!r} is not a recommender")
-        items = adapter.recommend([query], n)[0]
-        return SourceResult(model, adapter.version, items, curated=adapter.curated)
+
+        def work(adapter: ModelAdapter) -> SourceResult:
+            if not isinstance(adapter, Recommender):
+                raise ModelError(f"model {model!r} is not a recommender")
+            items = adapter.recommend([query], n)[0]
+            return SourceResult(model, adapter.version, items, curated=adapter.curated)
+
+        return await self._call(model, query.user_id, work)
 
     async def score(
         self, model: str, query: RecommendQuery, item_ids: Sequence[str]
     ) -> ScoreResult:
         """Score items with the adapter directly."""
-        adapter = self._adapter(model)
-        if not isinstance(adapter, Scorer):
-            raise ModelError(f"model {model!r} cannot score items (it is not a Scorer)")
-        return ScoreResult(model, adapter.version, adapter.score(query, item_ids))
+
+        def work(adapter: ModelAdapter) -> ScoreResult:
+            if not isinstance(adapter, Scorer):
+                raise ModelError(f"model {model!r} cannot score items (it is not a Scorer)")
+            return ScoreResult(model, adapter.version, adapter.score(query, item_ids))
+
+        return await self._call(model, query.user_id, work)
 
     async def predict(self, model: str, rows: Sequence[Sequence[float]]) -> ScoreResult:
         """Predict with the adapter directly."""
-        adapter = self._adapter(model)
         # Rows come from the blender's own maths: the adapter may skip per-value checks.
         matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
-        return ScoreResult(model, adapter.version, adapter.predict_array(matrix).tolist())
+
+        def work(adapter: ModelAdapter) -> ScoreResult:
+            return ScoreResult(model, adapter.version, adapter.predict_array(matrix).tolist())
+
+        return await self._call(model, None, work)

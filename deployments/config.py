@@ -35,15 +35,22 @@ __all__ = [
     "AppArgs",
     "AppConfig",
     "AutoscalingConfig",
+    "CanaryConfig",
     "CorsConfig",
     "CpuPoolConfig",
     "IngressConfig",
     "LiveConfig",
     "ModelConfig",
     "RateLimitConfig",
+    "RollbackConfig",
+    "RolloutConfig",
+    "ShadowConfig",
     "load_serve_config",
+    "misplaced_versions",
+    "model_deployment",
     "parse_app_args",
     "parse_live_config",
+    "parse_rollout",
     "resolve_store",
 ]
 
@@ -54,8 +61,9 @@ INGRESS_DEPLOYMENT = "Ingress"
 """The ingress deployment's name; its ``user_config`` holds the use cases."""
 
 
-HEAVY_FORMATS = frozenset({"torchscript", "onnx"})
-"""Formats that get their own replica unless a config says otherwise."""
+HEAVY_FORMATS = frozenset({"torchscript", "onnx", "http"})
+"""Formats that get their own replica unless a config says otherwise: heavy compute,
+or (``http``) calls that wait on another service."""
 
 Placement = Literal["inline", "replica"]
 
@@ -107,7 +115,15 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str = Field(description="Version in the store to serve.", min_length=1)
+    version: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "A fixed version to serve (changing it restarts replicas). Leave it out to set "
+            "the version live, in the user_config of the deployment that hosts the model "
+            "(`model-<name>`, or the Ingress's `models:` for inline models)."
+        ),
+    )
     placement: Literal["inline", "replica", "deployment"] | None = Field(
         None,
         description=(
@@ -190,6 +206,86 @@ class ModelConfig(BaseModel):
         if self.accelerator_type:
             options["accelerator_type"] = self.accelerator_type
         return options
+
+
+class CanaryConfig(BaseModel):
+    """A candidate version that serves a sticky share of users beside the live one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1, description="The candidate version in the store.")
+    percent: float = Field(gt=0, lt=100, description="Share of users it serves, in percent.")
+    salt: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description=(
+            "Salt of the user hash (default `<model>-canary`): a new salt draws a new "
+            "group of users."
+        ),
+    )
+
+
+class ShadowConfig(BaseModel):
+    """A candidate version that sees a copy of live calls; its answers are discarded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1, description="The candidate version in the store.")
+    percent: float = Field(
+        100, gt=0, le=100, description="Share of live calls mirrored to it, in percent."
+    )
+    k: int = Field(10, ge=1, le=1000, description="Depth of the overlap@k with the live answer.")
+
+
+class RollbackConfig(BaseModel):
+    """When a canary is taken out of traffic by itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_s: float = Field(60, gt=0, le=86_400, description="Sliding window judged.")
+    min_calls: int = Field(
+        20, ge=1, le=1_000_000, description="Canary calls in the window before judging."
+    )
+    max_error_rate: float = Field(
+        0.05, ge=0, le=1, description="Largest share of failed canary calls tolerated."
+    )
+    max_p99_ms: float | None = Field(
+        None, gt=0, le=600_000, description="Largest p99 latency of canary calls (off if unset)."
+    )
+
+
+class RolloutConfig(BaseModel):
+    """A model's live versions: what serves, and the candidates beside it.
+
+    It lives in the ``user_config`` of the deployment that hosts the model, so
+    ``serve deploy`` changes it through ``reconfigure``, without restarting replicas.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1, description="The version serving live traffic.")
+    canary: CanaryConfig | None = Field(None, description="A candidate for a share of users.")
+    shadow: ShadowConfig | None = Field(None, description="A candidate that sees mirrored calls.")
+    rollback: RollbackConfig = Field(
+        default_factory=RollbackConfig, description="Thresholds that roll a canary back."
+    )
+
+    @model_validator(mode="after")
+    def _candidates_differ(self) -> RolloutConfig:
+        for role in ("canary", "shadow"):
+            candidate = getattr(self, role)
+            if candidate is not None and candidate.version == self.version:
+                raise ValueError(f"{role}.version {candidate.version!r} is the live version")
+        return self
+
+    def versions(self) -> list[str]:
+        """Every version this config needs loaded: live first."""
+        found = [self.version]
+        for candidate in (self.canary, self.shadow):
+            if candidate is not None and candidate.version not in found:
+                found.append(candidate.version)
+        return found
 
 
 class CorsConfig(BaseModel):
@@ -281,7 +377,8 @@ class AppArgs(BaseModel):
         return data
 
     def placements(self, store: ArtifactStore) -> dict[str, Placement]:
-        """Where each model runs; the default depends on its format in ``store``.
+        """Where each model runs; the default depends on its format in ``store`` (of its
+        fixed version, or of its newest one when the version is set live).
 
         A model whose manifest cannot be read keeps its configured placement (else
         ``inline``), so the app still starts and the model reports why it cannot load.
@@ -289,7 +386,8 @@ class AppArgs(BaseModel):
         placements: dict[str, Placement] = {}
         for name, spec in self.models.items():
             try:
-                format = store.manifest(name, spec.version).format
+                version = spec.version or store.latest(name)
+                format = store.manifest(name, version).format
             except (BlendserveError, ValueError, OSError):
                 format = "unknown"
             placements[name] = spec.resolved_placement(format)
@@ -302,6 +400,10 @@ class LiveConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     use_cases: dict[str, UseCaseSpec] = Field(min_length=1, description="Use cases by name.")
+    models: dict[str, RolloutConfig] = Field(
+        default_factory=dict,
+        description="Live versions of the models loaded inline (in the ingress process).",
+    )
 
     def check_models(self, known_models: Iterable[str]) -> None:
         """Raise ``ConfigError`` naming use case and node when one calls an unknown model."""
@@ -316,6 +418,34 @@ class AppConfig:
 
     args: AppArgs
     live: LiveConfig
+    rollouts: dict[str, RolloutConfig]
+    """Every model's live versions: its fixed version, or its deployment's user_config."""
+
+
+def misplaced_versions(app: AppConfig, store: ArtifactStore) -> list[str]:
+    """Models whose live versions sit in the user_config of a deployment that does not
+    host them (which placement a model gets depends on its format in ``store``)."""
+    problems = []
+    for name, placement in app.args.placements(store).items():
+        if app.args.models[name].version is not None:
+            continue  # fixed in args: no user_config involved
+        in_ingress = name in app.live.models
+        if placement == "replica" and in_ingress:
+            problems.append(
+                f"model {name!r} runs in deployment {model_deployment(name)!r}: move "
+                f"Ingress user_config.models.{name} to that deployment's user_config"
+            )
+        elif placement == "inline" and not in_ingress:
+            problems.append(
+                f"model {name!r} runs inline in the Ingress: move the user_config of "
+                f"{model_deployment(name)!r} to the Ingress's user_config.models.{name}"
+            )
+    return problems
+
+
+def model_deployment(model: str) -> str:
+    """The name of the Serve deployment that hosts ``model`` in its own replicas."""
+    return f"model-{model}"
 
 
 def resolve_store(store: str) -> Path:
@@ -361,6 +491,75 @@ def parse_live_config(
     return live
 
 
+def parse_rollout(user_config: Any, where: str) -> RolloutConfig:
+    """Validate one model's live versions (a model deployment's ``user_config``)."""
+    try:
+        return RolloutConfig.model_validate(user_config)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {_format_errors(exc)}") from exc
+
+
+def _rollouts(
+    app: dict[str, Any], args: AppArgs, live: LiveConfig, where: str
+) -> dict[str, RolloutConfig]:
+    """Each model's live versions, from exactly one place: its fixed ``args`` version, its
+    own deployment's ``user_config``, or the Ingress's ``user_config.models``."""
+    deployments = {
+        str(d.get("name")): (index, d)
+        for index, d in enumerate(app.get("deployments") or [])
+        if isinstance(d, dict)
+    }
+    for name in live.models:
+        if name not in args.models:
+            raise ConfigError(
+                f"{where}: Ingress user_config.models.{name}: no model {name!r} in args.models"
+            )
+    rollouts: dict[str, RolloutConfig] = {}
+    for name, spec in args.models.items():
+        found: list[tuple[str, RolloutConfig]] = []
+        if spec.version is not None:
+            found.append((f"args.models.{name}.version", RolloutConfig(version=spec.version)))
+        if name in live.models:
+            found.append((f"Ingress user_config.models.{name}", live.models[name]))
+        entry = deployments.get(model_deployment(name))
+        if entry is not None and entry[1].get("user_config") is not None:
+            index, deployment = entry
+            at = f"{where}.deployments.{index}.user_config"
+            found.append((at, parse_rollout(deployment["user_config"], at)))
+            pool = deployments.get(model_deployment(name) + "-cpu")
+            if spec.cpu_pool is not None and (
+                pool is None or pool[1].get("user_config") != deployment["user_config"]
+            ):
+                raise ConfigError(
+                    f"{where}: model {name!r} has a cpu_pool: give deployment "
+                    f"{model_deployment(name)}-cpu the same user_config as "
+                    f"{model_deployment(name)} (a YAML anchor keeps them in step)"
+                )
+        if not found:
+            raise ConfigError(
+                f"{where}: model {name!r} has no version: set it in the user_config of "
+                f"deployment {model_deployment(name)!r} (live swaps), in the Ingress's "
+                f"user_config.models.{name} (inline models), or as args.models.{name}.version"
+            )
+        if len(found) > 1:
+            places = " and ".join(place for place, _ in found)
+            raise ConfigError(f"{where}: model {name!r}: version set twice, in {places}")
+        placement = spec.placement
+        place = found[0][0]
+        if placement in ("replica", "deployment") and place.startswith("Ingress"):
+            raise ConfigError(
+                f"{where}: model {name!r} runs in deployment {model_deployment(name)!r}: "
+                f"move {place} to that deployment's user_config"
+            )
+        if placement == "inline" and ".deployments." in place:
+            raise ConfigError(
+                f"{where}: model {name!r} runs inline in the Ingress: move {place} to the "
+                f"Ingress's user_config.models.{name}"
+            )
+        rollouts[name] = found[0][1]
+    return rollouts
+
+
 def _ingress_user_config(app: dict[str, Any], where: str) -> tuple[Any, str]:
     deployments = app.get("deployments") or []
     for index, deployment in enumerate(deployments):
@@ -395,7 +594,7 @@ def load_serve_config(path: str | os.PathLike[str]) -> dict[str, AppConfig]:
         args = parse_app_args(app.get("args") or {}, f"{where}.args")
         user_config, live_where = _ingress_user_config(app, where)
         live = parse_live_config(user_config, args.models, live_where)
-        apps[name] = AppConfig(args, live)
+        apps[name] = AppConfig(args, live, _rollouts(app, args, live, where))
     if not apps:
         raise ConfigError(f"{source}: no application uses import_path deployments.app:build_app")
     return apps

@@ -17,6 +17,7 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -33,14 +34,18 @@ from blending.spec import RerankNodeSpec, StackNodeSpec
 from deployments.config import (
     RESULT_KEY_ENV,
     AppArgs,
+    LiveConfig,
+    RolloutConfig,
+    model_deployment,
     parse_app_args,
     parse_live_config,
     resolve_store,
 )
 from deployments.edge import EdgeMiddleware, Gatekeeper, require
 from deployments.http_errors import NotFound, error_body, install_error_handlers
-from deployments.metrics import IngressMetrics, set_model_status
+from deployments.metrics import IngressMetrics
 from deployments.oip import OipError, infer_response, parse_infer_request
+from deployments.rollout import ModelRollout
 from deployments.schemas import (
     ErrorResponse,
     OipErrorResponse,
@@ -51,8 +56,15 @@ from deployments.schemas import (
 )
 from deployments.security import KeyRing
 from deployments.sources import CPU_POOL_SUFFIX, IngressModels, RemoteModel
-from models.errors import BlendserveError, ConfigError, InputError, describe_error
-from models.registry import load_failure, load_model
+from models.base import ModelAdapter
+from models.errors import (
+    BlendserveError,
+    ConfigError,
+    InputError,
+    VersionNotLoadedError,
+    describe_error,
+)
+from models.registry import load_model
 from models.store import ArtifactStore
 
 __all__ = ["Ingress", "api"]
@@ -106,16 +118,17 @@ def _load_catalog(args: AppArgs) -> ItemCatalog | None:
     return catalog
 
 
-def _gateway(config: AppArgs, handles: dict[str, DeploymentHandle[Any]]) -> IngressModels:
-    """Load the inline models (keeping, not raising, each one's load failure) and wrap
-    the handles of the replica ones."""
+def _gateway(
+    config: AppArgs, handles: dict[str, DeploymentHandle[Any]], metrics: IngressMetrics
+) -> IngressModels:
+    """Load the inline models whose version is fixed in ``args`` (keeping, not raising,
+    each one's load failure; the others load from the ``user_config``) and wrap the
+    handles of the replica ones."""
     store = ArtifactStore(resolve_store(config.store))
     remote: dict[str, RemoteModel] = {}
-    inline = {}
-    failed: dict[str, str] = {}
-    for name, placement in config.placements(store).items():
-        spec = config.models[name]
-        if placement == "replica":
+    inline: dict[str, ModelRollout] = {}
+    for name, spec in config.models.items():
+        if name in handles:
             remote[name] = RemoteModel(
                 name,
                 handles[name],
@@ -124,12 +137,33 @@ def _gateway(config: AppArgs, handles: dict[str, DeploymentHandle[Any]]) -> Ingr
                 spec.cpu_pool.spill_above if spec.cpu_pool else 0,
             )
             continue
-        try:
-            inline[name] = load_model(store, name, spec.version, spec.options)
-        except Exception as exc:  # noqa: BLE001 - one broken artifact must not stop the rest
-            failed[name] = load_failure(spec.version, exc)
-            logger.error("model %s: %s", name, failed[name])
-    return IngressModels(inline, remote, failed)
+        inline[name] = ModelRollout(
+            name, _loader(store, name, spec.options), "inline", metrics.rollouts
+        )
+        if spec.version is not None:
+            inline[name].apply(RolloutConfig(version=spec.version))
+    return IngressModels(inline, remote)
+
+
+def _loader(
+    store: ArtifactStore, name: str, options: dict[str, Any]
+) -> Callable[[str], ModelAdapter]:
+    """Loads a version of ``name`` from ``store`` (checksums verified)."""
+    return lambda version: load_model(store, name, version, options)
+
+
+async def _apply_rollouts(live: LiveConfig, models: IngressModels) -> None:
+    """Move the inline models named in ``user_config.models`` to their new versions,
+    loading in worker threads while requests keep being answered."""
+    for name, rollout_config in live.models.items():
+        if name in models.remote:
+            raise ConfigError(
+                f"Ingress user_config.models.{name}: the model runs in deployment "
+                f"{model_deployment(name)!r}; set its versions in that deployment's user_config"
+            )
+        if name not in models.inline:
+            raise ConfigError(f"Ingress user_config.models.{name}: no such model in args.models")
+        await asyncio.to_thread(models.inline[name].apply, rollout_config)
 
 
 def _check_node_models(plans: dict[str, BlendPlan], models: IngressModels) -> None:
@@ -138,9 +172,9 @@ def _check_node_models(plans: dict[str, BlendPlan], models: IngressModels) -> No
         for name, node in plan.spec.nodes.items():
             if not isinstance(node, RerankNodeSpec | StackNodeSpec):
                 continue
-            if node.model not in models.adapters:
+            adapter = models.live_adapters().get(node.model)
+            if adapter is None:
                 continue  # remote, or failed to load (reported by /readyz)
-            adapter = models.adapters[node.model]
             where = f"use case {use_case!r}, node {name!r}"
             if isinstance(node, RerankNodeSpec) and not adapter.describe().get("scorer"):
                 raise ConfigError(f"{where}: model {node.model!r} cannot score items (rerank)")
@@ -215,31 +249,30 @@ class Ingress:
 
     def __init__(self, args: dict[str, Any], handles: dict[str, DeploymentHandle[Any]]) -> None:
         self.config = parse_app_args(args)
-        self.models = _gateway(self.config, handles)
+        self.metrics = IngressMetrics()
+        self.models = _gateway(self.config, handles, self.metrics)
         self.catalog = _load_catalog(self.config)
         self.result_ids = _result_codec()
         self.plans: dict[str, BlendPlan] = {}
         self._housekeeper: asyncio.Task[None] | None = None
-        self.metrics = IngressMetrics()
         self.gate = Gatekeeper(self.config.ingress, KeyRing.from_env(), self.metrics)
         if self.gate.keys_missing:
             logger.error(
                 "no API keys configured ($BLENDSERVE_API_KEYS_FILE, $BLENDSERVE_API_KEYS): "
                 "every route but the health probes answers 401"
             )
-        # Replica models report their own `blendserve_model_info`.
-        for name in [*self.models.adapters, *self.models.failed]:
-            status = "failed" if name in self.models.failed else "serving"
-            version = self.config.models[name].version
-            set_model_status(self.metrics.model_info, name, version, "inline", status)
         # Models and tables loaded above live as long as the replica: moving them out
         # of the collector's sight halves the time a blend spends in garbage
         # collection (measured: 2.4 -> 1.2 ms per `discover` request in process).
         gc.freeze()
 
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Swap in new use cases atomically; requests in flight finish on the old ones."""
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Swap in new inline model versions (each loaded and smoke-tested beside the
+        serving one first), then the new use cases, atomically; requests in flight finish
+        on the plans they started with."""
         live = parse_live_config(user_config, self.models.names())
+        await _apply_rollouts(live, self.models)
+        gc.freeze()
         plans = {name: BlendPlan(name, spec) for name, spec in live.use_cases.items()}
         _check_node_models(plans, self.models)
         self.plans = plans
@@ -290,14 +323,13 @@ class Ingress:
         responses=_errors(401, 403, 429),
     )
     async def list_models(self) -> dict[str, Any]:
-        """What each model reports about itself, or why it cannot."""
-        described = await self._describe_models()
-        return {
-            "models": {
-                n: ({"error": describe_error(r)} if isinstance(r, BaseException) else r)
-                for n, r in described.items()
-            }
-        }
+        """Per model: its versions (live, canary, shadow), each one's traffic share,
+        status (loading, serving, failed or rolled back, with why) and load time."""
+        names = self.models.names()
+        statuses = await asyncio.gather(*(self.models.status(n) for n in names))
+        # Each replica keeps its own versions' state: say which one answered.
+        replica = serve.get_replica_context().replica_id.unique_id
+        return {"replica": replica, "models": dict(zip(names, statuses, strict=True))}
 
     @api.post(
         "/v1/recommend/{use_case}",
@@ -410,18 +442,16 @@ class Ingress:
             return _oip_error(
                 f"unknown model {model!r} (expected one of {sorted(self.config.models)})", 404
             )
-        if version is not None and version != spec.version:
-            return _oip_error(
-                f"model {model!r} serves version {spec.version!r}, not {version!r}", 404
-            )
         try:
             body = await request.json()
         except ValueError:
             return _oip_error("the body is not JSON", 400)
-        features = getattr(self.models.adapters.get(model), "feature_names", None)
+        features = getattr(self.models.live_adapters().get(model), "feature_names", None)
         try:
             parsed, rows = parse_infer_request(body, features, self.config.ingress.max_instances)
-            result = await self.models.predict_any(model, rows)
+            result = await self.models.predict_any(model, rows, version)
+        except VersionNotLoadedError as exc:
+            return _oip_error(describe_error(exc), 404)
         except OipError as exc:
             return _oip_error(str(exc), exc.status)
         except InputError as exc:

@@ -8,36 +8,116 @@ The README's 'Metrics' table documents each one; a unit test keeps them in step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ray.serve.metrics import Counter, Gauge, Histogram
 
-__all__ = ["LATENCY_MS", "IngressMetrics", "model_info_gauge", "set_model_status"]
+__all__ = ["LATENCY_MS", "IngressMetrics", "RolloutMetrics"]
 
 LATENCY_MS = [0.5, 1, 2, 5, 10, 20, 50, 100, 150, 200, 250, 500, 1000, 2500, 5000, 10000]
 """Histogram buckets in milliseconds: fine below the budgets, coarse above."""
 
 
-def model_info_gauge() -> Gauge:
-    """``blendserve_model_info``: 1 per model, version, placement and status."""
-    return Gauge(
-        "blendserve_model_info",
-        description="1 for each model version this process serves, with its status.",
-        tag_keys=(  # type: ignore[arg-type]
-            "model",
-            "version",
-            "placement",
-            "status",
-        ),
-    )
+class RolloutMetrics:
+    """What a model's rollout reports (a ``RolloutObserver``): each version's status,
+    and while a candidate runs, the calls of live and canary and the shadow's answers.
 
+    Live calls without a candidate are not recorded here: the ingress measures them
+    per DAG node and route, and the hot path stays free of two more records.
+    """
 
-MODEL_STATUSES = ("serving", "failed")
+    def __init__(self, placement: str) -> None:
+        self.placement = placement
+        self.info = Gauge(
+            "blendserve_model_info",
+            description=(
+                "1 for each model version this process holds, with its role "
+                "(live, canary, shadow) and status (loading, serving, failed, rolled_back)."
+            ),
+            tag_keys=(  # type: ignore[arg-type]
+                "model",
+                "version",
+                "role",
+                "status",
+                "placement",
+            ),
+        )
+        self.calls = Counter(
+            "blendserve_model_calls_total",
+            description="Calls to a model while it has a canary, by version, role and outcome.",
+            tag_keys=(  # type: ignore[arg-type]
+                "model",
+                "version",
+                "role",
+                "outcome",
+            ),
+        )
+        self.call_latency = Histogram(
+            "blendserve_model_call_latency_ms",
+            description="Time of a model call while it has a canary, by version and role.",
+            boundaries=LATENCY_MS,
+            tag_keys=(  # type: ignore[arg-type]
+                "model",
+                "version",
+                "role",
+            ),
+        )
+        self.shadow_latency = Histogram(
+            "blendserve_shadow_latency_ms",
+            description="Time of a mirrored call to a shadow version (off the request path).",
+            boundaries=LATENCY_MS,
+            tag_keys=(  # type: ignore[arg-type]
+                "model",
+                "version",
+                "outcome",
+            ),
+        )
+        self.shadow_overlap = Histogram(
+            "blendserve_shadow_overlap",
+            description="Overlap@k of a shadow version's items with the live answer (1 = same).",
+            boundaries=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0],
+            tag_keys=(  # type: ignore[arg-type]
+                "model",
+                "version",
+            ),
+        )
+        self.rollbacks = Counter(
+            "blendserve_canary_rollbacks_total",
+            description="Canaries taken out of traffic by their rollback thresholds.",
+            tag_keys=(  # type: ignore[arg-type]
+                "model",
+                "version",
+            ),
+        )
+        self._shown: dict[str, set[tuple[str, str, str]]] = {}
 
+    def on_states(self, model: str, states: Sequence[tuple[str, str, str]]) -> None:
+        """Set 1 for each (version, role, status) now, 0 for those gone since."""
+        now = set(states)
+        for version, role, status in self._shown.get(model, set()) | now:
+            tags = {"model": model, "version": version, "role": role, "status": status}
+            tags["placement"] = self.placement
+            self.info.set(1 if (version, role, status) in now else 0, tags)
+        self._shown[model] = now
 
-def set_model_status(gauge: Gauge, model: str, version: str, placement: str, status: str) -> None:
-    """Mark ``model`` at ``version`` as ``status`` (1) and not any other status (0)."""
-    tags = {"model": model, "version": version, "placement": placement}
-    for other in MODEL_STATUSES:
-        gauge.set(1 if other == status else 0, {**tags, "status": other})
+    def on_call(self, model: str, version: str, role: str, ms: float, error: bool) -> None:
+        """Count a live or canary call and its latency."""
+        tags = {"model": model, "version": version, "role": role}
+        self.calls.inc(tags={**tags, "outcome": "error" if error else "ok"})
+        self.call_latency.observe(ms, tags=tags)
+
+    def on_shadow(
+        self, model: str, version: str, ms: float, error: bool, overlap: float | None
+    ) -> None:
+        """Record a mirrored call's latency, outcome and overlap with the live answer."""
+        tags = {"model": model, "version": version}
+        self.shadow_latency.observe(ms, tags={**tags, "outcome": "error" if error else "ok"})
+        if overlap is not None:
+            self.shadow_overlap.observe(overlap, tags=tags)
+
+    def on_rollback(self, model: str, version: str) -> None:
+        """Count a rollback."""
+        self.rollbacks.inc(tags={"model": model, "version": version})
 
 
 class IngressMetrics:
@@ -110,4 +190,4 @@ class IngressMetrics:
             description="Calls from this ingress replica waiting on a model deployment.",
             tag_keys=("model",),
         )
-        self.model_info = model_info_gauge()
+        self.rollouts = RolloutMetrics("inline")

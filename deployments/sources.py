@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from blending.candidates import ScoreResult, SourceResult
 from blending.gateway import LocalModels
+from deployments.rollout import ModelRollout, overlap_at_k
 from models.base import ModelAdapter, RecommendQuery
-from models.errors import ModelError, ModelOverloadedError
+from models.errors import ModelError, ModelOverloadedError, describe_error
 
 __all__ = ["CPU_POOL_SUFFIX", "IngressModels", "RemoteModel"]
 
+
+_T = TypeVar("_T")
 
 CPU_POOL_SUFFIX = "-cpu"
 """Appended to a model's name for its CPU overflow pool's handle and deployment."""
@@ -99,46 +102,79 @@ class RemoteModel:
         answer = await self._call("score", query.user_id, dict(query.context), list(item_ids))
         return ScoreResult(answer["model"], answer["version"], answer["scores"])
 
-    async def predict(self, instances: list[Any]) -> dict[str, Any]:
-        """Predict remotely."""
-        result: dict[str, Any] = await self._call("predict", instances)
+    async def predict(self, instances: list[Any], version: str | None = None) -> dict[str, Any]:
+        """Predict remotely (by ``version`` when given and loaded there)."""
+        result: dict[str, Any] = await self._call("predict", instances, version)
         return result
 
     async def describe(self, timeout_s: float = 2.0) -> dict[str, Any]:
         """The replica's description; raises when it does not answer in time."""
         info: dict[str, Any] = await self._call("ready", timeout_s=timeout_s)
-        info = {**info, "placement": self.placement}
+        return self._with_pool({**info, "placement": self.placement})
+
+    async def status(self, timeout_s: float = 2.0) -> dict[str, Any]:
+        """One replica's view of the model's versions (``ModelServer.status``)."""
+        try:
+            info: dict[str, Any] = await self._call("status", timeout_s=timeout_s)
+        except Exception as exc:  # noqa: BLE001 - a status page shows why, never fails
+            return {"name": self.name, "placement": self.placement, "error": describe_error(exc)}
+        return self._with_pool(info)
+
+    def _with_pool(self, info: dict[str, Any]) -> dict[str, Any]:
         if self.cpu_pool is not None:
             info["cpu_pool"] = {"spill_above": self.spill_above, "spilled_calls": self.spilled}
         return info
 
 
-class IngressModels(LocalModels):
-    """Every model of the app: adapters loaded in process, remote deployments, and the
-    in-process ones that failed to load (their calls raise ``ModelError`` with why)."""
+def _agreement(live: Any, shadow: Any, k: int) -> float | None:
+    """Overlap@k of two candidate lists (recommendations); None for other answers."""
+    if isinstance(live, SourceResult) and isinstance(shadow, SourceResult):
+        return overlap_at_k([[i for i, _ in live.items]], [[i for i, _ in shadow.items]], k)
+    return None
 
-    def __init__(
-        self,
-        inline: Mapping[str, ModelAdapter],
-        remote: Mapping[str, RemoteModel],
-        failed: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(inline)
+
+class IngressModels(LocalModels):
+    """Every model of the app: the versions of each inline model (a ``ModelRollout``
+    in this process: live, canary, shadow) and the models in their own deployments."""
+
+    def __init__(self, inline: Mapping[str, ModelRollout], remote: Mapping[str, RemoteModel]):
+        super().__init__({})
+        self.inline = dict(inline)
         self.remote = dict(remote)
-        self.failed = dict(failed or {})
+
+    def live_adapters(self) -> dict[str, ModelAdapter]:
+        """The live version of each inline model that has one."""
+        return {
+            name: rollout.live
+            for name, rollout in self.inline.items()
+            if rollout.config is not None and rollout.load_error is None
+        }
 
     def names(self) -> list[str]:
-        """Every model name, inline first, failed ones included."""
-        return [*self.adapters, *self.failed, *self.remote]
-
-    def _adapter(self, model: str) -> ModelAdapter:
-        if model in self.failed:
-            raise ModelError(f"model {model!r}: {self.failed[model]}")
-        return super()._adapter(model)
+        """Every model name, inline first."""
+        return [*self.inline, *self.remote]
 
     def is_inline(self, model: str) -> bool:
         """Whether ``model`` is loaded in this process."""
         return model not in self.remote
+
+    async def _call(
+        self, model: str, user_id: str | None, work: Callable[[ModelAdapter], _T]
+    ) -> _T:
+        """Run ``work`` on the live or canary version for ``user_id``, then mirror it to
+        the shadow version (off the request path) when there is one."""
+        rollout = self.inline.get(model)
+        if rollout is None:
+            raise ModelError(f"model {model!r} is not loaded here")
+
+        async def call(adapter: ModelAdapter) -> _T:
+            if adapter.blocking:
+                return await asyncio.to_thread(work, adapter)
+            return work(adapter)
+
+        answer, _ = await rollout.run_one(user_id, call)
+        rollout.mirror(work, lambda shadow, k: _agreement(answer, shadow, k))
+        return answer
 
     async def recommend(self, model: str, query: RecommendQuery, n: int) -> SourceResult:
         """Candidates from an inline adapter or the model's deployment."""
@@ -161,15 +197,30 @@ class IngressModels(LocalModels):
             return ScoreResult(model, answer["version"], [float(p) for p in answer["predictions"]])
         return await super().predict(model, rows)
 
-    async def predict_any(self, model: str, instances: list[Any]) -> dict[str, Any]:
-        """``/v1/predict``: the model's own output per instance, and its version."""
+    async def predict_any(
+        self, model: str, instances: list[Any], version: str | None = None
+    ) -> dict[str, Any]:
+        """``/v1/predict``: the model's own output per instance, and the version that
+        gave it (``version`` asks for one loaded version explicitly)."""
         if model in self.remote:
-            return await self.remote[model].predict(instances)
-        adapter = self._adapter(model)
-        return {"version": adapter.version, "predictions": adapter.predict(instances)}
+            return await self.remote[model].predict(instances, version)
+        if version is not None:
+            adapter = self.inline[model].version_adapter(version)
+            return {"version": version, "predictions": adapter.predict(instances)}
+
+        def work(adapter: ModelAdapter) -> dict[str, Any]:
+            return {"version": adapter.version, "predictions": adapter.predict(instances)}
+
+        return await self._call(model, None, work)
 
     async def describe(self, model: str) -> dict[str, Any]:
-        """What ``/v1/models`` shows for ``model``."""
+        """The live version's description; raises when none serves (``/readyz``)."""
         if model in self.remote:
             return await self.remote[model].describe()
-        return {**self._adapter(model).describe(), "placement": "inline"}
+        return {**self.inline[model].live.describe(), "placement": "inline"}
+
+    async def status(self, model: str) -> dict[str, Any]:
+        """``GET /v1/models`` for ``model``: its versions, roles, traffic and status."""
+        if model in self.remote:
+            return await self.remote[model].status()
+        return self.inline[model].describe()

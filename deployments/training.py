@@ -39,7 +39,7 @@ def train_stack(
     if spec is None:
         raise ConfigError(f"no use case {use_case!r} (have {sorted(app.live.use_cases)})")
     stack = stack_node(spec, use_case, node)
-    target = version or app.args.models[stack.model].version
+    target = version or app.rollouts[stack.model].version
     store = ArtifactStore(resolve_store(app.args.store))
     if target in store.versions(stack.model):
         if skip_existing:
@@ -56,7 +56,8 @@ def train_stack(
         }
     )
     models = app.args.models
-    adapters = {m: load_model(store, m, models[m].version, models[m].options) for m in needed}
+    versions = {m: app.rollouts[m].version for m in needed}
+    adapters = {m: load_model(store, m, versions[m], models[m].options) for m in needed}
     plan = BlendPlan(use_case, spec)
     examples = collect_stack_examples(plan, node, read_feedback(feedback), LocalModels(adapters))
     manifest = publish_stacker(

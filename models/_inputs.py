@@ -52,11 +52,14 @@ def to_feature_matrix(
 
 
 def to_user_ids(instances: Sequence[Any]) -> list[str]:
-    """Accept user ids as strings or ``{"user_id": ...}`` objects."""
+    """Accept user ids as strings, ``{"user_id": ...}`` objects or one-string rows (an
+    Open Inference Protocol BYTES tensor of shape ``[N]`` or ``[N, 1]``)."""
     users: list[str] = []
     for index, instance in enumerate(instances):
         if isinstance(instance, Mapping):
             instance = instance.get("user_id")
+        elif isinstance(instance, list | tuple) and len(instance) == 1:
+            instance = instance[0]
         if not isinstance(instance, str) or not instance:
             raise InputError(f"instances.{index}", 'expected a user id string or {"user_id": str}')
         users.append(instance)

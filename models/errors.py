@@ -12,7 +12,8 @@ also from the nearest built-in so callers that only know Python still catch it::
     │   ├── ChecksumMismatchError (ValueError)
     │   └── VersionExistsError (FileExistsError)
     └── ModelError (RuntimeError)           a model failed to load or to predict
-        └── ModelOverloadedError            its replicas are at capacity: retry soon
+        ├── ModelOverloadedError            its replicas are at capacity: retry soon
+        └── VersionNotLoadedError (LookupError)  a caller asked for a version not loaded
 
 HTTP status codes are decided once, in the ingress, from this tree.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "ModelOverloadedError",
     "UnknownFormatError",
     "VersionExistsError",
+    "VersionNotLoadedError",
     "describe_error",
 ]
 
@@ -81,6 +83,10 @@ class ModelError(BlendserveError, RuntimeError):
 
 class ModelOverloadedError(ModelError):
     """A model's replicas and queue are full; the call was refused, not attempted."""
+
+
+class VersionNotLoadedError(ModelError, LookupError):
+    """A caller asked for a model version that is not loaded (not live, canary or shadow)."""
 
 
 def describe_error(exc: BaseException) -> str:

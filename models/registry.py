@@ -24,6 +24,8 @@ _registry: dict[str, type[ModelAdapter] | str] = {
     "popularity": "models.popularity:PopularityAdapter",
     "click_ranker": "models.click_ranker:ClickRankerAdapter",
     "python": "models.python_adapter:PythonAdapter",
+    "onnx": "models.onnx_adapter:OnnxAdapter",
+    "http": "models.http_adapter:HttpModelAdapter",
 }
 
 

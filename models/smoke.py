@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from models.base import ModelAdapter, Recommender, RecommendQuery, Scorer
-from models.errors import ModelError
+from models.errors import ModelError, describe_error
 
 __all__ = ["SMOKE_USER", "smoke_test"]
 
@@ -23,6 +23,7 @@ SMOKE_USER = "__blendserve_smoke_test__"
 
 
 def _fail(adapter: ModelAdapter, what: str, detail: str) -> ModelError:
+    # One line, whatever the model's own error held (TorchScript's span many).
     return ModelError(
         f"model {adapter.name!r} version {adapter.version!r} failed its smoke test: "
         f"{what}: {detail}"
@@ -43,7 +44,7 @@ def smoke_test(adapter: ModelAdapter) -> list[str]:
         try:
             rows = adapter.recommend([query], 10)
         except Exception as exc:  # any failure of the model's code
-            raise _fail(adapter, "recommend", f"{type(exc).__name__}: {exc}") from exc
+            raise _fail(adapter, "recommend", describe_error(exc)) from exc
         if len(rows) != 1 or not all(
             isinstance(item, str) and _finite(score) for item, score in rows[0]
         ):
@@ -53,7 +54,7 @@ def smoke_test(adapter: ModelAdapter) -> list[str]:
         try:
             scores = adapter.score(query, ["__blendserve_smoke_item__"])
         except Exception as exc:
-            raise _fail(adapter, "score", f"{type(exc).__name__}: {exc}") from exc
+            raise _fail(adapter, "score", describe_error(exc)) from exc
         if len(scores) != 1 or not _finite(scores[0]):
             raise _fail(adapter, "score", f"expected one finite score, got {scores!r}")
         tried.append("score")
@@ -62,7 +63,7 @@ def smoke_test(adapter: ModelAdapter) -> list[str]:
         try:
             outputs = adapter.predict(examples)
         except Exception as exc:
-            raise _fail(adapter, "predict", f"{type(exc).__name__}: {exc}") from exc
+            raise _fail(adapter, "predict", describe_error(exc)) from exc
         if len(outputs) != len(examples):
             raise _fail(adapter, "predict", f"{len(outputs)} outputs for {len(examples)} examples")
         tried.append(f"predict ({len(examples)} examples)")

@@ -112,3 +112,7 @@ class TorchScriptAdapter(ModelAdapter, Recommender):
         with torch.inference_mode():
             output = self._module(torch.from_numpy(matrix).to(self.device))
         return output.cpu().tolist()  # type: ignore[no-any-return]
+
+    def describe(self) -> dict[str, Any]:
+        """A recommender only when it ships ``ids.json``; else a tensor model."""
+        return {**super().describe(), "recommender": self.users is not None}

@@ -193,3 +193,24 @@ def api_keys_document(
             ]
         }
     )
+
+
+def publish_candidate_versions(store: ArtifactStore, scratch: Path) -> None:
+    """Next versions of the demo's ``mf`` and ``popularity`` for the lifecycle tests:
+
+    * mf 2: version 1's TorchScript module again (a retrain that changed nothing);
+    * mf 3: a copy of version 1 whose weights were damaged after publishing;
+    * mf 4: a TorchScript module that loads, then raises on every call;
+    * mf 5: a python model that passes its smoke test, then raises on every call;
+    * popularity 2: version 1's counts again.
+    """
+    for name, version in (("mf", "2"), ("mf", "3"), ("popularity", "2")):
+        source = store.path(name, "1")
+        files = {f: source / f for f in store.manifest(name, "1").files}
+        store.publish(name, version, store.manifest(name, "1").format, files)
+    damage(store, "mf", "model.pt", version="3")
+    failing = publish_failing_mf(store, scratch, name="mf_failing")
+    source = store.path("mf_failing", failing.version)
+    store.publish("mf", "4", "torchscript", {f: source / f for f in failing.files})
+    items = json.loads((store.path("mf", "1") / "ids.json").read_text())["items"][:50]
+    publish_python_model(store, "mf", "5", "support_models:BreaksAfter", {"items": items})

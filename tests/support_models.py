@@ -101,3 +101,20 @@ class Misbehaves:
     def recommend(self, queries: Sequence[RecommendQuery], n: int) -> Any:
         """Not a list at all."""
         return None
+
+
+class BreaksAfter:
+    """Answers its first ``ok_calls`` calls (so it passes a smoke test), then raises on
+    every call: a version that breaks only under real traffic."""
+
+    def __init__(self, items: list[str], ok_calls: int = 1) -> None:
+        self.items = list(items)
+        self.ok_calls = ok_calls
+        self.calls = 0
+
+    def recommend(self, queries: Sequence[RecommendQuery], n: int) -> list[list[ScoredItem]]:
+        """The items in order, until the calls run out."""
+        self.calls += 1
+        if self.calls > self.ok_calls:
+            raise RuntimeError(f"simulated fault on call {self.calls}")
+        return [[(item, 1.0 / (i + 1)) for i, item in enumerate(self.items[:n])] for _ in queries]

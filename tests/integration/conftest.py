@@ -1,10 +1,12 @@
 """One real local Ray Serve for the whole integration run, deployed with `serve deploy`.
 
 The cluster serves ``configs/default.yaml`` (on a free port, models trained on a
-small synthetic dataset) plus two extra applications: ``flaky``, whose
-collaborative-filtering model raises on every call and which has a source that
-sleeps past its budget, and ``pending``, whose model asks for more CPUs than the
-cluster has, so it never becomes ready.
+small synthetic dataset) plus four extra applications: ``flaky``, whose
+collaborative-filtering model raises on every call (so it fails its smoke test) and
+which has a source that sleeps past its budget; ``pending``, whose model asks for
+more CPUs than the cluster has, so it never becomes ready; ``damaged``, whose
+artifacts are corrupt; and ``lifecycle``, whose model versions the lifecycle tests
+swap (``serving_cluster.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import httpx
 import pytest
 from builders import (
     damage,
+    publish_candidate_versions,
     publish_failing_mf,
     publish_sleepy_model,
     publish_tiny_click_ranker,
@@ -58,6 +61,7 @@ def serve_home(
         publish(store, tmp_path_factory.mktemp(name), name=name)
         original = damage(store, name, filename)
         (home / f"{name}.{filename}.good").write_bytes(original)  # for a repair test
+    publish_candidate_versions(store, tmp_path_factory.mktemp("candidates"))
     return home
 
 
@@ -81,9 +85,9 @@ def deployed(serve_home: Path, request: pytest.FixtureRequest) -> Iterator[Deplo
         running = Deployed(url, cluster, {}, serve_home / "serve.yaml")
         running.redeploy(serve_config(port))
         wait_ready(f"{url}/readyz", timeout_s=300)
-        wait_ready(f"{url}/flaky/readyz", timeout_s=120)
-        # `pending` never is; `damaged` is RUNNING with models that failed to load.
-        cluster.wait_running(["blendserve", "flaky", "damaged"], timeout_s=180)
+        # `pending` never is ready; `flaky` and `damaged` are RUNNING with models that
+        # failed to load or failed their smoke test.
+        cluster.wait_running(["blendserve", "flaky", "damaged", "lifecycle"], timeout_s=180)
         yield running
     finally:
         cluster.stop()

@@ -50,11 +50,21 @@ def app_config(config: dict[str, Any], name: str) -> dict[str, Any]:
     return next(a for a in config["applications"] if a["name"] == name)
 
 
+def deployment(app: dict[str, Any], name: str = "Ingress") -> dict[str, Any]:
+    """The deployment ``name`` of an application's config."""
+    found: dict[str, Any] = next(d for d in app["deployments"] if d["name"] == name)
+    return found
+
+
 def use_cases(app: dict[str, Any]) -> dict[str, Any]:
     """An application's use cases (the Ingress's user_config)."""
-    ingress = next(d for d in app["deployments"] if d["name"] == "Ingress")
-    cases: dict[str, Any] = ingress["user_config"]["use_cases"]
+    cases: dict[str, Any] = deployment(app)["user_config"]["use_cases"]
     return cases
+
+
+def _only_ingress(app: dict[str, Any]) -> None:
+    """Drop the model deployments' entries of an app copied from the main one."""
+    app["deployments"] = [d for d in app["deployments"] if d["name"] == "Ingress"]
 
 
 def serve_config(port: int) -> dict[str, Any]:
@@ -63,19 +73,22 @@ def serve_config(port: int) -> dict[str, Any]:
     config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
     config["http_options"]["port"] = port
     main = config["applications"][0]
-    main["deployments"][0]["ray_actor_options"]["num_cpus"] = 0.25
+    deployment(main)["ray_actor_options"]["num_cpus"] = 0.25
     # Two ingress replicas, as in production: with one, Serve takes it out of HAProxy
     # while a user_config change reconfigures it, and requests meet a ~1 s gap of 503s.
-    main["deployments"][0]["num_replicas"] = 2
+    deployment(main)["num_replicas"] = 2
     # A CPU overflow pool that takes mf's calls beyond two in flight (test only: the
-    # demo has no GPU pool to overflow from).
+    # demo has no GPU pool to overflow from); it serves the same versions.
     main["args"]["models"]["mf"]["cpu_pool"] = {"num_cpus": 0.25, "spill_above": 2}
+    mf_versions = deployment(main, "model-mf")["user_config"]
+    main["deployments"].append({"name": "model-mf-cpu", "user_config": mf_versions})
     main["args"]["ingress"] = {"cors": {"allow_origins": [ALLOWED_ORIGIN]}}
 
     flaky = copy.deepcopy(main)
     flaky.update(name="flaky", route_prefix="/flaky")
     models = flaky["args"]["models"]
-    models["broken"] = {**models.pop("mf"), "num_cpus": 0.25}
+    models["broken"] = {**models.pop("mf"), "num_cpus": 0.25, "version": "1"}
+    _only_ingress(flaky)
     models["sleepy"] = {**models["broken"], "timeout_s": 10.0}
     # One call at a time and one waiting: a third caller gets BackPressureError at once.
     models["sleepy_tight"] = {
@@ -90,7 +103,7 @@ def serve_config(port: int) -> dict[str, Any]:
     for use_case in use_cases(flaky).values():
         use_case["nodes"]["cf"]["model"] = "broken"
     # Little room, so a burst overflows it: 503 with Retry-After past 4 + 4.
-    flaky_ingress = flaky["deployments"][0]
+    flaky_ingress = deployment(flaky)
     flaky_ingress["num_replicas"] = 1  # the limits below are per replica
     flaky_ingress["max_ongoing_requests"] = FLAKY_MAX_ONGOING
     flaky_ingress["max_queued_requests"] = FLAKY_MAX_ONGOING
@@ -102,9 +115,53 @@ def serve_config(port: int) -> dict[str, Any]:
     pending = copy.deepcopy(main)
     pending.update(name="pending", route_prefix="/pending")
     pending["args"]["models"]["mf"]["num_cpus"] = 64  # more than the cluster has
-    pending["deployments"][0]["num_replicas"] = 1
-    config["applications"] += [flaky, pending, _damaged(main)]
+    deployment(pending)["num_replicas"] = 1
+    config["applications"] += [flaky, pending, _damaged(main), _lifecycle(main)]
     return config
+
+
+LIFECYCLE_PREFIX = "/lifecycle"
+"""Where the ``lifecycle`` app (model version swaps, canaries, code updates) answers."""
+
+
+def _lifecycle(main: dict[str, Any]) -> dict[str, Any]:
+    """An app whose model versions the lifecycle tests change: mf (TorchScript, two
+    replicas) in its own deployment, popularity inline, both versions set live."""
+    app = copy.deepcopy(main)
+    app.update(name="lifecycle", route_prefix=LIFECYCLE_PREFIX)
+    app["runtime_env"] = {"env_vars": {"BLENDSERVE_BUILD": "1"}}  # a code update changes it
+    models = main["args"]["models"]
+    app["args"]["models"] = {
+        "mf": {"placement": "replica", "num_cpus": 0.1, "num_replicas": 2, "timeout_s": 2.0},
+        "popularity": {},
+        "staff_picks": models["staff_picks"],
+    }
+    ingress = {
+        "name": "Ingress",
+        "num_replicas": 2,
+        "ray_actor_options": {"num_cpus": 0.1},
+        "user_config": {
+            "models": {"popularity": {"version": "1"}},
+            "use_cases": {
+                "home": {
+                    "budget_ms": 1000,
+                    "output": "final",
+                    "nodes": {
+                        "cf": {"kind": "source", "model": "mf", "candidates": 50},
+                        "popular": {"kind": "source", "model": "popularity", "candidates": 50},
+                        "picks": {"kind": "source", "model": "staff_picks", "candidates": 10},
+                        "blended": {
+                            "kind": "blend",
+                            "weights": {"cf": 0.6, "popular": 0.3, "picks": 0.1},
+                        },
+                        "final": {"kind": "filter", "input": "blended"},
+                    },
+                }
+            },
+        },
+    }
+    app["deployments"] = [{"name": "model-mf", "user_config": {"version": "1"}}, ingress]
+    return app
 
 
 def _slow_source_with_popularity(model: str, budget_ms: float) -> dict[str, Any]:
@@ -132,7 +189,8 @@ def _damaged(main: dict[str, Any]) -> dict[str, Any]:
         "corrupt": {"version": "1", "placement": "inline"},
         "corrupt_remote": {"version": "1", "placement": "replica", "num_cpus": 0.1},
     }
-    ingress = damaged["deployments"][0]
+    _only_ingress(damaged)
+    ingress = deployment(damaged)
     ingress["ray_actor_options"]["num_cpus"] = 0.1
     ingress["num_replicas"] = 1
     ingress["user_config"] = {

@@ -27,6 +27,7 @@ from serving_cluster import (
     SLOW_BUDGET_MS,
     Deployed,
     app_config,
+    deployment,
 )
 
 from deployments.model_server import RELOAD_EVERY_S
@@ -107,7 +108,7 @@ def test_cors_allows_the_configured_origin_only(client: httpx.Client) -> None:
 
 
 def test_a_key_over_its_rate_gets_429_with_retry_after(deployed: Deployed) -> None:
-    replicas = app_config(deployed.config, "blendserve")["deployments"][0]["num_replicas"]
+    replicas = deployment(app_config(deployed.config, "blendserve"))["num_replicas"]
     with httpx.Client(base_url=deployed.url, timeout=30.0, headers=_bearer(LIMITED_KEY)) as http:
         answers = [
             http.post("/v1/recommend/home", json={"user_id": "u1", "k": 3})

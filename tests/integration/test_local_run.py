@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from serving_cluster import ROOT
+from serving_cluster import ROOT, deployment
 
 from deployments.local import free_port
 
@@ -46,7 +46,7 @@ def test_up_serves_then_sigterm_stops_everything(serve_home: Path, tmp_path: Pat
     config["http_options"]["port"] = http_port
     config["applications"][0]["args"]["store"] = str(serve_home / "artifacts")
     config["applications"][0]["args"]["catalog"] = str(serve_home / "data" / "items.parquet")
-    config["applications"][0]["deployments"][0]["ray_actor_options"]["num_cpus"] = 0.25
+    deployment(config["applications"][0])["ray_actor_options"]["num_cpus"] = 0.25
     config_path = tmp_path / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config))
     log = tmp_path / "up.log"

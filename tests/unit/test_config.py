@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from builders import publish_tiny_mf
 
 from deployments.cli import main
-from deployments.config import load_serve_config, resolve_store
+from deployments.config import load_serve_config, misplaced_versions, resolve_store
 from models.errors import ConfigError
+from models.store import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +57,8 @@ def _write(tmp_path: Path, mutate: object, live: object = None) -> Path:
     mutate(app["args"])
     if live is not None:
         assert callable(live)
-        live(app["deployments"][0]["user_config"]["use_cases"])
+        ingress = next(d for d in app["deployments"] if d["name"] == "Ingress")
+        live(ingress["user_config"]["use_cases"])
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -69,7 +73,7 @@ def test_unknown_model_in_a_source_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_serve_config(path)
     message = str(info.value)
-    assert "deployments.0.user_config" in message
+    assert "deployments.1.user_config" in message  # the Ingress, after model-mf
     assert "use case 'home', node 'cf': unknown model 'nope'" in message
 
 
@@ -120,3 +124,85 @@ def test_relative_store_resolves_against_blendserve_home(monkeypatch: pytest.Mon
     monkeypatch.setenv("BLENDSERVE_HOME", "/srv/blend")
     assert resolve_store("artifacts") == Path("/srv/blend/artifacts")
     assert resolve_store("/abs/store") == Path("/abs/store")
+
+
+def test_the_benchmarks_inline_mf_variant_moves_its_versions_to_the_ingress(
+    tmp_path: Path,
+) -> None:
+    from benchmarks.variants import blendserve_config, load_yaml
+
+    config = blendserve_config(
+        load_yaml(ROOT / "configs" / "default.yaml"), 8123, mf_placement="inline"
+    )
+    path = tmp_path / "inline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    (app,) = load_serve_config(path).values()
+    assert app.live.models["mf"].version == "1"
+    assert app.args.models["mf"].placement == "inline"
+
+
+def _edited(tmp_path: Path, edit: object) -> Path:
+    data = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    assert callable(edit)
+    edit(data["applications"][0])
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _mf_deployment(app: dict[str, object]) -> dict[str, object]:
+    deployments = app["deployments"]
+    assert isinstance(deployments, list)
+    found: dict[str, object] = next(d for d in deployments if d["name"] == "model-mf")
+    return found
+
+
+def test_a_version_set_twice_is_refused_naming_both_places(tmp_path: Path) -> None:
+    def twice(app: dict[str, object]) -> None:
+        app["args"]["models"]["mf"]["version"] = "1"  # type: ignore[index]
+
+    with pytest.raises(ConfigError, match=r"model 'mf': version set twice, in args\.models\.mf"):
+        load_serve_config(_edited(tmp_path, twice))
+
+
+def test_a_model_without_a_version_is_refused_saying_where_to_set_it(tmp_path: Path) -> None:
+    def missing(app: dict[str, object]) -> None:
+        _mf_deployment(app).pop("user_config")
+
+    with pytest.raises(ConfigError, match="model 'mf' has no version: set it in the user_config"):
+        load_serve_config(_edited(tmp_path, missing))
+
+
+def test_a_bad_canary_is_refused_naming_the_field(tmp_path: Path) -> None:
+    def bad(app: dict[str, object]) -> None:
+        _mf_deployment(app)["user_config"] = {
+            "version": "1",
+            "canary": {"version": "1", "percent": 150},
+        }
+
+    with pytest.raises(ConfigError) as info:
+        load_serve_config(_edited(tmp_path, bad))
+    assert "deployments.0.user_config: canary.percent" in str(info.value)
+
+
+def test_a_cpu_pool_must_serve_the_same_versions(tmp_path: Path) -> None:
+    def pool(app: dict[str, object]) -> None:
+        app["args"]["models"]["mf"]["cpu_pool"] = {"num_cpus": 0.5}  # type: ignore[index]
+
+    with pytest.raises(ConfigError, match="give deployment model-mf-cpu the same user_config"):
+        load_serve_config(_edited(tmp_path, pool))
+
+
+def test_versions_in_the_wrong_deployment_are_found_with_the_store(
+    tmp_path: Path, store: ArtifactStore, scratch: Path
+) -> None:
+    publish_tiny_mf(store, scratch)  # TorchScript: its own replica by default
+
+    def inline_versions(app: dict[str, Any]) -> None:
+        del app["args"]["models"]["mf"]["placement"]
+        ingress = next(d for d in app["deployments"] if d["name"] == "Ingress")
+        ingress["user_config"]["models"] = {"mf": _mf_deployment(app).pop("user_config")}
+
+    (app,) = load_serve_config(_edited(tmp_path, inline_versions)).values()
+    (problem,) = misplaced_versions(app, store)
+    assert "model 'mf' runs in deployment 'model-mf'" in problem

@@ -10,7 +10,9 @@ from builders import publish_curated, publish_popularity, publish_tiny_sklearn
 
 from blending.dag import BlendPlan
 from blending.spec import UseCaseSpec
+from deployments.config import RolloutConfig
 from deployments.ingress import _check_node_models
+from deployments.rollout import ModelRollout
 from deployments.sources import IngressModels
 from models.errors import ConfigError
 from models.registry import load_model
@@ -23,7 +25,13 @@ def models(store: ArtifactStore, scratch: Path) -> IngressModels:
     publish_curated(store, scratch, ["a"])
     publish_tiny_sklearn(store, scratch, name="clicks")
     names = ("popularity", "picks", "clicks")
-    return IngressModels({n: load_model(store, n, "1") for n in names}, {})
+    return IngressModels({n: _serving(store, n) for n in names}, {})
+
+
+def _serving(store: ArtifactStore, name: str) -> ModelRollout:
+    rollout = ModelRollout(name, lambda version: load_model(store, name, version), "inline")
+    rollout.apply(RolloutConfig(version="1"))
+    return rollout
 
 
 def _plans(nodes: dict[str, object]) -> dict[str, BlendPlan]:
@@ -54,6 +62,6 @@ def test_a_stack_model_trained_on_other_inputs_is_refused(models: IngressModels)
 
 
 def load_model_features(models: IngressModels) -> list[str]:
-    features = getattr(models.adapters["clicks"], "feature_names", None)
+    features = getattr(models.live_adapters()["clicks"], "feature_names", None)
     assert features and features != ["pop", "picks"]
     return list(features)
