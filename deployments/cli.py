@@ -16,9 +16,9 @@ from deployments.config import (
     ModelConfig,
     load_serve_config,
     misplaced_versions,
-    model_deployment,
     resolve_store,
 )
+from deployments.versions import model_deployment
 from models.errors import ArtifactNotFoundError, BlendserveError, ConfigError
 from models.registry import formats
 from models.store import ArtifactStore, Manifest

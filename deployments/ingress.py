@@ -17,7 +17,6 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -34,9 +33,6 @@ from blending.spec import RerankNodeSpec, StackNodeSpec
 from deployments.config import (
     RESULT_KEY_ENV,
     AppArgs,
-    LiveConfig,
-    RolloutConfig,
-    model_deployment,
     parse_app_args,
     parse_live_config,
     resolve_store,
@@ -45,7 +41,6 @@ from deployments.edge import EdgeMiddleware, Gatekeeper, require
 from deployments.http_errors import NotFound, error_body, install_error_handlers
 from deployments.metrics import IngressMetrics
 from deployments.oip import OipError, infer_response, parse_infer_request
-from deployments.rollout import ModelRollout
 from deployments.schemas import (
     ErrorResponse,
     OipErrorResponse,
@@ -55,8 +50,7 @@ from deployments.schemas import (
     RecommendResponse,
 )
 from deployments.security import KeyRing
-from deployments.sources import CPU_POOL_SUFFIX, IngressModels, RemoteModel
-from models.base import ModelAdapter
+from deployments.sources import IngressModels, build_gateway
 from models.errors import (
     BlendserveError,
     ConfigError,
@@ -64,8 +58,6 @@ from models.errors import (
     VersionNotLoadedError,
     describe_error,
 )
-from models.registry import load_model
-from models.store import ArtifactStore
 
 __all__ = ["Ingress", "api"]
 
@@ -116,54 +108,6 @@ def _load_catalog(args: AppArgs) -> ItemCatalog | None:
     catalog = StaticCatalog.from_parquet(resolve_store(args.catalog))
     logger.info("catalogue %s: %d items", args.catalog, len(catalog))
     return catalog
-
-
-def _gateway(
-    config: AppArgs, handles: dict[str, DeploymentHandle[Any]], metrics: IngressMetrics
-) -> IngressModels:
-    """Load the inline models whose version is fixed in ``args`` (keeping, not raising,
-    each one's load failure; the others load from the ``user_config``) and wrap the
-    handles of the replica ones."""
-    store = ArtifactStore(resolve_store(config.store))
-    remote: dict[str, RemoteModel] = {}
-    inline: dict[str, ModelRollout] = {}
-    for name, spec in config.models.items():
-        if name in handles:
-            remote[name] = RemoteModel(
-                name,
-                handles[name],
-                spec.timeout_s,
-                handles.get(f"{name}{CPU_POOL_SUFFIX}"),
-                spec.cpu_pool.spill_above if spec.cpu_pool else 0,
-            )
-            continue
-        inline[name] = ModelRollout(
-            name, _loader(store, name, spec.options), "inline", metrics.rollouts
-        )
-        if spec.version is not None:
-            inline[name].apply(RolloutConfig(version=spec.version))
-    return IngressModels(inline, remote)
-
-
-def _loader(
-    store: ArtifactStore, name: str, options: dict[str, Any]
-) -> Callable[[str], ModelAdapter]:
-    """Loads a version of ``name`` from ``store`` (checksums verified)."""
-    return lambda version: load_model(store, name, version, options)
-
-
-async def _apply_rollouts(live: LiveConfig, models: IngressModels) -> None:
-    """Move the inline models named in ``user_config.models`` to their new versions,
-    loading in worker threads while requests keep being answered."""
-    for name, rollout_config in live.models.items():
-        if name in models.remote:
-            raise ConfigError(
-                f"Ingress user_config.models.{name}: the model runs in deployment "
-                f"{model_deployment(name)!r}; set its versions in that deployment's user_config"
-            )
-        if name not in models.inline:
-            raise ConfigError(f"Ingress user_config.models.{name}: no such model in args.models")
-        await asyncio.to_thread(models.inline[name].apply, rollout_config)
 
 
 def _check_node_models(plans: dict[str, BlendPlan], models: IngressModels) -> None:
@@ -250,7 +194,7 @@ class Ingress:
     def __init__(self, args: dict[str, Any], handles: dict[str, DeploymentHandle[Any]]) -> None:
         self.config = parse_app_args(args)
         self.metrics = IngressMetrics()
-        self.models = _gateway(self.config, handles, self.metrics)
+        self.models = build_gateway(self.config, handles, self.metrics.rollouts)
         self.catalog = _load_catalog(self.config)
         self.result_ids = _result_codec()
         self.plans: dict[str, BlendPlan] = {}
@@ -271,7 +215,7 @@ class Ingress:
         serving one first), then the new use cases, atomically; requests in flight finish
         on the plans they started with."""
         live = parse_live_config(user_config, self.models.names())
-        await _apply_rollouts(live, self.models)
+        await self.models.apply_versions(live)
         gc.freeze()
         plans = {name: BlendPlan(name, spec) for name, spec in live.use_cases.items()}
         _check_node_models(plans, self.models)

@@ -26,9 +26,11 @@ from ray import serve
 from ray.serve.metrics import Gauge, Histogram
 
 from deployments.adaptive_batching import AdaptiveBatching
-from deployments.config import RolloutConfig, model_deployment, parse_rollout, resolve_store
+from deployments.config import parse_rollout, resolve_store
 from deployments.metrics import RolloutMetrics
-from deployments.rollout import ModelRollout, overlap_at_k
+from deployments.rollout import ModelRollout
+from deployments.version_state import overlap_at_k
+from deployments.versions import RolloutConfig, model_deployment
 from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem, Scorer
 from models.errors import ModelError
 from models.registry import load_model

@@ -28,25 +28,26 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
 from blending.assign import bucket
-from deployments.config import RolloutConfig
+from deployments.version_state import (
+    CallWindow,
+    NullObserver,
+    RolloutObserver,
+    VersionState,
+    now_iso,
+)
+from deployments.versions import RolloutConfig
 from models.base import ModelAdapter
 from models.errors import ModelError, VersionNotLoadedError, describe_error
 from models.registry import load_failure
 from models.smoke import smoke_test
 
-__all__ = [
-    "ModelRollout",
-    "NullObserver",
-    "RolloutObserver",
-    "overlap_at_k",
-]
+__all__ = ["Choice", "ModelRollout"]
 
 logger = logging.getLogger("ray.serve")
 
@@ -55,114 +56,6 @@ Loader = Callable[[str], ModelAdapter]
 """Loads one version of the model (checksums verified), or raises."""
 
 _EVENTS_KEPT = 20
-
-
-class RolloutObserver(Protocol):
-    """Where a rollout reports what happens (Prometheus metrics in a replica)."""
-
-    def on_states(self, model: str, states: Sequence[tuple[str, str, str]]) -> None:
-        """The model's versions now, as (version, role, status); any other is gone."""
-
-    def on_call(self, model: str, version: str, role: str, ms: float, error: bool) -> None:
-        """A live or canary call finished."""
-
-    def on_shadow(
-        self, model: str, version: str, ms: float, error: bool, overlap: float | None
-    ) -> None:
-        """A mirrored call to the shadow version finished."""
-
-    def on_rollback(self, model: str, version: str) -> None:
-        """A canary was taken out of traffic."""
-
-
-class NullObserver:
-    """Reports nowhere (unit tests, offline use)."""
-
-    def on_states(self, model: str, states: Sequence[tuple[str, str, str]]) -> None:
-        """Ignore."""
-
-    def on_call(self, model: str, version: str, role: str, ms: float, error: bool) -> None:
-        """Ignore."""
-
-    def on_shadow(
-        self, model: str, version: str, ms: float, error: bool, overlap: float | None
-    ) -> None:
-        """Ignore."""
-
-    def on_rollback(self, model: str, version: str) -> None:
-        """Ignore."""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def overlap_at_k(live: Sequence[Sequence[str]], other: Sequence[Sequence[str]], k: int) -> float:
-    """Mean share of each live top-``k`` that ``other``'s top-``k`` also has (1 = same sets)."""
-    shares = []
-    for a, b in zip(live, other, strict=True):
-        top = set(a[:k])
-        if top:
-            shares.append(len(top & set(b[:k])) / len(top))
-    return float(np.mean(shares)) if shares else 1.0
-
-
-@dataclass
-class VersionState:
-    """One version of the model in this process, as ``GET /v1/models`` shows it."""
-
-    version: str
-    role: str
-    """``live``, ``canary`` or ``shadow``: what the config asked of it."""
-    status: str = "loading"
-    """``loading``, ``serving``, ``failed`` or ``rolled_back``."""
-    reason: str | None = None
-    adapter: ModelAdapter | None = None
-    loaded_at: str | None = None
-    load_ms: float | None = None
-
-    def to_json(self, traffic_percent: float) -> dict[str, Any]:
-        """The version's public state."""
-        data: dict[str, Any] = {
-            "version": self.version,
-            "role": self.role,
-            "status": self.status,
-            "traffic_percent": round(traffic_percent, 3),
-            "loaded_at": self.loaded_at,
-            "load_ms": None if self.load_ms is None else round(self.load_ms, 1),
-        }
-        if self.reason:
-            data["reason"] = self.reason
-        return data
-
-
-@dataclass
-class _Window:
-    """Calls of one version over the last ``window_s`` seconds: time, latency, failed."""
-
-    window_s: float
-    calls: deque[tuple[float, float, bool]] = field(default_factory=deque)
-
-    def add(self, at: float, ms: float, error: bool) -> None:
-        self.calls.append((at, ms, error))
-        self.prune(at)
-
-    def prune(self, now: float) -> None:
-        while self.calls and self.calls[0][0] < now - self.window_s:
-            self.calls.popleft()
-
-    def summary(self) -> dict[str, Any]:
-        count = len(self.calls)
-        errors = sum(1 for _, _, failed in self.calls if failed)
-        latencies = [ms for _, ms, _ in self.calls]
-        return {
-            "window_s": self.window_s,
-            "calls": count,
-            "errors": errors,
-            "error_rate": round(errors / count, 4) if count else 0.0,
-            "p50_ms": round(float(np.percentile(latencies, 50)), 2) if count else None,
-            "p99_ms": round(float(np.percentile(latencies, 99)), 2) if count else None,
-        }
 
 
 @dataclass(frozen=True)
@@ -207,8 +100,8 @@ class ModelRollout:
         self.states: dict[str, VersionState] = {}
         """Every version this process knows about, by ``role:version``."""
         self.events: deque[dict[str, str]] = deque(maxlen=_EVENTS_KEPT)
-        self._canary_window: _Window | None = None
-        self._shadow_window: _Window | None = None
+        self._canary_window: CallWindow | None = None
+        self._shadow_window: CallWindow | None = None
         self._overlaps: deque[float] = deque(maxlen=1000)
         self._shadow_busy = False
         self._shadow_tasks: set[asyncio.Task[None]] = set()
@@ -329,7 +222,7 @@ class ModelRollout:
             self._last_judged = now
             self._judge_canary(window)
 
-    def _judge_canary(self, window: _Window) -> None:
+    def _judge_canary(self, window: CallWindow) -> None:
         config = self.config
         if config is None or config.canary is None:
             return
@@ -468,7 +361,7 @@ class ModelRollout:
             self._failed(state, str(exc))
             return None
         load_ms = (time.perf_counter() - started) * 1000.0
-        self._load_meta[state.version] = (_now(), load_ms)
+        self._load_meta[state.version] = (now_iso(), load_ms)
         logger.info(
             "model %s version %s loaded in %.0f ms; smoke test: %s",
             self.name,
@@ -522,14 +415,14 @@ class ModelRollout:
         )
         if canary is not None and config.canary is not None:
             if previous is None or previous.canary != config.canary:
-                self._canary_window = _Window(config.rollback.window_s)
+                self._canary_window = CallWindow(config.rollback.window_s)
                 changes.append(
                     f"canary {canary.version} serves {config.canary.percent:g}% of users"
                 )
         else:
             self._canary_window = None
         if shadow is not None and (previous is None or previous.shadow != config.shadow):
-            self._shadow_window = _Window(config.rollback.window_s)
+            self._shadow_window = CallWindow(config.rollback.window_s)
             self._overlaps.clear()
             changes.append(f"shadow {shadow.version} mirrors live calls")
         elif shadow is None:
@@ -550,7 +443,7 @@ class ModelRollout:
         )
 
     def _event(self, message: str) -> None:
-        self.events.append({"at": _now(), "message": message})
+        self.events.append({"at": now_iso(), "message": message})
 
     # -- status --------------------------------------------------------------
 

@@ -11,11 +11,16 @@ from ray.serve.handle import DeploymentHandle
 
 from blending.candidates import ScoreResult, SourceResult
 from blending.gateway import LocalModels
-from deployments.rollout import ModelRollout, overlap_at_k
+from deployments.config import AppArgs, LiveConfig, resolve_store
+from deployments.rollout import ModelRollout
+from deployments.version_state import RolloutObserver, overlap_at_k
+from deployments.versions import RolloutConfig, model_deployment
 from models.base import ModelAdapter, RecommendQuery
-from models.errors import ModelError, ModelOverloadedError, describe_error
+from models.errors import ConfigError, ModelError, ModelOverloadedError, describe_error
+from models.registry import load_model
+from models.store import ArtifactStore
 
-__all__ = ["CPU_POOL_SUFFIX", "IngressModels", "RemoteModel"]
+__all__ = ["CPU_POOL_SUFFIX", "IngressModels", "RemoteModel", "build_gateway"]
 
 
 _T = TypeVar("_T")
@@ -213,6 +218,20 @@ class IngressModels(LocalModels):
 
         return await self._call(model, None, work)
 
+    async def apply_versions(self, live: LiveConfig) -> None:
+        """Move the inline models named in the Ingress's ``user_config.models`` to their
+        new versions, loading in worker threads while requests keep being answered."""
+        for name, versions in live.models.items():
+            if name in self.remote:
+                raise ConfigError(
+                    f"Ingress user_config.models.{name}: the model runs in deployment "
+                    f"{model_deployment(name)!r}; set its versions in that deployment's "
+                    "user_config"
+                )
+            if name not in self.inline:
+                raise ConfigError(f"Ingress user_config.models.{name}: no such model")
+            await asyncio.to_thread(self.inline[name].apply, versions)
+
     async def describe(self, model: str) -> dict[str, Any]:
         """The live version's description; raises when none serves (``/readyz``)."""
         if model in self.remote:
@@ -224,3 +243,35 @@ class IngressModels(LocalModels):
         if model in self.remote:
             return await self.remote[model].status()
         return self.inline[model].describe()
+
+
+def build_gateway(
+    config: AppArgs, handles: Mapping[str, DeploymentHandle[Any]], observer: RolloutObserver
+) -> IngressModels:
+    """The ingress's models: a handle for each model in its own deployment, a rollout
+    for each inline one. Inline models whose version is fixed in ``args`` load now (a
+    failure is kept, not raised); the others load from the ``user_config``."""
+    store = ArtifactStore(resolve_store(config.store))
+    remote: dict[str, RemoteModel] = {}
+    inline: dict[str, ModelRollout] = {}
+    for name, spec in config.models.items():
+        if name in handles:
+            remote[name] = RemoteModel(
+                name,
+                handles[name],
+                spec.timeout_s,
+                handles.get(f"{name}{CPU_POOL_SUFFIX}"),
+                spec.cpu_pool.spill_above if spec.cpu_pool else 0,
+            )
+            continue
+        inline[name] = ModelRollout(name, _loader(store, name, spec.options), "inline", observer)
+        if spec.version is not None:
+            inline[name].apply(RolloutConfig(version=spec.version))
+    return IngressModels(inline, remote)
+
+
+def _loader(
+    store: ArtifactStore, name: str, options: Mapping[str, Any]
+) -> Callable[[str], ModelAdapter]:
+    """Loads a version of ``name`` from ``store`` (checksums verified)."""
+    return lambda version: load_model(store, name, version, options)

@@ -10,10 +10,10 @@ from builders import publish_curated, publish_popularity, publish_tiny_sklearn
 
 from blending.dag import BlendPlan
 from blending.spec import UseCaseSpec
-from deployments.config import RolloutConfig
 from deployments.ingress import _check_node_models
 from deployments.rollout import ModelRollout
 from deployments.sources import IngressModels
+from deployments.versions import RolloutConfig
 from models.errors import ConfigError
 from models.registry import load_model
 from models.store import ArtifactStore

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from builders import damage, publish_failing_mf, publish_sleepy_model, publish_tiny_mf
 
-from deployments.config import RolloutConfig
-from deployments.rollout import ModelRollout, overlap_at_k
+from deployments.rollout import ModelRollout
+from deployments.version_state import overlap_at_k
+from deployments.versions import RolloutConfig
 from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem
 from models.errors import ModelError, VersionNotLoadedError
 from models.python_adapter import publish_python_model

@@ -1,0 +1,132 @@
+"""What a rollout records and reports: each version's state, sliding windows of its
+calls, and the observer that turns them into metrics. Plain Python."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from models.base import ModelAdapter
+
+__all__ = [
+    "CallWindow",
+    "NullObserver",
+    "RolloutObserver",
+    "VersionState",
+    "now_iso",
+    "overlap_at_k",
+]
+
+
+class RolloutObserver(Protocol):
+    """Where a rollout reports what happens (Prometheus metrics in a replica)."""
+
+    def on_states(self, model: str, states: Sequence[tuple[str, str, str]]) -> None:
+        """The model's versions now, as (version, role, status); any other is gone."""
+
+    def on_call(self, model: str, version: str, role: str, ms: float, error: bool) -> None:
+        """A live or canary call finished."""
+
+    def on_shadow(
+        self, model: str, version: str, ms: float, error: bool, overlap: float | None
+    ) -> None:
+        """A mirrored call to the shadow version finished."""
+
+    def on_rollback(self, model: str, version: str) -> None:
+        """A canary was taken out of traffic."""
+
+
+class NullObserver:
+    """Reports nowhere (unit tests, offline use)."""
+
+    def on_states(self, model: str, states: Sequence[tuple[str, str, str]]) -> None:
+        """Ignore."""
+
+    def on_call(self, model: str, version: str, role: str, ms: float, error: bool) -> None:
+        """Ignore."""
+
+    def on_shadow(
+        self, model: str, version: str, ms: float, error: bool, overlap: float | None
+    ) -> None:
+        """Ignore."""
+
+    def on_rollback(self, model: str, version: str) -> None:
+        """Ignore."""
+
+
+def now_iso() -> str:
+    """The time now, for people: ISO 8601 in UTC, to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def overlap_at_k(live: Sequence[Sequence[str]], other: Sequence[Sequence[str]], k: int) -> float:
+    """Mean share of each live top-``k`` that ``other``'s top-``k`` also has (1 = same sets)."""
+    shares = []
+    for a, b in zip(live, other, strict=True):
+        top = set(a[:k])
+        if top:
+            shares.append(len(top & set(b[:k])) / len(top))
+    return float(np.mean(shares)) if shares else 1.0
+
+
+@dataclass
+class VersionState:
+    """One version of the model in this process, as ``GET /v1/models`` shows it."""
+
+    version: str
+    role: str
+    """``live``, ``canary`` or ``shadow``: what the config asked of it."""
+    status: str = "loading"
+    """``loading``, ``serving``, ``failed`` or ``rolled_back``."""
+    reason: str | None = None
+    adapter: ModelAdapter | None = None
+    loaded_at: str | None = None
+    load_ms: float | None = None
+
+    def to_json(self, traffic_percent: float) -> dict[str, Any]:
+        """The version's public state."""
+        data: dict[str, Any] = {
+            "version": self.version,
+            "role": self.role,
+            "status": self.status,
+            "traffic_percent": round(traffic_percent, 3),
+            "loaded_at": self.loaded_at,
+            "load_ms": None if self.load_ms is None else round(self.load_ms, 1),
+        }
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+@dataclass
+class CallWindow:
+    """Calls of one version over the last ``window_s`` seconds: time, latency, failed."""
+
+    window_s: float
+    calls: deque[tuple[float, float, bool]] = field(default_factory=deque)
+
+    def add(self, at: float, ms: float, error: bool) -> None:
+        self.calls.append((at, ms, error))
+        self.prune(at)
+
+    def prune(self, now: float) -> None:
+        while self.calls and self.calls[0][0] < now - self.window_s:
+            self.calls.popleft()
+
+    def summary(self) -> dict[str, Any]:
+        count = len(self.calls)
+        errors = sum(1 for _, _, failed in self.calls if failed)
+        latencies = [ms for _, ms, _ in self.calls]
+        return {
+            "window_s": self.window_s,
+            "calls": count,
+            "errors": errors,
+            "error_rate": round(errors / count, 4) if count else 0.0,
+            "p50_ms": round(float(np.percentile(latencies, 50)), 2) if count else None,
+            "p99_ms": round(float(np.percentile(latencies, 99)), 2) if count else None,
+        }
