@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 CONFIG ?= configs/default.yaml
 
-.PHONY: install run demo test test-unit test-gpu test-integration lint typecheck validate clean bench soak
+.PHONY: install browser run demo test test-unit test-gpu test-integration lint typecheck validate clean bench soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian's Chromium for the browser tests (tests/browser.py drives it with playwright);
+# never a browser download. BLENDSERVE_CHROMIUM names another binary instead.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:
+	@test -n "$$BLENDSERVE_CHROMIUM" || command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 # Trains and publishes the demo models, then the `discover` use case's stacked
 # combiner from the demo's logged feedback; versions already in the store are kept.
 demo: install
@@ -30,16 +38,16 @@ run: demo
 	$(BIN)/blendserve validate $(CONFIG)
 	$(BIN)/blendserve up $(CONFIG)
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
-test-unit: install
+test-unit: install browser
 	$(BIN)/python -m pytest tests/unit
 
 test-gpu: install
 	$(BIN)/python -m pytest -m gpu
 
-test-integration: install
+test-integration: install browser
 	$(BIN)/python -m pytest tests/integration
 
 lint: install

@@ -236,14 +236,31 @@ class ExperimentNodeSpec(_Node):
         min_length=1,
         description="Hash salt; defaults to the node name. A new salt reshuffles users.",
     )
+    control: str | None = Field(
+        None,
+        description=(
+            "The arm the others are compared with in experiment reports (default: the arm "
+            "named `control`, else the first arm by name)."
+        ),
+    )
 
     def reads(self) -> list[str]:
         """Every arm's node (only the drawn one runs)."""
         return [arm.node for arm in self.arms.values()]
 
     def check(self, name: str) -> None:
-        """Arm weights as blend weights."""
+        """Arm weights as blend weights; the control must be an arm."""
         _check_weights(name, {arm: spec.weight for arm, spec in self.arms.items()})
+        if self.control is not None and self.control not in self.arms:
+            raise ConfigError(
+                f"node {name!r}: control {self.control!r} is not an arm ({sorted(self.arms)})"
+            )
+
+    def control_arm(self) -> str:
+        """The arm the others are compared with."""
+        if self.control is not None:
+            return self.control
+        return "control" if "control" in self.arms else sorted(self.arms)[0]
 
 
 class InterleaveNodeSpec(_Node):

@@ -14,6 +14,7 @@ from typing import Any
 from ray.serve import Application
 
 from deployments.config import parse_app_args, resolve_store
+from deployments.event_log import EventLog
 from deployments.ingress import Ingress
 from deployments.model_server import ModelServer
 from deployments.sources import CPU_POOL_SUFFIX
@@ -26,7 +27,8 @@ def build_app(args: dict[str, Any]) -> Application:
     """Validate ``args`` and bind the ingress to one model deployment per replica model.
 
     A model with a ``cpu_pool`` gets a second deployment, ``model-<name>-cpu``,
-    that takes its overflow.
+    that takes its overflow. With ``events`` (the default) an ``EventLog``
+    deployment keeps served lists and feedback.
     """
     config = parse_app_args(args)
     store = ArtifactStore(resolve_store(config.store))
@@ -63,5 +65,13 @@ def build_app(args: dict[str, Any]) -> Application:
                 num_replicas=spec.cpu_pool.num_replicas,
                 ray_actor_options=spec.actor_options(cpu_pool=True),
             ).bind(*server_args)
-    app: Application = Ingress.bind(config.model_dump(mode="json"), handles)  # type: ignore[attr-defined]
+    event_log = None
+    if config.events is not None:
+        events = config.events
+        event_log = EventLog.options(  # type: ignore[attr-defined]
+            name="EventLog", ray_actor_options={"num_cpus": events.num_cpus}
+        ).bind(events.model_dump())
+    app: Application = Ingress.bind(  # type: ignore[attr-defined]
+        config.model_dump(mode="json"), handles, event_log
+    )
     return app

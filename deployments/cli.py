@@ -98,6 +98,38 @@ def _cmd_train_stack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from deployments.report import dataset_reports, format_report
+
+    apps = load_serve_config(args.config)
+    app_name = args.app or next(iter(apps))
+    if app_name not in apps:
+        raise ConfigError(f"{args.config}: no blendserve application {app_name!r} ({sorted(apps)})")
+    reports = dataset_reports(apps[app_name], app_name, args.events, args.experiment)
+    if args.json:
+        print(json.dumps(reports, indent=2))
+    else:
+        print("\n\n".join(format_report(r) for r in reports) or "no experiments configured")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from deployments.evaluate import evaluate, write_html  # deferred: pulls in torch
+
+    report = evaluate(
+        args.config,
+        args.data,
+        use_case=args.use_case,
+        k=args.k,
+        app=args.app,
+        train=args.train,
+    )
+    print(report.table())
+    if args.out is not None:
+        print(f"wrote {write_html(report, args.out)}")
+    return 0
+
+
 def _cmd_publish(args: argparse.Namespace) -> int:
     from models.publish import parse_extra, parse_metrics, publish_artifact, read_examples
 
@@ -272,6 +304,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
             f'       -H "Authorization: Bearer $(cat {key_file})" \\\n'
             "       -H 'Content-Type: application/json' \\\n"
             '       -d \'{"user_id": "u0042", "k": 10}\'\n\n'
+            f"Dashboard: {base}/dashboard  (it asks for the key in {key_file})\n"
             f"Prometheus metrics (Ray's metrics agent): {cluster.metrics_url}\n"
             f"Data scientists: RAY_AUTH_MODE=token serve deploy {args.config} "
             f"--address {cluster.dashboard_url}\nCtrl-C stops everything started here.",
@@ -355,6 +388,51 @@ def _parser() -> argparse.ArgumentParser:
         help="exit quietly when that version is already published (for `make run`)",
     )
     stack.set_defaults(func=_cmd_train_stack)
+
+    report = sub.add_parser(
+        "report", help="experiment statistics from the event log's Parquet dataset"
+    )
+    report.add_argument("config", help="the Serve config holding the experiments")
+    report.add_argument("--app", default=None, help="application name (default: the first)")
+    report.add_argument("--experiment", default=None, help="one `<use case>.<node>` only")
+    report.add_argument("--events", default=None, help="dataset URI (default: the app's)")
+    report.add_argument("--json", action="store_true", help="the reports as JSON")
+    report.set_defaults(func=_cmd_report)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="replay held-out interactions through each blend of a use case, offline",
+        description=(
+            "Load the use case's models in this process and rank k items for every "
+            "held-out user with each blend (the output, each experiment arm, each "
+            "interleaving team), then compare precision, recall, nDCG, MAP, catalogue "
+            "coverage and novelty."
+        ),
+    )
+    evaluate.add_argument("--config", required=True, help="the Serve config holding the use case")
+    evaluate.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="held-out interactions: Parquet (user_id, item_id, optional label > 0) or "
+        "MovieLens ratings (ratings.dat, ratings.csv, u.data; rating >= 4 is relevant)",
+    )
+    evaluate.add_argument(
+        "--use-case", default=None, help="default: the application's only use case"
+    )
+    evaluate.add_argument("--k", type=int, default=10, help="list length scored")
+    evaluate.add_argument("--app", default=None, help="application name (default: the first)")
+    evaluate.add_argument(
+        "--train",
+        type=Path,
+        default=None,
+        help="training interactions, same formats: item popularity for novelty "
+        "(default: the held-out data's)",
+    )
+    evaluate.add_argument(
+        "--out", type=Path, default=None, help="also write a self-contained HTML report"
+    )
+    evaluate.set_defaults(func=_cmd_evaluate)
 
     publish = sub.add_parser(
         "publish",

@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from blending.spec import UseCaseSpec
+from deployments.ingress_config import IngressConfig
 from deployments.versions import RolloutConfig, model_deployment
 from models.errors import BlendserveError, ConfigError
 from models.store import ArtifactStore
@@ -32,16 +33,15 @@ from models.store import ArtifactStore
 __all__ = [
     "HEAVY_FORMATS",
     "INGRESS_DEPLOYMENT",
+    "PSEUDONYM_SALT_ENV",
     "RESULT_KEY_ENV",
     "AppArgs",
     "AppConfig",
     "AutoscalingConfig",
-    "CorsConfig",
     "CpuPoolConfig",
-    "IngressConfig",
+    "EventsConfig",
     "LiveConfig",
     "ModelConfig",
-    "RateLimitConfig",
     "load_serve_config",
     "misplaced_versions",
     "parse_app_args",
@@ -52,6 +52,9 @@ __all__ = [
 
 RESULT_KEY_ENV = "BLENDSERVE_RESULT_KEY"
 """Environment variable with the secret that signs result ids (the same on every replica)."""
+
+PSEUDONYM_SALT_ENV = "BLENDSERVE_PSEUDONYM_SALT"
+"""Environment variable with the salt that pseudonymises user ids in the event log."""
 
 INGRESS_DEPLOYMENT = "Ingress"
 """The ingress deployment's name; its ``user_config`` holds the use cases."""
@@ -204,62 +207,40 @@ class ModelConfig(BaseModel):
         return options
 
 
-class CorsConfig(BaseModel):
-    """Which browser origins may call the API (CORS); none unless listed."""
+class EventsConfig(BaseModel):
+    """Where the event log keeps served lists and feedback (``deployments/event_store.py``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    allow_origins: tuple[str, ...] = Field(
-        (), max_length=100, description="Exact origins, e.g. `https://shop.example.com`."
-    )
-    allow_credentials: bool = Field(
-        False, description="Let browsers send cookies or HTTP auth along (never with `*`)."
-    )
-    max_age_s: int = Field(600, ge=0, le=86_400, description="How long a preflight is cached.")
-
-    @model_validator(mode="after")
-    def _no_wildcard_with_credentials(self) -> CorsConfig:
-        if "*" in self.allow_origins and self.allow_credentials:
-            raise ValueError(
-                "allow_origins: `*` with allow_credentials would let any site call the API "
-                "as the user; list the origins"
-            )
-        return self
-
-
-class RateLimitConfig(BaseModel):
-    """The default per-key rate limit (a key's own entry may override it)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    requests_per_s: float = Field(
-        1000, gt=0, le=1_000_000, description="Sustained requests per second per key."
-    )
-    burst: int = Field(2000, ge=1, le=10_000_000, description="Requests a key may send at once.")
-
-
-class IngressConfig(BaseModel):
-    """Settings of the HTTP ingress process: limits, authentication, CORS."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_k: int = Field(100, ge=1, le=1000, description="Largest `k` a request may ask for.")
-    max_instances: int = Field(1000, ge=1, le=100_000, description="Largest predict batch.")
-    max_exclude: int = Field(1000, ge=0, le=100_000, description="Longest `exclude` list.")
-    max_body_bytes: int = Field(
-        1_048_576, ge=1024, le=256 * 1_048_576, description="Largest request body (413 above)."
-    )
-    require_api_key: bool = Field(
-        True,
+    uri: str = Field(
+        "events",
+        min_length=1,
         description=(
-            "Every route but the health probes needs an API key with the route's scope. "
-            "Turn off only behind a gateway that authenticates."
+            "The Parquet dataset: a path (relative ones resolve against $BLENDSERVE_HOME) or "
+            "a pyarrow filesystem URI such as `s3://bucket/events`. One folder per app."
         ),
     )
-    rate_limit: RateLimitConfig = Field(
-        default_factory=RateLimitConfig, description="Per-key limit, per ingress replica."
+    wal_dir: str = Field(
+        ".blendserve/wal",
+        min_length=1,
+        description="Local write-ahead log directory (relative to $BLENDSERVE_HOME).",
     )
-    cors: CorsConfig = Field(default_factory=CorsConfig, description="Browser origins allowed.")
+    flush_interval_s: float = Field(
+        1.0, gt=0, le=60, description="Events reach Parquet within this many seconds, ..."
+    )
+    flush_max_events: int = Field(
+        5000, ge=1, le=1_000_000, description="... or once this many are waiting."
+    )
+    num_cpus: float = Field(0.1, gt=0, le=16, description="CPUs of the event log replica.")
+
+    def dataset_uri(self, app: str) -> str:
+        """Application ``app``'s dataset: one per app, so two never mix use cases."""
+        root = self.uri.rstrip("/") if "://" in self.uri else str(resolve_store(self.uri))
+        return f"{root}/{app}"
+
+    def wal_path(self, app: str) -> Path:
+        """Application ``app``'s write-ahead log directory."""
+        return resolve_store(self.wal_dir) / app
 
 
 class AppArgs(BaseModel):
@@ -273,6 +254,10 @@ class AppArgs(BaseModel):
     )
     models: dict[str, ModelConfig] = Field(min_length=1, description="Hosted models by name.")
     ingress: IngressConfig = Field(default_factory=IngressConfig, description="Ingress limits.")
+    events: EventsConfig | None = Field(
+        default_factory=EventsConfig,
+        description="The event log (served lists, feedback, experiment statistics); null: off.",
+    )
     catalog: str | None = Field(
         None,
         description=(

@@ -25,7 +25,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deployments.config import IngressConfig
+from deployments.ingress_config import IngressConfig
 from deployments.metrics import IngressMetrics
 from deployments.security import KeyRing, Principal, RateLimiter
 from deployments.security import Scope as KeyScope

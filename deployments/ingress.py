@@ -18,10 +18,11 @@ import secrets
 import time
 import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -31,6 +32,7 @@ from blending.dag import BlendOutcome, BlendPlan
 from blending.result_ids import ResultIdCodec, ResultRef
 from blending.spec import RerankNodeSpec, StackNodeSpec
 from deployments.config import (
+    PSEUDONYM_SALT_ENV,
     RESULT_KEY_ENV,
     AppArgs,
     parse_app_args,
@@ -38,11 +40,17 @@ from deployments.config import (
     resolve_store,
 )
 from deployments.edge import EdgeMiddleware, Gatekeeper, require
+from deployments.event_client import EventClient, EventLogUnavailable
+from deployments.experiments import dashboard_data, experiment_names, find_experiment
+from deployments.experiments import report as experiment_report
+from deployments.feedback import FEEDBACK_MAX_EVENTS, Pseudonymizer, feedback_records, served_record
 from deployments.http_errors import NotFound, error_body, install_error_handlers
 from deployments.metrics import IngressMetrics
 from deployments.oip import OipError, infer_response, parse_infer_request
 from deployments.schemas import (
+    FEEDBACK_BODY,
     ErrorResponse,
+    FeedbackResponse,
     OipErrorResponse,
     PredictRequest,
     PredictResponse,
@@ -78,6 +86,21 @@ def _result_codec() -> ResultIdCodec:
     return ResultIdCodec(secrets.token_bytes(32))
 
 
+def _pseudonymizer() -> Pseudonymizer:
+    salt = os.environ.get(PSEUDONYM_SALT_ENV, "")
+    if len(salt.encode()) >= 16:
+        return Pseudonymizer(salt.encode())
+    logger.warning(
+        "%s is unset or shorter than 16 bytes: user ids in the event log are hashed with a "
+        "salt of this replica only, so one user gets a new pseudonym per replica and restart",
+        PSEUDONYM_SALT_ENV,
+    )
+    return Pseudonymizer(secrets.token_bytes(32))
+
+
+_DASHBOARD = Path(__file__).with_name("static") / "dashboard.html"
+
+
 def _flush_logs() -> None:
     """Write buffered log records now: throughput mode buffers replica logs (1000
     records, flushed on ERROR only)."""
@@ -94,6 +117,24 @@ async def _housekeeping(ingress: "Ingress", period_s: float) -> None:
         ingress.metrics.in_flight.set(ingress.gate.in_flight)
         for name, remote in ingress.models.remote.items():
             ingress.metrics.model_calls_in_flight.set(remote.in_flight, tags={"model": name})
+
+
+def _feedback_entries(body: Any) -> tuple[list[Any], str]:
+    """The entries of a feedback body (one event, or ``{"events": [...]}``) and the
+    prefix their fields are named with."""
+    if isinstance(body, dict) and "events" in body:
+        extra = sorted(set(body) - {"events"})
+        if extra:
+            raise InputError(extra[0], "unexpected field beside `events`")
+        entries = body["events"]
+        if not isinstance(entries, list) or not entries:
+            raise InputError("events", "expected a non-empty list of events")
+        if len(entries) > FEEDBACK_MAX_EVENTS:
+            raise InputError("events", f"at most {FEEDBACK_MAX_EVENTS} events per request")
+        return entries, "events"
+    if isinstance(body, dict):
+        return [body], ""
+    raise InputError("body", 'expected an event object or {"events": [...]}')
 
 
 def _oip_error(message: str, status: int) -> JSONResponse:
@@ -191,8 +232,15 @@ api.add_middleware(EdgeMiddleware)
 class Ingress:
     """Routes, validation and the blending DAG, in one process."""
 
-    def __init__(self, args: dict[str, Any], handles: dict[str, DeploymentHandle[Any]]) -> None:
+    def __init__(
+        self,
+        args: dict[str, Any],
+        handles: dict[str, DeploymentHandle[Any]],
+        event_log: DeploymentHandle[Any] | None = None,
+    ) -> None:
         self.config = parse_app_args(args)
+        self.events = EventClient(event_log) if event_log is not None else None
+        self.pseudonym = _pseudonymizer()
         self.metrics = IngressMetrics()
         self.models = build_gateway(self.config, handles, self.metrics.rollouts)
         self.catalog = _load_catalog(self.config)
@@ -317,6 +365,11 @@ class Ingress:
                 "served use_case=%s request_id=%s variant=%s", use_case, request_id, outcome.variant
             )
         served = ResultRef(request_id, use_case, 0, "", int(time.time()), outcome.variant)
+        if self.events is not None:
+            latency_ms = (time.monotonic() - started) * 1000.0
+            user = self.pseudonym(request.user_id)
+            record = served_record(request_id, use_case, user, outcome, outcome.items, latency_ms)
+            self.events.served(record)
         return {
             "request_id": request_id,
             "use_case": use_case,
@@ -344,6 +397,89 @@ class Ingress:
             raise InputError("instances", f"at most {self.config.ingress.max_instances} allowed")
         result = await self.models.predict_any(model, request.instances)
         return {"model": model, "version": result["version"], "predictions": result["predictions"]}
+
+    @api.post(
+        "/v1/feedback",
+        status_code=202,
+        response_model=FeedbackResponse,
+        summary="Impressions, clicks and conversions of served items, one or a batch.",
+        dependencies=[require("infer")],
+        responses=_errors(400, 401, 403, 413, 422, 429, 503),
+        openapi_extra=FEEDBACK_BODY,
+    )
+    async def feedback(self, request: Request) -> Any:
+        """Store feedback events durably (202 only once they are in the write-ahead log).
+
+        A batch is checked entry by entry: good entries are stored even when others are
+        refused, and the answer names each refused entry's field. Events whose
+        `event_id` was seen before count as `duplicates` and are not stored again.
+        """
+        events = self._event_log()
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse(error_body("invalid_json", "the body is not JSON"), status_code=400)
+        entries, prefix = _feedback_entries(body)
+        records, rejected = feedback_records(entries, prefix, self.result_ids)
+        if not records:
+            first = rejected[0]
+            raise InputError(first.field, first.message)
+        stored = await events.feedback(records)
+        return {**stored, "rejected": [r.model_dump() for r in rejected]}
+
+    @api.get(
+        "/v1/experiments",
+        summary="Every experiment and interleaving node, as `<use case>.<node>`.",
+        dependencies=[require("admin")],
+        responses=_errors(401, 403, 429),
+    )
+    async def list_experiments(self) -> dict[str, list[str]]:
+        """Names to ask ``/v1/experiments/{name}`` about."""
+        return {"experiments": experiment_names(self.plans)}
+
+    @api.get(
+        "/v1/experiments/{name}",
+        summary="Live statistics of one experiment: CTR per arm, lift, significance.",
+        dependencies=[require("admin")],
+        responses=_errors(401, 403, 404, 429, 503),
+    )
+    async def experiment(self, name: str) -> dict[str, Any]:
+        """Per arm: requests, impressions, clicks, CTR with its 95% interval, lift against
+        control with its p-value and probability to beat control; a sample-ratio
+        check and a verdict. For an interleaving node: wins per team, a sign test."""
+        events = self._event_log()
+        try:
+            found = find_experiment(self.plans, name)
+        except KeyError:
+            raise NotFound("experiment", name, experiment_names(self.plans)) from None
+        return await experiment_report(events, name, *found)
+
+    @api.get(
+        "/v1/dashboard",
+        summary="What the dashboard shows: traffic, model versions, experiments.",
+        dependencies=[require("admin")],
+        responses=_errors(401, 403, 429, 503),
+    )
+    async def dashboard_json(self) -> dict[str, Any]:
+        """Last-minute traffic from the event log, every model's versions, and every
+        experiment's report."""
+        events = self._event_log()
+        return await dashboard_data(events, self.plans, (await self.list_models())["models"])
+
+    @api.get(
+        "/dashboard",
+        response_class=HTMLResponse,
+        summary="The real-time dashboard (a page; its data needs an admin key).",
+    )
+    async def dashboard(self) -> HTMLResponse:
+        """The page; it asks for an admin key and polls ``/v1/dashboard``."""
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        return HTMLResponse(_DASHBOARD.read_text(encoding="utf-8"), headers=headers)
+
+    def _event_log(self) -> EventClient:
+        if self.events is None:
+            raise EventLogUnavailable("the event log is off (args.events is null)")
+        return self.events
 
     @api.get("/v2/health/live", summary="Open Inference Protocol: server liveness.")
     async def oip_live(self) -> dict[str, bool]:

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import yaml
 
-from deployments.config import RESULT_KEY_ENV
+from deployments.config import PSEUDONYM_SALT_ENV, RESULT_KEY_ENV
 from deployments.security import API_KEYS_FILE_ENV, write_dev_keys, write_secret
 
 __all__ = [
@@ -204,6 +204,8 @@ class LocalRay:
         env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] = str(self.fallback_grpc_port)
         if not env.get(RESULT_KEY_ENV):
             env[RESULT_KEY_ENV] = self.result_key()
+        if not env.get(PSEUDONYM_SALT_ENV):
+            env[PSEUDONYM_SALT_ENV] = self._secret("pseudonym_salt")
         if not env.get(API_KEYS_FILE_ENV):
             # The development key; keys given inline ($BLENDSERVE_API_KEYS) add to it.
             _, keys_file = write_dev_keys(self.api_key_path.parent)
@@ -218,12 +220,16 @@ class LocalRay:
         verifiable across restarts; the directory is git-ignored.
         """
         if self._result_key is None:
-            path = self.home / ".blendserve" / "result_key"
-            if not path.is_file():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_secret(path, secrets.token_hex(32))
-            self._result_key = path.read_text(encoding="utf-8").strip()
+            self._result_key = self._secret("result_key")
         return self._result_key
+
+    def _secret(self, name: str) -> str:
+        """``$BLENDSERVE_HOME/.blendserve/<name>``: 32 random bytes made on first use."""
+        path = self.home / ".blendserve" / name
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_secret(path, secrets.token_hex(32))
+        return path.read_text(encoding="utf-8").strip()
 
     def _run(self, *command: str, new_session: bool = False) -> subprocess.CompletedProcess[str]:
         process = subprocess.Popen(

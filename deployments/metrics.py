@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ray.serve.metrics import Counter, Gauge, Histogram
 
-__all__ = ["LATENCY_MS", "IngressMetrics", "RolloutMetrics"]
+__all__ = ["LATENCY_MS", "EventLogMetrics", "IngressMetrics", "RolloutMetrics"]
 
 LATENCY_MS = [0.5, 1, 2, 5, 10, 20, 50, 100, 150, 200, 250, 500, 1000, 2500, 5000, 10000]
 """Histogram buckets in milliseconds: fine below the budgets, coarse above."""
@@ -118,6 +118,29 @@ class RolloutMetrics:
     def on_rollback(self, model: str, version: str) -> None:
         """Count a rollback."""
         self.rollbacks.inc(tags={"model": model, "version": version})
+
+
+class EventLogMetrics:
+    """What the event log records: events stored, by kind."""
+
+    def __init__(self) -> None:
+        self.feedback = Counter(
+            "blendserve_feedback_events_total",
+            description=(
+                "Feedback events stored, by use case, event and outcome (`counted`, or "
+                "`repeat` when the item already had that event)."
+            ),
+            tag_keys=(  # type: ignore[arg-type]
+                "use_case",
+                "event",
+                "outcome",
+            ),
+        )
+        self.served = Counter(
+            "blendserve_served_lists_total",
+            description="Recommendation lists written to the event log, by use case.",
+            tag_keys=("use_case",),
+        )
 
 
 class IngressMetrics:

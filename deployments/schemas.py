@@ -6,10 +6,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from deployments.feedback import FEEDBACK_MAX_EVENTS, FeedbackEvent, Rejected
+
 __all__ = [
+    "FEEDBACK_BODY",
     "ComponentOut",
     "ErrorDetail",
     "ErrorResponse",
+    "FeedbackResponse",
     "ItemOut",
     "OipErrorResponse",
     "PredictRequest",
@@ -157,3 +161,39 @@ class OipErrorResponse(BaseModel):
     """The Open Inference Protocol's error body, used by every ``/v2`` route."""
 
     error: str = Field(description="What went wrong.")
+
+
+class FeedbackResponse(BaseModel):
+    """What happened to each event of a feedback request."""
+
+    accepted: int = Field(description="Events stored (durably: in the write-ahead log).")
+    duplicates: int = Field(description="Events whose `event_id` was stored before.")
+    rejected: list[Rejected] = Field(description="Entries refused, each with its field.")
+
+
+def _feedback_body() -> dict[str, Any]:
+    """The OpenAPI request body of ``POST /v1/feedback``: one event or ``{"events"}``."""
+    event = FeedbackEvent.model_json_schema()
+    batch = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["events"],
+        "properties": {
+            "events": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": FEEDBACK_MAX_EVENTS,
+                "items": event,
+            }
+        },
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"anyOf": [event, batch]}}},
+        }
+    }
+
+
+FEEDBACK_BODY = _feedback_body()
+"""``openapi_extra`` of the feedback route: its body is read by hand, entry by entry."""

@@ -303,12 +303,15 @@ def train_demo_models(
 def save_demo_data(
     data: InteractionData, data_dir: str | os.PathLike[str], *, seed: int = 7
 ) -> Path:
-    """Save ``data`` as Parquet plus its simulated ``feedback.parquet``; returns the folder."""
+    """Save ``data`` as Parquet plus its simulated ``feedback.parquet`` and the split the
+    models are trained and measured on (``train.parquet``, ``heldout.parquet``: each
+    user's last click, for ``blendserve evaluate``); returns the folder."""
     target = data.save(data_dir)
-    feedback = simulate_feedback(*split_last_click(data.interactions), seed=seed)
-    pq.write_table(
-        pa.Table.from_pandas(feedback, preserve_index=False), target / "feedback.parquet"
-    )
+    train, held_out = split_last_click(data.interactions)
+    feedback = simulate_feedback(train, held_out, seed=seed)
+    for name, frame in (("feedback", feedback), ("train", train), ("heldout", held_out)):
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table, target / f"{name}.parquet")
     return target
 
 

@@ -86,6 +86,7 @@ def serve_config(port: int) -> dict[str, Any]:
 
     flaky = copy.deepcopy(main)
     flaky.update(name="flaky", route_prefix="/flaky")
+    flaky["args"]["events"] = None  # only the main app keeps an event log
     models = flaky["args"]["models"]
     models["broken"] = {**models.pop("mf"), "num_cpus": 0.25, "version": "1"}
     _only_ingress(flaky)
@@ -114,6 +115,7 @@ def serve_config(port: int) -> dict[str, Any]:
 
     pending = copy.deepcopy(main)
     pending.update(name="pending", route_prefix="/pending")
+    pending["args"]["events"] = None
     pending["args"]["models"]["mf"]["num_cpus"] = 64  # more than the cluster has
     deployment(pending)["num_replicas"] = 1
     config["applications"] += [flaky, pending, _damaged(main), _lifecycle(main)]
@@ -129,6 +131,7 @@ def _lifecycle(main: dict[str, Any]) -> dict[str, Any]:
     replicas) in its own deployment, popularity inline, both versions set live."""
     app = copy.deepcopy(main)
     app.update(name="lifecycle", route_prefix=LIFECYCLE_PREFIX)
+    app["args"]["events"] = None
     app["runtime_env"] = {"env_vars": {"BLENDSERVE_BUILD": "1"}}  # a code update changes it
     models = main["args"]["models"]
     app["args"]["models"] = {
@@ -182,6 +185,7 @@ def _damaged(main: dict[str, Any]) -> dict[str, Any]:
     """An app with two models whose artifacts are corrupt, one inline, one in a replica."""
     damaged = copy.deepcopy(main)
     damaged.update(name="damaged", route_prefix="/damaged")
+    damaged["args"]["events"] = None
     models = damaged["args"]["models"]
     damaged["args"]["models"] = {
         "popularity": models["popularity"],

@@ -36,7 +36,8 @@ from models.store import ArtifactStore
 pytestmark = pytest.mark.integration
 
 OIP_BODY = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [0.4, 5, 3, 20]}]}
-PROBES = {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"}
+PROBES = {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/dashboard"}
+"""Open routes: health probes, and the dashboard page (its data needs a key)."""
 # Every API route: the scope it needs, its path parameters and a valid body. A route
 # added without an entry here fails the audit below.
 ROUTES: dict[tuple[str, str], tuple[str, dict[str, str], Any]] = {
@@ -53,7 +54,17 @@ ROUTES: dict[tuple[str, str], tuple[str, dict[str, str], Any]] = {
         OIP_BODY,
     ),
     ("get", "/v1/models"): ("admin", {}, None),
+    ("post", "/v1/feedback"): ("infer", {}, lambda http: _impression(http)),
+    ("get", "/v1/experiments"): ("admin", {}, None),
+    ("get", "/v1/experiments/{name}"): ("admin", {"name": "discover.ab"}, None),
+    ("get", "/v1/dashboard"): ("admin", {}, None),
 }
+"""A body may be a function of an authorised client (one that needs a live result id)."""
+
+
+def _impression(http: httpx.Client) -> dict[str, Any]:
+    served = http.post("/v1/recommend/home", json={"user_id": "u1", "k": 1})
+    return {"result_id": served.json()["items"][0]["result_id"], "event": "impression"}
 
 
 def _bearer(key: str) -> dict[str, str]:
@@ -77,6 +88,11 @@ def test_every_route_answers_401_403_and_200_by_key_and_scope(deployed: Deployed
         right_key = {"infer": INFER_ONLY_KEY, "admin": ADMIN_ONLY_KEY}
         for (method, template), (scope, params, body) in ROUTES.items():
             path = template.format(**params)
+            if callable(body):
+                with httpx.Client(
+                    base_url=deployed.url, headers=deployed.cluster.auth_headers()
+                ) as dev:
+                    body = body(dev)
             no_key = _call(anonymous, method, path, body, {})
             assert no_key.status_code == 401, (path, no_key.text)
             error = no_key.json()["error"]
@@ -89,7 +105,7 @@ def test_every_route_answers_401_403_and_200_by_key_and_scope(deployed: Deployed
             wrong = _call(anonymous, method, path, body, {"X-API-Key": wrong_key[scope]})
             assert wrong.status_code == 403, (path, wrong.text)
             right = _call(anonymous, method, path, body, _bearer(right_key[scope]))
-            assert right.status_code == 200, (path, right.text)
+            assert right.status_code == (202 if path == "/v1/feedback" else 200), (path, right.text)
 
 
 def test_cors_allows_the_configured_origin_only(client: httpx.Client) -> None:

@@ -14,9 +14,9 @@ from builders import api_keys_document
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from deployments.config import CorsConfig, IngressConfig, RateLimitConfig
 from deployments.edge import EdgeMiddleware, Gatekeeper, require
 from deployments.http_errors import install_error_handlers
+from deployments.ingress_config import CorsConfig, IngressConfig, RateLimitConfig
 from deployments.security import KeyRing
 
 INFER_KEY = "infer-only-key-0123456789"

@@ -1,0 +1,446 @@
+"""Statistics for online experiments: A/B/n tests on click-through rate, and interleaving.
+
+Plain functions over counts (numpy and scipy only), deterministic given their
+arguments. :func:`experiment_report` and :func:`interleaving_report` turn the counts
+of an ``experiment`` or ``interleave`` node into one JSON-able verdict each.
+
+Methods, and where they come from:
+
+* CTR intervals: Wilson score interval (Wilson 1927; Agresti & Coull 1998 compare
+  it with the Wald interval, which fails near 0 and 1, where CTRs live).
+* Arm against control: pooled two-proportion z-test (e.g. Kohavi, Tang & Xu,
+  *Trustworthy Online Controlled Experiments*, 2020, ch. 17), Bonferroni-corrected
+  over the arms compared with control.
+* Probability to beat control: Beta-Binomial posteriors with a uniform prior,
+  estimated by Monte Carlo with a fixed seed so a report reads the same twice.
+* Lift interval: delta method on the log of the CTR ratio (Katz et al. 1978,
+  "Obtaining confidence intervals for the risk ratio in cohort studies").
+* Sample ratio mismatch: chi-square goodness of fit of requests per arm against
+  the configured split (Fabijan et al. 2019, "Diagnosing Sample Ratio Mismatch in
+  Online Controlled Experiments", KDD).
+* Clustered CTR: when the counts carry per-list sums of squares, CTR is a ratio
+  of per-list totals and its variance comes from the delta method (Deng, Knoblich
+  & Lu 2018, "Applying the Delta Method in Metric Analytics", KDD); the interval,
+  z-test, lift interval and probability to beat control then use it (normal
+  approximations). Impressions of one list share a user, so the impression-level
+  tests above would be far too confident.
+* Interleaving: two-sided sign test over the requests one team won (Chapelle et al.
+  2012, "Large-scale validation and analysis of interleaved search evaluation", TOIS).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "ArmTotals",
+    "experiment_report",
+    "interleaving_report",
+    "lift_interval",
+    "prob_beat_control",
+    "relative_lift",
+    "sign_test",
+    "srm_check",
+    "two_proportion_p_value",
+    "wilson_interval",
+]
+
+
+def _z(confidence: float) -> float:
+    """The two-sided standard normal quantile for ``confidence`` (1.96 for 0.95)."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
+    return float(stats.norm.ppf(1.0 - (1.0 - confidence) / 2.0))
+
+
+def _check_counts(successes: int, trials: int, what: str = "successes") -> None:
+    if trials < 0 or not 0 <= successes <= trials:
+        raise ValueError(f"expected 0 <= {what} <= trials, got {what}={successes}, trials={trials}")
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion; ``(0.0, 1.0)`` with no trials.
+
+    With p = successes / n and z the normal quantile::
+
+        centre = (p + z²/2n) / (1 + z²/n)
+        half   = z / (1 + z²/n) * sqrt(p(1-p)/n + z²/4n²)
+
+    Wilson, E. B. (1927), "Probable inference, the law of succession, and
+    statistical inference", JASA 22(158).
+    """
+    _check_counts(successes, trials)
+    z = _z(confidence)
+    if trials == 0:
+        return 0.0, 1.0
+    n = float(trials)
+    p = successes / n
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    # At 0 or n successes the bound is exactly 0 or 1; the formula leaves rounding dust.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return low, high
+
+
+def two_proportion_p_value(c1: int, n1: int, c2: int, n2: int) -> float | None:
+    """Two-sided p-value of the pooled two-proportion z-test of c1/n1 against c2/n2.
+
+    ``z = (p1 - p2) / sqrt(P(1-P)(1/n1 + 1/n2))`` with the pooled ``P = (c1+c2)/(n1+n2)``;
+    ``None`` when a sample is empty or ``P`` is 0 or 1 (no variance: undefined).
+    Reference: Kohavi, Tang & Xu (2020), *Trustworthy Online Controlled Experiments*,
+    ch. 17; any statistics text's "test for two proportions".
+    """
+    _check_counts(c1, n1, "c1")
+    _check_counts(c2, n2, "c2")
+    if n1 == 0 or n2 == 0:
+        return None
+    pooled = (c1 + c2) / (n1 + n2)
+    variance = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
+    if variance <= 0:
+        return None
+    z = (c1 / n1 - c2 / n2) / math.sqrt(variance)
+    return float(2 * stats.norm.sf(abs(z)))
+
+
+def prob_beat_control(
+    c_ctrl: int, n_ctrl: int, c_arm: int, n_arm: int, draws: int = 20_000, seed: int = 0
+) -> float:
+    """P(arm's CTR > control's CTR) under Beta(1 + c, 1 + n - c) posteriors.
+
+    A uniform Beta(1, 1) prior updated with the clicks and non-clicks; estimated from
+    ``draws`` Monte Carlo samples of each posterior with a fixed ``seed`` so the same
+    counts always give the same answer (standard error below 0.004 at 20,000 draws).
+    Reference: Gelman et al., *Bayesian Data Analysis* (3rd ed.), ch. 2.4 (the
+    beta-binomial model); its use for A/B tests e.g. Stucchio (2015), "Bayesian A/B
+    Testing at VWO".
+    """
+    _check_counts(c_ctrl, n_ctrl, "c_ctrl")
+    _check_counts(c_arm, n_arm, "c_arm")
+    if draws < 1:
+        raise ValueError(f"draws: expected at least 1, got {draws}")
+    rng = np.random.default_rng(seed)
+    control = rng.beta(1 + c_ctrl, 1 + n_ctrl - c_ctrl, size=draws)
+    arm = rng.beta(1 + c_arm, 1 + n_arm - c_arm, size=draws)
+    return float(np.mean(arm > control))
+
+
+def relative_lift(ctr_arm: float, ctr_ctrl: float) -> float | None:
+    """``ctr_arm / ctr_ctrl - 1`` (0.21 is +21%); ``None`` when the control's CTR is 0."""
+    if ctr_ctrl <= 0:
+        return None
+    return ctr_arm / ctr_ctrl - 1.0
+
+
+def lift_interval(
+    c_ctrl: int, n_ctrl: int, c_arm: int, n_arm: int, confidence: float = 0.95
+) -> tuple[float, float] | None:
+    """A confidence interval for :func:`relative_lift`; ``None`` when either CTR is 0.
+
+    Delta method on the log ratio: ``Var(log(p_arm / p_ctrl)) ≈ 1/c_arm - 1/n_arm +
+    1/c_ctrl - 1/n_ctrl``; the interval ``exp(log r ± z·se) - 1`` stays above -100%.
+    Katz, D. et al. (1978), "Obtaining confidence intervals for the risk ratio in
+    cohort studies", Biometrics 34(3).
+    """
+    _check_counts(c_ctrl, n_ctrl, "c_ctrl")
+    _check_counts(c_arm, n_arm, "c_arm")
+    z = _z(confidence)
+    if c_ctrl == 0 or c_arm == 0:
+        return None
+    log_ratio = math.log((c_arm / n_arm) / (c_ctrl / n_ctrl))
+    se = math.sqrt(1 / c_arm - 1 / n_arm + 1 / c_ctrl - 1 / n_ctrl)
+    return math.exp(log_ratio - z * se) - 1.0, math.exp(log_ratio + z * se) - 1.0
+
+
+def srm_check(
+    observed: Mapping[str, int], weights: Mapping[str, float], threshold: float = 0.001
+) -> dict[str, Any]:
+    """Sample ratio mismatch: do requests per arm match the configured split?
+
+    Pearson's chi-square goodness of fit of the observed request counts against
+    ``total * weight / sum(weights)``. Arms with weight 0 take no part (their
+    requests would be a bug of another kind). ``mismatch`` when ``p_value <
+    threshold``: a split this far off means the assignment or the logging is
+    broken, and no other number of the experiment can be trusted. With fewer than
+    two weighted arms or no requests there is nothing to test (``p_value`` ``None``).
+    Fabijan, A. et al. (2019), "Diagnosing Sample Ratio Mismatch in Online
+    Controlled Experiments", KDD.
+    """
+    arms = [arm for arm, weight in weights.items() if weight > 0]
+    total_weight = sum(weights[arm] for arm in arms)
+    counts = {arm: int(observed.get(arm, 0)) for arm in arms}
+    shares = {arm: weights[arm] / total_weight for arm in arms}
+    total = sum(counts.values())
+    p_value: float | None = None
+    if len(arms) >= 2 and total > 0:
+        expected = [total * shares[arm] for arm in arms]
+        result = stats.chisquare([counts[arm] for arm in arms], f_exp=expected)
+        p_value = float(result.pvalue)
+    return {
+        "p_value": p_value,
+        "mismatch": p_value is not None and p_value < threshold,
+        "observed": counts,
+        "expected_share": shares,
+    }
+
+
+def sign_test(wins_a: int, wins_b: int) -> float | None:
+    """Two-sided exact binomial (sign) test of ``wins_a`` against ``wins_b``.
+
+    Under "no preference" each decided request is a fair coin; ties are left out
+    by the caller. ``None`` when no request was decided. Chapelle, O. et al.
+    (2012), "Large-scale validation and analysis of interleaved search
+    evaluation", ACM TOIS 30(1).
+    """
+    if wins_a < 0 or wins_b < 0:
+        raise ValueError(f"wins: expected counts >= 0, got {wins_a} and {wins_b}")
+    n = wins_a + wins_b
+    if n == 0:
+        return None
+    return float(stats.binomtest(wins_a, n, 0.5, alternative="two-sided").pvalue)
+
+
+@dataclass(frozen=True)
+class ArmTotals:
+    """What one experiment arm collected: requests served, items shown, items clicked.
+
+    With ``units`` (served lists that got feedback) and the sums of squares over them,
+    CTR is analysed as a ratio of per-list totals (the delta method): a list's
+    impressions are not independent (one user's taste drives all of them), and
+    treating them as such makes A/B tests claim significance far too early.
+    """
+
+    requests: int
+    impressions: int
+    clicks: int
+    units: int = 0
+    clicks_sq: float = 0.0
+    impressions_sq: float = 0.0
+    cross: float = 0.0
+    """Sums over units of clicks squared, impressions squared and clicks * impressions."""
+
+    def ratio_variance(self) -> float | None:
+        """Variance of clicks / impressions by the delta method over units; None with
+        fewer than two units. Deng, Knoblich & Lu (2018), "Applying the Delta Method
+        in Metric Analytics", KDD, section 3."""
+        m = self.units
+        if m < 2 or self.impressions == 0:
+            return None
+        ratio = self.clicks / self.impressions
+        mean_c, mean_n = self.clicks / m, self.impressions / m
+        var_c = (self.clicks_sq / m - mean_c**2) * m / (m - 1)
+        var_n = (self.impressions_sq / m - mean_n**2) * m / (m - 1)
+        cov = (self.cross / m - mean_c * mean_n) * m / (m - 1)
+        return max(0.0, (var_c - 2 * ratio * cov + ratio**2 * var_n) / (m * mean_n**2))
+
+
+def _format_p(p: float) -> str:
+    """``p = 0.003``, ``p = 1e-6``, ``p < 1e-16``: short enough for a sentence."""
+    if p >= 0.001:
+        return f"p = {p:.3f}"
+    if p < 1e-16:
+        return "p < 1e-16"
+    mantissa, exponent = f"{p:.0e}".split("e")
+    return f"p = {mantissa}e{int(exponent)}"
+
+
+def _arm_row(
+    weight: float, totals: ArmTotals, control: ArmTotals | None, significant_below: float
+) -> dict[str, Any]:
+    """One arm's entry of :func:`experiment_report`, compared with ``control`` if given."""
+    row: dict[str, Any] = {
+        "weight": weight,
+        "requests": totals.requests,
+        "impressions": totals.impressions,
+        "clicks": totals.clicks,
+        "ctr": None,
+        "ctr_low": None,
+        "ctr_high": None,
+        "lift": None,
+        "lift_low": None,
+        "lift_high": None,
+        "p_value": None,
+        "prob_beat_control": None,
+        "significant": False,
+    }
+    if totals.impressions == 0:
+        return row
+    row["ctr"] = totals.clicks / totals.impressions
+    row["ctr_low"], row["ctr_high"] = wilson_interval(totals.clicks, totals.impressions)
+    variance = totals.ratio_variance()
+    if variance is not None:
+        half = _Z95 * math.sqrt(variance)
+        row["ctr_low"], row["ctr_high"] = max(0.0, row["ctr"] - half), min(1.0, row["ctr"] + half)
+    if control is None or control.impressions == 0:
+        return row
+    clustered = _clustered_comparison(totals, control)
+    if clustered is not None:
+        row.update(clustered)
+        row["significant"] = row["p_value"] is not None and row["p_value"] < significant_below
+        return row
+    c, n = control.clicks, control.impressions
+    row["lift"] = relative_lift(row["ctr"], c / n)
+    interval = lift_interval(c, n, totals.clicks, totals.impressions)
+    if interval is not None:
+        row["lift_low"], row["lift_high"] = interval
+    row["p_value"] = two_proportion_p_value(totals.clicks, totals.impressions, c, n)
+    row["prob_beat_control"] = prob_beat_control(c, n, totals.clicks, totals.impressions)
+    row["significant"] = row["p_value"] is not None and row["p_value"] < significant_below
+    return row
+
+
+_Z95 = float(stats.norm.ppf(0.975))
+
+
+def _clustered_comparison(arm: ArmTotals, control: ArmTotals) -> dict[str, Any] | None:
+    """Lift, its interval, p-value and probability to beat control from delta-method
+    variances (normal approximations); None without units on both sides."""
+    var_a, var_c = arm.ratio_variance(), control.ratio_variance()
+    if var_a is None or var_c is None:
+        return None
+    ctr_a, ctr_c = arm.clicks / arm.impressions, control.clicks / control.impressions
+    result: dict[str, Any] = {"lift": relative_lift(ctr_a, ctr_c)}
+    spread = math.sqrt(var_a + var_c)
+    if spread > 0:
+        z = (ctr_a - ctr_c) / spread
+        result["p_value"] = float(2 * stats.norm.sf(abs(z)))
+        result["prob_beat_control"] = float(stats.norm.cdf(z))
+    else:
+        result["p_value"], result["prob_beat_control"] = None, None
+    if ctr_a > 0 and ctr_c > 0:
+        log_spread = math.sqrt(var_a / ctr_a**2 + var_c / ctr_c**2)
+        log_ratio = math.log(ctr_a / ctr_c)
+        result["lift_low"] = math.exp(log_ratio - _Z95 * log_spread) - 1
+        result["lift_high"] = math.exp(log_ratio + _Z95 * log_spread) - 1
+    return result
+
+
+def experiment_report(
+    name: str,
+    control: str,
+    weights: Mapping[str, float],
+    totals: Mapping[str, ArmTotals],
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """The verdict on one A/B/n experiment, as JSON-able data.
+
+    Each arm gets its CTR with a Wilson interval; every other arm is compared with
+    ``control`` (lift and its interval, z-test p-value, probability to beat
+    control). An arm is ``significant`` when its p-value is below ``alpha`` divided
+    by the number of arms compared with control (Bonferroni: with three challengers
+    at 0.05 each needs p < 0.0167). The winner is the significant arm with the
+    highest CTR above control's; if none is better but one is significantly worse,
+    control holds and wins. A sample ratio mismatch (:func:`srm_check` on requests)
+    withholds any winner. Arms missing from ``totals`` count as empty.
+    """
+    if control not in weights:
+        raise ValueError(f"experiment {name!r}: control {control!r} is not an arm {list(weights)}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha: expected a number in (0, 1), got {alpha!r}")
+    empty = ArmTotals(0, 0, 0)
+    order = [control, *(arm for arm in weights if arm != control)]
+    got = {arm: totals.get(arm, empty) for arm in order}
+    compared = len(order) - 1
+    threshold = alpha / max(compared, 1)
+    arms = {
+        arm: _arm_row(weights[arm], got[arm], None if arm == control else got[control], threshold)
+        for arm in order
+    }
+    srm = srm_check({arm: t.requests for arm, t in got.items()}, weights)
+    winner, verdict = _experiment_verdict(control, arms, srm, compared)
+    return {
+        "name": name,
+        "kind": "experiment",
+        "control": control,
+        "arms": arms,
+        "srm": srm,
+        "winner": winner,
+        "verdict": verdict,
+    }
+
+
+def _experiment_verdict(
+    control: str, arms: Mapping[str, dict[str, Any]], srm: Mapping[str, Any], compared: int
+) -> tuple[str | None, str]:
+    """The winner (or ``None``) and one sentence a person can act on."""
+    if srm["mismatch"]:
+        return None, (
+            f"sample ratio mismatch: do not trust these numbers ({_format_p(srm['p_value'])})"
+        )
+    if compared == 0:
+        return None, f"only the control {control} runs: nothing to compare"
+    if arms[control]["ctr"] is None:
+        return None, f"no impressions for the control {control} yet"
+    significant = {arm: row for arm, row in arms.items() if row["significant"]}
+    base = arms[control]["ctr"]
+    better = {arm: row for arm, row in significant.items() if row["ctr"] > base}
+    if better:
+        best = max(better, key=lambda arm: better[arm]["ctr"])
+        row = better[best]
+        lift = "" if row["lift"] is None else f"CTR {row['lift'] * 100:+.1f}% "
+        return best, (
+            f"{best} beats {control}: {lift}({_format_p(row['p_value'])}, "
+            f"{row['prob_beat_control'] * 100:.1f}% to beat control)"
+        )
+    if significant:
+        worst = min(significant, key=lambda arm: significant[arm]["ctr"])
+        row = significant[worst]
+        lift = "" if row["lift"] is None else f"CTR {row['lift'] * 100:+.1f}%, "
+        return control, (f"{control} holds: {worst} does worse ({lift}{_format_p(row['p_value'])})")
+    return None, f"no arm differs from {control} yet (need more impressions)"
+
+
+def interleaving_report(
+    name: str,
+    teams: tuple[str, str],
+    wins: Mapping[str, int],
+    ties: int,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """The verdict on one interleaving node, as JSON-able data.
+
+    ``wins`` counts, per team, the requests in which more of that team's items were
+    clicked than the other's (the caller counts them); ``ties`` the clicked
+    requests with equal credit. A team is ``preferred`` when it won more requests
+    and the sign test over decided requests gives p < ``alpha``.
+    """
+    first, second = teams
+    if first == second:
+        raise ValueError(f"interleave {name!r}: teams must differ, got {first!r} twice")
+    if ties < 0:
+        raise ValueError(f"ties: expected a count >= 0, got {ties}")
+    a, b = int(wins.get(first, 0)), int(wins.get(second, 0))
+    p_value = sign_test(a, b)
+    preferred: str | None = None
+    if p_value is None:
+        verdict = f"no clicked request told {first} and {second} apart yet"
+    elif p_value < alpha and a != b:
+        preferred, other = (first, second) if a > b else (second, first)
+        top = max(a, b)
+        verdict = (
+            f"{preferred} preferred over {other}: won {top} of {a + b} decided requests "
+            f"({top / (a + b) * 100:.0f}%, {_format_p(p_value)})"
+        )
+    else:
+        verdict = (
+            f"no preference between {first} and {second} yet "
+            f"({a} against {b} wins, {_format_p(p_value)})"
+        )
+    return {
+        "name": name,
+        "kind": "interleave",
+        "teams": [first, second],
+        "requests_with_clicks": a + b + ties,
+        "wins": {first: a, second: b},
+        "ties": ties,
+        "p_value": p_value,
+        "preferred": preferred,
+        "verdict": verdict,
+    }

@@ -1,0 +1,201 @@
+"""Online totals over the event log: per experiment arm and interleaving team, and the
+recent traffic the dashboard shows. Plain Python.
+
+Built once from the Parquet dataset when the event log starts, then updated with
+every event as it is appended, so ``GET /v1/experiments/{name}`` never scans files.
+An impression or a click counts once per served item (per result id), so a client
+that sends the same event twice, with or without an ``event_id``, cannot inflate a
+CTR.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from blending.stats import ArmTotals
+
+__all__ = ["TRAFFIC_WINDOW_S", "EventCounts"]
+
+TRAFFIC_WINDOW_S = 60.0
+"""The dashboard's traffic numbers cover this many seconds."""
+
+_SEEN_KEPT = 2_000_000
+"""Result id and event pairs remembered for counting each item once (about 200 MB)."""
+
+
+@dataclass
+class _Arm:
+    requests: int = 0
+    impressions: int = 0
+    clicks: int = 0
+    conversions: int = 0
+
+
+@dataclass
+class _List:
+    variant: dict[str, str]
+    impressions: int = 0
+    clicks: int = 0
+
+
+@dataclass
+class EventCounts:
+    """Totals per (use case, experiment node, arm), clicks per team per request, and
+    the last minute of served lists."""
+
+    arms: dict[tuple[str, str, str], _Arm] = field(default_factory=dict)
+    lists: dict[tuple[str, str], _List] = field(default_factory=dict)
+    """(use case, request id) -> the arms and the impressions and clicks of one served
+    list that got feedback: the unit CTR's variance is computed over."""
+    team_clicks: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    """(use case, request id) -> interleaving team -> clicked items."""
+    recent: deque[tuple[float, str, float, bool]] = field(default_factory=deque)
+    """(monotonic time, use case, latency ms, degraded) of recently served lists."""
+    _seen: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
+
+    def _arm(self, use_case: str, node: str, arm: str) -> _Arm:
+        key = (use_case, node, arm)
+        found = self.arms.get(key)
+        if found is None:
+            found = self.arms[key] = _Arm()
+        return found
+
+    def add_served(self, record: Mapping[str, Any], live: bool = True) -> None:
+        """Count a served list for its arms (and, ``live``, for recent traffic)."""
+        use_case = str(record["use_case"])
+        for node, arm in dict(record.get("variant") or {}).items():
+            self._arm(use_case, node, arm).requests += 1
+        if live:
+            self.recent.append(
+                (
+                    time.monotonic(),
+                    use_case,
+                    float(record["latency_ms"]),
+                    bool(record["degraded"]),
+                )
+            )
+
+    def add_feedback(self, record: Mapping[str, Any]) -> bool:
+        """Count one feedback event; False when its item already had such an event."""
+        event = str(record["event"])
+        key = (str(record["result_id"]), event)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > _SEEN_KEPT:
+            self._seen.popitem(last=False)
+        use_case = str(record["use_case"])
+        variant = dict(record.get("variant") or {})
+        for node, arm in variant.items():
+            totals = self._arm(use_case, node, arm)
+            if event == "impression":
+                totals.impressions += 1
+            elif event == "click":
+                totals.clicks += 1
+            elif event == "conversion":
+                totals.conversions += 1
+        if variant and event in ("impression", "click"):
+            served = self.lists.setdefault((use_case, str(record["request_id"])), _List(variant))
+            if event == "impression":
+                served.impressions += 1
+            else:
+                served.clicks += 1
+        team = record.get("team")
+        if event == "click" and team:
+            clicks = self.team_clicks.setdefault((use_case, str(record["request_id"])), {})
+            clicks[str(team)] = clicks.get(str(team), 0) + 1
+        return True
+
+    def arm_totals(self, use_case: str, node: str) -> dict[str, ArmTotals]:
+        """Requests, impressions and clicks of each arm of ``use_case``'s ``node``, with
+        the per-list sums the CTR variance needs."""
+        sums: dict[str, list[float]] = {}
+        for (case, _), served in self.lists.items():
+            arm = served.variant.get(node)
+            if case != use_case or arm is None:
+                continue
+            c, n = served.clicks, served.impressions
+            row = sums.setdefault(arm, [0, 0.0, 0.0, 0.0])
+            row[0] += 1
+            row[1] += c * c
+            row[2] += n * n
+            row[3] += c * n
+        totals = {}
+        for (case, name, arm), t in self.arms.items():
+            if case == use_case and name == node:
+                units, c2, n2, cn = sums.get(arm, [0, 0.0, 0.0, 0.0])
+                totals[arm] = ArmTotals(t.requests, t.impressions, t.clicks, int(units), c2, n2, cn)
+        return totals
+
+    def interleaving(self, use_case: str, teams: Sequence[str]) -> tuple[dict[str, int], int]:
+        """Per team, the requests where its items got more clicks; and the ties."""
+        wins = dict.fromkeys(teams, 0)
+        ties = 0
+        for (case, _), clicks in self.team_clicks.items():
+            if case != use_case:
+                continue
+            counts = [clicks.get(team, 0) for team in teams]
+            if not any(counts):
+                continue
+            best = max(counts)
+            leaders = [team for team, n in zip(teams, counts, strict=True) if n == best]
+            if len(leaders) == 1:
+                wins[leaders[0]] += 1
+            else:
+                ties += 1
+        return wins, ties
+
+    def traffic(self, window_s: float = TRAFFIC_WINDOW_S) -> dict[str, Any]:
+        """Served lists per second, latency percentiles and degraded share over the last
+        ``window_s`` seconds, overall and per use case."""
+        cutoff = time.monotonic() - window_s
+        while self.recent and self.recent[0][0] < cutoff:
+            self.recent.popleft()
+        rows = list(self.recent)
+        summary = _summary(rows, window_s)
+        use_cases = sorted({use_case for _, use_case, _, _ in rows})
+        summary["by_use_case"] = {
+            use_case: _summary([r for r in rows if r[1] == use_case], window_s)
+            for use_case in use_cases
+        }
+        return summary
+
+    @classmethod
+    def rebuild(cls, served: pa.Table, feedback: pa.Table) -> EventCounts:
+        """The totals of everything already in the dataset (recent traffic stays empty:
+        it describes this process's last minute)."""
+        counts = cls()
+        for record in _records(served, ("use_case", "variant")):
+            counts.add_served(record, live=False)
+        columns = ("use_case", "variant", "event", "result_id", "team", "request_id")
+        for record in _records(feedback, columns):
+            counts.add_feedback(record)
+        return counts
+
+
+def _records(table: pa.Table, columns: Sequence[str]) -> Iterable[dict[str, Any]]:
+    data = table.select(list(columns)).to_pylist()
+    for row in data:
+        if "variant" in row:
+            row["variant"] = dict(row["variant"] or [])
+        yield row
+
+
+def _summary(rows: Sequence[tuple[float, str, float, bool]], window_s: float) -> dict[str, Any]:
+    latencies = [latency for _, _, latency, _ in rows]
+    return {
+        "requests": len(rows),
+        "requests_per_s": round(len(rows) / window_s, 3),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2) if rows else None,
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2) if rows else None,
+        "degraded_share": (
+            round(sum(1 for *_, degraded in rows if degraded) / len(rows), 4) if rows else None
+        ),
+    }

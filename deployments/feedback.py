@@ -1,0 +1,171 @@
+"""What the event log stores, built from requests: feedback events checked one by one,
+served lists with the user pseudonymised. Plain Python.
+
+A feedback batch is validated per entry, so one stale or forged result id does not
+cost the client the rest of its batch: good entries are stored, bad ones come back
+in the answer with the field at fault (``events.3.result_id``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from blending.candidates import Candidate
+from blending.dag import BlendOutcome
+from blending.result_ids import ResultIdCodec
+from models.errors import InputError
+
+__all__ = [
+    "FEEDBACK_MAX_EVENTS",
+    "FeedbackEvent",
+    "Pseudonymizer",
+    "Rejected",
+    "feedback_records",
+    "served_record",
+]
+
+FEEDBACK_MAX_EVENTS = 1000
+"""Most events one feedback request may carry."""
+
+_CLOCK_SKEW_S = 300
+"""How far a client's ``ts`` may be ahead of the server's clock."""
+
+
+class FeedbackEvent(BaseModel):
+    """One thing a user did with a served item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    result_id: str = Field(
+        min_length=1, max_length=4096, description="The served item's `result_id`."
+    )
+    event: Literal["impression", "click", "conversion"] = Field(
+        description="`impression`: the item was seen; `click`; `conversion` (a purchase...)."
+    )
+    value: float | None = Field(
+        None, ge=-1e12, le=1e12, allow_inf_nan=False, description="E.g. a conversion's amount."
+    )
+    event_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The client's id for this event: a resent event with the same id is "
+        "stored once. Without one, every request is a new event.",
+    )
+    ts: datetime | None = Field(
+        None, description="When it happened (ISO 8601 with offset); default: on arrival."
+    )
+
+
+class Rejected(BaseModel):
+    """An entry of a feedback batch that was not stored, and why."""
+
+    index: int = Field(description="Position in `events` (0 for a single event).")
+    field: str = Field(description="The field at fault, e.g. `events.3.result_id`.")
+    message: str
+
+
+class Pseudonymizer:
+    """Replaces user ids by a keyed hash before they reach the event log.
+
+    HMAC-SHA256 with a secret salt: the same user keeps one pseudonym (sessions and
+    experiments stay analysable) but nobody without the salt can link it back.
+    """
+
+    def __init__(self, salt: bytes) -> None:
+        if len(salt) < 16:
+            raise ValueError("a pseudonym salt needs at least 16 bytes")
+        self._salt = salt
+
+    def __call__(self, user_id: str) -> str:
+        """The pseudonym of ``user_id`` (32 hex characters)."""
+        return hmac.new(self._salt, user_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _first_error(exc: ValidationError, prefix: str) -> tuple[str, str]:
+    error = exc.errors()[0]
+    location = ".".join(str(part) for part in error["loc"])
+    return f"{prefix}.{location}" if location else prefix, error["msg"]
+
+
+def feedback_records(
+    entries: Sequence[Any], prefix: str, codec: ResultIdCodec, now: float | None = None
+) -> tuple[list[dict[str, Any]], list[Rejected]]:
+    """Check each entry; return the event log records of the good ones and the
+    rejections of the others. ``prefix`` names where entries sit (``events``)."""
+    now = time.time() if now is None else now
+    records: list[dict[str, Any]] = []
+    rejected: list[Rejected] = []
+    for index, entry in enumerate(entries):
+        where = f"{prefix}.{index}" if prefix else ""
+        try:
+            event = FeedbackEvent.model_validate(entry)
+            ref = codec.decode(event.result_id, f"{where}.result_id".lstrip("."))
+        except ValidationError as exc:
+            field, message = _first_error(exc, where)
+            rejected.append(Rejected(index=index, field=field.lstrip("."), message=message))
+            continue
+        except InputError as exc:
+            rejected.append(Rejected(index=index, field=exc.field, message=exc.message))
+            continue
+        ts = event.ts.timestamp() if event.ts is not None else now
+        if event.ts is not None and event.ts.tzinfo is None:
+            rejected.append(
+                Rejected(index=index, field=f"{where}.ts".lstrip("."), message="needs a UTC offset")
+            )
+            continue
+        if not math.isfinite(ts) or ts > now + _CLOCK_SKEW_S or ts < ref.served_at - _CLOCK_SKEW_S:
+            message = "must lie between the item being served and now"
+            rejected.append(Rejected(index=index, field=f"{where}.ts".lstrip("."), message=message))
+            continue
+        records.append(
+            {
+                "ts": ts,
+                "event_id": event.event_id or uuid.uuid4().hex,
+                "event": event.event,
+                "value": event.value,
+                "result_id": event.result_id,
+                "request_id": ref.request_id,
+                "item_id": ref.item_id,
+                "position": ref.position,
+                "served_at": ref.served_at,
+                "variant": ref.variant,
+                "team": ref.team,
+                "model_versions": ref.model_versions,
+                "use_case": ref.use_case,
+            }
+        )
+    return records, rejected
+
+
+def served_record(
+    request_id: str,
+    use_case: str,
+    user: str,
+    outcome: BlendOutcome,
+    items: Sequence[Candidate],
+    latency_ms: float,
+) -> dict[str, Any]:
+    """The event log record of one served list (``user`` already pseudonymised)."""
+    return {
+        "ts": time.time(),
+        "request_id": request_id,
+        "user": user,
+        "variant": dict(outcome.variant),
+        "items": [c.item_id for c in items],
+        "teams": [c.team or "" for c in items],
+        "model_versions": dict(outcome.model_versions),
+        "latency_ms": latency_ms,
+        "degraded": outcome.degraded,
+        "use_case": use_case,
+    }

@@ -1,0 +1,275 @@
+"""Systematic evaluation against a real local Ray Serve: feedback, the durable event
+log (a real kill of its process), online experiment statistics on a simulated
+population, and the dashboard in a real headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pytest
+from browser import chromium_page
+from serving_cluster import Deployed
+
+from deployments.event_store import read_events
+from deployments.feedback import Pseudonymizer
+
+pytestmark = pytest.mark.integration
+
+
+def _dataset(home: Path, kind: str) -> pa.Table:
+    return read_events(pafs.LocalFileSystem(), str(home / "events" / "blendserve"), kind)
+
+
+def _until(check: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    pytest.fail(f"not within {timeout_s} s: {what}")
+
+
+def _served(client: httpx.Client, user: str, use_case: str = "home", k: int = 5) -> dict[str, Any]:
+    response = client.post(f"/v1/recommend/{use_case}", json={"user_id": user, "k": k})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_feedback_is_checked_per_entry_stored_once_and_counted(
+    client: httpx.Client, serve_home: Path
+) -> None:
+    items = _served(client, "feedback-user")["items"]
+    seen, clicked = f"seen-{uuid.uuid4().hex}", f"click-{uuid.uuid4().hex}"
+    batch = {
+        "events": [
+            {"result_id": items[0]["result_id"], "event": "impression", "event_id": seen},
+            {"result_id": items[0]["result_id"][:-3] + "AAA", "event": "click"},
+            {"result_id": items[1]["result_id"], "event": "teleport"},
+            {"result_id": items[0]["result_id"], "event": "click", "event_id": clicked},
+        ]
+    }
+    first = client.post("/v1/feedback", json=batch)
+    assert first.status_code == 202, first.text
+    body = first.json()
+    assert (body["accepted"], body["duplicates"]) == (2, 0)
+    assert [r["field"] for r in body["rejected"]] == ["events.1.result_id", "events.2.event"]
+    again = client.post("/v1/feedback", json=batch).json()
+    assert (again["accepted"], again["duplicates"]) == (0, 2), "resent event ids are stored once"
+    single = client.post("/v1/feedback", json={"result_id": "not-ours", "event": "click"})
+    assert single.status_code == 422 and single.json()["error"]["field"] == "result_id"
+    assert (
+        client.post(
+            "/v1/feedback", content=b"{oops", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
+    too_many = {"events": [{"result_id": items[0]["result_id"], "event": "click"}] * 1001}
+    assert client.post("/v1/feedback", json=too_many).json()["error"]["field"] == "events"
+
+    def stored() -> bool:
+        ids = _dataset(serve_home, "feedback").column("event_id").to_pylist()
+        return ids.count(seen) == 1 and ids.count(clicked) == 1
+
+    _until(stored, what="both events in the Parquet dataset, once each")
+    row = next(r for r in _dataset(serve_home, "feedback").to_pylist() if r["event_id"] == clicked)
+    assert (row["use_case"], row["item_id"], row["position"]) == ("home", items[0]["item_id"], 1)
+
+
+def test_served_lists_reach_parquet_under_a_pseudonym(
+    client: httpx.Client, serve_home: Path, deployed: Deployed
+) -> None:
+    user = f"person-{uuid.uuid4().hex[:8]}"
+    served = _served(client, user, use_case="discover")
+    salt = deployed.cluster.env()["BLENDSERVE_PSEUDONYM_SALT"].encode()
+    pseudonym = Pseudonymizer(salt)(user)
+
+    def logged() -> list[dict[str, Any]]:
+        rows = _dataset(serve_home, "served").to_pylist()
+        return [r for r in rows if r["request_id"] == served["request_id"]]
+
+    _until(lambda: bool(logged()), what="the served list in Parquet within a second or two")
+    (row,) = logged()
+    assert row["user"] == pseudonym and user not in str(row)
+    assert row["items"] == [i["item_id"] for i in served["items"]]
+    assert dict(row["variant"]) == served["variant"]
+    assert dict(row["model_versions"]) == served["model_versions"]
+    assert row["latency_ms"] > 0 and row["degraded"] is served["degraded"]
+    users = _dataset(serve_home, "served").column("user").to_pylist()
+    assert not any(u.startswith(("u0", "person-", "feedback-")) for u in users)
+
+
+def _event_log_replica(deployed: Deployed) -> dict[str, Any]:
+    (actor,) = [
+        a
+        for a in deployed.cluster.list_actors()
+        if a.get("state") == "ALIVE" and "blendserve:EventLog" in a.get("class_name", "")
+    ]
+    return actor
+
+
+def test_acknowledged_feedback_survives_killing_the_event_log(
+    client: httpx.Client, deployed: Deployed, serve_home: Path
+) -> None:
+    result_ids = [i["result_id"] for i in _served(client, "durable-user", k=10)["items"]]
+    prefix = f"durable-{uuid.uuid4().hex[:8]}"
+    batches = [
+        [
+            {
+                "result_id": result_ids[(b * 20 + n) % len(result_ids)],
+                "event": ("impression", "click")[n % 2],
+                "event_id": f"{prefix}-{b}-{n}",
+            }
+            for n in range(20)
+        ]
+        for b in range(30)
+    ]
+    acked: list[str] = []
+    refused: Counter[int] = Counter()
+    victim = _event_log_replica(deployed)
+    with httpx.Client(base_url=deployed.url, headers=client.headers, timeout=10) as http:
+        for number, batch in enumerate(batches):
+            if number == 8:
+                os.kill(int(victim["pid"]), signal.SIGKILL)  # mid-stream, no goodbye
+            deadline = time.monotonic() + 120
+            while True:  # a client retries until its events are acknowledged
+                try:
+                    answer = http.post("/v1/feedback", json={"events": batch})
+                    if answer.status_code == 202:
+                        break
+                    refused[answer.status_code] += 1
+                except httpx.HTTPError:
+                    refused[0] += 1
+                assert time.monotonic() < deadline, f"never acknowledged: {refused}"
+                time.sleep(0.2)
+            acked += [event["event_id"] for event in batch]
+    assert _event_log_replica(deployed)["actor_id"] != victim["actor_id"], "a new event log"
+    assert set(refused) <= {0, 503}, refused
+
+    def ours() -> Counter[str]:
+        ids = _dataset(serve_home, "feedback").column("event_id").to_pylist()
+        return Counter(i for i in ids if i.startswith(prefix))
+
+    _until(lambda: set(ours()) == set(acked), what="every acknowledged event in Parquet")
+    assert set(ours().values()) == {1}, "each acknowledged event exactly once"
+    assert len(acked) == 600
+
+
+P_CLICK = {"taste": 1.0, "clicky": 2.0}
+"""Relative click propensity of items from each blend: clicky's are twice as likely
+to be clicked, for every user."""
+
+
+async def _simulate_population(
+    url: str, headers: dict[str, str], users: list[str], rng: random.Random
+) -> int:
+    """Each user asks for `discover` once, sees all 10 items and clicks each with their
+    own propensity times the blend's (by arm, or by team when interleaved)."""
+    limit = asyncio.Semaphore(16)
+    impressions = 0
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+
+        async def one(user: str) -> None:
+            nonlocal impressions
+            # A heavy-tailed population: most people rarely click, a few click a lot.
+            propensity = 0.3 if rng.random() < 0.15 else 0.01
+            async with limit:
+                served = await http.post("/v1/recommend/discover", json={"user_id": user, "k": 10})
+                assert served.status_code == 200, served.text
+                body = served.json()
+                arm = body["variant"]["ab"]
+                events = []
+                for item in body["items"]:
+                    events.append({"result_id": item["result_id"], "event": "impression"})
+                    blend = item.get("team") or arm
+                    if rng.random() < propensity * P_CLICK.get(blend, 1.0):
+                        events.append({"result_id": item["result_id"], "event": "click"})
+                impressions += len(body["items"])
+                answer = await http.post("/v1/feedback", json={"events": events})
+                assert answer.status_code == 202, answer.text
+
+        await asyncio.gather(*(one(u) for u in users))
+    return impressions
+
+
+def _experiment(client: httpx.Client, name: str) -> dict[str, Any]:
+    response = client.get(f"/v1/experiments/{name}")
+    assert response.status_code == 200, response.text
+    report: dict[str, Any] = response.json()
+    return report
+
+
+def test_a_simulated_population_finds_the_better_blend_interleaving_sooner(
+    client: httpx.Client, deployed: Deployed
+) -> None:
+    """clicky's items are clicked twice as often as taste's. The A/B test (arms taste
+    and clicky) and the interleaving arm (both blends in one list) must both find it,
+    and interleaving with fewer impressions: it compares the blends within each user,
+    so users' very different appetites for clicking do not blur it."""
+    assert set(_experiment(client, "discover.ab")["arms"]) == {"taste", "clicky", "interleaved"}
+    rng = random.Random(11)
+    ab_at = interleaving_at = None
+    ab: dict[str, Any] = {}
+    interleaving: dict[str, Any] = {}
+    for chunk in range(20):
+        users = [f"sim-{chunk}-{n}" for n in range(100)]
+        asyncio.run(_simulate_population(deployed.url, dict(client.headers), users, rng))
+        ab = _experiment(client, "discover.ab")
+        interleaving = _experiment(client, "discover.head_to_head")
+        arms = ab["arms"]
+        if ab_at is None and ab["winner"] == "clicky":
+            ab_at = arms["taste"]["impressions"] + arms["clicky"]["impressions"]
+        if interleaving_at is None and interleaving["preferred"] == "clicky":
+            interleaving_at = arms["interleaved"]["impressions"]
+        if ab_at is not None and interleaving_at is not None:
+            break
+    print(f"significant: A/B after {ab_at} impressions, interleaving after {interleaving_at}")
+    assert ab_at is not None, ab
+    assert interleaving_at is not None, interleaving
+    assert interleaving_at < ab_at
+    assert ab["arms"]["clicky"]["significant"] and ab["arms"]["clicky"]["lift"] > 0.3
+    assert "clicky beats taste" in ab["verdict"]
+    assert not ab["srm"]["mismatch"], ab["srm"]
+    assert interleaving["wins"]["clicky"] > interleaving["wins"]["taste"]
+    assert interleaving["p_value"] < 0.05
+
+
+@pytest.mark.browser
+def test_the_dashboard_shows_live_numbers_in_a_real_browser(
+    client: httpx.Client, deployed: Deployed
+) -> None:
+    asyncio.run(
+        _simulate_population(
+            deployed.url,
+            dict(client.headers),
+            [f"dash-{n}" for n in range(60)],
+            random.Random(3),
+        )
+    )
+    key = deployed.cluster.auth_headers()["Authorization"].removeprefix("Bearer ")
+    with chromium_page(base_url=deployed.url, timeout_s=20) as page:
+        page.goto(f"/dashboard#key={key}")
+        rps = page.get_by_test_id("rps")
+        page.wait_for_function(
+            "el => /\\d/.test(el.textContent)", arg=rps.element_handle(), timeout=20_000
+        )
+        assert "key=" not in page.url, "the key left the address bar"
+        for test_id in ("rps", "p50", "p99", "degraded"):
+            text = page.get_by_test_id(test_id).inner_text()
+            assert any(ch.isdigit() for ch in text), (test_id, text)
+        assert "1" in page.get_by_test_id("model-mf").inner_text()
+        ctr = page.get_by_test_id("arm-discover.ab-clicky-ctr").inner_text()
+        assert "%" in ctr and any(ch.isdigit() for ch in ctr), ctr
+        assert page.get_by_test_id("verdict-discover.ab").inner_text().strip()

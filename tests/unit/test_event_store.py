@@ -1,0 +1,189 @@
+"""The event log's store: write-ahead, flush to partitioned Parquet, recovery after a
+kill, exactly once; feedback checked entry by entry; online totals. No Ray."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.dataset as ds
+import pytest
+
+from blending.result_ids import ResultIdCodec, ResultRef
+from deployments.event_counts import EventCounts
+from deployments.event_store import EventStore
+from deployments.feedback import Pseudonymizer, feedback_records
+
+CODEC = ResultIdCodec(b"k" * 32)
+
+
+def _feedback(n: int, event: str = "click", use_case: str = "home") -> dict[str, Any]:
+    ref = ResultRef(f"r{n}", use_case, 1, f"i{n}", int(time.time()), {"ab": "b"}, "t1")
+    (record,), rejected = feedback_records(
+        [{"result_id": CODEC.encode(ref), "event": event, "event_id": f"e{n}-{event}"}],
+        "events",
+        CODEC,
+    )
+    assert not rejected
+    return record
+
+
+def _served(n: int) -> dict[str, Any]:
+    return {
+        "ts": time.time(),
+        "request_id": f"r{n}",
+        "user": "pseudonym",
+        "variant": {"ab": "b"},
+        "items": ["i1", "i2"],
+        "teams": ["", ""],
+        "model_versions": {"mf": "1"},
+        "latency_ms": 3.5,
+        "degraded": False,
+        "use_case": "home",
+    }
+
+
+def test_events_reach_partitioned_parquet_and_leave_the_wal(tmp_path: Path) -> None:
+    store = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+    store.append("feedback", [_feedback(1), _feedback(2, use_case="discover")])
+    store.append("served", [_served(1)])
+    assert store.flush() == 3
+    assert list((tmp_path / "wal").glob("*.jsonl")) == [store._path]  # only the new segment
+    feedback = store.read("feedback")
+    assert sorted(feedback.column("event_id").to_pylist()) == ["e1-click", "e2-click"]
+    assert sorted(feedback.column("use_case").to_pylist()) == ["discover", "home"]
+    dates = {p.name for p in (tmp_path / "events" / "feedback").iterdir()}
+    assert dates == {f"date={time.strftime('%Y-%m-%d', time.gmtime())}"}
+    served = store.read("served").to_pylist()[0]
+    assert served["items"] == ["i1", "i2"] and dict(served["variant"]) == {"ab": "b"}
+
+
+def test_a_killed_writer_loses_no_acknowledged_event_and_duplicates_none(tmp_path: Path) -> None:
+    killed = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+    killed.append("feedback", [_feedback(n) for n in range(5)])
+    killed.flush()  # 5 in Parquet
+    killed.append("feedback", [_feedback(n) for n in range(5, 8)])  # acked, not flushed
+    # A crash between writing Parquet and deleting the segment: the segment stays.
+    segment = killed._path
+    pending = killed.pending()
+    killed._write(segment.stem, pending)
+    with segment.open("a") as handle:
+        handle.write('{"kind": "feedback", "torn')  # the last write of a killed process
+    restarted = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+    assert restarted.recover() == 3
+    ids = restarted.read("feedback").column("event_id").to_pylist()
+    assert sorted(ids) == sorted(f"e{n}-click" for n in range(8))
+
+
+def test_flush_is_due_by_time_or_count(tmp_path: Path) -> None:
+    store = EventStore(str(tmp_path / "e"), tmp_path / "w", flush_interval_s=60, flush_max_events=3)
+    assert not store.flush_due()
+    store.append("served", [_served(1), _served(2)])
+    assert not store.flush_due()
+    store.append("served", [_served(3)])
+    assert store.flush_due()
+
+
+def test_feedback_entries_are_checked_one_by_one() -> None:
+    good = CODEC.encode(ResultRef("r1", "home", 2, "i9", int(time.time())))
+    forged = ResultIdCodec(b"x" * 32).encode(ResultRef("r1", "home", 2, "i9", 0))
+    entries = [
+        {"result_id": good, "event": "impression"},
+        {"result_id": forged, "event": "click"},
+        {"result_id": good, "event": "like"},
+        {"result_id": good, "event": "click", "ts": "2001-01-01T00:00:00+00:00"},
+        "not an object",
+    ]
+    records, rejected = feedback_records(entries, "events", CODEC)
+    assert [r["item_id"] for r in records] == ["i9"] and records[0]["position"] == 2
+    assert [(r.index, r.field) for r in rejected] == [
+        (1, "events.1.result_id"),
+        (2, "events.2.event"),
+        (3, "events.3.ts"),
+        (4, "events.4"),
+    ]
+    assert "not a result id this service issued" in rejected[0].message
+
+
+def test_pseudonyms_are_stable_keyed_and_not_the_id() -> None:
+    one, other = Pseudonymizer(b"s" * 16), Pseudonymizer(b"t" * 16)
+    assert one("u42") == one("u42") != other("u42")
+    assert "u42" not in one("u42") and len(one("u42")) == 32
+
+
+def test_counts_take_one_impression_and_click_per_item_and_interleaving_wins() -> None:
+    counts = EventCounts()
+    counts.add_served(_served(1))
+    for record in (_feedback(1, "impression"), _feedback(1, "impression"), _feedback(1)):
+        counts.add_feedback(record)
+    totals = counts.arm_totals("home", "ab")["b"]
+    assert (totals.requests, totals.impressions, totals.clicks) == (1, 1, 1)
+    wins, ties = counts.interleaving("home", ["t1", "t2"])
+    assert wins == {"t1": 1, "t2": 0} and ties == 0
+    traffic = counts.traffic()
+    assert traffic["requests"] == 1 and traffic["p50_ms"] == 3.5
+    assert traffic["by_use_case"]["home"]["degraded_share"] == 0
+
+
+def test_counts_rebuilt_from_the_dataset_match_the_live_ones(tmp_path: Path) -> None:
+    store = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+    live = EventCounts()
+    served = [_served(n) for n in range(3)]
+    feedback = [_feedback(n, e) for n in range(3) for e in ("impression", "click")]
+    store.append("served", served)
+    store.append("feedback", feedback)
+    store.flush()
+    for record in served:
+        live.add_served(record)
+    for record in feedback:
+        live.add_feedback(record)
+    rebuilt = EventCounts.rebuild(store.read("served"), store.read("feedback"))
+    assert rebuilt.arm_totals("home", "ab") == live.arm_totals("home", "ab")
+    assert rebuilt.interleaving("home", ["t1", "t2"]) == live.interleaving("home", ["t1", "t2"])
+
+
+def test_the_dataset_is_readable_with_plain_pyarrow(tmp_path: Path) -> None:
+    store = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+    store.append("feedback", [_feedback(1)])
+    store.flush()
+    table = ds.dataset(tmp_path / "events" / "feedback", partitioning="hive").to_table()
+    assert table.num_rows == 1 and table.column("use_case").to_pylist() == ["home"]
+    assert json.loads(json.dumps(table.column("event").to_pylist())) == ["click"]
+
+
+def test_an_unknown_kind_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown event kind"):
+        EventStore(str(tmp_path / "e"), tmp_path / "w").append("clicks", [{}])
+
+
+def test_report_prints_the_experiments_from_the_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deployments.cli import main
+
+    store = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+    served, feedback = [], []
+    for n in range(400):
+        arm = ("clicky", "taste", "clicky", "taste", "interleaved")[n % 5]  # 40/40/20
+        ref = ResultRef(f"r{n}", "discover", 1, f"i{n}", int(time.time()), {"ab": arm})
+        served.append({**_served(n), "use_case": "discover", "variant": {"ab": arm}})
+        result_id = CODEC.encode(ref)
+        events = [{"result_id": result_id, "event": "impression"}]
+        if arm == "clicky" and n % 2 == 0:  # half of clicky's items are clicked, no others
+            events.append({"result_id": result_id, "event": "click"})
+        feedback += feedback_records(events, "events", CODEC)[0]
+    store.append("served", served)
+    store.append("feedback", feedback)
+    store.flush()
+    config = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
+    uri = str(tmp_path / "events")
+    assert main(["report", str(config), "--events", uri, "--experiment", "discover.ab"]) == 0
+    out = capsys.readouterr().out
+    assert "discover.ab (experiment)" in out and "taste (control)" in out
+    assert "verdict: clicky beats taste" in out
+    assert main(["report", str(config), "--events", uri, "--json"]) == 0
+    reports = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in reports} == {"discover.ab", "discover.head_to_head"}
+    assert main(["report", str(config), "--events", uri, "--experiment", "nope.x"]) == 2
