@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 CONFIG ?= configs/default.yaml
 
-.PHONY: install browser run demo test test-unit test-gpu test-integration lint typecheck validate clean bench soak
+.PHONY: install browser run demo traffic test test-unit test-gpu test-integration lint typecheck validate clean bench soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ clean:
 # on first use. `make bench BENCH_ARGS=--quick` is a smoke run.
 bench: demo
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# Simulated readers who click what they like, against a running `make run`: watch
+# CTR per experiment arm move on http://127.0.0.1:8000/dashboard.
+TRAFFIC_S ?= 120
+traffic: install
+	$(BIN)/blendserve demo-traffic --duration $(TRAFFIC_S)
 
 # Open-loop load at a fixed rate against a running `make run` (README "Load and soak").
 SOAK_URL ?= http://127.0.0.1:8000

@@ -13,12 +13,8 @@ weights, slots and experiment splits change live with ``serve deploy``.
 import asyncio
 import gc
 import logging
-import os
-import secrets
 import time
 import uuid
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,42 +22,48 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from blending.candidates import BlendContext, Candidate
-from blending.catalog import ItemCatalog, StaticCatalog
+from blending.candidates import BlendContext
 from blending.dag import BlendOutcome, BlendPlan
-from blending.result_ids import ResultIdCodec, ResultRef
-from blending.spec import RerankNodeSpec, StackNodeSpec
+from blending.result_ids import ResultRef
 from deployments.config import (
-    PSEUDONYM_SALT_ENV,
-    RESULT_KEY_ENV,
-    AppArgs,
     parse_app_args,
     parse_live_config,
-    resolve_store,
 )
 from deployments.edge import EdgeMiddleware, Gatekeeper, require
 from deployments.event_client import EventClient, EventLogUnavailable
 from deployments.experiments import dashboard_data, experiment_names, find_experiment
 from deployments.experiments import report as experiment_report
-from deployments.feedback import FEEDBACK_MAX_EVENTS, Pseudonymizer, feedback_records, served_record
+from deployments.feedback import feedback_records, served_record
 from deployments.http_errors import NotFound, error_body, install_error_handlers
+from deployments.ingress_support import (
+    DASHBOARD_PAGE,
+    INFER_ERRORS,
+    OIP_ERRORS,
+    check_node_models,
+    error_responses,
+    feedback_entries,
+    flush_logs,
+    item_json,
+    load_catalog,
+    oip_error,
+    pseudonymizer,
+    result_codec,
+)
 from deployments.metrics import IngressMetrics
 from deployments.oip import OipError, infer_response, parse_infer_request
 from deployments.schemas import (
     FEEDBACK_BODY,
-    ErrorResponse,
+    FeedbackRefused,
     FeedbackResponse,
-    OipErrorResponse,
     PredictRequest,
     PredictResponse,
     RecommendRequest,
     RecommendResponse,
 )
 from deployments.security import KeyRing
-from deployments.sources import IngressModels, build_gateway
+from deployments.sources import build_gateway
 from models.errors import (
     BlendserveError,
-    ConfigError,
     InputError,
     VersionNotLoadedError,
     describe_error,
@@ -72,147 +74,19 @@ __all__ = ["Ingress", "api"]
 logger = logging.getLogger("ray.serve")
 
 
-# Helpers sit above the deployment class: Serve serialises the class when it is
-# decorated, so names defined below it would be missing inside replicas.
-def _result_codec() -> ResultIdCodec:
-    key = os.environ.get(RESULT_KEY_ENV, "")
-    if len(key.encode()) >= 16:
-        return ResultIdCodec(key.encode())
-    logger.warning(
-        "%s is unset or shorter than 16 bytes: result ids are signed with a key of this "
-        "replica only, so other replicas and restarts cannot verify them",
-        RESULT_KEY_ENV,
-    )
-    return ResultIdCodec(secrets.token_bytes(32))
-
-
-def _pseudonymizer() -> Pseudonymizer:
-    salt = os.environ.get(PSEUDONYM_SALT_ENV, "")
-    if len(salt.encode()) >= 16:
-        return Pseudonymizer(salt.encode())
-    logger.warning(
-        "%s is unset or shorter than 16 bytes: user ids in the event log are hashed with a "
-        "salt of this replica only, so one user gets a new pseudonym per replica and restart",
-        PSEUDONYM_SALT_ENV,
-    )
-    return Pseudonymizer(secrets.token_bytes(32))
-
-
-_DASHBOARD = Path(__file__).with_name("static") / "dashboard.html"
-
-
-def _flush_logs() -> None:
-    """Write buffered log records now: throughput mode buffers replica logs (1000
-    records, flushed on ERROR only)."""
-    for handler in logger.handlers:
-        handler.flush()
-
-
+# Helpers sit above the deployment class (or in ingress_support.py): Serve serialises
+# the class when it is decorated, so names defined below it would be missing inside
+# replicas.
 async def _housekeeping(ingress: "Ingress", period_s: float) -> None:
     """Every ``period_s``: flush logs (served variants stay at most that far behind) and
     sample the in-flight gauges."""
     while True:
         await asyncio.sleep(period_s)
-        _flush_logs()
+        flush_logs()
         ingress.metrics.in_flight.set(ingress.gate.in_flight)
         for name, remote in ingress.models.remote.items():
             ingress.metrics.model_calls_in_flight.set(remote.in_flight, tags={"model": name})
 
-
-def _feedback_entries(body: Any) -> tuple[list[Any], str]:
-    """The entries of a feedback body (one event, or ``{"events": [...]}``) and the
-    prefix their fields are named with."""
-    if isinstance(body, dict) and "events" in body:
-        extra = sorted(set(body) - {"events"})
-        if extra:
-            raise InputError(extra[0], "unexpected field beside `events`")
-        entries = body["events"]
-        if not isinstance(entries, list) or not entries:
-            raise InputError("events", "expected a non-empty list of events")
-        if len(entries) > FEEDBACK_MAX_EVENTS:
-            raise InputError("events", f"at most {FEEDBACK_MAX_EVENTS} events per request")
-        return entries, "events"
-    if isinstance(body, dict):
-        return [body], ""
-    raise InputError("body", 'expected an event object or {"events": [...]}')
-
-
-def _oip_error(message: str, status: int) -> JSONResponse:
-    """The Open Inference Protocol's error body (a 503 says when to retry)."""
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-def _load_catalog(args: AppArgs) -> ItemCatalog | None:
-    if args.catalog is None:
-        return None
-    catalog = StaticCatalog.from_parquet(resolve_store(args.catalog))
-    logger.info("catalogue %s: %d items", args.catalog, len(catalog))
-    return catalog
-
-
-def _check_node_models(plans: dict[str, BlendPlan], models: IngressModels) -> None:
-    """Refuse a config whose in-process rerank or stack models cannot do the job."""
-    for use_case, plan in plans.items():
-        for name, node in plan.spec.nodes.items():
-            if not isinstance(node, RerankNodeSpec | StackNodeSpec):
-                continue
-            adapter = models.live_adapters().get(node.model)
-            if adapter is None:
-                continue  # remote, or failed to load (reported by /readyz)
-            where = f"use case {use_case!r}, node {name!r}"
-            if isinstance(node, RerankNodeSpec) and not adapter.describe().get("scorer"):
-                raise ConfigError(f"{where}: model {node.model!r} cannot score items (rerank)")
-            features = getattr(adapter, "feature_names", None)
-            if isinstance(node, StackNodeSpec) and features not in (None, node.inputs):
-                raise ConfigError(
-                    f"{where}: model {node.model!r} was trained on inputs {features}, "
-                    f"the node stacks {node.inputs}"
-                )
-
-
-def _item_json(
-    codec: ResultIdCodec, request: ResultRef, position: int, candidate: Candidate
-) -> dict[str, Any]:
-    """One returned item; its result id extends the ``request``'s with the item's facts."""
-    ref = replace(
-        request,
-        position=position,
-        item_id=candidate.item_id,
-        team=candidate.team,
-        model_versions={c.model: c.version for c in candidate.components},
-    )
-    item: dict[str, Any] = {
-        "item_id": candidate.item_id,
-        "result_id": codec.encode(ref),
-        "score": candidate.score,
-        "pinned": candidate.pinned,
-        "components": [comp.to_json() for comp in candidate.components],
-    }
-    if candidate.team is not None:
-        item["team"] = candidate.team
-    return item
-
-
-def _errors(*statuses: int, oip: bool = False) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error answers a route can give."""
-    described = {
-        400: "The body is not valid JSON (or, for `/v2`, not a valid inference request).",
-        401: "No API key, or an unknown one.",
-        403: "The key lacks the route's scope.",
-        404: "Unknown use case or model.",
-        413: "The body is larger than the ingress allows.",
-        422: "A field is invalid; `error.field` names it.",
-        429: "The key is over its rate limit; retry after `Retry-After` seconds.",
-        503: "Overloaded, or no model could answer; retry after `Retry-After` seconds.",
-        504: "A model did not answer in time.",
-    }
-    model = OipErrorResponse if oip else ErrorResponse
-    return {status: {"model": model, "description": described[status]} for status in statuses}
-
-
-_INFER_ERRORS = _errors(400, 401, 403, 404, 413, 422, 429, 503, 504)
-_OIP_ERRORS = _errors(400, 401, 403, 404, 413, 429, 503, 504, oip=True)
 
 api = FastAPI(
     title="blendserve",
@@ -240,11 +114,11 @@ class Ingress:
     ) -> None:
         self.config = parse_app_args(args)
         self.events = EventClient(event_log) if event_log is not None else None
-        self.pseudonym = _pseudonymizer()
+        self.pseudonym = pseudonymizer()
         self.metrics = IngressMetrics()
         self.models = build_gateway(self.config, handles, self.metrics.rollouts)
-        self.catalog = _load_catalog(self.config)
-        self.result_ids = _result_codec()
+        self.catalog = load_catalog(self.config)
+        self.result_ids = result_codec()
         self.plans: dict[str, BlendPlan] = {}
         self._housekeeper: asyncio.Task[None] | None = None
         self.gate = Gatekeeper(self.config.ingress, KeyRing.from_env(), self.metrics)
@@ -266,7 +140,7 @@ class Ingress:
         await self.models.apply_versions(live)
         gc.freeze()
         plans = {name: BlendPlan(name, spec) for name, spec in live.use_cases.items()}
-        _check_node_models(plans, self.models)
+        check_node_models(plans, self.models)
         self.plans = plans
         experiments = {
             f"{use_case}.{node}": {arm: spec.weight for arm, spec in exp.arms.items()}
@@ -312,7 +186,7 @@ class Ingress:
         "/v1/models",
         summary="Every hosted model, its version and placement.",
         dependencies=[require("admin")],
-        responses=_errors(401, 403, 429),
+        responses=error_responses(401, 403, 429),
     )
     async def list_models(self) -> dict[str, Any]:
         """Per model: its versions (live, canary, shadow), each one's traffic share,
@@ -328,7 +202,7 @@ class Ingress:
         response_model=RecommendResponse,
         summary="Blended, filtered top-k items for a user, with provenance.",
         dependencies=[require("infer")],
-        responses=_INFER_ERRORS,
+        responses=INFER_ERRORS,
     )
     async def recommend(self, use_case: str, request: RecommendRequest) -> Any:
         """Run the use case's DAG for one user, by the use case's latency budget."""
@@ -374,7 +248,7 @@ class Ingress:
             "request_id": request_id,
             "use_case": use_case,
             "items": [
-                _item_json(self.result_ids, served, position, candidate)
+                item_json(self.result_ids, served, position, candidate)
                 for position, candidate in enumerate(outcome.items, start=1)
             ],
             "model_versions": outcome.model_versions,
@@ -387,7 +261,7 @@ class Ingress:
         response_model=PredictResponse,
         summary="Predictions of one hosted model for a batch of instances.",
         dependencies=[require("infer")],
-        responses=_INFER_ERRORS,
+        responses=INFER_ERRORS,
     )
     async def predict(self, model: str, request: PredictRequest) -> Any:
         """Call one model directly, in process or in its deployment."""
@@ -404,34 +278,45 @@ class Ingress:
         response_model=FeedbackResponse,
         summary="Impressions, clicks and conversions of served items, one or a batch.",
         dependencies=[require("infer")],
-        responses=_errors(400, 401, 403, 413, 422, 429, 503),
+        responses={
+            **error_responses(400, 401, 403, 413, 429, 503),
+            422: {
+                "model": FeedbackRefused,
+                "description": "Some entries were refused (named); the others were stored.",
+            },
+        },
         openapi_extra=FEEDBACK_BODY,
     )
     async def feedback(self, request: Request) -> Any:
         """Store feedback events durably (202 only once they are in the write-ahead log).
 
         A batch is checked entry by entry: good entries are stored even when others are
-        refused, and the answer names each refused entry's field. Events whose
-        `event_id` was seen before count as `duplicates` and are not stored again.
+        refused. If any is refused the answer is 422, naming each refused entry's
+        field, with `accepted` counting the entries stored anyway (resending the whole
+        batch is safe with `event_id`s). Events whose `event_id` was seen before count
+        as `duplicates` and are not stored again.
         """
         events = self._event_log()
         try:
             body = await request.json()
         except ValueError:
             return JSONResponse(error_body("invalid_json", "the body is not JSON"), status_code=400)
-        entries, prefix = _feedback_entries(body)
+        entries, prefix = feedback_entries(body)
         records, rejected = feedback_records(entries, prefix, self.result_ids)
-        if not records:
+        stored = await events.feedback(records) if records else {"accepted": 0, "duplicates": 0}
+        answer = {**stored, "rejected": [r.model_dump() for r in rejected]}
+        if rejected:
             first = rejected[0]
-            raise InputError(first.field, first.message)
-        stored = await events.feedback(records)
-        return {**stored, "rejected": [r.model_dump() for r in rejected]}
+            message = f"{len(rejected)} of {len(entries)} events refused; {first.field}: "
+            error = error_body("invalid_input", message + first.message, first.field)
+            return JSONResponse({**error, **answer}, status_code=422)
+        return answer
 
     @api.get(
         "/v1/experiments",
         summary="Every experiment and interleaving node, as `<use case>.<node>`.",
         dependencies=[require("admin")],
-        responses=_errors(401, 403, 429),
+        responses=error_responses(401, 403, 429),
     )
     async def list_experiments(self) -> dict[str, list[str]]:
         """Names to ask ``/v1/experiments/{name}`` about."""
@@ -441,7 +326,7 @@ class Ingress:
         "/v1/experiments/{name}",
         summary="Live statistics of one experiment: CTR per arm, lift, significance.",
         dependencies=[require("admin")],
-        responses=_errors(401, 403, 404, 429, 503),
+        responses=error_responses(401, 403, 404, 429, 503),
     )
     async def experiment(self, name: str) -> dict[str, Any]:
         """Per arm: requests, impressions, clicks, CTR with its 95% interval, lift against
@@ -458,7 +343,7 @@ class Ingress:
         "/v1/dashboard",
         summary="What the dashboard shows: traffic, model versions, experiments.",
         dependencies=[require("admin")],
-        responses=_errors(401, 403, 429, 503),
+        responses=error_responses(401, 403, 429, 503),
     )
     async def dashboard_json(self) -> dict[str, Any]:
         """Last-minute traffic from the event log, every model's versions, and every
@@ -474,7 +359,7 @@ class Ingress:
     async def dashboard(self) -> HTMLResponse:
         """The page; it asks for an admin key and polls ``/v1/dashboard``."""
         headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-        return HTMLResponse(_DASHBOARD.read_text(encoding="utf-8"), headers=headers)
+        return HTMLResponse(DASHBOARD_PAGE.read_text(encoding="utf-8"), headers=headers)
 
     def _event_log(self) -> EventClient:
         if self.events is None:
@@ -500,7 +385,7 @@ class Ingress:
         "/v2/models/{model}/infer",
         summary="Open Inference Protocol: predictions from JSON tensors.",
         dependencies=[require("infer")],
-        responses=_OIP_ERRORS,
+        responses=OIP_ERRORS,
     )
     async def oip_infer(self, model: str, request: Request) -> JSONResponse:
         """Tensors in, one ``predict`` output tensor out; errors as ``{"error": ...}``."""
@@ -510,7 +395,7 @@ class Ingress:
         "/v2/models/{model}/versions/{version}/infer",
         summary="Open Inference Protocol: predictions from one version of a model.",
         dependencies=[require("infer")],
-        responses=_OIP_ERRORS,
+        responses=OIP_ERRORS,
     )
     async def oip_infer_version(self, model: str, version: str, request: Request) -> JSONResponse:
         """As ``/v2/models/{model}/infer``, 404 unless ``version`` is the one served."""
@@ -519,27 +404,27 @@ class Ingress:
     async def _infer(self, model: str, version: str | None, request: Request) -> JSONResponse:
         spec = self.config.models.get(model)
         if spec is None:
-            return _oip_error(
+            return oip_error(
                 f"unknown model {model!r} (expected one of {sorted(self.config.models)})", 404
             )
         try:
             body = await request.json()
         except ValueError:
-            return _oip_error("the body is not JSON", 400)
+            return oip_error("the body is not JSON", 400)
         features = getattr(self.models.live_adapters().get(model), "feature_names", None)
         try:
             parsed, rows = parse_infer_request(body, features, self.config.ingress.max_instances)
             result = await self.models.predict_any(model, rows, version)
         except VersionNotLoadedError as exc:
-            return _oip_error(describe_error(exc), 404)
+            return oip_error(describe_error(exc), 404)
         except OipError as exc:
-            return _oip_error(str(exc), exc.status)
+            return oip_error(str(exc), exc.status)
         except InputError as exc:
-            return _oip_error(str(exc), 400)
+            return oip_error(str(exc), 400)
         except TimeoutError as exc:
-            return _oip_error(str(exc), 504)
+            return oip_error(str(exc), 504)
         except BlendserveError as exc:
-            return _oip_error(describe_error(exc), 503)
+            return oip_error(describe_error(exc), 503)
         return JSONResponse(infer_response(model, result["version"], parsed, result["predictions"]))
 
     async def _describe_models(self) -> dict[str, dict[str, Any] | BaseException]:
@@ -578,4 +463,4 @@ class Ingress:
                 reason,
             )
         # A degradation must reach the log now, and it is rare enough to pay a flush.
-        _flush_logs()
+        flush_logs()

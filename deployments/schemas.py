@@ -13,6 +13,7 @@ __all__ = [
     "ComponentOut",
     "ErrorDetail",
     "ErrorResponse",
+    "FeedbackRefused",
     "FeedbackResponse",
     "ItemOut",
     "OipErrorResponse",
@@ -169,6 +170,13 @@ class FeedbackResponse(BaseModel):
     accepted: int = Field(description="Events stored (durably: in the write-ahead log).")
     duplicates: int = Field(description="Events whose `event_id` was stored before.")
     rejected: list[Rejected] = Field(description="Entries refused, each with its field.")
+
+
+class FeedbackRefused(FeedbackResponse):
+    """A 422 of ``POST /v1/feedback``: the first refused entry in ``error``, every one
+    in ``rejected``; ``accepted`` entries were stored all the same."""
+
+    error: ErrorDetail
 
 
 def _feedback_body() -> dict[str, Any]:

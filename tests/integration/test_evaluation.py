@@ -22,6 +22,7 @@ import pytest
 from browser import chromium_page
 from serving_cluster import Deployed
 
+from deployments.demo_traffic import Readers, run_demo_traffic
 from deployments.event_store import read_events
 from deployments.feedback import Pseudonymizer
 
@@ -62,12 +63,15 @@ def test_feedback_is_checked_per_entry_stored_once_and_counted(
         ]
     }
     first = client.post("/v1/feedback", json=batch)
-    assert first.status_code == 202, first.text
+    assert first.status_code == 422, first.text  # two refused, named; two stored
     body = first.json()
     assert (body["accepted"], body["duplicates"]) == (2, 0)
     assert [r["field"] for r in body["rejected"]] == ["events.1.result_id", "events.2.event"]
+    assert body["error"]["field"] == "events.1.result_id"
     again = client.post("/v1/feedback", json=batch).json()
     assert (again["accepted"], again["duplicates"]) == (0, 2), "resent event ids are stored once"
+    good = {"events": [batch["events"][0], batch["events"][3]]}
+    assert client.post("/v1/feedback", json=good).status_code == 202
     single = client.post("/v1/feedback", json={"result_id": "not-ours", "event": "click"})
     assert single.status_code == 422 and single.json()["error"]["field"] == "result_id"
     assert (
@@ -273,3 +277,20 @@ def test_the_dashboard_shows_live_numbers_in_a_real_browser(
         ctr = page.get_by_test_id("arm-discover.ab-clicky-ctr").inner_text()
         assert "%" in ctr and any(ch.isdigit() for ch in ctr), ctr
         assert page.get_by_test_id("verdict-discover.ab").inner_text().strip()
+
+
+def test_demo_traffic_feeds_the_experiments(
+    client: httpx.Client, deployed: Deployed, serve_home: Path
+) -> None:
+    def impressions() -> int:
+        return sum(a["impressions"] for a in _experiment(client, "discover.ab")["arms"].values())
+
+    before = impressions()
+    key = deployed.cluster.auth_headers()["Authorization"].removeprefix("Bearer ")
+    readers = Readers.from_demo_data(serve_home / "data")
+    totals = asyncio.run(
+        run_demo_traffic(deployed.url, key, readers, rate=20, duration_s=4, report=print)
+    )
+    assert set(totals.statuses) == {200, 202}, totals.statuses
+    assert totals.requests >= 60 and 0 < totals.clicks < totals.impressions
+    assert impressions() - before == totals.impressions

@@ -10,7 +10,7 @@ from builders import publish_curated, publish_popularity, publish_tiny_sklearn
 
 from blending.dag import BlendPlan
 from blending.spec import UseCaseSpec
-from deployments.ingress import _check_node_models
+from deployments.ingress_support import check_node_models
 from deployments.rollout import ModelRollout
 from deployments.sources import IngressModels
 from deployments.versions import RolloutConfig
@@ -51,14 +51,14 @@ def test_a_model_that_cannot_score_is_refused_as_a_reranker(models: IngressModel
         }
     )
     with pytest.raises(ConfigError, match="node 'out': model 'picks' cannot score items"):
-        _check_node_models(plans, models)
+        check_node_models(plans, models)
 
 
 def test_a_stack_model_trained_on_other_inputs_is_refused(models: IngressModels) -> None:
     feature_names = load_model_features(models)
     plans = _plans({"out": {"kind": "stack", "inputs": ["pop", "picks"], "model": "clicks"}})
     with pytest.raises(ConfigError, match=re.escape(f"trained on inputs {feature_names}")):
-        _check_node_models(plans, models)
+        check_node_models(plans, models)
 
 
 def load_model_features(models: IngressModels) -> list[str]:
