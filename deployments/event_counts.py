@@ -56,6 +56,8 @@ class EventCounts:
     list that got feedback: the unit CTR's variance is computed over."""
     team_clicks: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     """(use case, request id) -> interleaving team -> clicked items."""
+    use_cases: dict[str, list[int]] = field(default_factory=dict)
+    """Use case -> [impressions, clicks], every item counted once."""
     recent: deque[tuple[float, str, float, bool]] = field(default_factory=deque)
     """(monotonic time, use case, latency ms, degraded) of recently served lists."""
     _seen: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
@@ -92,6 +94,9 @@ class EventCounts:
         if len(self._seen) > _SEEN_KEPT:
             self._seen.popitem(last=False)
         use_case = str(record["use_case"])
+        if event in ("impression", "click"):
+            overall = self.use_cases.setdefault(use_case, [0, 0])
+            overall[0 if event == "impression" else 1] += 1
         variant = dict(record.get("variant") or {})
         for node, arm in variant.items():
             totals = self._arm(use_case, node, arm)
@@ -160,12 +165,20 @@ class EventCounts:
             self.recent.popleft()
         rows = list(self.recent)
         summary = _summary(rows, window_s)
-        use_cases = sorted({use_case for _, use_case, _, _ in rows})
+        use_cases = sorted({use_case for _, use_case, _, _ in rows} | set(self.use_cases))
         summary["by_use_case"] = {
-            use_case: _summary([r for r in rows if r[1] == use_case], window_s)
+            use_case: {
+                **_summary([r for r in rows if r[1] == use_case], window_s),
+                "ctr": self._ctr(use_case),
+            }
             for use_case in use_cases
         }
         return summary
+
+    def _ctr(self, use_case: str) -> float | None:
+        """Clicks per impression of ``use_case`` since the log began; None without any."""
+        impressions, clicks = self.use_cases.get(use_case, (0, 0))
+        return round(clicks / impressions, 5) if impressions else None
 
     @classmethod
     def rebuild(cls, served: pa.Table, feedback: pa.Table) -> EventCounts:

@@ -172,11 +172,15 @@ class FeedbackResponse(BaseModel):
     rejected: list[Rejected] = Field(description="Entries refused, each with its field.")
 
 
-class FeedbackRefused(FeedbackResponse):
+class FeedbackRefused(BaseModel):
     """A 422 of ``POST /v1/feedback``: the first refused entry in ``error``, every one
-    in ``rejected``; ``accepted`` entries were stored all the same."""
+    in ``rejected``; ``accepted`` entries were stored all the same. A body that is not
+    an event or a batch at all has ``error`` only."""
 
     error: ErrorDetail
+    accepted: int = Field(0, description="Events stored all the same.")
+    duplicates: int = Field(0, description="Events whose `event_id` was stored before.")
+    rejected: list[Rejected] = Field(default_factory=list, description="Entries refused.")
 
 
 def _feedback_body() -> dict[str, Any]:

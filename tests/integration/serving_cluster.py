@@ -83,6 +83,11 @@ def serve_config(port: int) -> dict[str, Any]:
     mf_versions = deployment(main, "model-mf")["user_config"]
     main["deployments"].append({"name": "model-mf-cpu", "user_config": mf_versions})
     main["args"]["ingress"] = {"cors": {"allow_origins": [ALLOWED_ORIGIN]}}
+    # The evaluation tests' own experiment: `discover` under another name and salt, so
+    # other tests' traffic (and split changes) never mix into its statistics.
+    trial = copy.deepcopy(use_cases(main)["discover"])
+    trial["nodes"]["ab"]["salt"] = "trial-1"
+    use_cases(main)[TRIAL_USE_CASE] = trial
 
     flaky = copy.deepcopy(main)
     flaky.update(name="flaky", route_prefix="/flaky")
@@ -121,6 +126,9 @@ def serve_config(port: int) -> dict[str, Any]:
     config["applications"] += [flaky, pending, _damaged(main), _lifecycle(main)]
     return config
 
+
+TRIAL_USE_CASE = "trial"
+"""A copy of ``discover`` in the main app that only the evaluation tests send to."""
 
 LIFECYCLE_PREFIX = "/lifecycle"
 """Where the ``lifecycle`` app (model version swaps, canaries, code updates) answers."""

@@ -7,6 +7,7 @@ import copy
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -183,6 +184,24 @@ def _ingress_replicas(deployed: Deployed) -> set[str]:
     }
 
 
+@pytest.fixture
+def restored_split(client: httpx.Client, deployed: Deployed) -> Iterator[None]:
+    """Put the served config back after a test that changes it, and wait until every
+    ingress replica serves it again (other tests rely on the demo's split)."""
+    original = copy.deepcopy(deployed.config)
+    yield
+    deployed.redeploy(original)
+    users = _users_by_arm(deployed)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        sample = [u for arm in ("taste", "clicky", "interleaved") for u in users[arm][:4]]
+        if all(_discover(client, u)["variant"]["ab"] == _arm_of(deployed, u) for u in sample):
+            return
+        time.sleep(0.5)
+    pytest.fail("the original experiment split did not come back")
+
+
+@pytest.mark.usefixtures("restored_split")
 def test_an_experiment_split_changes_live_without_a_failed_request(
     client: httpx.Client, deployed: Deployed
 ) -> None:

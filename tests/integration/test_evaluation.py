@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 from browser import chromium_page
-from serving_cluster import Deployed
+from serving_cluster import TRIAL_USE_CASE, Deployed
 
 from deployments.demo_traffic import Readers, run_demo_traffic
 from deployments.event_store import read_events
@@ -179,8 +179,9 @@ to be clicked, for every user."""
 async def _simulate_population(
     url: str, headers: dict[str, str], users: list[str], rng: random.Random
 ) -> int:
-    """Each user asks for `discover` once, sees all 10 items and clicks each with their
-    own propensity times the blend's (by arm, or by team when interleaved)."""
+    """Each user asks for the trial copy of `discover` once, sees all 10 items and
+    clicks each with their own propensity times the blend's (by arm, or by team when
+    interleaved)."""
     limit = asyncio.Semaphore(16)
     impressions = 0
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
@@ -190,7 +191,9 @@ async def _simulate_population(
             # A heavy-tailed population: most people rarely click, a few click a lot.
             propensity = 0.3 if rng.random() < 0.15 else 0.01
             async with limit:
-                served = await http.post("/v1/recommend/discover", json={"user_id": user, "k": 10})
+                served = await http.post(
+                    f"/v1/recommend/{TRIAL_USE_CASE}", json={"user_id": user, "k": 10}
+                )
                 assert served.status_code == 200, served.text
                 body = served.json()
                 arm = body["variant"]["ab"]
@@ -222,7 +225,10 @@ def test_a_simulated_population_finds_the_better_blend_interleaving_sooner(
     and clicky) and the interleaving arm (both blends in one list) must both find it,
     and interleaving with fewer impressions: it compares the blends within each user,
     so users' very different appetites for clicking do not blur it."""
-    assert set(_experiment(client, "discover.ab")["arms"]) == {"taste", "clicky", "interleaved"}
+    weights = {
+        a: r["weight"] for a, r in _experiment(client, f"{TRIAL_USE_CASE}.ab")["arms"].items()
+    }
+    assert weights == {"taste": 40, "clicky": 40, "interleaved": 20}, "the demo's split"
     rng = random.Random(11)
     ab_at = interleaving_at = None
     ab: dict[str, Any] = {}
@@ -230,8 +236,8 @@ def test_a_simulated_population_finds_the_better_blend_interleaving_sooner(
     for chunk in range(20):
         users = [f"sim-{chunk}-{n}" for n in range(100)]
         asyncio.run(_simulate_population(deployed.url, dict(client.headers), users, rng))
-        ab = _experiment(client, "discover.ab")
-        interleaving = _experiment(client, "discover.head_to_head")
+        ab = _experiment(client, f"{TRIAL_USE_CASE}.ab")
+        interleaving = _experiment(client, f"{TRIAL_USE_CASE}.head_to_head")
         arms = ab["arms"]
         if ab_at is None and ab["winner"] == "clicky":
             ab_at = arms["taste"]["impressions"] + arms["clicky"]["impressions"]
@@ -274,9 +280,9 @@ def test_the_dashboard_shows_live_numbers_in_a_real_browser(
             text = page.get_by_test_id(test_id).inner_text()
             assert any(ch.isdigit() for ch in text), (test_id, text)
         assert "1" in page.get_by_test_id("model-mf").inner_text()
-        ctr = page.get_by_test_id("arm-discover.ab-clicky-ctr").inner_text()
+        ctr = page.get_by_test_id(f"arm-{TRIAL_USE_CASE}.ab-clicky-ctr").inner_text()
         assert "%" in ctr and any(ch.isdigit() for ch in ctr), ctr
-        assert page.get_by_test_id("verdict-discover.ab").inner_text().strip()
+        assert page.get_by_test_id(f"verdict-{TRIAL_USE_CASE}.ab").inner_text().strip()
 
 
 def test_demo_traffic_feeds_the_experiments(

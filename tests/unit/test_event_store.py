@@ -125,6 +125,7 @@ def test_counts_take_one_impression_and_click_per_item_and_interleaving_wins() -
     traffic = counts.traffic()
     assert traffic["requests"] == 1 and traffic["p50_ms"] == 3.5
     assert traffic["by_use_case"]["home"]["degraded_share"] == 0
+    assert traffic["by_use_case"]["home"]["ctr"] == 1.0  # one item seen, one clicked
 
 
 def test_counts_rebuilt_from_the_dataset_match_the_live_ones(tmp_path: Path) -> None:
