@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from blending.catalog import ItemCatalog
+    from blending.online import OnlineSnapshot
 
 __all__ = [
     "BlendContext",
@@ -163,4 +164,10 @@ class BlendContext:
     request_id: str = ""
     """Seeds per-request randomness (interleaving), so a result can be replayed."""
     catalog: ItemCatalog | None = None
-    """Item categories and availability, for ``filter`` and ``diversify``."""
+    """Item categories and availability, for ``filter`` and ``diversify``; a live
+    catalogue's ``recent`` also feeds ``fresh`` nodes."""
+    online: OnlineSnapshot | None = None
+    """Recent decayed impressions and clicks per item, for ``bandit`` and ``fresh``."""
+    now: float | None = None
+    """The request's wall-clock time (seconds since the epoch) for ``fresh`` nodes'
+    ages; ``None``: the time they run. Set it to replay a request."""

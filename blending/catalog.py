@@ -1,13 +1,18 @@
 """What the blender knows about items: their category and whether they may be shown.
 
-``filter`` and ``diversify`` nodes read an :class:`ItemCatalog`. The static one here
-is loaded once from Parquet; a live catalogue with an admin API implements the same
-protocol.
+``filter`` and ``diversify`` nodes read an :class:`ItemCatalog`. :class:`StaticCatalog`
+is loaded once from Parquet; :class:`LiveCatalog` is kept in step with the durable
+store (``deployments/catalog_store.py``) by applying its changes, and also answers
+"what was published lately" (:meth:`LiveCatalog.recent`) without sorting anything
+per call.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -16,7 +21,7 @@ import pyarrow.parquet as pq
 
 from models.errors import ConfigError
 
-__all__ = ["ItemCatalog", "ItemInfo", "StaticCatalog"]
+__all__ = ["ItemCatalog", "ItemInfo", "LiveCatalog", "StaticCatalog"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,13 @@ class ItemInfo:
     """The facts about one item that blending rules use."""
 
     category: str | None = None
+    """What ``diversify`` caps per list; ``None``: never capped."""
     available: bool = True
+    """Whether the item may be shown; ``filter`` drops it otherwise."""
+    published_at: float | None = None
+    """When it was published, in unix seconds; ``None``: unknown."""
+    title: str = ""
+    """A human-readable title (dashboards, debugging); blending ignores it."""
 
 
 class ItemCatalog(Protocol):
@@ -74,3 +85,174 @@ class StaticCatalog:
                 for item, cat, avail in zip(ids, categories, available, strict=True)
             }
         )
+
+
+_DELETED = ItemInfo(available=False)
+"""What :meth:`LiveCatalog.get` answers for a deleted item: unavailable, so a
+``filter`` drops it even while a model still recommends it."""
+
+
+class LiveCatalog:
+    """An in-memory catalogue kept in step with the durable store by applying its changes.
+
+    The owner polls the store for the changes since :attr:`version` and hands them to
+    :meth:`apply`: ``(item_id, ItemInfo)`` for an item created or replaced,
+    ``(item_id, None)`` for one deleted. A deleted item stays known as a tombstone
+    (``get`` answers an unavailable :class:`ItemInfo`), because models trained before
+    the deletion keep recommending it.
+
+    Beside the lookup it keeps the live, available items that have a publication
+    time sorted by ``(published_at, item_id)``, updated on each change, so
+    :meth:`recent` costs a bisection and a slice, not a sort.
+
+    Not thread-safe: apply changes and read from one thread (the ingress's event loop).
+    ``version`` is the store version whose changes have all been applied (0 at first).
+    """
+
+    _REBUILD_SHARE = 8
+    """Sort the recency index anew when one batch changes more than 1/``_REBUILD_SHARE``
+    of it (the first sync of a large catalogue): one sort beats that many inserts."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, ItemInfo] = {}
+        self._deleted: set[str] = set()
+        self._recent = _SortedKeys()
+        self.version = 0
+
+    def apply(self, version: int, changes: Iterable[tuple[str, ItemInfo | None]]) -> None:
+        """Apply ``changes`` in order (``None``: deleted) and move to ``version``.
+
+        Raises ``ValueError`` when ``version`` is older than :attr:`version`: the
+        caller mixed up its polls, and applying older states would undo newer ones.
+        """
+        if version < self.version:
+            raise ValueError(f"live catalogue: expected a version >= {self.version}, got {version}")
+        batch = list(changes)
+        rebuild = len(batch) > max(64, len(self._recent) // self._REBUILD_SHARE)
+        for item_id, info in batch:
+            old = self._items.get(item_id)
+            if not rebuild and old is not None and (key := _recent_key(item_id, old)):
+                self._recent.remove(key)
+            if info is None:
+                self._items.pop(item_id, None)
+                self._deleted.add(item_id)
+                continue
+            self._items[item_id] = info
+            self._deleted.discard(item_id)
+            if not rebuild and (key := _recent_key(item_id, info)):
+                self._recent.add(key)
+        if rebuild:
+            keys = (_recent_key(item_id, info) for item_id, info in self._items.items())
+            self._recent = _SortedKeys(sorted(key for key in keys if key is not None))
+        self.version = version
+
+    def get(self, item_id: str) -> ItemInfo | None:
+        """The item's facts; an unavailable tombstone if deleted; ``None`` if never seen."""
+        info = self._items.get(item_id)
+        if info is None and item_id in self._deleted:
+            return _DELETED
+        return info
+
+    def known(self, item_id: str) -> bool:
+        """Whether ``item_id`` is a live item (deleted and unseen ones are not)."""
+        return item_id in self._items
+
+    def __len__(self) -> int:
+        """How many live items (available or not) the catalogue holds."""
+        return len(self._items)
+
+    def recent(self, now: float, max_age_s: float, limit: int) -> list[tuple[str, float]]:
+        """Up to ``limit`` live, available items published in ``[now - max_age_s, now]``,
+        newest first, as ``(item_id, published_at)``.
+
+        Items scheduled after ``now`` are left out until their time. Equal times come
+        in descending ``item_id`` order, so the answer is deterministic.
+        """
+        keys = self._recent.newest(now - max_age_s, now, limit)
+        return [(item_id, published) for published, item_id in keys]
+
+
+_Key = tuple[float, str]
+
+
+def _published(key: _Key) -> float:
+    return key[0]
+
+
+def _recent_key(item_id: str, info: ItemInfo) -> _Key | None:
+    """The item's place in the recency index, or ``None`` when it does not belong there."""
+    published = info.published_at
+    if not info.available or published is None or not math.isfinite(published):
+        return None
+    return (published, item_id)
+
+
+class _SortedKeys:
+    """Sorted keys in buckets of at most ``2 * _LOAD``, each bucket sorted and every key
+    of a bucket below the next bucket's (the layout of ``sortedcontainers.SortedList``).
+
+    An insert or removal bisects the buckets' maxima, then moves part of one bucket;
+    a flat sorted list would move half of a catalogue-sized list per change.
+    """
+
+    _LOAD = 512
+
+    def __init__(self, ordered: list[_Key] | None = None) -> None:
+        ordered = ordered or []
+        step = self._LOAD
+        self._buckets = [ordered[at : at + step] for at in range(0, len(ordered), step)]
+        self._maxes = [bucket[-1] for bucket in self._buckets]
+        self._size = len(ordered)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, key: _Key) -> None:
+        """Insert ``key`` in order."""
+        self._size += 1
+        if not self._buckets:
+            self._buckets.append([key])
+            self._maxes.append(key)
+            return
+        at = min(bisect_left(self._maxes, key), len(self._maxes) - 1)
+        bucket = self._buckets[at]
+        insort(bucket, key)
+        self._maxes[at] = bucket[-1]
+        if len(bucket) > 2 * self._LOAD:
+            upper = bucket[self._LOAD :]
+            del bucket[self._LOAD :]
+            self._buckets.insert(at + 1, upper)
+            self._maxes[at] = bucket[-1]
+            self._maxes.insert(at + 1, upper[-1])
+
+    def remove(self, key: _Key) -> None:
+        """Remove ``key`` if present."""
+        at = bisect_left(self._maxes, key)
+        if at == len(self._maxes):
+            return
+        bucket = self._buckets[at]
+        index = bisect_left(bucket, key)
+        if index == len(bucket) or bucket[index] != key:
+            return
+        del bucket[index]
+        self._size -= 1
+        if bucket:
+            self._maxes[at] = bucket[-1]
+        else:
+            del self._buckets[at]
+            del self._maxes[at]
+
+    def newest(self, low: float, high: float, limit: int) -> list[_Key]:
+        """Up to ``limit`` keys with a time in ``[low, high]``, highest first."""
+        found: list[_Key] = []
+        # The first bucket whose maximum is past ``high`` may still hold keys below it.
+        at = min(bisect_right(self._maxes, high, key=_published), len(self._buckets) - 1)
+        while at >= 0 and len(found) < limit:
+            bucket = self._buckets[at]
+            end = bisect_right(bucket, high, key=_published)
+            start = bisect_left(bucket, low, key=_published, hi=end)
+            found.extend(reversed(bucket[max(start, end - (limit - len(found))) : end]))
+            if start > 0:
+                break
+            at -= 1
+        return found

@@ -5,26 +5,36 @@ nothing else. Sources are called concurrently (remote ones first, so they work
 while in-process ones compute); whatever has not answered when the use case's
 budget runs out is cancelled and left out, and the answer is marked ``degraded``.
 A late prediction is worse than an inaccurate one.
+
+``fresh`` and ``bandit`` nodes are sources without a model: they are computed in
+process from the request's catalogue and online snapshot while remote sources
+work, and fail, count and are timed like any other source.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
+
+import numpy as np
 
 from blending.assign import bucket, pick_arm
 from blending.candidates import BlendContext, Candidate, ScoreResult, SourceResult
 from blending.gateway import ModelGateway
 from blending.nodes import (
+    RecentItems,
     apply_filter,
     apply_rerank,
     apply_slots,
     apply_stack,
+    bandit_candidates,
     diversify,
+    fresh_candidates,
     from_source,
     rrf_blend,
     share_positions,
@@ -33,12 +43,15 @@ from blending.nodes import (
     weighted_blend,
 )
 from blending.spec import (
+    BanditNodeSpec,
     BlendNodeSpec,
     DiversifyNodeSpec,
     ExperimentNodeSpec,
     FallbackNodeSpec,
     FilterNodeSpec,
+    FreshNodeSpec,
     InterleaveNodeSpec,
+    LiveSourceSpec,
     RerankNodeSpec,
     SlotsNodeSpec,
     SourceNodeSpec,
@@ -46,10 +59,13 @@ from blending.spec import (
     UseCaseSpec,
 )
 from models.base import RecommendQuery
+from models.errors import ConfigError
 
 __all__ = ["BlendOutcome", "BlendPlan", "DeadlineExceeded"]
 
 _T = TypeVar("_T")
+_Answer: TypeAlias = SourceResult | list[Candidate] | BaseException
+"""A source's answer: a model's result, a live source's candidates, or why it failed."""
 
 
 class DeadlineExceeded(TimeoutError):
@@ -60,10 +76,10 @@ class DeadlineExceeded(TimeoutError):
 class BlendOutcome:
     """The top-k list and how it was made.
 
-    ``failures`` maps each source, rerank or stack node that failed or was late to
-    why; ``late`` names those that missed the deadline. ``variant`` maps each
-    experiment node the request passed through to its user's arm; ``fallbacks``
-    names the fallback nodes that used their fallback branch.
+    ``failures`` maps each source (``fresh`` and ``bandit`` too), rerank or stack
+    node that failed or was late to why; ``late`` names those that missed the
+    deadline. ``variant`` maps each experiment node the request passed through to its
+    user's arm; ``fallbacks`` names the fallback nodes that used their fallback branch.
     """
 
     items: list[Candidate]
@@ -74,7 +90,7 @@ class BlendOutcome:
     variant: dict[str, str] = field(default_factory=dict)
     fallbacks: tuple[str, ...] = ()
     answered: int = 0
-    """How many sources answered in time."""
+    """How many sources (model, ``fresh`` and ``bandit`` nodes) answered in time."""
     node_ms: dict[str, float] = field(default_factory=dict)
     """Milliseconds each node that ran took (a late source: until it was given up)."""
 
@@ -136,9 +152,9 @@ class _Run:
                 f"no answer within the {self.plan.spec.budget_ms:g} ms budget"
             ) from None
 
-    async def fetch_sources(self, names: list[str]) -> dict[str, SourceResult | BaseException]:
-        sources = {n: self.plan.sources[n] for n in names}
-        answers: dict[str, SourceResult | BaseException] = {}
+    async def fetch_sources(self, names: list[str]) -> dict[str, _Answer]:
+        sources = {n: self.plan.sources[n] for n in names if n in self.plan.sources}
+        answers: dict[str, _Answer] = {}
         sent = time.perf_counter()
         remote = {
             name: asyncio.ensure_future(
@@ -161,6 +177,9 @@ class _Run:
             except Exception as exc:  # noqa: BLE001 - one failing model must not fail the blend
                 answers[name] = exc
             self.timed(name, began)
+        for name in names:
+            if name in self.plan.live:
+                answers[name] = self.live_source(name, self.plan.live[name])
         if remote:
             await asyncio.wait(remote.values(), timeout=max(self.remaining(), 0.0))
             for name, task in remote.items():
@@ -174,6 +193,45 @@ class _Run:
                     answers[name] = task.result()
         return answers
 
+    def live_source(self, name: str, node: LiveSourceSpec) -> list[Candidate] | BaseException:
+        """A ``fresh`` or ``bandit`` node's candidates, or why it could not answer."""
+        if self.remaining() <= 0:
+            return DeadlineExceeded(self.missed(name))
+        began = time.perf_counter()
+        try:
+            return _live_candidates(name, node, self.ctx)
+        except Exception as exc:  # noqa: BLE001 - like a failing model: degrade, do not fail
+            return exc
+        finally:
+            self.timed(name, began)
+
+
+def _live_candidates(name: str, node: LiveSourceSpec, ctx: BlendContext) -> list[Candidate]:
+    if isinstance(node, BanditNodeSpec):
+        digest = hashlib.blake2b(f"{ctx.request_id}:{name}".encode(), digest_size=8).digest()
+        rng = np.random.default_rng(int.from_bytes(digest, "big"))
+        return bandit_candidates(
+            name, ctx.online, candidates=node.candidates, prior=node.prior(), rng=rng
+        )
+    catalog = ctx.catalog
+    if not isinstance(catalog, RecentItems):
+        raise ConfigError(
+            f"node {name!r}: expected a catalogue that lists recent items (`recent`), "
+            f"got {'none' if catalog is None else type(catalog).__name__}"
+        )
+    now = time.time() if ctx.now is None else ctx.now
+    return fresh_candidates(
+        name,
+        catalog.recent(now, node.max_age_hours * 3600.0, node.pool()),
+        now,
+        candidates=node.candidates,
+        half_life_hours=node.half_life_hours,
+        max_age_hours=node.max_age_hours,
+        explore_share=node.explore_share,
+        online=ctx.online,
+        rng=random.Random(f"{ctx.request_id}:{name}"),
+    )
+
 
 class BlendPlan:
     """A use case compiled once: its nodes in dependency order."""
@@ -183,6 +241,7 @@ class BlendPlan:
         self.spec = spec
         self.order = spec.topological_order()
         self.sources: dict[str, SourceNodeSpec] = spec.sources()
+        self.live: dict[str, LiveSourceSpec] = spec.live_sources()
 
     def active_nodes(
         self, user_id: str, roots: Sequence[str] | None = None
@@ -253,15 +312,14 @@ class BlendPlan:
         self, run: _Run, roots: Sequence[str]
     ) -> tuple[dict[str, _Branch], dict[str, str]]:
         active, variant = self.active_nodes(run.ctx.user_id, roots)
-        answers = await run.fetch_sources(
-            [n for n in self.order if n in active and n in self.sources]
-        )
+        fetched = [n for n in self.order if n in active and (n in self.sources or n in self.live)]
+        answers = await run.fetch_sources(fetched)
         branches: dict[str, _Branch] = {}
         for name in self.order:
             if name in active:
                 began = time.perf_counter()
                 branches[name] = await self._node(name, run, branches, answers)
-                if name not in self.sources:
+                if name not in answers:  # sources were timed while they were fetched
                     run.timed(name, began)
         return branches, variant
 
@@ -270,17 +328,19 @@ class BlendPlan:
         name: str,
         run: _Run,
         branches: dict[str, _Branch],
-        answers: dict[str, SourceResult | BaseException],
+        answers: dict[str, _Answer],
     ) -> _Branch:
         node = self.spec.nodes[name]
         ctx = run.ctx
-        if isinstance(node, SourceNodeSpec):
+        if isinstance(node, SourceNodeSpec | FreshNodeSpec | BanditNodeSpec):
             answer = answers[name]
+            if isinstance(answer, BaseException):
+                return _Branch([], {name: _reason(answer)})
+            run.answered += 1
             if isinstance(answer, SourceResult):
                 run.versions[answer.model] = answer.version
-                run.answered += 1
                 return _Branch(from_source(name, answer))
-            return _Branch([], {name: _reason(answer)})
+            return _Branch(answer)
         if isinstance(node, BlendNodeSpec):
             inputs = [(w, branches[n]) for n, w in node.weights.items()]
             lists = [(w, b.items) for w, b in inputs]

@@ -15,7 +15,9 @@ message naming the node, never on the first request::
     output: final
 
 Node kinds: ``source``, ``blend``, ``rerank``, ``stack``, ``slots``, ``filter``,
-``diversify``, ``experiment``, ``interleave`` and ``fallback``.
+``diversify``, ``experiment``, ``interleave`` and ``fallback``; ``fresh`` and
+``bandit`` are sources computed in process from the live catalogue and the online
+click counts, without a model.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ from models.errors import ConfigError
 
 __all__ = [
     "ArmSpec",
+    "BanditNodeSpec",
     "BlendNodeSpec",
     "DiversifyNodeSpec",
     "ExperimentNodeSpec",
     "FallbackNodeSpec",
     "FilterNodeSpec",
+    "FreshNodeSpec",
     "InterleaveNodeSpec",
+    "LiveSourceSpec",
     "NodeSpec",
     "RerankNodeSpec",
     "SlotsNodeSpec",
@@ -49,6 +54,8 @@ NodeName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 Normalization = Literal["minmax", "zscore", "rank", "none"]
 FilterRule = Literal["excluded", "duplicates", "unavailable"]
 _ALL_FILTER_RULES: tuple[FilterRule, ...] = ("excluded", "duplicates", "unavailable")
+_EXPLORE_POOL = 4
+"""A ``fresh`` node draws its exploration among this many times its ``candidates``."""
 
 
 class _Node(BaseModel):
@@ -78,6 +85,79 @@ class SourceNodeSpec(_Node):
     def models(self) -> list[str]:
         """The recommender."""
         return [self.model]
+
+
+class FreshNodeSpec(_Node):
+    """Newly published items from the live catalogue, newest first.
+
+    Each scores ``0.5 ** (age_hours / half_life_hours)``. A share of the list is kept
+    for items nobody has seen yet (no feedback in the request's online snapshot), so
+    new items get the impressions that let the other sources learn about them.
+    """
+
+    kind: Literal["fresh"]
+    candidates: int = Field(50, ge=1, le=10_000, description="How many items to return.")
+    half_life_hours: float = Field(
+        24, gt=0, le=100_000, description="Age at which an item's freshness score halves."
+    )
+    max_age_hours: float = Field(
+        168, gt=0, le=100_000, description="Items published longer ago are left out."
+    )
+    explore_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description=(
+            "Share of `candidates` (rounded down, at least one when > 0) reserved for fresh "
+            "items without feedback yet, drawn per request among the newest "
+            f"{_EXPLORE_POOL} x `candidates`."
+        ),
+    )
+
+    def pool(self) -> int:
+        """How many of the newest items to ask the catalogue for: the exploration
+        draws among more than the list returns."""
+        if self.explore_share == 0:
+            return self.candidates
+        return min(self.candidates * _EXPLORE_POOL, 10_000)
+
+
+class BanditNodeSpec(_Node):
+    """Thompson sampling over the items of the request's online snapshot.
+
+    Each item draws a click rate from ``Beta(prior_clicks + clicks, prior_impressions -
+    prior_clicks + impressions - clicks)`` (decayed counts); the best draws win. The
+    prior is a pseudo-history: ``prior_clicks`` clicks in ``prior_impressions``
+    impressions, so an item needs real evidence to beat the typical click rate.
+    """
+
+    kind: Literal["bandit"]
+    candidates: int = Field(100, ge=1, le=10_000, description="How many items to return.")
+    prior_clicks: float = Field(
+        1, gt=0, le=1e6, description="Pseudo-clicks every item starts with (> 0)."
+    )
+    prior_impressions: float = Field(
+        20,
+        gt=0,
+        le=1e7,
+        description="Pseudo-impressions every item starts with (> `prior_clicks`).",
+    )
+
+    def check(self, name: str) -> None:
+        """A prior click rate strictly between 0 and 1."""
+        if not self.prior_impressions > self.prior_clicks:
+            raise ValueError(
+                f"node {name!r}: prior_impressions must be > prior_clicks "
+                f"({self.prior_clicks:g}), got {self.prior_impressions:g}"
+            )
+
+    def prior(self) -> tuple[float, float]:
+        """The Beta prior: ``(prior_clicks, prior_impressions - prior_clicks)``."""
+        return self.prior_clicks, self.prior_impressions - self.prior_clicks
+
+
+LiveSourceSpec = FreshNodeSpec | BanditNodeSpec
+"""Sources computed in process from live state, without a model call."""
 
 
 class BlendNodeSpec(_Node):
@@ -303,6 +383,8 @@ class FallbackNodeSpec(_Node):
 
 NodeSpec = Annotated[
     SourceNodeSpec
+    | FreshNodeSpec
+    | BanditNodeSpec
     | BlendNodeSpec
     | RerankNodeSpec
     | StackNodeSpec
@@ -366,8 +448,14 @@ class UseCaseSpec(BaseModel):
         return seen
 
     def sources(self) -> dict[str, SourceNodeSpec]:
-        """The source nodes by name."""
+        """The source nodes that call a model, by name."""
         return {n: s for n, s in self.nodes.items() if isinstance(s, SourceNodeSpec)}
+
+    def live_sources(self) -> dict[str, LiveSourceSpec]:
+        """The sources computed in process (``fresh``, ``bandit``), by name."""
+        return {
+            n: s for n, s in self.nodes.items() if isinstance(s, FreshNodeSpec | BanditNodeSpec)
+        }
 
     def models(self) -> set[str]:
         """Every hosted model some node calls."""

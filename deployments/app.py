@@ -13,6 +13,7 @@ from typing import Any
 
 from ray.serve import Application
 
+from deployments.catalog_service import Catalog
 from deployments.config import parse_app_args, resolve_store
 from deployments.event_log import EventLog
 from deployments.ingress import Ingress
@@ -70,8 +71,14 @@ def build_app(args: dict[str, Any]) -> Application:
         events = config.events
         event_log = EventLog.options(  # type: ignore[attr-defined]
             name="EventLog", ray_actor_options={"num_cpus": events.num_cpus}
-        ).bind(events.model_dump())
+        ).bind(events.model_dump(), config.store)
+    catalog = None
+    if config.live_catalog is not None:
+        live = config.live_catalog
+        catalog = Catalog.options(  # type: ignore[attr-defined]
+            name="Catalog", ray_actor_options={"num_cpus": live.num_cpus}
+        ).bind(live.model_dump(), live.seed or config.catalog)
     app: Application = Ingress.bind(  # type: ignore[attr-defined]
-        config.model_dump(mode="json"), handles, event_log
+        config.model_dump(mode="json"), handles, event_log, catalog
     )
     return app

@@ -25,7 +25,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from blending.spec import UseCaseSpec
+from deployments.data_config import EventsConfig, LiveCatalogConfig, OnlineConfig
 from deployments.ingress_config import IngressConfig
+from deployments.paths import resolve_store
 from deployments.versions import RolloutConfig, model_deployment
 from models.errors import BlendserveError, ConfigError
 from models.store import ArtifactStore
@@ -40,8 +42,10 @@ __all__ = [
     "AutoscalingConfig",
     "CpuPoolConfig",
     "EventsConfig",
+    "LiveCatalogConfig",
     "LiveConfig",
     "ModelConfig",
+    "OnlineConfig",
     "load_serve_config",
     "misplaced_versions",
     "parse_app_args",
@@ -207,42 +211,6 @@ class ModelConfig(BaseModel):
         return options
 
 
-class EventsConfig(BaseModel):
-    """Where the event log keeps served lists and feedback (``deployments/event_store.py``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    uri: str = Field(
-        "events",
-        min_length=1,
-        description=(
-            "The Parquet dataset: a path (relative ones resolve against $BLENDSERVE_HOME) or "
-            "a pyarrow filesystem URI such as `s3://bucket/events`. One folder per app."
-        ),
-    )
-    wal_dir: str = Field(
-        ".blendserve/wal",
-        min_length=1,
-        description="Local write-ahead log directory (relative to $BLENDSERVE_HOME).",
-    )
-    flush_interval_s: float = Field(
-        1.0, gt=0, le=60, description="Events reach Parquet within this many seconds, ..."
-    )
-    flush_max_events: int = Field(
-        5000, ge=1, le=1_000_000, description="... or once this many are waiting."
-    )
-    num_cpus: float = Field(0.1, gt=0, le=16, description="CPUs of the event log replica.")
-
-    def dataset_uri(self, app: str) -> str:
-        """Application ``app``'s dataset: one per app, so two never mix use cases."""
-        root = self.uri.rstrip("/") if "://" in self.uri else str(resolve_store(self.uri))
-        return f"{root}/{app}"
-
-    def wal_path(self, app: str) -> Path:
-        """Application ``app``'s write-ahead log directory."""
-        return resolve_store(self.wal_dir) / app
-
-
 class AppArgs(BaseModel):
     """The application's ``args``: store, models, ingress limits and catalogue."""
 
@@ -257,6 +225,13 @@ class AppArgs(BaseModel):
     events: EventsConfig | None = Field(
         default_factory=EventsConfig,
         description="The event log (served lists, feedback, experiment statistics); null: off.",
+    )
+    live_catalog: LiveCatalogConfig | None = Field(
+        None,
+        description=(
+            "A live catalogue with an admin API (replaces the static `catalog` file, which "
+            "then only seeds it)."
+        ),
     )
     catalog: str | None = Field(
         None,
@@ -342,14 +317,6 @@ def misplaced_versions(app: AppConfig, store: ArtifactStore) -> list[str]:
                 f"{model_deployment(name)!r} to the Ingress's user_config.models.{name}"
             )
     return problems
-
-
-def resolve_store(store: str) -> Path:
-    """An absolute store path: relative ones resolve against ``$BLENDSERVE_HOME`` or cwd."""
-    path = Path(store).expanduser()
-    if path.is_absolute():
-        return path
-    return Path(os.environ.get("BLENDSERVE_HOME", os.getcwd())) / path
 
 
 def _format_errors(exc: ValidationError) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 
+from blending.online import OnlineSnapshot
 from models.errors import ModelError
 
 __all__ = ["EventClient", "EventLogUnavailable"]
@@ -88,6 +89,11 @@ class EventClient:
         """Wins per team and ties."""
         result: dict[str, Any] = await self._call("interleaving", use_case, teams)
         return result
+
+    async def online_snapshot(self) -> OnlineSnapshot:
+        """The online learning state (decayed impressions and clicks of the most seen
+        items), refreshed by every ingress once a second."""
+        return OnlineSnapshot.from_json(await self._call("online_snapshot"))
 
     async def traffic(self) -> dict[str, Any]:
         """The last minute of served lists."""

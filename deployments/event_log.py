@@ -24,10 +24,12 @@ from typing import Any
 
 from ray import serve
 
-from deployments.config import EventsConfig
+from deployments.config import EventsConfig, resolve_store
 from deployments.event_counts import EventCounts
 from deployments.event_store import EventStore
 from deployments.metrics import EventLogMetrics
+from deployments.online_state import OnlineState
+from models.store import ArtifactStore
 
 __all__ = ["EventLog"]
 
@@ -44,7 +46,7 @@ _EVENT_IDS_DAYS = 2
 class EventLog:
     """Owns the write-ahead log, the Parquet dataset and the online totals."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], store: str) -> None:
         events = EventsConfig.model_validate(config)
         app = serve.get_replica_context().app_name or "default"
         # One dataset and one WAL per application: two apps never recover each
@@ -63,6 +65,8 @@ class EventLog:
         for row in feedback.select(["event_id", "date"]).to_pylist():
             if row["event_id"] and row["date"] >= since:
                 self._remember(row["event_id"])
+        self.online = OnlineState(events.online, ArtifactStore(resolve_store(store)), app)
+        self.online.restore(feedback)
         self.metrics = EventLogMetrics()
         self._flusher: asyncio.Task[None] | None = None
         logger.info(
@@ -90,6 +94,11 @@ class EventLog:
                     await asyncio.to_thread(self.store.flush)
                 except Exception:  # a full disk or a lost bucket: keep the WAL, retry
                     logger.exception("event log: flush to %s failed; retrying", self.store.uri)
+            if self.online.checkpoint_due():
+                try:
+                    await asyncio.to_thread(self.online.checkpoint)
+                except Exception:  # the store is unwritable: the WAL still has it all
+                    logger.exception("online state: checkpoint failed; retrying")
 
     async def append_feedback(self, records: list[dict[str, Any]]) -> dict[str, int]:
         """Store feedback events durably; answer only once they are in the WAL.
@@ -111,6 +120,7 @@ class EventLog:
                 self._event_ids.pop(record["event_id"], None)
             raise
         for record in fresh:
+            self.online.observe(record["item_id"], record["event"], record["ts"])
             outcome = "counted" if self.counts.add_feedback(record) else "repeat"
             tags = {"use_case": record["use_case"], "event": record["event"], "outcome": outcome}
             self.metrics.feedback.inc(tags=tags)
@@ -133,6 +143,14 @@ class EventLog:
         """Requests each team won (more clicked items), and ties."""
         wins, ties = self.counts.interleaving(use_case, teams)
         return {"wins": wins, "ties": ties}
+
+    def online_snapshot(self) -> dict[str, Any]:
+        """Decayed impressions and clicks of the most seen items (online learning)."""
+        return self.online.snapshot()
+
+    def checkpoint(self) -> str:
+        """Save the online state to the artifact store now; its version."""
+        return self.online.checkpoint()
 
     def traffic(self) -> dict[str, Any]:
         """Served lists per second, latency percentiles, degraded share: last minute."""

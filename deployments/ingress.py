@@ -23,8 +23,12 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from blending.candidates import BlendContext
+from blending.catalog import ItemCatalog
 from blending.dag import BlendOutcome, BlendPlan
+from blending.online import OnlineSnapshot
 from blending.result_ids import ResultRef
+from deployments.catalog_api import router as catalog_router
+from deployments.catalog_client import CatalogClient
 from deployments.config import (
     parse_app_args,
     parse_live_config,
@@ -48,6 +52,7 @@ from deployments.ingress_support import (
     oip_error,
     pseudonymizer,
     result_codec,
+    unknown_model_items,
 )
 from deployments.metrics import IngressMetrics
 from deployments.oip import OipError, infer_response, parse_infer_request
@@ -78,14 +83,19 @@ logger = logging.getLogger("ray.serve")
 # the class when it is decorated, so names defined below it would be missing inside
 # replicas.
 async def _housekeeping(ingress: "Ingress", period_s: float) -> None:
-    """Every ``period_s``: flush logs (served variants stay at most that far behind) and
-    sample the in-flight gauges."""
+    """Every ``period_s``: flush logs (served variants stay at most that far behind),
+    sample the in-flight gauges, and fetch the online learning state."""
     while True:
         await asyncio.sleep(period_s)
         flush_logs()
         ingress.metrics.in_flight.set(ingress.gate.in_flight)
         for name, remote in ingress.models.remote.items():
             ingress.metrics.model_calls_in_flight.set(remote.in_flight, tags={"model": name})
+        if ingress.events is not None:
+            try:
+                ingress.online = await ingress.events.online_snapshot()
+            except Exception as exc:  # noqa: BLE001 - keep the last snapshot
+                logger.warning("online state not refreshed: %s", exc)
 
 
 api = FastAPI(
@@ -99,6 +109,7 @@ api = FastAPI(
 )
 install_error_handlers(api)
 api.add_middleware(EdgeMiddleware)
+api.include_router(catalog_router)
 
 
 @serve.deployment(max_ongoing_requests=256)
@@ -111,13 +122,24 @@ class Ingress:
         args: dict[str, Any],
         handles: dict[str, DeploymentHandle[Any]],
         event_log: DeploymentHandle[Any] | None = None,
+        catalog: DeploymentHandle[Any] | None = None,
     ) -> None:
         self.config = parse_app_args(args)
         self.events = EventClient(event_log) if event_log is not None else None
+        live = self.config.live_catalog
+        self.catalog_client = (
+            CatalogClient(catalog, live.poll_interval_s)
+            if catalog is not None and live is not None
+            else None
+        )
+        self.unknown_model_items: dict[str, dict[str, Any]] = {}
+        self.online: OnlineSnapshot | None = None
         self.pseudonym = pseudonymizer()
         self.metrics = IngressMetrics()
         self.models = build_gateway(self.config, handles, self.metrics.rollouts)
-        self.catalog = load_catalog(self.config)
+        self.catalog: ItemCatalog | None = (
+            self.catalog_client.live if self.catalog_client else load_catalog(self.config)
+        )
         self.result_ids = result_codec()
         self.plans: dict[str, BlendPlan] = {}
         self._housekeeper: asyncio.Task[None] | None = None
@@ -138,6 +160,15 @@ class Ingress:
         on the plans they started with."""
         live = parse_live_config(user_config, self.models.names())
         await self.models.apply_versions(live)
+        if self._housekeeper is None:
+            self._housekeeper = asyncio.ensure_future(_housekeeping(self, 1.0))
+        if self.catalog_client is not None and not self.catalog_client.synced:
+            # The first full copy of the catalogue, before this replica takes traffic.
+            await self.catalog_client.sync()
+            self.catalog_client.start()
+            self.unknown_model_items = await unknown_model_items(
+                self.models, self.catalog_client.live
+            )
         gc.freeze()
         plans = {name: BlendPlan(name, spec) for name, spec in live.use_cases.items()}
         check_node_models(plans, self.models)
@@ -224,6 +255,7 @@ class Ingress:
             request.context,
             request_id,
             self.catalog,
+            online=self.online,
         )
         outcome = await plan.run(ctx, self.models, started)
         self._observe(use_case, plan, outcome, started)

@@ -4,6 +4,7 @@ entries, response building and config checks. No Serve objects here; the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -30,6 +31,7 @@ from deployments.schemas import (
     OipErrorResponse,
 )
 from deployments.sources import IngressModels
+from models.base import RecommendQuery
 from models.errors import (
     ConfigError,
     InputError,
@@ -48,6 +50,7 @@ __all__ = [
     "oip_error",
     "pseudonymizer",
     "result_codec",
+    "unknown_model_items",
 ]
 
 logger = logging.getLogger("ray.serve")
@@ -181,3 +184,31 @@ def error_responses(*statuses: int, oip: bool = False) -> dict[int | str, dict[s
 
 INFER_ERRORS = error_responses(400, 401, 403, 404, 413, 422, 429, 503, 504)
 OIP_ERRORS = error_responses(400, 401, 403, 404, 413, 429, 503, 504, oip=True)
+
+
+async def unknown_model_items(
+    models: IngressModels, catalog: ItemCatalog, probe: int = 1000
+) -> dict[str, dict[str, Any]]:
+    """For each model that recommends, how many of its top ``probe`` items (for a user
+    it has never seen) the catalogue does not know, with a few examples."""
+    report: dict[str, dict[str, Any]] = {}
+    query = RecommendQuery("__blendserve_catalog_check__")
+    for name in models.names():
+        try:
+            result = await asyncio.wait_for(models.recommend(name, query, probe), 10)
+        except Exception:  # noqa: BLE001 - not a recommender, or not loaded: nothing to check
+            continue
+        unknown = [item for item, _ in result.items if catalog.get(item) is None]
+        report[name] = {
+            "checked": len(result.items),
+            "unknown": len(unknown),
+            "examples": unknown[:5],
+        }
+        if unknown:
+            logger.warning(
+                "model %s recommends %d items the catalogue does not know (e.g. %s)",
+                name,
+                len(unknown),
+                unknown[:3],
+            )
+    return report

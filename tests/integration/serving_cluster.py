@@ -83,6 +83,8 @@ def serve_config(port: int) -> dict[str, Any]:
     mf_versions = deployment(main, "model-mf")["user_config"]
     main["deployments"].append({"name": "model-mf-cpu", "user_config": mf_versions})
     main["args"]["ingress"] = {"cors": {"allow_origins": [ALLOWED_ORIGIN]}}
+    # Checkpoints of the online state every 2 s, so a restart test need not wait.
+    main["args"]["events"] = {"online": {"checkpoint_every_s": 2}}
     # The evaluation tests' own experiment: `discover` under another name and salt, so
     # other tests' traffic (and split changes) never mix into its statistics.
     trial = copy.deepcopy(use_cases(main)["discover"])
@@ -92,6 +94,7 @@ def serve_config(port: int) -> dict[str, Any]:
     flaky = copy.deepcopy(main)
     flaky.update(name="flaky", route_prefix="/flaky")
     flaky["args"]["events"] = None  # only the main app keeps an event log
+    flaky["args"]["live_catalog"] = None  # and a live catalogue
     models = flaky["args"]["models"]
     models["broken"] = {**models.pop("mf"), "num_cpus": 0.25, "version": "1"}
     _only_ingress(flaky)
@@ -121,6 +124,7 @@ def serve_config(port: int) -> dict[str, Any]:
     pending = copy.deepcopy(main)
     pending.update(name="pending", route_prefix="/pending")
     pending["args"]["events"] = None
+    pending["args"]["live_catalog"] = None
     pending["args"]["models"]["mf"]["num_cpus"] = 64  # more than the cluster has
     deployment(pending)["num_replicas"] = 1
     config["applications"] += [flaky, pending, _damaged(main), _lifecycle(main)]
@@ -140,6 +144,7 @@ def _lifecycle(main: dict[str, Any]) -> dict[str, Any]:
     app = copy.deepcopy(main)
     app.update(name="lifecycle", route_prefix=LIFECYCLE_PREFIX)
     app["args"]["events"] = None
+    app["args"]["live_catalog"] = None
     app["runtime_env"] = {"env_vars": {"BLENDSERVE_BUILD": "1"}}  # a code update changes it
     models = main["args"]["models"]
     app["args"]["models"] = {
@@ -194,6 +199,7 @@ def _damaged(main: dict[str, Any]) -> dict[str, Any]:
     damaged = copy.deepcopy(main)
     damaged.update(name="damaged", route_prefix="/damaged")
     damaged["args"]["events"] = None
+    damaged["args"]["live_catalog"] = None
     models = damaged["args"]["models"]
     damaged["args"]["models"] = {
         "popularity": models["popularity"],

@@ -58,6 +58,13 @@ ROUTES: dict[tuple[str, str], tuple[str, dict[str, str], Any]] = {
     ("get", "/v1/experiments"): ("admin", {}, None),
     ("get", "/v1/experiments/{name}"): ("admin", {"name": "discover.ab"}, None),
     ("get", "/v1/dashboard"): ("admin", {}, None),
+    ("put", "/v1/catalog/items/{item_id}"): ("admin", {"item_id": "audit"}, {"title": "a"}),
+    ("patch", "/v1/catalog/items/{item_id}"): ("admin", {"item_id": "audit"}, {"title": "b"}),
+    ("get", "/v1/catalog/items/{item_id}"): ("admin", {"item_id": "audit"}, None),
+    ("delete", "/v1/catalog/items/{item_id}"): ("admin", {"item_id": "audit"}, None),
+    ("post", "/v1/catalog/items:batch"): ("admin", {}, {"items": [{"item_id": "audit-2"}]}),
+    ("get", "/v1/catalog"): ("admin", {}, None),
+    ("get", "/v1/online"): ("admin", {}, None),
 }
 """A body may be a function of an authorised client (one that needs a live result id)."""
 

@@ -84,3 +84,69 @@ def test_up_serves_then_sigterm_stops_everything(serve_home: Path, tmp_path: Pat
                 process.kill()
     assert not _port_open(http_port), "the HTTP port still answers after SIGTERM"
     assert not _port_open(dashboard_port), "the Ray dashboard still answers after SIGTERM"
+
+
+def _start(
+    config_path: Path, home: Path, log: Path, dashboard_port: int
+) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "deployments.cli", "up", str(config_path)]
+    command += ["--dashboard-port", str(dashboard_port), "--num-cpus", "2"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=home)
+    _wait_for_line(log, "is ready at", process, timeout_s=300)
+    return process
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # a SIGKILL would leave its Ray cluster running
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_catalogue_changes_and_learned_state_survive_a_restart_of_the_whole_service(
+    serve_home: Path, tmp_path: Path
+) -> None:
+    config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    http_port, dashboard_port = free_port(), free_port()
+    config["http_options"]["port"] = http_port
+    app = config["applications"][0]
+    app["args"]["store"] = str(serve_home / "artifacts")
+    app["args"]["catalog"] = str(serve_home / "data" / "items.parquet")
+    deployment(app)["ray_actor_options"]["num_cpus"] = 0.25
+    config_path = tmp_path / "serve.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    base = f"http://127.0.0.1:{http_port}"
+    process = _start(config_path, tmp_path, tmp_path / "up1.log", dashboard_port)
+    try:
+        key = (tmp_path / ".blendserve" / "api_key").read_text().strip()
+        http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        added = http.put("/v1/catalog/items/kept", json={"title": "kept", "category": "tech"})
+        assert added.status_code == 200, added.text
+        served = http.post("/v1/recommend/home", json={"user_id": "u0001", "k": 3}).json()
+        removed = served["items"][0]["item_id"]
+        assert http.delete(f"/v1/catalog/items/{removed}").status_code == 200
+        clicked = served["items"][1]
+        events = [
+            {"result_id": clicked["result_id"], "event": "impression"},
+            {"result_id": clicked["result_id"], "event": "click"},
+        ]
+        assert http.post("/v1/feedback", json={"events": events}).status_code == 202
+        version = http.get("/v1/catalog").json()["version"]
+        time.sleep(2)  # the feedback reaches Parquet within a second
+    finally:
+        _stop(process)
+    process = _start(config_path, tmp_path, tmp_path / "up2.log", dashboard_port)
+    try:
+        http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        assert http.get("/v1/catalog").json()["version"] == version
+        assert http.get("/v1/catalog/items/kept").json()["title"] == "kept"
+        assert http.get(f"/v1/catalog/items/{removed}").status_code == 404
+        again = http.post("/v1/recommend/home", json={"user_id": "u0001", "k": 10}).json()
+        assert removed not in [i["item_id"] for i in again["items"]]
+        learned = http.get("/v1/online").json()
+        assert learned["clicks"].get(clicked["item_id"], 0) > 0.9, learned
+    finally:
+        _stop(process)

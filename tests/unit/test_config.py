@@ -47,6 +47,8 @@ def test_default_config_shows_an_experiment_and_an_interleaving() -> None:
         "experiment",
         "interleave",
         "fallback",
+        "fresh",
+        "bandit",
     }
 
 
