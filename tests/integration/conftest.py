@@ -77,7 +77,9 @@ def deployed(serve_home: Path, request: pytest.FixtureRequest) -> Iterator[Deplo
     """Start Ray on 127.0.0.1, `serve deploy` the config, wait for readiness."""
     # Replicas import the test-only python models (tests/support_models.py).
     env = {"PYTHONPATH": str(ROOT / "tests"), API_KEYS_ENV: TEST_KEYS}
-    cluster = LocalRay(home=serve_home, num_cpus=4, extra_env=env)
+    # Logical CPUs, for Ray's bookkeeping only (the machine has 2 cores): the five apps'
+    # fractional replicas need about 4.2, and `pending` must fit once it asks for less.
+    cluster = LocalRay(home=serve_home, num_cpus=6, extra_env=env)
     cluster.start()
     try:
         port = free_port()

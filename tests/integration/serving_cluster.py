@@ -110,7 +110,8 @@ def serve_config(port: int) -> dict[str, Any]:
     }
     models["sleepy_tight"].pop("cpu_pool", None)  # no overflow pool to spill into
     for use_case in use_cases(flaky).values():
-        use_case["nodes"]["cf"]["model"] = "broken"
+        if "cf" in use_case["nodes"]:
+            use_case["nodes"]["cf"]["model"] = "broken"
     # Little room, so a burst overflows it: 503 with Retry-After past 4 + 4.
     flaky_ingress = deployment(flaky)
     flaky_ingress["num_replicas"] = 1  # the limits below are per replica
