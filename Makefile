@@ -3,17 +3,18 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml | sha256sum | cut -c1-12)
 CONFIG ?= configs/default.yaml
 
 .PHONY: install browser run demo traffic test test-unit test-gpu test-integration lint typecheck validate clean bench soak
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned, so nothing else can pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e clients/python
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -26,6 +27,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@test -n "$$BLENDSERVE_CHROMIUM" || command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@# Node 18+ runs the JavaScript client's tests (clients/js, no npm packages needed).
+	@command -v node >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs; }
 
 # Trains and publishes the demo models, then the `discover` use case's stacked
 # combiner from the demo's logged feedback; versions already in the store are kept.
@@ -40,9 +44,13 @@ run: demo
 
 test: install browser
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q -p no:cacheprovider clients/python/tests
+	node --test clients/js/test/*.test.js
 
 test-unit: install browser
 	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest -q -p no:cacheprovider clients/python/tests
+	node --test clients/js/test/*.test.js
 
 test-gpu: install
 	$(BIN)/python -m pytest -m gpu
@@ -55,7 +63,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy models blending deployments benchmarks
+	$(BIN)/mypy models blending deployments benchmarks clients/python/blendserve_client
 
 validate: install
 	$(BIN)/blendserve validate $(CONFIG)

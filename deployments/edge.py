@@ -166,6 +166,9 @@ class EdgeMiddleware:
                 allow_credentials=cors.allow_credentials,
                 allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+                # Browsers hide other response headers from cross-origin pages: the JS
+                # client needs Retry-After to back off as the server asks.
+                expose_headers=["Retry-After"],
                 max_age=cors.max_age_s,
             )
         return self._cors

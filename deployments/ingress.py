@@ -42,20 +42,18 @@ from deployments.http_errors import NotFound, error_body, install_error_handlers
 from deployments.ingress_support import (
     DASHBOARD_PAGE,
     INFER_ERRORS,
-    OIP_ERRORS,
     check_node_models,
     error_responses,
     feedback_entries,
     flush_logs,
     item_json,
     load_catalog,
-    oip_error,
     pseudonymizer,
     result_codec,
     unknown_model_items,
 )
 from deployments.metrics import IngressMetrics
-from deployments.oip import OipError, infer_response, parse_infer_request
+from deployments.oip_api import router as oip_router
 from deployments.schemas import (
     FEEDBACK_BODY,
     FeedbackRefused,
@@ -68,9 +66,7 @@ from deployments.schemas import (
 from deployments.security import KeyRing
 from deployments.sources import build_gateway
 from models.errors import (
-    BlendserveError,
     InputError,
-    VersionNotLoadedError,
     describe_error,
 )
 
@@ -110,6 +106,7 @@ api = FastAPI(
 install_error_handlers(api)
 api.add_middleware(EdgeMiddleware)
 api.include_router(catalog_router)
+api.include_router(oip_router)
 
 
 @serve.deployment(max_ongoing_requests=256)
@@ -397,67 +394,6 @@ class Ingress:
         if self.events is None:
             raise EventLogUnavailable("the event log is off (args.events is null)")
         return self.events
-
-    @api.get("/v2/health/live", summary="Open Inference Protocol: server liveness.")
-    async def oip_live(self) -> dict[str, bool]:
-        """Always live while the process runs."""
-        return {"live": True}
-
-    @api.get(
-        "/v2/health/ready",
-        summary="Open Inference Protocol: server readiness.",
-        responses={503: {"description": "Not ready (see `/readyz` for why)."}},
-    )
-    async def oip_ready(self) -> JSONResponse:
-        """Ready when every model answers (as ``/readyz``)."""
-        ready = (await self.readyz()).status_code == 200
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
-
-    @api.post(
-        "/v2/models/{model}/infer",
-        summary="Open Inference Protocol: predictions from JSON tensors.",
-        dependencies=[require("infer")],
-        responses=OIP_ERRORS,
-    )
-    async def oip_infer(self, model: str, request: Request) -> JSONResponse:
-        """Tensors in, one ``predict`` output tensor out; errors as ``{"error": ...}``."""
-        return await self._infer(model, None, request)
-
-    @api.post(
-        "/v2/models/{model}/versions/{version}/infer",
-        summary="Open Inference Protocol: predictions from one version of a model.",
-        dependencies=[require("infer")],
-        responses=OIP_ERRORS,
-    )
-    async def oip_infer_version(self, model: str, version: str, request: Request) -> JSONResponse:
-        """As ``/v2/models/{model}/infer``, 404 unless ``version`` is the one served."""
-        return await self._infer(model, version, request)
-
-    async def _infer(self, model: str, version: str | None, request: Request) -> JSONResponse:
-        spec = self.config.models.get(model)
-        if spec is None:
-            return oip_error(
-                f"unknown model {model!r} (expected one of {sorted(self.config.models)})", 404
-            )
-        try:
-            body = await request.json()
-        except ValueError:
-            return oip_error("the body is not JSON", 400)
-        features = getattr(self.models.live_adapters().get(model), "feature_names", None)
-        try:
-            parsed, rows = parse_infer_request(body, features, self.config.ingress.max_instances)
-            result = await self.models.predict_any(model, rows, version)
-        except VersionNotLoadedError as exc:
-            return oip_error(describe_error(exc), 404)
-        except OipError as exc:
-            return oip_error(str(exc), exc.status)
-        except InputError as exc:
-            return oip_error(str(exc), 400)
-        except TimeoutError as exc:
-            return oip_error(str(exc), 504)
-        except BlendserveError as exc:
-            return oip_error(describe_error(exc), 503)
-        return JSONResponse(infer_response(model, result["version"], parsed, result["predictions"]))
 
     async def _describe_models(self) -> dict[str, dict[str, Any] | BaseException]:
         names = self.models.names()

@@ -54,6 +54,18 @@ ROUTES: dict[tuple[str, str], tuple[str, dict[str, str], Any]] = {
         OIP_BODY,
     ),
     ("get", "/v1/models"): ("admin", {}, None),
+    ("get", "/v2/models/{model}"): ("infer", {"model": "click_model"}, None),
+    ("get", "/v2/models/{model}/ready"): ("infer", {"model": "click_model"}, None),
+    ("get", "/v2/models/{model}/versions/{version}"): (
+        "infer",
+        {"model": "click_model", "version": "1"},
+        None,
+    ),
+    ("get", "/v2/models/{model}/versions/{version}/ready"): (
+        "infer",
+        {"model": "click_model", "version": "1"},
+        None,
+    ),
     ("post", "/v1/feedback"): ("infer", {}, lambda http: _impression(http)),
     ("get", "/v1/experiments"): ("admin", {}, None),
     ("get", "/v1/experiments/{name}"): ("admin", {"name": "discover.ab"}, None),

@@ -151,3 +151,9 @@ def test_a_wildcard_origin_with_credentials_is_a_config_error() -> None:
 def test_keys_can_be_switched_off_for_a_gateway_that_authenticates() -> None:
     with TestClient(_app(IngressConfig(require_api_key=False))) as http:
         assert http.post("/infer", json={}).status_code == 200
+
+
+def test_a_browser_page_may_read_retry_after(client: TestClient) -> None:
+    answer = client.post("/infer", json={}, headers={"Origin": SHOP, "X-API-Key": INFER_KEY})
+    assert answer.headers["access-control-allow-origin"] == SHOP
+    assert "retry-after" in answer.headers["access-control-expose-headers"].lower()
