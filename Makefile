@@ -6,6 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml | sha256sum | cut -c1-12)
 CONFIG ?= configs/default.yaml
 
+# The clients' offline tests; their live suites run inside the integration tests
+# (tests/integration/test_clients.py), against the test cluster.
+JS_TESTS := $(filter-out %/live.test.js,$(wildcard clients/js/test/*.test.js))
+CLIENT_TESTS = $(BIN)/python -m pytest -q -p no:cacheprovider clients/python/tests \
+		--ignore=clients/python/tests/test_live.py && node --test $(JS_TESTS)
+
 .PHONY: install browser run demo traffic test test-unit test-gpu test-integration lint typecheck validate clean bench soak
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -44,13 +50,11 @@ run: demo
 
 test: install browser
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest -q -p no:cacheprovider clients/python/tests
-	node --test clients/js/test/*.test.js
+	$(CLIENT_TESTS)
 
 test-unit: install browser
 	$(BIN)/python -m pytest tests/unit
-	$(BIN)/python -m pytest -q -p no:cacheprovider clients/python/tests
-	node --test clients/js/test/*.test.js
+	$(CLIENT_TESTS)
 
 test-gpu: install
 	$(BIN)/python -m pytest -m gpu
