@@ -70,13 +70,15 @@ def build_app(args: dict[str, Any]) -> Application:
     if config.events is not None:
         events = config.events
         event_log = EventLog.options(  # type: ignore[attr-defined]
-            name="EventLog", ray_actor_options={"num_cpus": events.num_cpus}
+            name="EventLog",
+            ray_actor_options={"num_cpus": events.num_cpus, "resources": events.resources},
         ).bind(events.model_dump(), config.store)
     catalog = None
     if config.live_catalog is not None:
         live = config.live_catalog
         catalog = Catalog.options(  # type: ignore[attr-defined]
-            name="Catalog", ray_actor_options={"num_cpus": live.num_cpus}
+            name="Catalog",
+            ray_actor_options={"num_cpus": live.num_cpus, "resources": live.resources},
         ).bind(live.model_dump(), live.seed or config.catalog)
     app: Application = Ingress.bind(  # type: ignore[attr-defined]
         config.model_dump(mode="json"), handles, event_log, catalog

@@ -49,6 +49,10 @@ class LiveCatalogConfig(BaseModel):
     )
     max_batch: int = Field(1000, ge=1, le=100_000, description="Most items in one batch upsert.")
     num_cpus: float = Field(0.05, gt=0, le=16, description="CPUs of the catalogue replica.")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources of its replica, e.g. to keep it off GPU nodes.",
+    )
 
     def store_path(self, app: str) -> Path:
         """Application ``app``'s SQLite file."""
@@ -80,6 +84,10 @@ class EventsConfig(BaseModel):
         5000, ge=1, le=1_000_000, description="... or once this many are waiting."
     )
     num_cpus: float = Field(0.1, gt=0, le=16, description="CPUs of the event log replica.")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources of its replica, e.g. to pin it where its WAL lives.",
+    )
     online: OnlineConfig = Field(
         default_factory=OnlineConfig, description="Online learning from feedback."
     )

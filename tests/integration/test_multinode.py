@@ -50,6 +50,9 @@ def _two_node_config(port: int) -> dict[str, Any]:
     mf.update(num_cpus=0.25, num_gpus=1, resources={GPU_NODE_RESOURCE: 1})
     (ingress,) = (d for d in app["deployments"] if d["name"] == "Ingress")
     ingress["ray_actor_options"] = {"num_cpus": 0.25, "resources": {HEAD_NODE_RESOURCE: 0.001}}
+    # The data services are CPU work too: on the head, where their files live.
+    for service in ("events", "live_catalog"):
+        app["args"][service] = {**app["args"][service], "resources": {HEAD_NODE_RESOURCE: 0.001}}
     return config
 
 
