@@ -12,7 +12,7 @@ JS_TESTS := $(filter-out %/live.test.js,$(wildcard clients/js/test/*.test.js))
 CLIENT_TESTS = $(BIN)/python -m pytest -q -p no:cacheprovider clients/python/tests \
 		--ignore=clients/python/tests/test_live.py && node --test $(JS_TESTS)
 
-.PHONY: install browser run demo traffic test test-unit test-gpu test-integration lint typecheck validate clean bench soak
+.PHONY: install browser openapi run demo traffic test test-unit test-gpu test-integration lint typecheck validate clean bench soak
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy models blending deployments benchmarks clients/python/blendserve_client
+
+# Rewrite docs/openapi.json from the code (a test fails when it drifts).
+openapi: install
+	$(BIN)/python -m deployments.openapi_schema
 
 validate: install
 	$(BIN)/blendserve validate $(CONFIG)

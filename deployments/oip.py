@@ -103,7 +103,10 @@ def parse_infer_request(
     arrays = [_as_array(t, f"inputs.{i}") for i, t in enumerate(request.inputs)]
     if len(arrays) == 1:
         array = arrays[0]
-        rows = array.reshape(array.shape[0], -1).tolist() if array.ndim else [[array.item()]]
+        if request.inputs[0].datatype == "BYTES" and array.ndim == 1:
+            rows = array.tolist()  # N strings are N instances (user or item ids)
+        else:
+            rows = array.reshape(array.shape[0], -1).tolist() if array.ndim else [[array.item()]]
     else:
         by_name = {
             t.name: a.reshape(a.shape[0], -1) for t, a in zip(request.inputs, arrays, strict=True)

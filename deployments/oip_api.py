@@ -71,7 +71,9 @@ def _served_versions(status: dict[str, Any]) -> list[str]:
 def _metadata(model: str, status: dict[str, Any]) -> dict[str, Any]:
     """Inputs and outputs as the protocol describes them."""
     if status.get("recommender"):
-        inputs = [{"name": "user_id", "datatype": "BYTES", "shape": [-1]}]
+        # One string per instance: user ids for a recommender's predict (item ids for
+        # popularity's); the answer per instance is JSON text.
+        inputs = [{"name": "input", "datatype": "BYTES", "shape": [-1]}]
         output = "BYTES"
     else:
         width = status.get("n_features") or len(status.get("feature_names") or []) or -1

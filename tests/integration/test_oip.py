@@ -50,12 +50,13 @@ def test_a_recommender_is_described_and_called_by_user_id(
 
     headers = deployed.cluster.auth_headers()
     server = triton.InferenceServerClient(deployed.url.removeprefix("http://"))
-    metadata = server.get_model_metadata("popularity", headers=headers)
-    assert metadata["inputs"] == [{"name": "user_id", "datatype": "BYTES", "shape": [-1]}]
-    users = triton.InferInput("user_id", [1], "BYTES")
+    metadata = server.get_model_metadata("mf", headers=headers)
+    assert metadata["inputs"] == [{"name": "input", "datatype": "BYTES", "shape": [-1]}]
+    assert metadata["platform"] == "blendserve-torchscript"
+    users = triton.InferInput("input", [1], "BYTES")
     users.set_data_from_numpy(np.array([known_user], dtype=object), binary_data=False)
     wanted = [triton.InferRequestedOutput("predict", binary_data=False)]
-    result = server.infer("popularity", [users], outputs=wanted, headers=headers)
+    result = server.infer("mf", [users], outputs=wanted, headers=headers)
     (answer,) = result.as_numpy("predict").tolist()
     assert "items" in str(answer)
 
@@ -67,3 +68,12 @@ def _ready(server: object, model: str, version: str, headers: dict[str, str]) ->
         return bool(server.is_model_ready(model, model_version=version, headers=headers))  # type: ignore[attr-defined]
     except triton.InferenceServerException:
         return False
+
+
+def test_the_running_service_serves_the_checked_in_openapi_schema(deployed: Deployed) -> None:
+    from deployments.openapi_schema import SCHEMA_PATH, render
+
+    live = httpx.get(f"{deployed.url}/openapi.json", timeout=30).json()
+    assert render(live) == SCHEMA_PATH.read_text(encoding="utf-8"), (
+        "the service's /openapi.json differs from docs/openapi.json: run `make openapi`"
+    )
