@@ -33,6 +33,7 @@ from deployments.config import (
     parse_app_args,
     parse_live_config,
 )
+from deployments.demo_api import router as demo_router
 from deployments.edge import EdgeMiddleware, Gatekeeper, require
 from deployments.event_client import EventClient, EventLogUnavailable
 from deployments.experiments import dashboard_data, experiment_names, find_experiment
@@ -107,6 +108,7 @@ install_error_handlers(api)
 api.add_middleware(EdgeMiddleware)
 api.include_router(catalog_router)
 api.include_router(oip_router)
+api.include_router(demo_router)
 
 
 @serve.deployment(max_ongoing_requests=256)

@@ -36,8 +36,10 @@ from models.store import ArtifactStore
 pytestmark = pytest.mark.integration
 
 OIP_BODY = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [0.4, 5, 3, 20]}]}
-PROBES = {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/dashboard"}
-"""Open routes: health probes, and the dashboard page (its data needs a key)."""
+PROBES = {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/dashboard", "/demo"}
+"""Open routes: health probes, and the dashboard and storefront pages (they ask for a key)."""
+OPEN_FILES = {"/demo/client/{name}": "/demo/client/index.js"}
+"""Open static files: the JavaScript client the storefront imports."""
 # Every API route: the scope it needs, its path parameters and a valid body. A route
 # added without an entry here fails the audit below.
 ROUTES: dict[tuple[str, str], tuple[str, dict[str, str], Any]] = {
@@ -100,8 +102,9 @@ def test_every_route_answers_401_403_and_200_by_key_and_scope(deployed: Deployed
     with httpx.Client(base_url=deployed.url, timeout=30.0) as anonymous:
         spec = anonymous.get("/openapi.json").json()
         operations = {(method, path) for path, item in spec["paths"].items() for method in item}
-        assert operations - {("get", p) for p in PROBES} == set(ROUTES), "audit ROUTES"
-        for probe in PROBES:
+        open_routes = {("get", p) for p in {*PROBES, *OPEN_FILES}}
+        assert operations - open_routes == set(ROUTES), "audit ROUTES"
+        for probe in [*PROBES, *OPEN_FILES.values()]:
             assert anonymous.get(probe).status_code == 200, probe
         wrong_key = {"infer": ADMIN_ONLY_KEY, "admin": INFER_ONLY_KEY}
         right_key = {"infer": INFER_ONLY_KEY, "admin": ADMIN_ONLY_KEY}

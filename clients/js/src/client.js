@@ -66,7 +66,9 @@ export class BlendserveClient {
     /** @private */
     this._apiKey = apiKey ?? null;
     /** @private */
-    this._fetch = fetchImpl;
+    // A browser's fetch must not be called as a method of another object ("Illegal
+    // invocation"): keep it as a plain function.
+    this._fetch = (url, init) => fetchImpl(url, init);
     /** @private */
     this._sleep = sleep;
   }

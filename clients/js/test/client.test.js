@@ -244,3 +244,14 @@ test("the caller's abort signal ends the call with its reason, without retrying"
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(api.requests.length - before_, 1);
 });
+
+test("the platform's fetch is called as a plain function, never as the client's method", async () => {
+  let receiver = "unset";
+  function strictFetch(url, init) {
+    receiver = this; // a browser's fetch throws "Illegal invocation" unless this is undefined or window
+    return Promise.resolve({ ok: true, status: 200, headers: { get: () => null }, text: async () => "{}" });
+  }
+  const client = new BlendserveClient({ baseUrl: "http://127.0.0.1:9", fetch: strictFetch });
+  await client.request("GET", "/healthz");
+  assert.equal(receiver, undefined);
+});
