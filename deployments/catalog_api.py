@@ -16,7 +16,13 @@ from fastapi.responses import JSONResponse
 from ray import serve
 
 from deployments.catalog_client import CatalogClient
-from deployments.catalog_store import ItemNotFoundError, ItemPatch, parse_batch, parse_item
+from deployments.catalog_store import (
+    CatalogItem,
+    ItemNotFoundError,
+    ItemPatch,
+    parse_batch,
+    parse_item,
+)
 from deployments.edge import require
 from deployments.http_errors import NotFound
 from deployments.ingress_support import error_responses
@@ -27,6 +33,33 @@ __all__ = ["router"]
 router = APIRouter(dependencies=[require("admin")])
 
 _WRITE_ERRORS = error_responses(400, 401, 403, 404, 413, 422, 429, 503)
+
+_ITEM_EXAMPLE = {
+    "title": "Breaking: a new article",
+    "category": "tech",
+    "published_at": "2026-11-28T23:00:00+00:00",
+    "available": True,
+    "attributes": {"author": "desk"},
+}
+
+
+def _body(schema: dict[str, Any], example: Any) -> dict[str, Any]:
+    """``openapi_extra`` for a body these routes read and check themselves."""
+    content = {"application/json": {"schema": schema, "example": example}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+_ITEM_SCHEMA = CatalogItem.model_json_schema()
+_PUT_BODY = _body(_ITEM_SCHEMA, _ITEM_EXAMPLE)
+_BATCH_BODY = _body(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "minItems": 1, "items": _ITEM_SCHEMA}},
+    },
+    {"items": [{"item_id": "a10000", **_ITEM_EXAMPLE}]},
+)
 
 
 def _ingress() -> Any:
@@ -59,6 +92,7 @@ async def _call(method: str, item_id: str | None, *args: Any) -> Any:
     "/v1/catalog/items/{item_id}",
     summary="Create or replace a catalogue item.",
     responses=_WRITE_ERRORS,
+    openapi_extra=_PUT_BODY,
 )
 async def put_item(item_id: str, request: Request) -> dict[str, Any]:
     """The body is the item (`title`, `category`, `published_at`, `available`,
@@ -101,6 +135,7 @@ async def delete_item(item_id: str) -> dict[str, Any]:
     "/v1/catalog/items:batch",
     summary="Create or replace many items at once: all of them, or none.",
     responses=_WRITE_ERRORS,
+    openapi_extra=_BATCH_BODY,
 )
 async def upsert_items(request: Request) -> dict[str, Any]:
     """`{"items": [...]}`; one invalid entry refuses the whole batch, naming it

@@ -176,7 +176,9 @@ class CatalogItem(BaseModel):
 class ItemPatch(BaseModel):
     """A partial update: the fields given replace the item's (``attributes`` as a whole)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"available": False}]}
+    )
 
     title: Title | None = Field(None, description="A new title.")
     category: Category | None = Field(None, description="A new category; null clears it.")

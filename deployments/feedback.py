@@ -43,7 +43,18 @@ _CLOCK_SKEW_S = 300
 class FeedbackEvent(BaseModel):
     """One thing a user did with a served item."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "result_id": "eyJpIjoiYTAxODA2In0.hGR379mwIxyE0WXX",
+                    "event": "click",
+                    "event_id": "b7c1-2",
+                }
+            ]
+        },
+    )
 
     result_id: str = Field(
         min_length=1, max_length=4096, description="The served item's `result_id`."

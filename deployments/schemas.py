@@ -32,7 +32,19 @@ ItemId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 class RecommendRequest(BaseModel):
     """Who to recommend for, how many items, and what to leave out."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "u0042",
+                    "k": 10,
+                    "context": {"device": "mobile"},
+                    "exclude": ["a00017"],
+                }
+            ]
+        },
+    )
 
     user_id: str = Field(min_length=1, max_length=256, description="The end user's id.")
     k: int = Field(10, ge=1, le=100, description="How many items to return.")
@@ -112,6 +124,38 @@ class ItemOut(BaseModel):
 class RecommendResponse(BaseModel):
     """The answer of ``POST /v1/recommend/{use_case}``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "7849337b30c9406290eccf5669e880fc",
+                    "use_case": "home",
+                    "items": [
+                        {
+                            "item_id": "a01806",
+                            "result_id": "eyJpIjoiYTAxODA2In0.hGR379mwIxyE0WXX",
+                            "score": 1.0,
+                            "pinned": True,
+                            "components": [
+                                {
+                                    "source": "picks",
+                                    "model": "staff_picks",
+                                    "version": "1",
+                                    "score": 1.0,
+                                    "weight": 0.15,
+                                    "curated": True,
+                                }
+                            ],
+                        }
+                    ],
+                    "model_versions": {"mf": "1", "popularity": "1", "staff_picks": "1"},
+                    "variant": None,
+                    "degraded": False,
+                }
+            ]
+        }
+    )
+
     request_id: str
     use_case: str
     items: list[ItemOut]
@@ -129,13 +173,21 @@ class RecommendResponse(BaseModel):
 class PredictRequest(BaseModel):
     """A batch of instances for one model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"instances": [[0.4, 5.2, 3.0, 20.0]]}]}
+    )
 
     instances: list[Any] = Field(min_length=1, max_length=1000, description="Model inputs.")
 
 
 class PredictResponse(BaseModel):
     """One prediction per instance, and the version that made them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"model": "click_model", "version": "1", "predictions": [0.98]}]
+        }
+    )
 
     model: str
     version: str
@@ -166,6 +218,10 @@ class OipErrorResponse(BaseModel):
 
 class FeedbackResponse(BaseModel):
     """What happened to each event of a feedback request."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"accepted": 2, "duplicates": 0, "rejected": []}]}
+    )
 
     accepted: int = Field(description="Events stored (durably: in the write-ahead log).")
     duplicates: int = Field(description="Events whose `event_id` was stored before.")
