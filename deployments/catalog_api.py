@@ -50,7 +50,11 @@ def _body(schema: dict[str, Any], example: Any) -> dict[str, Any]:
 
 
 _ITEM_SCHEMA = CatalogItem.model_json_schema()
-_PUT_BODY = _body(_ITEM_SCHEMA, _ITEM_EXAMPLE)
+# In a PUT the path names the item: `item_id` in the body is optional (and must match).
+_PUT_BODY = _body(
+    {**_ITEM_SCHEMA, "required": [f for f in _ITEM_SCHEMA.get("required", []) if f != "item_id"]},
+    _ITEM_EXAMPLE,
+)
 _BATCH_BODY = _body(
     {
         "type": "object",
