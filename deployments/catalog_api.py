@@ -25,14 +25,17 @@ from deployments.catalog_store import (
 )
 from deployments.edge import require
 from deployments.http_errors import NotFound
-from deployments.ingress_support import error_responses
+from deployments.ingress_support import error_responses, ok_example
 from models.errors import InputError
 
 __all__ = ["router"]
 
 router = APIRouter(dependencies=[require("admin")])
 
-_WRITE_ERRORS = error_responses(400, 401, 403, 404, 413, 422, 429, 503)
+_WRITE_ERRORS = {
+    **error_responses(400, 401, 403, 404, 413, 422, 429, 503),
+    **ok_example({"version": 2001}),
+}
 
 _ITEM_EXAMPLE = {
     "title": "Breaking: a new article",
@@ -138,7 +141,7 @@ async def delete_item(item_id: str) -> dict[str, Any]:
 @router.post(
     "/v1/catalog/items:batch",
     summary="Create or replace many items at once: all of them, or none.",
-    responses=_WRITE_ERRORS,
+    responses={**_WRITE_ERRORS, **ok_example({"version": 2003, "count": 2})},
     openapi_extra=_BATCH_BODY,
 )
 async def upsert_items(request: Request) -> dict[str, Any]:
@@ -155,7 +158,7 @@ async def upsert_items(request: Request) -> dict[str, Any]:
 @router.get(
     "/v1/catalog/items/{item_id}",
     summary="One catalogue item.",
-    responses=error_responses(401, 403, 404, 429, 503),
+    responses={**error_responses(401, 403, 404, 429, 503), **ok_example(_ITEM_EXAMPLE)},
 )
 async def get_item(item_id: str) -> Any:
     """The item as stored; 404 when it does not exist or was deleted."""
@@ -168,7 +171,17 @@ async def get_item(item_id: str) -> Any:
 @router.get(
     "/v1/catalog",
     summary="The catalogue's version, size, and model items it does not know.",
-    responses=error_responses(401, 403, 404, 429, 503),
+    responses={
+        **error_responses(401, 403, 404, 429, 503),
+        **ok_example(
+            {
+                "version": 2001,
+                "items": 2001,
+                "replica_version": 2001,
+                "unknown_model_items": {"mf": {"checked": 1000, "unknown": 0, "examples": []}},
+            }
+        ),
+    },
 )
 async def catalog_status() -> JSONResponse:
     """The store's version and live items; the version this replica has applied; and,
@@ -187,7 +200,12 @@ async def catalog_status() -> JSONResponse:
 @router.get(
     "/v1/online",
     summary="What online learning has learned: decayed impressions and clicks per item.",
-    responses=error_responses(401, 403, 429, 503),
+    responses={
+        **error_responses(401, 403, 429, 503),
+        **ok_example(
+            {"at": 1795890604.2, "impressions": {"a01806": 41.7}, "clicks": {"a01806": 6.2}}
+        ),
+    },
 )
 async def online_state() -> dict[str, Any]:
     """The most seen items' time-decayed impressions and clicks, as the event log holds

@@ -27,6 +27,7 @@ from blending.catalog import ItemCatalog
 from blending.dag import BlendOutcome, BlendPlan
 from blending.online import OnlineSnapshot
 from blending.result_ids import ResultRef
+from deployments import api_examples as examples
 from deployments.catalog_api import router as catalog_router
 from deployments.catalog_client import CatalogClient
 from deployments.config import (
@@ -49,6 +50,7 @@ from deployments.ingress_support import (
     flush_logs,
     item_json,
     load_catalog,
+    ok_example,
     pseudonymizer,
     result_codec,
     unknown_model_items,
@@ -216,7 +218,7 @@ class Ingress:
         "/v1/models",
         summary="Every hosted model, its version and placement.",
         dependencies=[require("admin")],
-        responses=error_responses(401, 403, 429),
+        responses={**error_responses(401, 403, 429), **ok_example(examples.MODELS)},
     )
     async def list_models(self) -> dict[str, Any]:
         """Per model: its versions (live, canary, shadow), each one's traffic share,
@@ -347,7 +349,10 @@ class Ingress:
         "/v1/experiments",
         summary="Every experiment and interleaving node, as `<use case>.<node>`.",
         dependencies=[require("admin")],
-        responses=error_responses(401, 403, 429),
+        responses={
+            **error_responses(401, 403, 429),
+            **ok_example({"experiments": ["discover.ab", "discover.head_to_head"]}),
+        },
     )
     async def list_experiments(self) -> dict[str, list[str]]:
         """Names to ask ``/v1/experiments/{name}`` about."""
@@ -357,7 +362,7 @@ class Ingress:
         "/v1/experiments/{name}",
         summary="Live statistics of one experiment: CTR per arm, lift, significance.",
         dependencies=[require("admin")],
-        responses=error_responses(401, 403, 404, 429, 503),
+        responses={**error_responses(401, 403, 404, 429, 503), **ok_example(examples.EXPERIMENT)},
     )
     async def experiment(self, name: str) -> dict[str, Any]:
         """Per arm: requests, impressions, clicks, CTR with its 95% interval, lift against
@@ -374,7 +379,7 @@ class Ingress:
         "/v1/dashboard",
         summary="What the dashboard shows: traffic, model versions, experiments.",
         dependencies=[require("admin")],
-        responses=error_responses(401, 403, 429, 503),
+        responses={**error_responses(401, 403, 429, 503), **ok_example(examples.DASHBOARD)},
     )
     async def dashboard_json(self) -> dict[str, Any]:
         """Last-minute traffic from the event log, every model's versions, and every

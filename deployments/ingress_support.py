@@ -48,6 +48,7 @@ __all__ = [
     "item_json",
     "load_catalog",
     "oip_error",
+    "ok_example",
     "pseudonymizer",
     "result_codec",
     "unknown_model_items",
@@ -163,6 +164,11 @@ def item_json(
     if candidate.team is not None:
         item["team"] = candidate.team
     return item
+
+
+def ok_example(example: Any, status: int = 200) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI entry of a route's success answer, with an example of it."""
+    return {status: {"content": {"application/json": {"example": example}}}}
 
 
 def error_responses(*statuses: int, oip: bool = False) -> dict[int | str, dict[str, Any]]:

@@ -45,3 +45,16 @@ def test_every_request_body_has_an_example() -> None:
                 method,
                 path,
             )
+
+
+def test_every_v1_success_answer_has_an_example() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    components = schema["components"]["schemas"]
+    for path, item in schema["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in item.items():
+            status = "202" if "202" in operation["responses"] else "200"
+            media = operation["responses"][status]["content"]["application/json"]
+            example = media.get("example") or _has_example(media.get("schema", {}), components)
+            assert example, (method, path)
