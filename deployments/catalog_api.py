@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from ray import serve
 
 from deployments.catalog_client import CatalogClient
 from deployments.catalog_store import (
@@ -25,7 +24,7 @@ from deployments.catalog_store import (
 )
 from deployments.edge import require
 from deployments.http_errors import NotFound
-from deployments.ingress_support import error_responses, ok_example
+from deployments.ingress_support import error_responses, ok_example, this_ingress
 from models.errors import InputError
 
 __all__ = ["router"]
@@ -69,13 +68,8 @@ _BATCH_BODY = _body(
 )
 
 
-def _ingress() -> Any:
-    """This replica's ``Ingress`` object."""
-    return serve.get_replica_context().servable_object
-
-
 def _client() -> CatalogClient:
-    client: CatalogClient | None = _ingress().catalog_client
+    client: CatalogClient | None = this_ingress().catalog_client
     if client is None:
         raise NotFound("live catalogue", "(args.live_catalog is not set)", [])
     return client
@@ -147,7 +141,7 @@ async def delete_item(item_id: str) -> dict[str, Any]:
 async def upsert_items(request: Request) -> dict[str, Any]:
     """`{"items": [...]}`; one invalid entry refuses the whole batch, naming it
     (`items.3.category`), and writes nothing."""
-    limit = _ingress().config.live_catalog
+    limit = this_ingress().config.live_catalog
     items = parse_batch(await _json(request), limit.max_batch if limit else 1000)
     result: dict[str, Any] = await _call(
         "upsert_batch", None, [item.model_dump(mode="json") for item in items]
@@ -186,7 +180,7 @@ async def get_item(item_id: str) -> Any:
 async def catalog_status() -> JSONResponse:
     """The store's version and live items; the version this replica has applied; and,
     per model, items it recommends that the catalogue does not know."""
-    ingress = _ingress()
+    ingress = this_ingress()
     client = _client()
     status = await client.call("status")
     body = {
@@ -210,7 +204,7 @@ async def catalog_status() -> JSONResponse:
 async def online_state() -> dict[str, Any]:
     """The most seen items' time-decayed impressions and clicks, as the event log holds
     them now (``bandit`` samples from them; ``fresh`` explores items without any)."""
-    events = _ingress().events
+    events = this_ingress().events
     if events is None:
         raise NotFound("online state", "(args.events is null)", [])
     snapshot = await events.online_snapshot()

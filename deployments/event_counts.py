@@ -36,6 +36,13 @@ class _Arm:
     impressions: int = 0
     clicks: int = 0
     conversions: int = 0
+    units: int = 0
+    """Served lists with feedback, and over them the sums of clicks squared,
+    impressions squared and clicks * impressions (the CTR variance's inputs), kept
+    up to date as each list's counts change, so a report never scans the lists."""
+    clicks_sq: int = 0
+    impressions_sq: int = 0
+    cross: int = 0
 
 
 @dataclass
@@ -107,37 +114,52 @@ class EventCounts:
             elif event == "conversion":
                 totals.conversions += 1
         if variant and event in ("impression", "click"):
-            served = self.lists.setdefault((use_case, str(record["request_id"])), _List(variant))
-            if event == "impression":
-                served.impressions += 1
-            else:
-                served.clicks += 1
+            self._count_in_list(use_case, str(record["request_id"]), variant, event)
         team = record.get("team")
         if event == "click" and team:
             clicks = self.team_clicks.setdefault((use_case, str(record["request_id"])), {})
             clicks[str(team)] = clicks.get(str(team), 0) + 1
         return True
 
+    def _count_in_list(
+        self, use_case: str, request_id: str, variant: dict[str, str], event: str
+    ) -> None:
+        """Add an impression or click to its served list, and move that list's share of
+        each arm's sums from its old counts to its new ones."""
+        key = (use_case, request_id)
+        served = self.lists.get(key)
+        if served is None:
+            served = self.lists[key] = _List(variant)
+            for node, arm in variant.items():
+                self._arm(use_case, node, arm).units += 1
+        c, n = served.clicks, served.impressions
+        if event == "impression":
+            served.impressions += 1
+        else:
+            served.clicks += 1
+        c2, n2 = served.clicks, served.impressions
+        for node, arm in served.variant.items():
+            totals = self._arm(use_case, node, arm)
+            totals.clicks_sq += c2 * c2 - c * c
+            totals.impressions_sq += n2 * n2 - n * n
+            totals.cross += c2 * n2 - c * n
+
     def arm_totals(self, use_case: str, node: str) -> dict[str, ArmTotals]:
         """Requests, impressions and clicks of each arm of ``use_case``'s ``node``, with
         the per-list sums the CTR variance needs."""
-        sums: dict[str, list[float]] = {}
-        for (case, _), served in self.lists.items():
-            arm = served.variant.get(node)
-            if case != use_case or arm is None:
-                continue
-            c, n = served.clicks, served.impressions
-            row = sums.setdefault(arm, [0, 0.0, 0.0, 0.0])
-            row[0] += 1
-            row[1] += c * c
-            row[2] += n * n
-            row[3] += c * n
-        totals = {}
-        for (case, name, arm), t in self.arms.items():
-            if case == use_case and name == node:
-                units, c2, n2, cn = sums.get(arm, [0, 0.0, 0.0, 0.0])
-                totals[arm] = ArmTotals(t.requests, t.impressions, t.clicks, int(units), c2, n2, cn)
-        return totals
+        return {
+            arm: ArmTotals(
+                t.requests,
+                t.impressions,
+                t.clicks,
+                t.units,
+                float(t.clicks_sq),
+                float(t.impressions_sq),
+                float(t.cross),
+            )
+            for (case, name, arm), t in self.arms.items()
+            if case == use_case and name == node
+        }
 
     def interleaving(self, use_case: str, teams: Sequence[str]) -> tuple[dict[str, int], int]:
         """Per team, the requests where its items got more clicks; and the ties."""

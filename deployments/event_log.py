@@ -58,7 +58,9 @@ class EventLog:
             events.flush_max_events,
         )
         recovered = self.store.recover()
-        served, feedback = self.store.read("served"), self.store.read("feedback")
+        # The totals need only these columns of the served lists; not their items.
+        served = self.store.read("served", ["use_case", "variant"])
+        feedback = self.store.read("feedback")
         self.counts = EventCounts.rebuild(served, feedback)
         self._event_ids: OrderedDict[str, None] = OrderedDict()
         since = (datetime.now(UTC) - timedelta(days=_EVENT_IDS_DAYS)).strftime("%Y-%m-%d")

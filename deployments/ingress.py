@@ -90,7 +90,8 @@ async def _housekeeping(ingress: "Ingress", period_s: float) -> None:
         ingress.metrics.in_flight.set(ingress.gate.in_flight)
         for name, remote in ingress.models.remote.items():
             ingress.metrics.model_calls_in_flight.set(remote.in_flight, tags={"model": name})
-        if ingress.events is not None:
+        # Only `bandit` and `fresh` nodes read the online state: no fetch without one.
+        if ingress.events is not None and any(p.live for p in ingress.plans.values()):
             try:
                 ingress.online = await ingress.events.online_snapshot()
             except Exception as exc:  # noqa: BLE001 - keep the last snapshot

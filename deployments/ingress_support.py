@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from ray import serve
 
 from blending.candidates import Candidate
 from blending.catalog import ItemCatalog, StaticCatalog
@@ -51,34 +52,48 @@ __all__ = [
     "ok_example",
     "pseudonymizer",
     "result_codec",
+    "this_ingress",
     "unknown_model_items",
 ]
 
 logger = logging.getLogger("ray.serve")
 
 
+def _secret(env: str, consequence: str) -> bytes:
+    """The secret in ``$env`` (at least 16 bytes), else a random one for this replica
+    only, with a warning saying what that breaks."""
+    value = os.environ.get(env, "").encode()
+    if len(value) >= 16:
+        return value
+    logger.warning("%s is unset or shorter than 16 bytes: %s", env, consequence)
+    return secrets.token_bytes(32)
+
+
 def result_codec() -> ResultIdCodec:
-    key = os.environ.get(RESULT_KEY_ENV, "")
-    if len(key.encode()) >= 16:
-        return ResultIdCodec(key.encode())
-    logger.warning(
-        "%s is unset or shorter than 16 bytes: result ids are signed with a key of this "
-        "replica only, so other replicas and restarts cannot verify them",
-        RESULT_KEY_ENV,
+    """Signs result ids with ``$BLENDSERVE_RESULT_KEY`` (the same on every replica)."""
+    return ResultIdCodec(
+        _secret(
+            RESULT_KEY_ENV,
+            "result ids are signed with a key of this replica only, so other replicas "
+            "and restarts cannot verify them",
+        )
     )
-    return ResultIdCodec(secrets.token_bytes(32))
 
 
 def pseudonymizer() -> Pseudonymizer:
-    salt = os.environ.get(PSEUDONYM_SALT_ENV, "")
-    if len(salt.encode()) >= 16:
-        return Pseudonymizer(salt.encode())
-    logger.warning(
-        "%s is unset or shorter than 16 bytes: user ids in the event log are hashed with a "
-        "salt of this replica only, so one user gets a new pseudonym per replica and restart",
-        PSEUDONYM_SALT_ENV,
+    """Pseudonymises user ids with ``$BLENDSERVE_PSEUDONYM_SALT``."""
+    return Pseudonymizer(
+        _secret(
+            PSEUDONYM_SALT_ENV,
+            "user ids in the event log are hashed with a salt of this replica only, so "
+            "one user gets a new pseudonym per replica and restart",
+        )
     )
-    return Pseudonymizer(secrets.token_bytes(32))
+
+
+def this_ingress() -> Any:
+    """This replica's ``Ingress`` object (routes outside the class reach its state)."""
+    return serve.get_replica_context().servable_object
 
 
 DASHBOARD_PAGE = Path(__file__).with_name("static") / "dashboard.html"

@@ -13,10 +13,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from ray import serve
 
 from deployments.edge import require
-from deployments.ingress_support import OIP_ERRORS, oip_error
+from deployments.ingress_support import OIP_ERRORS, oip_error, this_ingress
 from deployments.oip import OipError, infer_response, parse_infer_request
 from models.errors import BlendserveError, InputError, VersionNotLoadedError, describe_error
 
@@ -27,10 +26,6 @@ router = APIRouter()
 _MODEL_ERRORS: dict[int | str, dict[str, Any]] = {
     k: v for k, v in OIP_ERRORS.items() if k in (401, 403, 404, 429, 503)
 }
-
-
-def _ingress() -> Any:
-    return serve.get_replica_context().servable_object
 
 
 @router.get("/v2/health/live", summary="Open Inference Protocol: server liveness.")
@@ -46,13 +41,13 @@ async def oip_live() -> dict[str, bool]:
 )
 async def oip_ready() -> JSONResponse:
     """Ready when every model answers (as ``/readyz``)."""
-    ready = (await _ingress().readyz()).status_code == 200
+    ready = (await this_ingress().readyz()).status_code == 200
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 
 async def _status(model: str, version: str | None) -> dict[str, Any] | JSONResponse:
     """The model's status, or the protocol's 404 for an unknown model or version."""
-    ingress = _ingress()
+    ingress = this_ingress()
     if model not in ingress.config.models:
         known = sorted(ingress.config.models)
         return oip_error(f"unknown model {model!r} (expected one of {known})", 404)
@@ -165,7 +160,7 @@ async def oip_infer_version(model: str, version: str, request: Request) -> JSONR
 
 
 async def _infer(model: str, version: str | None, request: Request) -> JSONResponse:
-    ingress = _ingress()
+    ingress = this_ingress()
     if model not in ingress.config.models:
         known = sorted(ingress.config.models)
         return oip_error(f"unknown model {model!r} (expected one of {known})", 404)

@@ -324,7 +324,7 @@ class ModelRollout:
             if config == self.config and self._traffic.live is not None:
                 return []
             previous = self.config
-            loaded = {**self.versions_loaded()}
+            loaded = self.versions_loaded()
             roles = [("live", config.version)]
             if config.canary is not None:
                 roles.append(("canary", config.canary.version))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import yaml
 from builders import api_keys_document
 
@@ -43,6 +47,34 @@ class Deployed:
         self.config_path.write_text(yaml.safe_dump(config))
         self.cluster.deploy(self.config_path)
         self.config = config
+
+
+def alive_replicas(
+    deployed: Deployed, deployment: str, app: str = "blendserve"
+) -> list[dict[str, Any]]:
+    """Ray's records of the live replica actors of ``app``'s ``deployment``."""
+    name = f"ServeReplica:{app}:{deployment}"
+    return [
+        actor
+        for actor in deployed.cluster.list_actors()
+        if actor.get("state") == "ALIVE" and actor.get("class_name") == name
+    ]
+
+
+def until(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "") -> Any:
+    """Poll ``check`` until it returns something true (then return it); an HTTP error,
+    a failed assertion or a missing key counts as not yet."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (httpx.HTTPError, AssertionError, KeyError) as exc:
+            last = exc
+        time.sleep(0.25)
+    pytest.fail(f"not within {timeout_s} s: {what} (last: {last})")
 
 
 def app_config(config: dict[str, Any], name: str) -> dict[str, Any]:

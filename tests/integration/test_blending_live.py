@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 import pytest
-from serving_cluster import SLOW_BUDGET_MS, Deployed, app_config, use_cases
+from serving_cluster import SLOW_BUDGET_MS, Deployed, alive_replicas, app_config, use_cases
 
 from blending.dag import BlendPlan
 from blending.result_ids import ResultIdCodec
@@ -176,12 +176,7 @@ def _hammer(
 
 def _ingress_replicas(deployed: Deployed) -> set[str]:
     """The ids of the running ingress replicas of the main application."""
-    actors = deployed.cluster.list_actors()
-    return {
-        a["actor_id"]
-        for a in actors
-        if a.get("state") == "ALIVE" and "blendserve:Ingress" in a.get("class_name", "")
-    }
+    return {a["actor_id"] for a in alive_replicas(deployed, "Ingress")}
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from load import ConstantLoad
-from serving_cluster import Deployed
+from serving_cluster import Deployed, alive_replicas, until
 
 pytestmark = pytest.mark.integration
 
@@ -140,28 +140,9 @@ def test_bad_catalogue_input_is_refused_naming_it_and_writes_nothing(
     assert _version(client) == before + 3, "each item of the batch a version"
 
 
-def _kill(deployed: Deployed, deployment: str) -> str:
-    (actor,) = [
-        a
-        for a in deployed.cluster.list_actors()
-        if a.get("state") == "ALIVE" and f"blendserve:{deployment}" in a.get("class_name", "")
-    ]
+def _kill(deployed: Deployed, deployment: str) -> None:
+    (actor,) = alive_replicas(deployed, deployment)
     os.kill(int(actor["pid"]), signal.SIGKILL)
-    return str(actor["actor_id"])
-
-
-def _until(check: Any, timeout_s: float = 90, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (httpx.HTTPError, AssertionError, KeyError) as exc:
-            last = exc
-        time.sleep(0.5)
-    pytest.fail(f"not within {timeout_s} s: {what} (last: {last})")
 
 
 def _click_through(client: httpx.Client, use_case: str, users: list[str], favourite: str) -> int:
@@ -226,10 +207,10 @@ def test_catalogue_and_learned_state_survive_their_processes_being_killed(
     snapshot_before = asyncio.run(_online(client))
     _kill(deployed, "Catalog")
     _kill(deployed, "EventLog")
-    _until(lambda: _version(client) == version, what="the catalogue back at its version")
+    until(lambda: _version(client) == version, what="the catalogue back at its version")
     assert client.get(f"/v1/catalog/items/{item_id}").json()["category"] == "tech"
     assert client.get(f"/v1/catalog/items/{gone}").status_code == 404
-    snapshot_after = _until(lambda: asyncio.run(_online(client)), what="the online state")
+    snapshot_after = until(lambda: asyncio.run(_online(client)), what="the online state")
     shared = set(snapshot_before) & set(snapshot_after)
     assert len(shared) >= 0.9 * len(snapshot_before), "the learned items are back"
 

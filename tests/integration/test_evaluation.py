@@ -11,7 +11,6 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 from browser import chromium_page
-from serving_cluster import TRIAL_USE_CASE, Deployed
+from serving_cluster import TRIAL_USE_CASE, Deployed, alive_replicas, until
 
 from deployments.demo_traffic import Readers, run_demo_traffic
 from deployments.event_store import read_events
@@ -31,15 +30,6 @@ pytestmark = pytest.mark.integration
 
 def _dataset(home: Path, kind: str) -> pa.Table:
     return read_events(pafs.LocalFileSystem(), str(home / "events" / "blendserve"), kind)
-
-
-def _until(check: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.25)
-    pytest.fail(f"not within {timeout_s} s: {what}")
 
 
 def _served(client: httpx.Client, user: str, use_case: str = "home", k: int = 5) -> dict[str, Any]:
@@ -87,7 +77,7 @@ def test_feedback_is_checked_per_entry_stored_once_and_counted(
         ids = _dataset(serve_home, "feedback").column("event_id").to_pylist()
         return ids.count(seen) == 1 and ids.count(clicked) == 1
 
-    _until(stored, what="both events in the Parquet dataset, once each")
+    until(stored, what="both events in the Parquet dataset, once each")
     row = next(r for r in _dataset(serve_home, "feedback").to_pylist() if r["event_id"] == clicked)
     assert (row["use_case"], row["item_id"], row["position"]) == ("home", items[0]["item_id"], 1)
 
@@ -104,7 +94,7 @@ def test_served_lists_reach_parquet_under_a_pseudonym(
         rows = _dataset(serve_home, "served").to_pylist()
         return [r for r in rows if r["request_id"] == served["request_id"]]
 
-    _until(lambda: bool(logged()), what="the served list in Parquet within a second or two")
+    until(lambda: bool(logged()), what="the served list in Parquet within a second or two")
     (row,) = logged()
     assert row["user"] == pseudonym and user not in str(row)
     assert row["items"] == [i["item_id"] for i in served["items"]]
@@ -116,11 +106,7 @@ def test_served_lists_reach_parquet_under_a_pseudonym(
 
 
 def _event_log_replica(deployed: Deployed) -> dict[str, Any]:
-    (actor,) = [
-        a
-        for a in deployed.cluster.list_actors()
-        if a.get("state") == "ALIVE" and "blendserve:EventLog" in a.get("class_name", "")
-    ]
+    (actor,) = alive_replicas(deployed, "EventLog")
     return actor
 
 
@@ -166,7 +152,7 @@ def test_acknowledged_feedback_survives_killing_the_event_log(
         ids = _dataset(serve_home, "feedback").column("event_id").to_pylist()
         return Counter(i for i in ids if i.startswith(prefix))
 
-    _until(lambda: set(ours()) == set(acked), what="every acknowledged event in Parquet")
+    until(lambda: set(ours()) == set(acked), what="every acknowledged event in Parquet")
     assert set(ours().values()) == {1}, "each acknowledged event exactly once"
     assert len(acked) == 600
 

@@ -188,3 +188,17 @@ def test_report_prints_the_experiments_from_the_dataset(
     reports = json.loads(capsys.readouterr().out)
     assert {r["name"] for r in reports} == {"discover.ab", "discover.head_to_head"}
     assert main(["report", str(config), "--events", uri, "--experiment", "nope.x"]) == 2
+
+
+def test_per_list_sums_follow_each_lists_counts() -> None:
+    counts = EventCounts()
+    events = [(1, "impression"), (1, "impression"), (1, "click"), (2, "impression")]
+    for n, (request, event) in enumerate(events):
+        ref = ResultRef(f"r{request}", "home", 1, f"i{n}", int(time.time()), {"ab": "b"})
+        (record,), _ = feedback_records(
+            [{"result_id": CODEC.encode(ref), "event": event}], "events", CODEC
+        )
+        counts.add_feedback(record)
+    totals = counts.arm_totals("home", "ab")["b"]
+    # Lists: r1 has 1 click in 2 impressions, r2 none in 1.
+    assert (totals.units, totals.clicks_sq, totals.impressions_sq, totals.cross) == (2, 1, 5, 2)
