@@ -71,7 +71,7 @@ typecheck: install
 
 # Rewrite docs/openapi.json from the code (a test fails when it drifts).
 openapi: install
-	$(BIN)/python -m deployments.openapi_schema
+	$(BIN)/python -m deployments.api.openapi_schema
 
 validate: install
 	$(BIN)/blendserve validate $(CONFIG)

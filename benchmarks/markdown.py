@@ -191,7 +191,7 @@ def _method(meta: dict[str, Any]) -> str:
   tree), read from `/proc` before and after the measured run, divided by the requests.
 - **Systems**, one at a time, each alone on the machine, all on 127.0.0.1:
   - (a), (d) blendserve: `configs/default.yaml` on a free port, started exactly as
-    `make run` does (`deployments.local.LocalRay(num_cpus=2)`: `ray start` on
+    `make run` does (`deployments.local.cluster.LocalRay(num_cpus=2)`: `ray start` on
     127.0.0.1 with `RAY_SERVE_THROUGHPUT_OPTIMIZED=1 RAY_SERVE_ENABLE_HA_PROXY=1`,
     then `serve deploy`). Requests:
     `POST /v1/recommend/home` `{json.dumps(meta["bodies"]["home"])}`;

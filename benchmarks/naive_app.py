@@ -13,7 +13,7 @@ response shapes.
 """
 
 # No `from __future__ import annotations`: FastAPI must see real annotations to
-# read the request body (as in deployments/ingress.py).
+# read the request body (as in deployments/serve/ingress.py).
 
 import os
 import secrets
@@ -32,8 +32,8 @@ from blending.catalog import StaticCatalog
 from blending.gateway import LocalModels
 from blending.nodes import apply_filter, apply_slots, from_source, weighted_blend
 from blending.result_ids import ResultIdCodec, ResultRef
+from deployments.api.schemas import RecommendRequest, RecommendResponse
 from deployments.config import RESULT_KEY_ENV, resolve_store
-from deployments.schemas import RecommendRequest, RecommendResponse
 from models.base import RecommendQuery
 from models.registry import load_model
 from models.store import ArtifactStore

@@ -1,7 +1,7 @@
 """Starting and stopping each system under test, each in a Unix session of its own.
 
 * :class:`RayServeSystem`: a local Ray started exactly as ``make run`` starts it
-  (``deployments.local.LocalRay``, then ``serve deploy`` of a config), optionally
+  (``deployments.local.cluster.LocalRay``, then ``serve deploy`` of a config), optionally
   without HAProxy; used for blendserve, the naive composition and the echo.
 * :class:`MLServerSystem`: ``mlserver start`` from the benchmark's own virtualenv,
   serving the click model's ``model.joblib``.
@@ -32,7 +32,7 @@ import httpx
 import yaml
 
 from benchmarks.cpu import snapshot
-from deployments.local import LocalRay, free_port, wait_ready
+from deployments.local.cluster import LocalRay, free_port, wait_ready
 
 __all__ = [
     "BenchRay",

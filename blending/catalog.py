@@ -2,7 +2,7 @@
 
 ``filter`` and ``diversify`` nodes read an :class:`ItemCatalog`. :class:`StaticCatalog`
 is loaded once from Parquet; :class:`LiveCatalog` is kept in step with the durable
-store (``deployments/catalog_store.py``) by applying its changes, and also answers
+store (``deployments/catalog/store.py``) by applying its changes, and also answers
 "what was published lately" (:meth:`LiveCatalog.recent`) without sorting anything
 per call.
 """

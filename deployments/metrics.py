@@ -1,4 +1,5 @@
-"""The ingress's Prometheus metrics, through ``ray.serve.metrics``.
+"""Every Prometheus metric blendserve records, declared here and nowhere else
+(through ``ray.serve.metrics``).
 
 Ray's metrics agent on each node exports them (``make run`` prints the address).
 Labels carry routes as templates (``/v1/recommend/{use_case}``), known use case,
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 from ray.serve.metrics import Counter, Gauge, Histogram
 
-__all__ = ["LATENCY_MS", "EventLogMetrics", "IngressMetrics", "RolloutMetrics"]
+__all__ = ["LATENCY_MS", "BatchMetrics", "EventLogMetrics", "IngressMetrics", "RolloutMetrics"]
 
 LATENCY_MS = [0.5, 1, 2, 5, 10, 20, 50, 100, 150, 200, 250, 500, 1000, 2500, 5000, 10000]
 """Histogram buckets in milliseconds: fine below the budgets, coarse above."""
@@ -118,6 +119,25 @@ class RolloutMetrics:
     def on_rollback(self, model: str, version: str) -> None:
         """Count a rollback."""
         self.rollbacks.inc(tags={"model": model, "version": version})
+
+
+class BatchMetrics:
+    """What a model replica's adaptive batching records, labelled by its model."""
+
+    def __init__(self, model: str) -> None:
+        self.sizes = Histogram(
+            "blendserve_batch_size",
+            description="Calls served by one batched forward pass.",
+            boundaries=[1, 2, 4, 8, 16, 32, 64, 128, 256],
+            tag_keys=("model",),
+        )
+        self.size_limit = Gauge(
+            "blendserve_batch_size_limit",
+            description="The adaptive batch size cap now in force.",
+            tag_keys=("model",),
+        )
+        self.sizes.set_default_tags({"model": model})
+        self.size_limit.set_default_tags({"model": model})
 
 
 class EventLogMetrics:

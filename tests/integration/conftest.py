@@ -27,10 +27,10 @@ from builders import (
 )
 from serving_cluster import ROOT, SLEEPY_DELAY_S, TEST_KEYS, Deployed, serve_config
 
+from deployments.api.keys import API_KEYS_ENV
 from deployments.config import load_serve_config
-from deployments.local import LocalRay, free_port, wait_ready
-from deployments.security import API_KEYS_ENV
-from deployments.training import train_stack
+from deployments.local.cluster import LocalRay, free_port, wait_ready
+from deployments.offline.training import train_stack
 from models.demo.synthetic import generate_news_dataset
 from models.demo.train import save_demo_data, train_demo_models
 from models.store import ArtifactStore

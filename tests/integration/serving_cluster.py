@@ -14,7 +14,7 @@ import pytest
 import yaml
 from builders import api_keys_document
 
-from deployments.local import LocalRay
+from deployments.local.cluster import LocalRay
 
 ROOT = Path(__file__).resolve().parents[2]
 SLEEPY_DELAY_S = 2.0

@@ -29,7 +29,7 @@ from builders import publish_sleepy_model
 from serving_cluster import ROOT
 
 from deployments.config import load_serve_config
-from deployments.local import LocalRay, free_port, wait_ready
+from deployments.local.cluster import LocalRay, free_port, wait_ready
 from models.store import ArtifactStore
 
 pytestmark = pytest.mark.integration

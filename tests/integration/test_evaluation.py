@@ -21,9 +21,9 @@ import pytest
 from browser import chromium_page
 from serving_cluster import TRIAL_USE_CASE, Deployed, alive_replicas, until
 
-from deployments.demo_traffic import Readers, run_demo_traffic
-from deployments.event_store import read_events
-from deployments.feedback import Pseudonymizer
+from deployments.events.feedback import Pseudonymizer
+from deployments.events.store import read_events
+from deployments.local.demo_traffic import Readers, run_demo_traffic
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,7 @@ from serving_cluster import (
     deployment,
 )
 
-from deployments.model_server import RELOAD_EVERY_S
+from deployments.serve.model_server import RELOAD_EVERY_S
 from models.store import ArtifactStore
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from serving_cluster import ROOT, deployment
 
-from deployments.local import free_port
+from deployments.local.cluster import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def test_up_serves_then_sigterm_stops_everything(serve_home: Path, tmp_path: Pat
     config_path = tmp_path / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config))
     log = tmp_path / "up.log"
-    command = [sys.executable, "-m", "deployments.cli", "up", str(config_path)]
+    command = [sys.executable, "-m", "deployments.cli.main", "up", str(config_path)]
     command += ["--dashboard-port", str(dashboard_port), "--num-cpus", "2"]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
@@ -89,7 +89,7 @@ def test_up_serves_then_sigterm_stops_everything(serve_home: Path, tmp_path: Pat
 def _start(
     config_path: Path, home: Path, log: Path, dashboard_port: int
 ) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "deployments.cli", "up", str(config_path)]
+    command = [sys.executable, "-m", "deployments.cli.main", "up", str(config_path)]
     command += ["--dashboard-port", str(dashboard_port), "--num-cpus", "2"]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=home)

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from serving_cluster import ROOT
 
-from deployments.local import LocalRay, WorkerNode, free_port, wait_ready
+from deployments.local.cluster import LocalRay, WorkerNode, free_port, wait_ready
 
 pytestmark = pytest.mark.integration
 

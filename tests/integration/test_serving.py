@@ -9,7 +9,7 @@ import httpx
 import pytest
 from serving_cluster import Deployed, app_config
 
-from deployments.local import wait_ready
+from deployments.local.cluster import wait_ready
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from browser import chromium_page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from serving_cluster import Deployed
 
-from deployments.event_store import read_events
+from deployments.events.store import read_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployments.adaptive_batching import AdaptiveBatching
+from deployments.hosting.batching import AdaptiveBatching
 
 
 def test_lone_calls_never_wait_and_do_not_grow_the_batch_past_two() -> None:

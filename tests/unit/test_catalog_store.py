@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deployments.catalog_store import (
+from deployments.catalog.store import (
     CatalogItem,
     CatalogStore,
     ItemNotFoundError,

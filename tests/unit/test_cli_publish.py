@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from builders import publish_curated, publish_failing_mf, publish_tiny_mf
 
-from deployments.cli import main
+from deployments.cli.main import main
 from models.store import MANIFEST_NAME, ArtifactStore
 
 

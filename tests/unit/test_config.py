@@ -9,7 +9,7 @@ import pytest
 import yaml
 from builders import publish_tiny_mf
 
-from deployments.cli import main
+from deployments.cli.main import main
 from deployments.config import load_serve_config, misplaced_versions, resolve_store
 from models.errors import ConfigError
 from models.store import ArtifactStore

@@ -1,4 +1,4 @@
-"""The live dashboard page (deployments/static/dashboard.html) in a real headless Chromium.
+"""The live dashboard page (deployments/api/static/dashboard.html) in a real headless Chromium.
 
 A stdlib HTTP server on 127.0.0.1 serves the real file at /dashboard and a stub of
 GET /v1/dashboard that checks the Bearer key and changes its numbers on every call.

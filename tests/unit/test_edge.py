@@ -14,10 +14,10 @@ from builders import api_keys_document
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from deployments.edge import EdgeMiddleware, Gatekeeper, require
-from deployments.http_errors import install_error_handlers
-from deployments.ingress_config import CorsConfig, IngressConfig, RateLimitConfig
-from deployments.security import KeyRing
+from deployments.api.edge import EdgeMiddleware, Gatekeeper, require
+from deployments.api.errors import install_error_handlers
+from deployments.api.keys import KeyRing
+from deployments.config.ingress import CorsConfig, IngressConfig, RateLimitConfig
 
 INFER_KEY = "infer-only-key-0123456789"
 ADMIN_KEY = "admin-only-key-0123456789"

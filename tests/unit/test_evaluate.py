@@ -18,8 +18,8 @@ from builders import publish_curated, publish_failing_mf, publish_popularity, pu
 
 from blending.offline import evaluate_lists, precision_at_k
 from blending.spec import UseCaseSpec
-from deployments.cli import main
-from deployments.evaluate import evaluate, read_interactions, use_case_blends
+from deployments.cli.main import main
+from deployments.offline.evaluate import evaluate, read_interactions, use_case_blends
 from models.errors import ConfigError
 from models.store import ArtifactStore
 

@@ -12,9 +12,9 @@ import pyarrow.dataset as ds
 import pytest
 
 from blending.result_ids import ResultIdCodec, ResultRef
-from deployments.event_counts import EventCounts
-from deployments.event_store import EventStore
-from deployments.feedback import Pseudonymizer, feedback_records
+from deployments.events.counts import EventCounts
+from deployments.events.feedback import Pseudonymizer, feedback_records
+from deployments.events.store import EventStore
 
 CODEC = ResultIdCodec(b"k" * 32)
 
@@ -162,7 +162,7 @@ def test_an_unknown_kind_is_refused(tmp_path: Path) -> None:
 def test_report_prints_the_experiments_from_the_dataset(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from deployments.cli import main
+    from deployments.cli.main import main
 
     store = EventStore(str(tmp_path / "events"), tmp_path / "wal")
     served, feedback = [], []

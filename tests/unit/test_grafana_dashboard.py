@@ -46,10 +46,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def _defined_metrics() -> set[str]:
-    names: set[str] = set()
-    for name in ("metrics.py", "model_server.py"):
-        names |= set(_DEFINED.findall((ROOT / "deployments" / name).read_text(encoding="utf-8")))
-    return names
+    return set(_DEFINED.findall((ROOT / "deployments" / "metrics.py").read_text(encoding="utf-8")))
 
 
 def _queried_metrics() -> set[str]:

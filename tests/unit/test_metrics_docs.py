@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _defined() -> set[str]:
     names: set[str] = set()
-    for path in (ROOT / "deployments").glob("*.py"):
+    for path in (ROOT / "deployments").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         names |= set(re.findall(r'(?:Counter|Gauge|Histogram)\(\s*"(blendserve_\w+)"', text))
     return names
@@ -30,7 +30,17 @@ def test_the_readme_metrics_table_matches_the_code() -> None:
 
 def test_no_metric_is_labelled_by_user_item_or_key() -> None:
     forbidden = {"user", "user_id", "item", "item_id", "key", "api_key", "request_id"}
-    for path in (ROOT / "deployments").glob("*.py"):
+    for path in (ROOT / "deployments").rglob("*.py"):
         for labels in re.findall(r"tag_keys=\(([^)]*)\)", path.read_text(encoding="utf-8")):
             used = set(re.findall(r'"(\w+)"', labels))
             assert not used & forbidden, (path.name, used)
+
+
+def test_every_metric_is_declared_in_the_metrics_module() -> None:
+    declared = re.compile(r'(?:Counter|Gauge|Histogram)\(\s*"blendserve_')
+    elsewhere = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "deployments").rglob("*.py")
+        if path.name != "metrics.py" and declared.search(path.read_text(encoding="utf-8"))
+    ]
+    assert elsewhere == []

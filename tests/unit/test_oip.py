@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from deployments.oip import OipError, infer_response, parse_infer_request
+from deployments.api.oip import OipError, infer_response, parse_infer_request
 
 FEATURES = ["a", "b"]
 

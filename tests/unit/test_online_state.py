@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from deployments.data_config import OnlineConfig
-from deployments.event_store import EventStore
-from deployments.online_state import OnlineState
+from deployments.config.data import OnlineConfig
+from deployments.events.online_state import OnlineState
+from deployments.events.store import EventStore
 from models.store import ArtifactStore
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from builders import damage, publish_failing_mf, publish_sleepy_model, publish_tiny_mf
 
-from deployments.rollout import ModelRollout
-from deployments.version_state import overlap_at_k
-from deployments.versions import RolloutConfig
+from deployments.config.rollout import RolloutConfig
+from deployments.hosting.rollout import ModelRollout
+from deployments.hosting.rollout_records import overlap_at_k
 from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem
 from models.errors import ModelError, VersionNotLoadedError
 from models.python_adapter import publish_python_model

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployments.security import (
+from deployments.api.keys import (
     KeyRing,
     Principal,
     RateLimiter,
@@ -146,7 +146,7 @@ def test_dev_keys_are_created_once_owner_only(tmp_path: Path) -> None:
 def test_the_keys_command_prints_the_key_once_and_stores_its_digest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from deployments.cli import main
+    from deployments.cli.main import main
 
     path = tmp_path / "keys.yaml"
     assert main(["keys", "add", "shop", "--scope", "infer", "--file", str(path)]) == 0

@@ -13,7 +13,7 @@ from blending.dag import BlendPlan
 from blending.gateway import LocalModels
 from blending.spec import UseCaseSpec
 from blending.stacking import collect_stack_examples, publish_stacker, read_feedback
-from deployments.cli import main
+from deployments.cli.main import main
 from models.errors import ConfigError, ModelError
 from models.registry import load_model
 from models.sklearn_adapter import SklearnAdapter

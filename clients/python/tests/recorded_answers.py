@@ -1,4 +1,4 @@
-"""Answers as the service gives them: the shapes of deployments/schemas.py,
+"""Answers as the service gives them: the shapes of deployments/api/schemas.py,
 http_errors.py and edge.py, with values from the README's examples. Tests build
 their fake service from these, so a change of shape shows up here in one place."""
 

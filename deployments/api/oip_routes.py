@@ -1,0 +1,185 @@
+"""The Open Inference Protocol (v2) routes, mounted on the ingress's API, so that
+KServe's and Triton's HTTP clients call blendserve's models unchanged.
+
+Server liveness and readiness are open, like the other health probes; model
+metadata, model readiness and inference need an ``infer`` key. Errors have the
+protocol's shape, ``{"error": "..."}``. The routes reach their replica's models
+through the replica context, as the edge does.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads these signatures.
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from deployments.api.edge import require
+from deployments.api.oip import OipError, infer_response, parse_infer_request
+from deployments.serve.ingress_support import OIP_ERRORS, oip_error, this_ingress
+from models.errors import BlendserveError, InputError, VersionNotLoadedError, describe_error
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+_MODEL_ERRORS: dict[int | str, dict[str, Any]] = {
+    k: v for k, v in OIP_ERRORS.items() if k in (401, 403, 404, 429, 503)
+}
+
+
+@router.get("/v2/health/live", summary="Open Inference Protocol: server liveness.")
+async def oip_live() -> dict[str, bool]:
+    """Always live while the process runs."""
+    return {"live": True}
+
+
+@router.get(
+    "/v2/health/ready",
+    summary="Open Inference Protocol: server readiness.",
+    responses={503: {"description": "Not ready (see `/readyz` for why)."}},
+)
+async def oip_ready() -> JSONResponse:
+    """Ready when every model answers (as ``/readyz``)."""
+    ready = (await this_ingress().readyz()).status_code == 200
+    return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+
+async def _status(model: str, version: str | None) -> dict[str, Any] | JSONResponse:
+    """The model's status, or the protocol's 404 for an unknown model or version."""
+    ingress = this_ingress()
+    if model not in ingress.config.models:
+        known = sorted(ingress.config.models)
+        return oip_error(f"unknown model {model!r} (expected one of {known})", 404)
+    status: dict[str, Any] = await ingress.models.status(model)
+    served = _served_versions(status)
+    if version is not None and version not in served:
+        return oip_error(f"model {model!r} version {version!r} is not served ({served})", 404)
+    return status
+
+
+def _served_versions(status: dict[str, Any]) -> list[str]:
+    versions = [v["version"] for v in status.get("versions", []) if v["status"] == "serving"]
+    return sorted(set(versions)) or ([status["version"]] if "version" in status else [])
+
+
+def _metadata(model: str, status: dict[str, Any]) -> dict[str, Any]:
+    """Inputs and outputs as the protocol describes them."""
+    if status.get("recommender"):
+        # One string per instance: user ids for a recommender's predict (item ids for
+        # popularity's); the answer per instance is JSON text.
+        inputs = [{"name": "input", "datatype": "BYTES", "shape": [-1]}]
+        output = "BYTES"
+    else:
+        width = status.get("n_features") or len(status.get("feature_names") or []) or -1
+        inputs = [{"name": "input", "datatype": "FP32", "shape": [-1, width]}]
+        output = "FP64"
+    return {
+        "name": model,
+        "versions": _served_versions(status),
+        "platform": f"blendserve-{status.get('format', 'unknown')}",
+        "inputs": inputs,
+        "outputs": [{"name": "predict", "datatype": output, "shape": [-1]}],
+    }
+
+
+@router.get(
+    "/v2/models/{model}",
+    summary="Open Inference Protocol: model metadata (inputs, outputs, versions).",
+    dependencies=[require("infer")],
+    responses=_MODEL_ERRORS,
+)
+async def oip_metadata(model: str) -> JSONResponse:
+    """Name, served versions, platform (`blendserve-<format>`), input and output tensors."""
+    status = await _status(model, None)
+    return status if isinstance(status, JSONResponse) else JSONResponse(_metadata(model, status))
+
+
+@router.get(
+    "/v2/models/{model}/versions/{version}",
+    summary="Open Inference Protocol: metadata of one served version.",
+    dependencies=[require("infer")],
+    responses=_MODEL_ERRORS,
+)
+async def oip_version_metadata(model: str, version: str) -> JSONResponse:
+    """As ``/v2/models/{model}``; 404 unless ``version`` is served (live, canary or shadow)."""
+    status = await _status(model, version)
+    return status if isinstance(status, JSONResponse) else JSONResponse(_metadata(model, status))
+
+
+async def _ready(model: str, version: str | None) -> JSONResponse:
+    status = await _status(model, version)
+    if isinstance(status, JSONResponse):
+        return status
+    ready = status.get("status") == "serving"
+    return JSONResponse({"name": model, "ready": ready}, status_code=200 if ready else 503)
+
+
+@router.get(
+    "/v2/models/{model}/ready",
+    summary="Open Inference Protocol: whether a model can answer.",
+    dependencies=[require("infer")],
+    responses=_MODEL_ERRORS,
+)
+async def oip_model_ready(model: str) -> JSONResponse:
+    """200 with `ready: true` while a version serves, else 503."""
+    return await _ready(model, None)
+
+
+@router.get(
+    "/v2/models/{model}/versions/{version}/ready",
+    summary="Open Inference Protocol: whether one version can answer.",
+    dependencies=[require("infer")],
+    responses=_MODEL_ERRORS,
+)
+async def oip_version_ready(model: str, version: str) -> JSONResponse:
+    """As ``/v2/models/{model}/ready`` for one served version."""
+    return await _ready(model, version)
+
+
+@router.post(
+    "/v2/models/{model}/infer",
+    summary="Open Inference Protocol: predictions from JSON tensors.",
+    dependencies=[require("infer")],
+    responses=OIP_ERRORS,
+)
+async def oip_infer(model: str, request: Request) -> JSONResponse:
+    """Tensors in, one ``predict`` output tensor out; errors as ``{"error": ...}``."""
+    return await _infer(model, None, request)
+
+
+@router.post(
+    "/v2/models/{model}/versions/{version}/infer",
+    summary="Open Inference Protocol: predictions from one version of a model.",
+    dependencies=[require("infer")],
+    responses=OIP_ERRORS,
+)
+async def oip_infer_version(model: str, version: str, request: Request) -> JSONResponse:
+    """As ``/v2/models/{model}/infer``, 404 unless ``version`` is served."""
+    return await _infer(model, version, request)
+
+
+async def _infer(model: str, version: str | None, request: Request) -> JSONResponse:
+    ingress = this_ingress()
+    if model not in ingress.config.models:
+        known = sorted(ingress.config.models)
+        return oip_error(f"unknown model {model!r} (expected one of {known})", 404)
+    try:
+        body = await request.json()
+    except ValueError:
+        return oip_error("the body is not JSON", 400)
+    features = getattr(ingress.models.live_adapters().get(model), "feature_names", None)
+    try:
+        parsed, rows = parse_infer_request(body, features, ingress.config.ingress.max_instances)
+        result = await ingress.models.predict_any(model, rows, version)
+    except VersionNotLoadedError as exc:
+        return oip_error(describe_error(exc), 404)
+    except OipError as exc:
+        return oip_error(str(exc), exc.status)
+    except InputError as exc:
+        return oip_error(str(exc), 400)
+    except TimeoutError as exc:
+        return oip_error(str(exc), 504)
+    except BlendserveError as exc:
+        return oip_error(describe_error(exc), 503)
+    return JSONResponse(infer_response(model, result["version"], parsed, result["predictions"]))

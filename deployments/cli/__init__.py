@@ -1,0 +1,5 @@
+"""The ``blendserve`` command line: validate, up, publish, train, evaluate, report."""
+
+from deployments.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,237 @@
+"""``blendserve publish`` and ``blendserve models``: the artifact store from the command
+line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from deployments.config import (
+    INGRESS_DEPLOYMENT,
+    ModelConfig,
+    resolve_store,
+)
+from deployments.config.rollout import model_deployment
+from models.errors import ArtifactNotFoundError, BlendserveError
+from models.registry import formats
+from models.store import ArtifactStore, Manifest
+
+__all__ = ["add_store_commands"]
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from models.publish import parse_extra, parse_metrics, publish_artifact, read_examples
+
+    store = ArtifactStore(resolve_store(args.store))
+    try:
+        manifest, tried = publish_artifact(
+            store,
+            args.path,
+            args.model,
+            args.format,
+            version=args.version,
+            examples=None if args.example is None else read_examples(args.example),
+            metrics=parse_metrics(args.metric),
+            description=args.description,
+            extra=None if args.extra is None else parse_extra(args.extra),
+            check=not args.no_check,
+        )
+    except BlendserveError as exc:
+        print(f"blendserve publish: {exc}\nnothing was published to {store.root}", file=sys.stderr)
+        return 2
+    smoke = "skipped (--no-check)" if args.no_check else _smoke_summary(tried)
+    print(_publish_summary(manifest, store.path(manifest.name, manifest.version), smoke))
+    print()
+    print(_serve_snippet(manifest.name, manifest.version, manifest.format))
+    return 0
+
+
+def _smoke_summary(tried: Sequence[str]) -> str:
+    if not tried:
+        return "loaded; nothing to try (publish with --example to check predictions)"
+    return f"passed: {', '.join(tried)}"
+
+
+def _publish_summary(manifest: Manifest, directory: Path, smoke: str) -> str:
+    """What was published: name, version, format, files with short checksums, smoke test."""
+    width = max(len(f) for f in manifest.files)
+    lines = [
+        f"published {manifest.name} version {manifest.version} ({manifest.format}) to {directory}"
+    ]
+    for filename, digest in sorted(manifest.files.items()):
+        lines.append(f"  {filename:<{width}}  sha256 {digest[:12]}")
+    if manifest.metrics:
+        lines.append(f"  metrics: {_metrics_text(manifest.metrics)}")
+    lines.append(f"  smoke test: {smoke}")
+    return "\n".join(lines)
+
+
+def _serve_snippet(name: str, version: str, format: str) -> str:
+    """What a Serve config must say to serve ``name`` at ``version``, as a live swap."""
+    quoted = json.dumps(version)
+    deployment = model_deployment(name)
+    if ModelConfig(version=version).resolved_placement(format) == "replica":
+        lines = [
+            f"To serve it: {name} ({format}) runs in its own replicas by default. Set the",
+            f"version in the user_config of deployment {deployment} (a live swap, no restart):",
+            "",
+            "  applications[].deployments:",
+            f"    - name: {deployment}",
+            f"      user_config: {{version: {quoted}}}",
+            "",
+            f"A cpu_pool's {deployment}-cpu takes the same user_config. To try it on a share",
+            f"of users first: user_config: {{version: OLD, canary: {{version: {quoted}, "
+            "percent: 5}}.",
+            f"With placement: inline, set {INGRESS_DEPLOYMENT} user_config.models.{name} instead.",
+        ]
+    else:
+        lines = [
+            f"To serve it: {name} ({format}) runs inline in the ingress by default. Set the",
+            f"version in the {INGRESS_DEPLOYMENT} deployment's user_config, beside use_cases "
+            "(a live swap, no restart):",
+            "",
+            "  applications[].deployments:",
+            f"    - name: {INGRESS_DEPLOYMENT}",
+            "      user_config:",
+            f"        models: {{{name}: {{version: {quoted}}}}}",
+            "",
+            f"With placement: replica, set the user_config of {deployment} instead "
+            f"({{version: {quoted}}}).",
+        ]
+    lines += [
+        f"args.models must list {name} without a version (e.g. {name}: {{}}); adding it",
+        "there, or moving a fixed version out of it, restarts the replicas once.",
+        "Then: RAY_AUTH_MODE=token serve deploy CONFIG",
+    ]
+    return "\n".join(lines)
+
+
+def _metrics_text(metrics: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    store = ArtifactStore(resolve_store(args.store))
+    if args.name is not None and not store.versions(args.name):
+        known = ", ".join(store.models()) or "none"
+        raise ArtifactNotFoundError(
+            f"model {args.name!r} has no published version in {store.root} (models: {known})"
+        )
+    names = store.models() if args.name is None else [args.name]
+    if args.json:
+        rows = [store.manifest(n, v).to_json() for n in names for v in store.versions(n)]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not names:
+        print(f"no models in {store.root}")
+        return 0
+    print(_models_table(store, names))
+    return 0
+
+
+_DESCRIPTION_WIDTH = 40
+
+
+def _models_table(store: ArtifactStore, names: Sequence[str]) -> str:
+    """Every version of ``names`` as a table; ``*`` marks each model's newest version."""
+    header = ["MODEL", "VERSION", "FORMAT", "CREATED_AT", "METRICS", "DESCRIPTION"]
+    rows: list[list[str]] = []
+    for name in names:
+        versions = store.versions(name)
+        for version in versions:
+            marker = " *" if version == versions[-1] else ""
+            try:
+                manifest = store.manifest(name, version)
+            except (BlendserveError, ValueError, OSError) as exc:  # one bad manifest
+                rows.append([name, version + marker, "?", "?", "", f"unreadable: {exc}"])
+                continue
+            description = " ".join(manifest.description.split())
+            if len(description) > _DESCRIPTION_WIDTH:
+                description = description[: _DESCRIPTION_WIDTH - 3] + "..."
+            rows.append(
+                [
+                    name,
+                    version + marker,
+                    manifest.format,
+                    manifest.created_at,
+                    _metrics_text(manifest.metrics),
+                    description,
+                ]
+            )
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    lines.append("* newest version")
+    return "\n".join(lines)
+
+
+def add_store_commands(sub: Any) -> None:
+    """Register ``publish`` and ``models`` on the ``blendserve`` sub-parsers."""
+    publish = sub.add_parser(
+        "publish",
+        help="check a trained artifact, copy it into the store, print the config to serve it",
+        description=(
+            "Copy a trained artifact (a file, or a flat directory of files) into the "
+            "artifact store with its manifest and checksums. It is first loaded and "
+            "smoke-tested from a temporary store; if that fails nothing is published. "
+            "Existing versions are never overwritten."
+        ),
+    )
+    publish.add_argument(
+        "path",
+        type=Path,
+        help="a file (stored under the format's main file name, e.g. model.pt) or a "
+        "directory of files (hidden files skipped, no subdirectories)",
+    )
+    publish.add_argument("--model", required=True, help="the model's name in the store")
+    publish.add_argument(
+        "--format", required=True, help=f"the artifact format: one of {', '.join(formats())}"
+    )
+    publish.add_argument(
+        "--version", default=None, help="default: one more than the highest numeric version"
+    )
+    publish.add_argument("--store", default="artifacts", help="relative to $BLENDSERVE_HOME")
+    publish.add_argument(
+        "--example",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help="a JSON list of example instances, kept in the manifest; every smoke test "
+        "(here and before a new version takes traffic) predicts them",
+    )
+    publish.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="NAME=NUMBER",
+        help="an offline metric to record, e.g. auc=0.91 (repeatable)",
+    )
+    publish.add_argument("--description", default="", help="what this version is")
+    publish.add_argument(
+        "--extra",
+        default=None,
+        metavar="JSON",
+        help="a JSON object merged into the manifest's extra, e.g. '{\"n_features\": 2}'",
+    )
+    publish.add_argument(
+        "--no-check",
+        action="store_true",
+        help="publish without loading and smoke-testing first: for artifacts that need "
+        "hardware this machine lacks (e.g. a GPU), or a service it cannot reach (an "
+        "http model's endpoint)",
+    )
+    publish.set_defaults(func=_cmd_publish)
+
+    models = sub.add_parser("models", help="list the artifact store")
+    models.add_argument("name", nargs="?", default=None, help="show only this model's versions")
+    models.add_argument("--store", default="artifacts", help="relative to $BLENDSERVE_HOME")
+    models.add_argument(
+        "--json", action="store_true", help="every manifest as a JSON list, for scripts"
+    )
+    models.set_defaults(func=_cmd_models)

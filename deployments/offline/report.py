@@ -1,0 +1,84 @@
+"""``blendserve report``: experiment statistics from the event log's Parquet dataset,
+without the service (the same numbers ``GET /v1/experiments/{name}`` serves)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec
+from deployments.config import AppConfig
+from deployments.events.counts import EventCounts
+from deployments.events.experiments import build_report
+from deployments.events.store import open_dataset_root, read_events
+from models.errors import ConfigError
+
+__all__ = ["dataset_reports", "format_report"]
+
+
+def dataset_reports(
+    app: AppConfig, app_name: str, uri: str | None = None, only: str | None = None
+) -> list[dict[str, Any]]:
+    """Reports of every experiment and interleaving node of ``app`` (or ``only`` one),
+    from the dataset at ``uri`` (default: the app's configured event log)."""
+    if uri is None:
+        if app.args.events is None:
+            raise ConfigError(f"application {app_name!r} has no event log (args.events: null)")
+        uri = app.args.events.dataset_uri(app_name)
+    filesystem, root = open_dataset_root(uri)
+    counts = EventCounts.rebuild(
+        read_events(filesystem, root, "served", ["use_case", "variant"]),
+        read_events(filesystem, root, "feedback"),
+    )
+    reports = []
+    for use_case, spec in app.live.use_cases.items():
+        for node, node_spec in spec.nodes.items():
+            name = f"{use_case}.{node}"
+            if only is not None and name != only:
+                continue
+            if isinstance(node_spec, InterleaveNodeSpec):
+                wins, ties = counts.interleaving(use_case, node_spec.teams)
+                reports.append(build_report(name, node, node_spec, {}, wins, ties))
+            elif isinstance(node_spec, ExperimentNodeSpec):
+                totals = counts.arm_totals(use_case, node)
+                reports.append(build_report(name, node, node_spec, totals, {}, 0))
+    if only is not None and not reports:
+        raise ConfigError(f"no experiment or interleaving node {only!r} in {app_name!r}")
+    return reports
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """One report as a readable block of text."""
+    lines = [f"{report['name']} ({report['kind']})"]
+    if report["kind"] == "interleave":
+        wins = report["wins"]
+        lines.append(
+            "  requests with clicks: {n}; wins: {w}; ties: {t}; sign test p = {p}".format(
+                n=report["requests_with_clicks"],
+                w=", ".join(f"{team} {count}" for team, count in wins.items()),
+                t=report["ties"],
+                p="-" if report["p_value"] is None else f"{report['p_value']:.3g}",
+            )
+        )
+    else:
+        header = f"  {'arm':<14}{'requests':>9}{'impr.':>9}{'clicks':>8}  {'CTR':>7}  "
+        lines.append(header + f"{'95% interval':<19}{'lift':>8}{'p':>9}{'P(beat)':>9}")
+        for arm, row in report["arms"].items():
+            mark = " (control)" if arm == report["control"] else ""
+            interval = f"[{_pct(row['ctr_low'])}, {_pct(row['ctr_high'])}]"
+            p_value = "-" if row["p_value"] is None else f"{row['p_value']:.3g}"
+            beat = _pct(row["prob_beat_control"])
+            lines.append(
+                f"  {arm + mark:<14}{row['requests']:>9}{row['impressions']:>9}"
+                f"{row['clicks']:>8}  {_pct(row['ctr']):>7}  {interval:<19}"
+                f"{_pct(row['lift']):>8}{p_value:>9}{beat:>9}"
+            )
+        srm = report["srm"]
+        if srm.get("mismatch"):
+            lines.append(f"  SAMPLE RATIO MISMATCH (p = {srm['p_value']:.3g})")
+    lines.append(f"  verdict: {report['verdict']}")
+    return "\n".join(lines)

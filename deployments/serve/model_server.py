@@ -1,0 +1,212 @@
+"""A Serve deployment that hosts one heavy model (its own CPUs or GPU) with batching.
+
+The model's versions live in the deployment's ``user_config`` (a ``RolloutConfig``:
+the live version, an optional canary and shadow, rollback thresholds), so editing
+it and running ``serve deploy`` swaps versions through ``reconfigure`` in running
+replicas: the new version loads beside the old one in a worker thread, passes a
+smoke test, then takes traffic in one step (``deployments/hosting/rollout.py``).
+
+A version that fails to load does not crash the replica (Serve would restart it in
+a loop, and nobody could ask why): when nothing serves yet, the replica stays up,
+every call raises a ``ModelError`` with the reason, ``ready`` reports it (so
+``/readyz`` names the model), and each health check retries the load at most every
+``RELOAD_EVERY_S``, so a repaired artifact comes back by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from ray import serve
+
+from deployments.config import parse_rollout, resolve_store
+from deployments.config.rollout import RolloutConfig, model_deployment
+from deployments.hosting.batching import AdaptiveBatching
+from deployments.hosting.rollout import ModelRollout
+from deployments.hosting.rollout_records import overlap_at_k
+from deployments.metrics import BatchMetrics, RolloutMetrics
+from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem, Scorer
+from models.errors import ModelError
+from models.registry import load_model
+from models.store import ArtifactStore
+
+__all__ = ["ModelServer"]
+
+logger = logging.getLogger("ray.serve")
+
+RELOAD_EVERY_S = 30.0
+"""How often a replica whose model failed to load tries again."""
+
+_T = TypeVar("_T")
+
+
+async def _on(adapter: ModelAdapter, work: Callable[[], _T]) -> _T:
+    """Run ``work`` on the event loop, or in a worker thread for a model that waits on
+    I/O (a remote service), so other calls keep flowing meanwhile."""
+    if adapter.blocking:
+        return await asyncio.to_thread(work)
+    return work()
+
+
+def _item_ids(rows: Sequence[Sequence[ScoredItem]]) -> list[list[str]]:
+    return [[item for item, _ in row] for row in rows]
+
+
+@serve.deployment(max_ongoing_requests=64, health_check_period_s=10)
+class ModelServer:
+    """Loads one model's versions and answers batched ``recommend`` and ``predict`` calls.
+
+    Concurrent ``recommend`` calls are grouped by ``@serve.batch`` into one forward
+    pass per version; on a GPU that pass is where the speed comes from.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        store: str,
+        version: str | None,
+        options: dict[str, Any],
+        max_batch_size: int,
+        batch_wait_timeout_s: float,
+        batch_target_ms: float = 20.0,
+    ) -> None:
+        self.name = name
+        self._store, self._options = store, options
+        self._last_attempt = time.monotonic()
+        self.rollout = ModelRollout(name, self._load, "replica", RolloutMetrics("replica"))
+        if version is not None:  # fixed in args; else the user_config names it
+            self.rollout.apply(RolloutConfig(version=version))
+            gc.freeze()  # the loaded model lives as long as the replica; stop rescanning it
+        self.batching = AdaptiveBatching(
+            max_batch_size, batch_wait_timeout_s, batch_target_ms / 1000.0
+        )
+        self.batch_metrics = BatchMetrics(name)
+        self._apply_batching()
+
+    def _load(self, version: str) -> ModelAdapter:
+        store = ArtifactStore(resolve_store(self._store))
+        return load_model(store, self.name, version, self._options)
+
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """A new ``user_config``: load and smoke-test new versions beside the serving ones
+        (in a worker thread, so calls keep being answered), then swap them in."""
+        where = f"deployment {model_deployment(self.name)!r} user_config"
+        config = parse_rollout(user_config, where)
+        self._last_attempt = time.monotonic()
+        await asyncio.to_thread(self.rollout.apply, config)
+        gc.freeze()
+
+    @property
+    def adapter(self) -> ModelAdapter:
+        """The live version; ``ModelError`` with the reason while none loaded."""
+        return self.rollout.live
+
+    async def check_health(self) -> None:
+        """Serve's periodic probe: retry a failed first load now and then; else each loaded
+        version's own check (a GPU model verifies its device), whose failure gets the
+        replica replaced."""
+        config = self.rollout.config
+        if self.rollout.load_error is not None and config is not None:
+            if time.monotonic() - self._last_attempt >= RELOAD_EVERY_S:
+                self._last_attempt = time.monotonic()
+                await asyncio.to_thread(self.rollout.apply, config)
+            return
+        for adapter in self.rollout.versions_loaded().values():
+            adapter.check_health()
+
+    async def recommend(self, user_id: str, context: dict[str, Any], n: int) -> dict[str, Any]:
+        """Top ``n`` items for one user, batched with concurrent calls."""
+        items, version, curated = await self._recommend_batch((user_id, context, n))
+        return {"model": self.name, "version": version, "items": items, "curated": curated}
+
+    async def score(
+        self, user_id: str, context: dict[str, Any], item_ids: list[str]
+    ) -> dict[str, Any]:
+        """One score per item for one user (a DAG ``rerank`` in this deployment)."""
+        query = RecommendQuery(user_id, context)
+
+        async def call(adapter: ModelAdapter) -> list[float]:
+            if not isinstance(adapter, Scorer):
+                raise ModelError(f"model {self.name!r} cannot score items (not a Scorer)")
+            return await _on(adapter, lambda: adapter.score(query, item_ids))
+
+        scores, version = await self.rollout.run_one(user_id, call)
+        return {"model": self.name, "version": version, "scores": scores}
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
+    async def _recommend_batch(
+        self, calls: Sequence[tuple[str, dict[str, Any], int]]
+    ) -> list[tuple[list[ScoredItem], str, bool]]:
+        n = max(call[2] for call in calls)
+        queries = [RecommendQuery(u, c) for u, c, _ in calls]
+        started = time.perf_counter()
+
+        async def call(adapter: ModelAdapter, indices: list[int]) -> list[list[ScoredItem]]:
+            if not isinstance(adapter, Recommender):
+                raise ModelError(f"model {self.name!r} is not a recommender")
+            group = [queries[i] for i in indices]
+            return await _on(adapter, lambda: adapter.recommend(group, n))
+
+        answers = await self.rollout.run([q.user_id for q in queries], call)
+        self.batching.observe(len(calls), time.perf_counter() - started)
+        self._apply_batching()
+        self.batch_metrics.sizes.observe(len(calls))
+        live_ids = _item_ids([rows for rows, _ in answers])
+
+        def shadow(adapter: ModelAdapter) -> list[list[ScoredItem]]:
+            if not isinstance(adapter, Recommender):
+                raise ModelError(f"shadow of {self.name!r} is not a recommender")
+            return adapter.recommend(queries, n)
+
+        self.rollout.mirror(shadow, lambda rows, k: overlap_at_k(live_ids, _item_ids(rows), k))
+        curated = self.adapter.curated
+        return [
+            (rows[: c[2]], version, curated)
+            for (rows, version), c in zip(answers, calls, strict=True)
+        ]
+
+    def _apply_batching(self) -> None:
+        batcher: Any = self._recommend_batch  # the batch queue's setters are untyped
+        batcher.set_max_batch_size(self.batching.size)
+        batcher.set_batch_wait_timeout_s(self.batching.wait_s)
+        self.batch_metrics.size_limit.set(self.batching.size)
+
+    async def predict(self, instances: list[Any], version: str | None = None) -> dict[str, Any]:
+        """Predictions for a batch of instances: by the live version or the canary (drawn
+        at random: there is no user to stick to), or by ``version`` when it is loaded."""
+        if version is not None:
+            adapter = self.rollout.version_adapter(version)
+            predictions = await _on(adapter, lambda: adapter.predict(instances))
+            return {"version": version, "predictions": predictions}
+
+        async def call(adapter: ModelAdapter) -> list[Any]:
+            return await _on(adapter, lambda: adapter.predict(instances))
+
+        predictions, served = await self.rollout.run_one(None, call)
+        self.rollout.mirror(lambda adapter: adapter.predict(instances))
+        return {"version": served, "predictions": predictions}
+
+    def ready(self) -> dict[str, Any]:
+        """What the ingress's readiness check shows; raises while no version serves."""
+        info = self.adapter.describe()
+        device = getattr(self.adapter, "device", None)
+        if device is not None:
+            info["device"] = str(device)
+        return info
+
+    def status(self) -> dict[str, Any]:
+        """``GET /v1/models`` for this model: every version, its role, traffic share,
+        status and load time, as this replica sees them. Never raises."""
+        info = self.rollout.describe()
+        device = getattr(
+            self.rollout.versions_loaded().get(info.get("version", "")), "device", None
+        )
+        if device is not None:
+            info["device"] = str(device)
+        info["replica"] = serve.get_replica_context().replica_id.unique_id
+        return info
