@@ -43,24 +43,6 @@ class Component:
     curated: bool = False
     role: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """The component as the API returns it."""
-        data: dict[str, Any] = {
-            "source": self.source,
-            "model": self.model,
-            "version": self.version,
-            "weight": self.weight,
-            "score": self.score,
-            "raw_score": self.raw_score,
-        }
-        if self.slot is not None:
-            data["slot"] = self.slot
-        if self.curated:
-            data["curated"] = True
-        if self.role is not None:
-            data["role"] = self.role
-        return data
-
 
 ComponentsBuilder = Callable[[], tuple[Component, ...]]
 """Builds an item's components when they are first read."""

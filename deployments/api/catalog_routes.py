@@ -14,8 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from deployments.api.docs import error_responses, json_body, ok_example
 from deployments.api.edge import require
 from deployments.api.errors import NotFound
+from deployments.api.state import this_ingress
 from deployments.catalog.client import CatalogClient
 from deployments.catalog.store import (
     CatalogItem,
@@ -24,7 +26,6 @@ from deployments.catalog.store import (
     parse_batch,
     parse_item,
 )
-from deployments.serve.ingress_support import error_responses, ok_example, this_ingress
 from models.errors import InputError
 
 __all__ = ["router"]
@@ -45,19 +46,13 @@ _ITEM_EXAMPLE = {
 }
 
 
-def _body(schema: dict[str, Any], example: Any) -> dict[str, Any]:
-    """``openapi_extra`` for a body these routes read and check themselves."""
-    content = {"application/json": {"schema": schema, "example": example}}
-    return {"requestBody": {"required": True, "content": content}}
-
-
 _ITEM_SCHEMA = CatalogItem.model_json_schema()
 # In a PUT the path names the item: `item_id` in the body is optional (and must match).
-_PUT_BODY = _body(
+_PUT_BODY = json_body(
     {**_ITEM_SCHEMA, "required": [f for f in _ITEM_SCHEMA.get("required", []) if f != "item_id"]},
     _ITEM_EXAMPLE,
 )
-_BATCH_BODY = _body(
+_BATCH_BODY = json_body(
     {
         "type": "object",
         "additionalProperties": False,

@@ -14,9 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from deployments.api.docs import OIP_ERRORS
 from deployments.api.edge import require
 from deployments.api.oip import OipError, infer_response, parse_infer_request
-from deployments.serve.ingress_support import OIP_ERRORS, oip_error, this_ingress
+from deployments.api.state import this_ingress
 from models.errors import BlendserveError, InputError, VersionNotLoadedError, describe_error
 
 __all__ = ["router"]
@@ -26,6 +27,12 @@ router = APIRouter()
 _MODEL_ERRORS: dict[int | str, dict[str, Any]] = {
     k: v for k, v in OIP_ERRORS.items() if k in (401, 403, 404, 429, 503)
 }
+
+
+def oip_error(message: str, status: int) -> JSONResponse:
+    """The Open Inference Protocol's error body (a 503 says when to retry)."""
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 @router.get("/v2/health/live", summary="Open Inference Protocol: server liveness.")
@@ -182,4 +189,4 @@ async def _infer(model: str, version: str | None, request: Request) -> JSONRespo
         return oip_error(str(exc), 504)
     except BlendserveError as exc:
         return oip_error(describe_error(exc), 503)
-    return JSONResponse(infer_response(model, result["version"], parsed, result["predictions"]))
+    return JSONResponse(infer_response(model, result.version, parsed, result.predictions))

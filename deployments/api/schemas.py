@@ -47,7 +47,11 @@ class RecommendRequest(BaseModel):
     )
 
     user_id: str = Field(min_length=1, max_length=256, description="The end user's id.")
-    k: int = Field(10, ge=1, le=100, description="How many items to return.")
+    k: int = Field(
+        10,
+        ge=1,
+        description="How many items to return: at most the ingress's `max_k` (100 by default).",
+    )
     context: dict[Annotated[str, StringConstraints(max_length=64)], Any] = Field(
         default_factory=dict,
         max_length=MAX_CONTEXT_KEYS,
@@ -58,7 +62,11 @@ class RecommendRequest(BaseModel):
         ),
     )
     exclude: list[ItemId] = Field(
-        default_factory=list, max_length=1000, description="Item ids that must not be returned."
+        default_factory=list,
+        description=(
+            "Item ids that must not be returned: at most the ingress's `max_exclude` "
+            "(1,000 by default)."
+        ),
     )
 
     @field_validator("context")
@@ -177,7 +185,10 @@ class PredictRequest(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"instances": [[0.4, 5.2, 3.0, 20.0]]}]}
     )
 
-    instances: list[Any] = Field(min_length=1, max_length=1000, description="Model inputs.")
+    instances: list[Any] = Field(
+        min_length=1,
+        description="Model inputs: at most the ingress's `max_instances` (1,000 by default).",
+    )
 
 
 class PredictResponse(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any
 from ray.serve.handle import DeploymentHandle
 
 from blending.online import OnlineSnapshot
+from deployments.events.records import FeedbackRecord, FeedbackStored, ServedList
 from models.errors import ModelError
 
 __all__ = ["EventClient", "EventLogUnavailable"]
@@ -31,12 +32,12 @@ class EventClient:
     def __init__(self, handle: DeploymentHandle[Any], timeout_s: float = 5.0) -> None:
         self.handle = handle
         self.timeout_s = timeout_s
-        self._served: list[dict[str, Any]] = []
+        self._served: list[ServedList] = []
         self.dropped = 0
         """Served lists dropped because the event log stayed unreachable."""
         self._shipper: asyncio.Task[None] | None = None
 
-    def served(self, record: dict[str, Any]) -> None:
+    def served(self, record: ServedList) -> None:
         """Queue a served list; a background task ships the queue four times a second."""
         self._served.append(record)
         if len(self._served) > _BUFFER_MAX:
@@ -70,10 +71,10 @@ class EventClient:
                 f"the event log did not answer {method} within {self.timeout_s}s"
             ) from None
 
-    async def feedback(self, records: list[dict[str, Any]]) -> dict[str, int]:
+    async def feedback(self, records: list[FeedbackRecord]) -> FeedbackStored:
         """Store feedback durably; ``EventLogUnavailable`` when it could not be."""
         try:
-            result: dict[str, int] = await self._call("append_feedback", records)
+            result: FeedbackStored = await self._call("append_feedback", records)
         except EventLogUnavailable:
             raise
         except Exception as exc:

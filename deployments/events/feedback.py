@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from blending.candidates import Candidate
 from blending.dag import BlendOutcome
 from blending.result_ids import ResultIdCodec
+from deployments.events.records import FeedbackRecord, ServedList
 from models.errors import InputError
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "FeedbackEvent",
     "Pseudonymizer",
     "Rejected",
+    "feedback_entries",
     "feedback_records",
     "served_record",
 ]
@@ -115,7 +117,7 @@ def feedback_records(
     """Check each entry; return the event log records of the good ones and the
     rejections of the others. ``prefix`` names where entries sit (``events``)."""
     now = time.time() if now is None else now
-    records: list[dict[str, Any]] = []
+    records: list[FeedbackRecord] = []
     rejected: list[Rejected] = []
     for index, entry in enumerate(entries):
         where = f"{prefix}.{index}" if prefix else ""
@@ -140,21 +142,21 @@ def feedback_records(
             rejected.append(Rejected(index=index, field=f"{where}.ts".lstrip("."), message=message))
             continue
         records.append(
-            {
-                "ts": ts,
-                "event_id": event.event_id or uuid.uuid4().hex,
-                "event": event.event,
-                "value": event.value,
-                "result_id": event.result_id,
-                "request_id": ref.request_id,
-                "item_id": ref.item_id,
-                "position": ref.position,
-                "served_at": ref.served_at,
-                "variant": ref.variant,
-                "team": ref.team,
-                "model_versions": ref.model_versions,
-                "use_case": ref.use_case,
-            }
+            FeedbackRecord(
+                ts=ts,
+                event_id=event.event_id or uuid.uuid4().hex,
+                event=event.event,
+                value=event.value,
+                result_id=event.result_id,
+                request_id=ref.request_id,
+                item_id=ref.item_id,
+                position=ref.position,
+                served_at=ref.served_at,
+                variant=dict(ref.variant),
+                team=ref.team,
+                model_versions=dict(ref.model_versions),
+                use_case=ref.use_case,
+            )
         )
     return records, rejected
 
@@ -166,17 +168,35 @@ def served_record(
     outcome: BlendOutcome,
     items: Sequence[Candidate],
     latency_ms: float,
-) -> dict[str, Any]:
+) -> ServedList:
     """The event log record of one served list (``user`` already pseudonymised)."""
-    return {
-        "ts": time.time(),
-        "request_id": request_id,
-        "user": user,
-        "variant": dict(outcome.variant),
-        "items": [c.item_id for c in items],
-        "teams": [c.team or "" for c in items],
-        "model_versions": dict(outcome.model_versions),
-        "latency_ms": latency_ms,
-        "degraded": outcome.degraded,
-        "use_case": use_case,
-    }
+    return ServedList(
+        ts=time.time(),
+        request_id=request_id,
+        user=user,
+        variant=dict(outcome.variant),
+        items=[c.item_id for c in items],
+        teams=[c.team or "" for c in items],
+        model_versions=dict(outcome.model_versions),
+        latency_ms=latency_ms,
+        degraded=outcome.degraded,
+        use_case=use_case,
+    )
+
+
+def feedback_entries(body: object) -> tuple[list[object], str]:
+    """The entries of a feedback body (one event, or ``{"events": [...]}``) and the
+    prefix their fields are named with."""
+    if isinstance(body, dict) and "events" in body:
+        extra = sorted(set(body) - {"events"})
+        if extra:
+            raise InputError(extra[0], "unexpected field beside `events`")
+        entries = body["events"]
+        if not isinstance(entries, list) or not entries:
+            raise InputError("events", "expected a non-empty list of events")
+        if len(entries) > FEEDBACK_MAX_EVENTS:
+            raise InputError("events", f"at most {FEEDBACK_MAX_EVENTS} events per request")
+        return entries, "events"
+    if isinstance(body, dict):
+        return [body], ""
+    raise InputError("body", 'expected an event object or {"events": [...]}')

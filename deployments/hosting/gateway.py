@@ -13,6 +13,7 @@ from blending.candidates import ScoreResult, SourceResult
 from blending.gateway import LocalModels
 from deployments.config import AppArgs, LiveConfig, resolve_store
 from deployments.config.rollout import RolloutConfig, model_deployment
+from deployments.hosting.messages import Predictions
 from deployments.hosting.rollout import ModelRollout
 from deployments.hosting.rollout_records import RolloutObserver, overlap_at_k
 from models.base import ModelAdapter, RecommendQuery
@@ -98,18 +99,17 @@ class RemoteModel:
 
     async def recommend(self, query: RecommendQuery, n: int) -> SourceResult:
         """Ask the deployment; its calls are batched there."""
-        answer = await self._call("recommend", query.user_id, dict(query.context), n)
-        items = [(str(item), float(score)) for item, score in answer["items"]]
-        return SourceResult(answer["model"], answer["version"], items, curated=answer["curated"])
+        answer: SourceResult = await self._call("recommend", query.user_id, query.context, n)
+        return answer
 
     async def score(self, query: RecommendQuery, item_ids: Sequence[str]) -> ScoreResult:
         """Score items in the deployment."""
-        answer = await self._call("score", query.user_id, dict(query.context), list(item_ids))
-        return ScoreResult(answer["model"], answer["version"], answer["scores"])
+        answer: ScoreResult = await self._call("score", query.user_id, query.context, item_ids)
+        return answer
 
-    async def predict(self, instances: list[Any], version: str | None = None) -> dict[str, Any]:
+    async def predict(self, instances: list[Any], version: str | None = None) -> Predictions:
         """Predict remotely (by ``version`` when given and loaded there)."""
-        result: dict[str, Any] = await self._call("predict", instances, version)
+        result: Predictions = await self._call("predict", instances, version)
         return result
 
     async def describe(self, timeout_s: float = 2.0) -> dict[str, Any]:
@@ -199,22 +199,22 @@ class IngressModels(LocalModels):
         """Numeric predictions from an inline adapter or the model's deployment."""
         if model in self.remote:
             answer = await self.remote[model].predict([list(row) for row in rows])
-            return ScoreResult(model, answer["version"], [float(p) for p in answer["predictions"]])
+            return ScoreResult(model, answer.version, [float(p) for p in answer.predictions])
         return await super().predict(model, rows)
 
     async def predict_any(
         self, model: str, instances: list[Any], version: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Predictions:
         """``/v1/predict``: the model's own output per instance, and the version that
         gave it (``version`` asks for one loaded version explicitly)."""
         if model in self.remote:
             return await self.remote[model].predict(instances, version)
         if version is not None:
             adapter = self.inline[model].version_adapter(version)
-            return {"version": version, "predictions": adapter.predict(instances)}
+            return Predictions(version, adapter.predict(instances))
 
-        def work(adapter: ModelAdapter) -> dict[str, Any]:
-            return {"version": adapter.version, "predictions": adapter.predict(instances)}
+        def work(adapter: ModelAdapter) -> Predictions:
+            return Predictions(adapter.version, adapter.predict(instances))
 
         return await self._call(model, None, work)
 

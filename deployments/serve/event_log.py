@@ -27,6 +27,7 @@ from ray import serve
 from deployments.config import EventsConfig, resolve_store
 from deployments.events.counts import EventCounts
 from deployments.events.online_state import OnlineState
+from deployments.events.records import FeedbackRecord, FeedbackStored, ServedList
 from deployments.events.store import EventStore
 from deployments.metrics import EventLogMetrics
 from models.store import ArtifactStore
@@ -102,39 +103,40 @@ class EventLog:
                 except Exception:  # the store is unwritable: the WAL still has it all
                     logger.exception("online state: checkpoint failed; retrying")
 
-    async def append_feedback(self, records: list[dict[str, Any]]) -> dict[str, int]:
+    async def append_feedback(self, records: list[FeedbackRecord]) -> FeedbackStored:
         """Store feedback events durably; answer only once they are in the WAL.
 
         Events whose ``event_id`` was seen before are dropped as duplicates."""
         self._start_flusher()
         fresh, duplicates = [], 0
         for record in records:
-            event_id = record["event_id"]
+            event_id = record.event_id
             if event_id in self._event_ids:
                 duplicates += 1
                 continue
             self._remember(event_id)  # reserved now: a concurrent retry is a duplicate
             fresh.append(record)
         try:
-            await asyncio.to_thread(self.store.append, "feedback", fresh)
+            await asyncio.to_thread(self.store.append, "feedback", [r.row() for r in fresh])
         except BaseException:
             for record in fresh:
-                self._event_ids.pop(record["event_id"], None)
+                self._event_ids.pop(record.event_id, None)
             raise
         for record in fresh:
-            self.online.observe(record["item_id"], record["event"], record["ts"])
-            outcome = "counted" if self.counts.add_feedback(record) else "repeat"
-            tags = {"use_case": record["use_case"], "event": record["event"], "outcome": outcome}
+            self.online.observe(record.item_id, record.event, record.ts)
+            outcome = "counted" if self.counts.add_feedback(record.row()) else "repeat"
+            tags = {"use_case": record.use_case, "event": record.event, "outcome": outcome}
             self.metrics.feedback.inc(tags=tags)
-        return {"accepted": len(fresh), "duplicates": duplicates}
+        return FeedbackStored(accepted=len(fresh), duplicates=duplicates)
 
-    async def append_served(self, records: list[dict[str, Any]]) -> int:
+    async def append_served(self, records: list[ServedList]) -> int:
         """Store served lists (sent in batches by the ingresses)."""
         self._start_flusher()
-        await asyncio.to_thread(self.store.append, "served", records)
-        for record in records:
-            self.counts.add_served(record)
-            self.metrics.served.inc(tags={"use_case": record["use_case"]})
+        rows = [record.row() for record in records]
+        await asyncio.to_thread(self.store.append, "served", rows)
+        for row in rows:
+            self.counts.add_served(row)
+            self.metrics.served.inc(tags={"use_case": row["use_case"]})
         return len(records)
 
     def arm_totals(self, use_case: str, node: str) -> dict[str, dict[str, int]]:

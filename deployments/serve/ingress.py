@@ -17,8 +17,8 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -27,58 +27,44 @@ from blending.catalog import ItemCatalog
 from blending.dag import BlendOutcome, BlendPlan
 from blending.online import OnlineSnapshot
 from blending.result_ids import ResultRef
-from deployments.api import examples as examples
+from deployments.api.admin_routes import router as admin_router
+from deployments.api.answers import (
+    PredictAnswer,
+    RecommendAnswer,
+    item_answer,
+    json_response,
+    parse_body,
+)
 from deployments.api.catalog_routes import router as catalog_router
 from deployments.api.demo_routes import router as demo_router
+from deployments.api.docs import INFER_ERRORS, json_body
 from deployments.api.edge import EdgeMiddleware, Gatekeeper, require
 from deployments.api.errors import NotFound, error_body, install_error_handlers
+from deployments.api.feedback_routes import router as feedback_router
 from deployments.api.keys import KeyRing
 from deployments.api.oip_routes import router as oip_router
 from deployments.api.schemas import (
-    FEEDBACK_BODY,
-    FeedbackRefused,
-    FeedbackResponse,
     PredictRequest,
     PredictResponse,
     RecommendRequest,
     RecommendResponse,
 )
 from deployments.catalog.client import CatalogClient
-from deployments.config import (
-    parse_app_args,
-    parse_live_config,
-)
-from deployments.events.client import EventClient, EventLogUnavailable
-from deployments.events.experiments import dashboard_data, experiment_names, find_experiment
-from deployments.events.experiments import report as experiment_report
-from deployments.events.feedback import feedback_records, served_record
+from deployments.config import parse_app_args, parse_live_config
+from deployments.events.client import EventClient
+from deployments.events.feedback import served_record
+from deployments.hosting.checks import UnknownItems, check_node_models, unknown_model_items
 from deployments.hosting.gateway import build_gateway
 from deployments.metrics import IngressMetrics
-from deployments.serve.ingress_support import (
-    DASHBOARD_PAGE,
-    INFER_ERRORS,
-    check_node_models,
-    error_responses,
-    feedback_entries,
-    flush_logs,
-    item_json,
-    load_catalog,
-    ok_example,
-    pseudonymizer,
-    result_codec,
-    unknown_model_items,
-)
-from models.errors import (
-    InputError,
-    describe_error,
-)
+from deployments.serve.replica import flush_logs, load_catalog, pseudonymizer, result_codec
+from models.errors import InputError, describe_error
 
 __all__ = ["Ingress", "api"]
 
 logger = logging.getLogger("ray.serve")
 
 
-# Helpers sit above the deployment class (or in ingress_support.py): Serve serialises
+# Helpers sit above the deployment class (or in other modules): Serve serialises
 # the class when it is decorated, so names defined below it would be missing inside
 # replicas.
 async def _housekeeping(ingress: "Ingress", period_s: float) -> None:
@@ -112,6 +98,15 @@ api.add_middleware(EdgeMiddleware)
 api.include_router(catalog_router)
 api.include_router(oip_router)
 api.include_router(demo_router)
+api.include_router(admin_router)
+api.include_router(feedback_router)
+
+_RECOMMEND_BODY = json_body(
+    RecommendRequest.model_json_schema(), RecommendRequest.model_json_schema()["examples"][0]
+)
+_PREDICT_BODY = json_body(
+    PredictRequest.model_json_schema(), PredictRequest.model_json_schema()["examples"][0]
+)
 
 
 @serve.deployment(max_ongoing_requests=256)
@@ -134,7 +129,7 @@ class Ingress:
             if catalog is not None and live is not None
             else None
         )
-        self.unknown_model_items: dict[str, dict[str, Any]] = {}
+        self.unknown_model_items: dict[str, UnknownItems] = {}
         self.online: OnlineSnapshot | None = None
         self.pseudonym = pseudonymizer()
         self.metrics = IngressMetrics()
@@ -215,29 +210,15 @@ class Ingress:
             return JSONResponse(body, status_code=503)
         return JSONResponse({"ready": True, "models": list(described)})
 
-    @api.get(
-        "/v1/models",
-        summary="Every hosted model, its version and placement.",
-        dependencies=[require("admin")],
-        responses={**error_responses(401, 403, 429), **ok_example(examples.MODELS)},
-    )
-    async def list_models(self) -> dict[str, Any]:
-        """Per model: its versions (live, canary, shadow), each one's traffic share,
-        status (loading, serving, failed or rolled back, with why) and load time."""
-        names = self.models.names()
-        statuses = await asyncio.gather(*(self.models.status(n) for n in names))
-        # Each replica keeps its own versions' state: say which one answered.
-        replica = serve.get_replica_context().replica_id.unique_id
-        return {"replica": replica, "models": dict(zip(names, statuses, strict=True))}
-
     @api.post(
         "/v1/recommend/{use_case}",
         response_model=RecommendResponse,
         summary="Blended, filtered top-k items for a user, with provenance.",
         dependencies=[require("infer")],
         responses=INFER_ERRORS,
+        openapi_extra=_RECOMMEND_BODY,
     )
-    async def recommend(self, use_case: str, request: RecommendRequest) -> Any:
+    async def recommend(self, use_case: str, http: Request) -> Response:
         """Run the use case's DAG for one user, by the use case's latency budget."""
         started = time.monotonic()
         if self._housekeeper is None:  # started here: the constructor may have no loop
@@ -245,6 +226,7 @@ class Ingress:
         plan = self.plans.get(use_case)
         if plan is None:
             raise NotFound("use case", use_case, sorted(self.plans))
+        request = await parse_body(http, RecommendRequest)
         if request.k > self.config.ingress.max_k:
             raise InputError("k", f"must be <= {self.config.ingress.max_k}, got {request.k}")
         if len(request.exclude) > self.config.ingress.max_exclude:
@@ -278,17 +260,18 @@ class Ingress:
             user = self.pseudonym(request.user_id)
             record = served_record(request_id, use_case, user, outcome, outcome.items, latency_ms)
             self.events.served(record)
-        return {
-            "request_id": request_id,
-            "use_case": use_case,
-            "items": [
-                item_json(self.result_ids, served, position, candidate)
+        answer = RecommendAnswer(
+            request_id=request_id,
+            use_case=use_case,
+            items=[
+                item_answer(self.result_ids, served, position, candidate)
                 for position, candidate in enumerate(outcome.items, start=1)
             ],
-            "model_versions": outcome.model_versions,
-            "variant": outcome.variant or None,
-            "degraded": outcome.degraded,
-        }
+            model_versions=dict(outcome.model_versions),
+            variant=dict(outcome.variant) or None,
+            degraded=outcome.degraded,
+        )
+        return json_response(answer)
 
     @api.post(
         "/v1/predict/{model}",
@@ -296,112 +279,17 @@ class Ingress:
         summary="Predictions of one hosted model for a batch of instances.",
         dependencies=[require("infer")],
         responses=INFER_ERRORS,
+        openapi_extra=_PREDICT_BODY,
     )
-    async def predict(self, model: str, request: PredictRequest) -> Any:
+    async def predict(self, model: str, http: Request) -> Response:
         """Call one model directly, in process or in its deployment."""
         if model not in self.config.models:
             raise NotFound("model", model, sorted(self.config.models))
+        request = await parse_body(http, PredictRequest)
         if len(request.instances) > self.config.ingress.max_instances:
             raise InputError("instances", f"at most {self.config.ingress.max_instances} allowed")
         result = await self.models.predict_any(model, request.instances)
-        return {"model": model, "version": result["version"], "predictions": result["predictions"]}
-
-    @api.post(
-        "/v1/feedback",
-        status_code=202,
-        response_model=FeedbackResponse,
-        summary="Impressions, clicks and conversions of served items, one or a batch.",
-        dependencies=[require("infer")],
-        responses={
-            **error_responses(400, 401, 403, 413, 429, 503),
-            422: {
-                "model": FeedbackRefused,
-                "description": "Some entries were refused (named); the others were stored.",
-            },
-        },
-        openapi_extra=FEEDBACK_BODY,
-    )
-    async def feedback(self, request: Request) -> Any:
-        """Store feedback events durably (202 only once they are in the write-ahead log).
-
-        A batch is checked entry by entry: good entries are stored even when others are
-        refused. If any is refused the answer is 422, naming each refused entry's
-        field, with `accepted` counting the entries stored anyway (resending the whole
-        batch is safe with `event_id`s). Events whose `event_id` was seen before count
-        as `duplicates` and are not stored again.
-        """
-        events = self._event_log()
-        try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse(error_body("invalid_json", "the body is not JSON"), status_code=400)
-        entries, prefix = feedback_entries(body)
-        records, rejected = feedback_records(entries, prefix, self.result_ids)
-        stored = await events.feedback(records) if records else {"accepted": 0, "duplicates": 0}
-        answer = {**stored, "rejected": [r.model_dump() for r in rejected]}
-        if rejected:
-            first = rejected[0]
-            message = f"{len(rejected)} of {len(entries)} events refused; {first.field}: "
-            error = error_body("invalid_input", message + first.message, first.field)
-            return JSONResponse({**error, **answer}, status_code=422)
-        return answer
-
-    @api.get(
-        "/v1/experiments",
-        summary="Every experiment and interleaving node, as `<use case>.<node>`.",
-        dependencies=[require("admin")],
-        responses={
-            **error_responses(401, 403, 429),
-            **ok_example({"experiments": ["discover.ab", "discover.head_to_head"]}),
-        },
-    )
-    async def list_experiments(self) -> dict[str, list[str]]:
-        """Names to ask ``/v1/experiments/{name}`` about."""
-        return {"experiments": experiment_names(self.plans)}
-
-    @api.get(
-        "/v1/experiments/{name}",
-        summary="Live statistics of one experiment: CTR per arm, lift, significance.",
-        dependencies=[require("admin")],
-        responses={**error_responses(401, 403, 404, 429, 503), **ok_example(examples.EXPERIMENT)},
-    )
-    async def experiment(self, name: str) -> dict[str, Any]:
-        """Per arm: requests, impressions, clicks, CTR with its 95% interval, lift against
-        control with its p-value and probability to beat control; a sample-ratio
-        check and a verdict. For an interleaving node: wins per team, a sign test."""
-        events = self._event_log()
-        try:
-            found = find_experiment(self.plans, name)
-        except KeyError:
-            raise NotFound("experiment", name, experiment_names(self.plans)) from None
-        return await experiment_report(events, name, *found)
-
-    @api.get(
-        "/v1/dashboard",
-        summary="What the dashboard shows: traffic, model versions, experiments.",
-        dependencies=[require("admin")],
-        responses={**error_responses(401, 403, 429, 503), **ok_example(examples.DASHBOARD)},
-    )
-    async def dashboard_json(self) -> dict[str, Any]:
-        """Last-minute traffic from the event log, every model's versions, and every
-        experiment's report."""
-        events = self._event_log()
-        return await dashboard_data(events, self.plans, (await self.list_models())["models"])
-
-    @api.get(
-        "/dashboard",
-        response_class=HTMLResponse,
-        summary="The real-time dashboard (a page; its data needs an admin key).",
-    )
-    async def dashboard(self) -> HTMLResponse:
-        """The page; it asks for an admin key and polls ``/v1/dashboard``."""
-        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-        return HTMLResponse(DASHBOARD_PAGE.read_text(encoding="utf-8"), headers=headers)
-
-    def _event_log(self) -> EventClient:
-        if self.events is None:
-            raise EventLogUnavailable("the event log is off (args.events is null)")
-        return self.events
+        return json_response(PredictAnswer(model, result.version, result.predictions))
 
     async def _describe_models(self) -> dict[str, dict[str, Any] | BaseException]:
         names = self.models.names()

@@ -19,14 +19,16 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ray import serve
 
+from blending.candidates import ScoreResult, SourceResult
 from deployments.config import parse_rollout, resolve_store
 from deployments.config.rollout import RolloutConfig, model_deployment
 from deployments.hosting.batching import AdaptiveBatching
+from deployments.hosting.messages import Predictions
 from deployments.hosting.rollout import ModelRollout
 from deployments.hosting.rollout_records import overlap_at_k
 from deployments.metrics import BatchMetrics, RolloutMetrics
@@ -119,14 +121,14 @@ class ModelServer:
         for adapter in self.rollout.versions_loaded().values():
             adapter.check_health()
 
-    async def recommend(self, user_id: str, context: dict[str, Any], n: int) -> dict[str, Any]:
+    async def recommend(self, user_id: str, context: Mapping[str, Any], n: int) -> SourceResult:
         """Top ``n`` items for one user, batched with concurrent calls."""
         items, version, curated = await self._recommend_batch((user_id, context, n))
-        return {"model": self.name, "version": version, "items": items, "curated": curated}
+        return SourceResult(self.name, version, items, curated=curated)
 
     async def score(
-        self, user_id: str, context: dict[str, Any], item_ids: list[str]
-    ) -> dict[str, Any]:
+        self, user_id: str, context: Mapping[str, Any], item_ids: Sequence[str]
+    ) -> ScoreResult:
         """One score per item for one user (a DAG ``rerank`` in this deployment)."""
         query = RecommendQuery(user_id, context)
 
@@ -136,11 +138,11 @@ class ModelServer:
             return await _on(adapter, lambda: adapter.score(query, item_ids))
 
         scores, version = await self.rollout.run_one(user_id, call)
-        return {"model": self.name, "version": version, "scores": scores}
+        return ScoreResult(self.name, version, scores)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _recommend_batch(
-        self, calls: Sequence[tuple[str, dict[str, Any], int]]
+        self, calls: Sequence[tuple[str, Mapping[str, Any], int]]
     ) -> list[tuple[list[ScoredItem], str, bool]]:
         n = max(call[2] for call in calls)
         queries = [RecommendQuery(u, c) for u, c, _ in calls]
@@ -176,20 +178,20 @@ class ModelServer:
         batcher.set_batch_wait_timeout_s(self.batching.wait_s)
         self.batch_metrics.size_limit.set(self.batching.size)
 
-    async def predict(self, instances: list[Any], version: str | None = None) -> dict[str, Any]:
+    async def predict(self, instances: list[Any], version: str | None = None) -> Predictions:
         """Predictions for a batch of instances: by the live version or the canary (drawn
         at random: there is no user to stick to), or by ``version`` when it is loaded."""
         if version is not None:
             adapter = self.rollout.version_adapter(version)
             predictions = await _on(adapter, lambda: adapter.predict(instances))
-            return {"version": version, "predictions": predictions}
+            return Predictions(version, predictions)
 
         async def call(adapter: ModelAdapter) -> list[Any]:
             return await _on(adapter, lambda: adapter.predict(instances))
 
         predictions, served = await self.rollout.run_one(None, call)
         self.rollout.mirror(lambda adapter: adapter.predict(instances))
-        return {"version": served, "predictions": predictions}
+        return Predictions(served, predictions)
 
     def ready(self) -> dict[str, Any]:
         """What the ingress's readiness check shows; raises while no version serves."""

@@ -127,6 +127,7 @@ def serve_config(port: int) -> dict[str, Any]:
     flaky.update(name="flaky", route_prefix="/flaky")
     flaky["args"]["events"] = None  # only the main app keeps an event log
     flaky["args"]["live_catalog"] = None  # and a live catalogue
+    flaky["args"]["ingress"]["max_k"] = FLAKY_MAX_K  # above the API's default of 100
     models = flaky["args"]["models"]
     models["broken"] = {**models.pop("mf"), "num_cpus": 0.25, "version": "1"}
     _only_ingress(flaky)
@@ -163,6 +164,9 @@ def serve_config(port: int) -> dict[str, Any]:
     config["applications"] += [flaky, pending, _damaged(main), _lifecycle(main)]
     return config
 
+
+FLAKY_MAX_K = 300
+"""The ``flaky`` app's ``max_k``: longer lists than the default limit of 100."""
 
 TRIAL_USE_CASE = "trial"
 """A copy of ``discover`` in the main app that only the evaluation tests send to."""

@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from serving_cluster import Deployed, app_config
+from serving_cluster import FLAKY_MAX_K, Deployed, app_config
 
 from deployments.local.cluster import wait_ready
 
@@ -87,6 +87,23 @@ def test_bad_recommend_input_is_422_naming_the_field(
     response = client.post("/v1/recommend/home", json=body)
     assert response.status_code == 422
     assert response.json()["error"]["field"] == field
+
+
+def test_k_above_the_configured_max_k_is_422_naming_k(client: httpx.Client) -> None:
+    response = client.post("/v1/recommend/home", json={"user_id": "u1", "k": 101})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["field"] == "k" and "100" in error["message"]
+
+
+def test_a_raised_max_k_serves_longer_lists(client: httpx.Client) -> None:
+    # The flaky app sets max_k 300: k=150 is served in full (popularity alone has 200).
+    response = client.post("/flaky/v1/recommend/home", json={"user_id": "u1", "k": 150})
+    assert response.status_code == 200, response.text
+    items = [item["item_id"] for item in response.json()["items"]]
+    assert len(items) == 150 == len(set(items))
+    too_many = client.post("/flaky/v1/recommend/home", json={"user_id": "u1", "k": FLAKY_MAX_K + 1})
+    assert too_many.status_code == 422 and too_many.json()["error"]["field"] == "k"
 
 
 def test_malformed_json_is_a_4xx_not_a_500(client: httpx.Client) -> None:

@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.browser
 
-PAGE = Path(__file__).resolve().parents[2] / "deployments" / "static" / "dashboard.html"
+PAGE = Path(__file__).resolve().parents[2] / "deployments" / "api" / "static" / "dashboard.html"
 ADMIN_KEY = "bsk_admin-test+key/="  # '+', '/' and '=' must survive the fragment
 INFER_KEY = "bsk_infer-only"
 DASH = "\u2014"  # em dash: what the page shows for a missing number

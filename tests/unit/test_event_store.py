@@ -27,7 +27,7 @@ def _feedback(n: int, event: str = "click", use_case: str = "home") -> dict[str,
         CODEC,
     )
     assert not rejected
-    return record
+    return record.row()
 
 
 def _served(n: int) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def test_feedback_entries_are_checked_one_by_one() -> None:
         "not an object",
     ]
     records, rejected = feedback_records(entries, "events", CODEC)
-    assert [r["item_id"] for r in records] == ["i9"] and records[0]["position"] == 2
+    assert [r.item_id for r in records] == ["i9"] and records[0].position == 2
     assert [(r.index, r.field) for r in rejected] == [
         (1, "events.1.result_id"),
         (2, "events.2.event"),
@@ -174,7 +174,7 @@ def test_report_prints_the_experiments_from_the_dataset(
         events = [{"result_id": result_id, "event": "impression"}]
         if arm == "clicky" and n % 2 == 0:  # half of clicky's items are clicked, no others
             events.append({"result_id": result_id, "event": "click"})
-        feedback += feedback_records(events, "events", CODEC)[0]
+        feedback += [r.row() for r in feedback_records(events, "events", CODEC)[0]]
     store.append("served", served)
     store.append("feedback", feedback)
     store.flush()
@@ -198,7 +198,7 @@ def test_per_list_sums_follow_each_lists_counts() -> None:
         (record,), _ = feedback_records(
             [{"result_id": CODEC.encode(ref), "event": event}], "events", CODEC
         )
-        counts.add_feedback(record)
+        counts.add_feedback(record.row())
     totals = counts.arm_totals("home", "ab")["b"]
     # Lists: r1 has 1 click in 2 impressions, r2 none in 1.
     assert (totals.units, totals.clicks_sq, totals.impressions_sq, totals.cross) == (2, 1, 5, 2)

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 from scripted_models import Scripted, ScriptedModels
 
-from blending.candidates import BlendContext
+from blending.candidates import BlendContext, Component
 from blending.catalog import ItemInfo, StaticCatalog
 from blending.dag import BlendOutcome, BlendPlan
 from blending.online import OnlineSnapshot
@@ -127,14 +127,9 @@ def test_fresh_lists_the_newest_first_scored_by_half_life_and_cut_at_max_age() -
     assert catalog.calls == [(NOW, 168 * HOUR, 50)]  # no exploration: no extra pool
     assert not outcome.degraded and outcome.answered == 1
     (component,) = outcome.items[2].components
-    assert component.to_json() == {
-        "source": "fresh",
-        "model": "freshness",
-        "version": "live",
-        "weight": 1.0,
-        "score": 0.5,
-        "raw_score": 0.5,
-    }
+    assert component == Component(
+        source="fresh", model="freshness", version="live", weight=1.0, score=0.5, raw_score=0.5
+    )
     assert "fresh" in outcome.node_ms and outcome.model_versions == {}
 
 

@@ -11,9 +11,9 @@ from builders import publish_curated, publish_popularity, publish_tiny_sklearn
 from blending.dag import BlendPlan
 from blending.spec import UseCaseSpec
 from deployments.config.rollout import RolloutConfig
+from deployments.hosting.checks import check_node_models
 from deployments.hosting.gateway import IngressModels
 from deployments.hosting.rollout import ModelRollout
-from deployments.serve.ingress_support import check_node_models
 from models.errors import ConfigError
 from models.registry import load_model
 from models.store import ArtifactStore

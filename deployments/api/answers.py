@@ -1,0 +1,131 @@
+"""The one way in and out of the hot routes: a body parsed once, straight from its
+bytes, into its typed request; an answer built as typed structs for the k items
+returned and serialised once, with no second validation.
+
+``schemas.py`` documents the same shapes for OpenAPI; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TypeVar
+
+import msgspec
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from blending.candidates import Candidate, Component
+from blending.result_ids import ResultIdCodec, ResultRef
+
+__all__ = [
+    "ComponentAnswer",
+    "ItemAnswer",
+    "PredictAnswer",
+    "RecommendAnswer",
+    "item_answer",
+    "json_response",
+    "parse_body",
+]
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+async def parse_body(request: Request, model: type[_Body]) -> _Body:
+    """The request body as ``model``, validated from its bytes in one pass; a 422
+    naming the field (the same answer FastAPI gives) when it does not fit."""
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+class ComponentAnswer(msgspec.Struct, omit_defaults=True):
+    """One source's part in an item's score (``schemas.ComponentOut``)."""
+
+    source: str
+    model: str
+    version: str
+    weight: float | None
+    score: float
+    raw_score: float
+    slot: int | None = None
+    curated: bool = False
+    role: str | None = None
+
+
+class ItemAnswer(msgspec.Struct, omit_defaults=True):
+    """A returned item with its provenance (``schemas.ItemOut``)."""
+
+    item_id: str
+    result_id: str
+    score: float
+    pinned: bool
+    components: list[ComponentAnswer]
+    team: str | None = None
+
+
+class RecommendAnswer(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """The answer of ``POST /v1/recommend/{use_case}`` (``schemas.RecommendResponse``)."""
+
+    request_id: str
+    use_case: str
+    items: list[ItemAnswer]
+    model_versions: dict[str, str]
+    variant: dict[str, str] | None = None
+    degraded: bool
+
+
+class PredictAnswer(msgspec.Struct):
+    """The answer of ``POST /v1/predict/{model}`` (``schemas.PredictResponse``)."""
+
+    model: str
+    version: str
+    predictions: list[object]
+
+
+def _component(component: Component) -> ComponentAnswer:
+    weight = component.weight
+    return ComponentAnswer(
+        source=component.source,
+        model=component.model,
+        version=component.version,
+        weight=None if weight is None else float(weight),
+        score=float(component.score),
+        raw_score=float(component.raw_score),
+        slot=component.slot,
+        curated=component.curated,
+        role=component.role,
+    )
+
+
+def item_answer(
+    codec: ResultIdCodec, request: ResultRef, position: int, candidate: Candidate
+) -> ItemAnswer:
+    """One returned item; its result id extends the ``request``'s with the item's facts."""
+    components = candidate.components
+    ref = replace(
+        request,
+        position=position,
+        item_id=candidate.item_id,
+        team=candidate.team,
+        model_versions={c.model: c.version for c in components},
+    )
+    return ItemAnswer(
+        item_id=candidate.item_id,
+        result_id=codec.encode(ref),
+        score=float(candidate.score),
+        pinned=candidate.pinned,
+        components=[_component(c) for c in components],
+        team=candidate.team,
+    )
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(answer: msgspec.Struct, status_code: int = 200) -> Response:
+    """The answer serialised once, as the route's response."""
+    return Response(_encoder.encode(answer), status_code, media_type="application/json")

@@ -1,0 +1,49 @@
+"""What the routers outside the ``Ingress`` class may read of their replica.
+
+Routes run in an ingress replica and reach its state through Serve's replica
+context. :class:`IngressState` names exactly what they read, so the HTTP surface
+depends on that contract, not on the Serve deployment class (which sits a layer
+above and mounts these routers).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, cast
+
+from ray import serve
+
+if TYPE_CHECKING:
+    from fastapi.responses import JSONResponse
+
+    from blending.dag import BlendPlan
+    from blending.result_ids import ResultIdCodec
+    from deployments.api.edge import Gatekeeper
+    from deployments.catalog.client import CatalogClient
+    from deployments.config import AppArgs
+    from deployments.events.client import EventClient
+    from deployments.hosting.checks import UnknownItems
+    from deployments.hosting.gateway import IngressModels
+
+__all__ = ["IngressState", "this_ingress"]
+
+
+class IngressState(Protocol):
+    """The parts of an ingress replica its routes use."""
+
+    config: AppArgs
+    models: IngressModels
+    events: EventClient | None
+    catalog_client: CatalogClient | None
+    unknown_model_items: dict[str, UnknownItems]
+    plans: dict[str, BlendPlan]
+    result_ids: ResultIdCodec
+    gate: Gatekeeper
+
+    async def readyz(self) -> JSONResponse:
+        """200 when every model answers, else 503 naming the ones that do not."""
+        ...
+
+
+def this_ingress() -> IngressState:
+    """This replica's ingress object."""
+    return cast("IngressState", serve.get_replica_context().servable_object)

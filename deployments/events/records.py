@@ -1,0 +1,61 @@
+"""The two event records that travel from an ingress to the event log, typed.
+
+They cross the deployment handle as these structs and become rows (plain mappings)
+only at the storage edge: the write-ahead log and the Parquet dataset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = ["FeedbackRecord", "FeedbackStored", "ServedList"]
+
+
+class ServedList(msgspec.Struct, frozen=True):
+    """One recommendation list as served (the user already pseudonymised)."""
+
+    ts: float
+    request_id: str
+    user: str
+    variant: dict[str, str]
+    items: list[str]
+    teams: list[str]
+    model_versions: dict[str, str]
+    latency_ms: float
+    degraded: bool
+    use_case: str
+
+    def row(self) -> dict[str, Any]:
+        """The record as the event store writes it."""
+        return msgspec.structs.asdict(self)
+
+
+class FeedbackRecord(msgspec.Struct, frozen=True):
+    """One checked feedback event, with the facts its result id carried."""
+
+    ts: float
+    event_id: str
+    event: str
+    value: float | None
+    result_id: str
+    request_id: str
+    item_id: str
+    position: int
+    served_at: int
+    variant: dict[str, str]
+    team: str | None
+    model_versions: dict[str, str]
+    use_case: str
+
+    def row(self) -> dict[str, Any]:
+        """The record as the event store writes it."""
+        return msgspec.structs.asdict(self)
+
+
+class FeedbackStored(msgspec.Struct, frozen=True):
+    """What the event log did with a feedback batch."""
+
+    accepted: int
+    duplicates: int

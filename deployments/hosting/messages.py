@@ -1,0 +1,16 @@
+"""Typed messages between the ingress and a model's deployment (what crosses a
+handle besides the blend's own ``SourceResult`` and ``ScoreResult``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Predictions"]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A model's own output for each instance, and the version that gave it."""
+
+    version: str
+    predictions: list[object]
