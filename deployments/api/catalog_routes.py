@@ -19,7 +19,7 @@ from deployments.api.edge import require
 from deployments.api.errors import NotFound
 from deployments.api.state import this_ingress
 from deployments.catalog.client import CatalogClient
-from deployments.catalog.store import (
+from deployments.catalog.items import (
     CatalogItem,
     ItemNotFoundError,
     ItemPatch,

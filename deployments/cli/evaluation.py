@@ -29,7 +29,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from deployments.offline.evaluate import evaluate, write_html  # deferred: pulls in torch
+    from deployments.offline.evaluate import evaluate  # deferred: pulls in torch
+    from deployments.offline.html_report import write_html
 
     report = evaluate(
         args.config,

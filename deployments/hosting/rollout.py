@@ -21,33 +21,31 @@ rolled back: out of traffic, the reason recorded, until the config changes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import numpy as np
-
-from blending.assign import bucket
 from deployments.config.rollout import RolloutConfig
 from deployments.hosting.rollout_records import (
     CallWindow,
+    Choice,
     NullObserver,
     RolloutObserver,
+    Traffic,
     VersionState,
     now_iso,
+    rollback_reason,
 )
+from deployments.hosting.shadow import ShadowMirror
 from models.base import ModelAdapter
 from models.errors import ModelError, VersionNotLoadedError, describe_error
 from models.registry import load_failure
 from models.smoke import smoke_test
 
-__all__ = ["Choice", "ModelRollout"]
+__all__ = ["ModelRollout"]
 
 logger = logging.getLogger("ray.serve")
 
@@ -56,27 +54,6 @@ Loader = Callable[[str], ModelAdapter]
 """Loads one version of the model (checksums verified), or raises."""
 
 _EVENTS_KEPT = 20
-
-
-@dataclass(frozen=True)
-class _Traffic:
-    """Who answers calls now; replaced whole, never edited, so reads need no lock."""
-
-    live: ModelAdapter | None = None
-    canary: ModelAdapter | None = None
-    canary_share: float = 0.0
-    canary_salt: str = ""
-    shadow: ModelAdapter | None = None
-    shadow_share: float = 0.0
-    shadow_k: int = 10
-
-
-@dataclass(frozen=True)
-class Choice:
-    """The version a call goes to, and whether it is the canary."""
-
-    adapter: ModelAdapter
-    canary: bool
 
 
 class ModelRollout:
@@ -95,16 +72,13 @@ class ModelRollout:
         self._loader = loader
         self._observer: RolloutObserver = observer or NullObserver()
         self._clock = clock
-        self._traffic = _Traffic()
+        self._traffic = Traffic()
         self.config: RolloutConfig | None = None
         self.states: dict[str, VersionState] = {}
         """Every version this process knows about, by ``role:version``."""
         self.events: deque[dict[str, str]] = deque(maxlen=_EVENTS_KEPT)
         self._canary_window: CallWindow | None = None
-        self._shadow_window: CallWindow | None = None
-        self._overlaps: deque[float] = deque(maxlen=1000)
-        self._shadow_busy = False
-        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._shadow = ShadowMirror(name, self._observer, clock)
         self._apply_lock = threading.Lock()
         self._last_judged = 0.0
         self._load_meta: dict[str, tuple[str | None, float | None]] = {}
@@ -136,12 +110,7 @@ class ModelRollout:
     def choose(self, user_id: str | None) -> Choice:
         """Live or canary for this call: sticky per user (a salted hash), at random for
         calls without a user."""
-        traffic = self._traffic
-        if traffic.canary is not None:
-            point = random.random() if user_id is None else bucket(traffic.canary_salt, user_id)
-            if point < traffic.canary_share:
-                return Choice(traffic.canary, canary=True)
-        return Choice(self.live, canary=False)
+        return self._traffic.canary_choice(user_id) or Choice(self.live, canary=False)
 
     def version_adapter(self, version: str) -> ModelAdapter:
         """The loaded adapter of ``version`` (an explicit version asked for by a caller)."""
@@ -226,21 +195,7 @@ class ModelRollout:
         config = self.config
         if config is None or config.canary is None:
             return
-        rules = config.rollback
-        stats = window.summary()
-        if stats["calls"] < rules.min_calls:
-            return
-        reason = None
-        if stats["error_rate"] > rules.max_error_rate:
-            reason = (
-                f"error rate {stats['error_rate']:.1%} > {rules.max_error_rate:.1%} "
-                f"({stats['errors']} of {stats['calls']} calls in {rules.window_s:g} s)"
-            )
-        elif rules.max_p99_ms is not None and stats["p99_ms"] > rules.max_p99_ms:
-            reason = (
-                f"p99 latency {stats['p99_ms']:.1f} ms > {rules.max_p99_ms:g} ms "
-                f"({stats['calls']} calls in {rules.window_s:g} s)"
-            )
+        reason = rollback_reason(window.summary(), config.rollback)
         if reason is not None:
             self._roll_back(config.canary.version, reason)
 
@@ -248,7 +203,7 @@ class ModelRollout:
         traffic = self._traffic
         if traffic.canary is None or traffic.canary.version != version:
             return
-        self._traffic = _Traffic(
+        self._traffic = Traffic(
             live=traffic.live,
             shadow=traffic.shadow,
             shadow_share=traffic.shadow_share,
@@ -269,47 +224,11 @@ class ModelRollout:
         work: Callable[[ModelAdapter], _T],
         compare: Callable[[_T, int], float | None] | None = None,
     ) -> None:
-        """Run ``work`` on the shadow version in a worker thread, after the live answer,
-        off the request path; ``compare(shadow_answer, k)`` scores agreement.
-
-        At most one mirrored call runs at a time: under load the shadow sees fewer
-        calls rather than slow the live ones.
-        """
+        """Run ``work`` on the shadow version, if any, after the live answer and off
+        the request path (``ShadowMirror``); ``compare(shadow_answer, k)`` scores
+        agreement."""
         traffic = self._traffic
-        shadow = traffic.shadow
-        if shadow is None or self._shadow_busy or random.random() * 100 >= traffic.shadow_share:
-            return
-        self._shadow_busy = True
-        task = asyncio.get_running_loop().create_task(
-            self._shadow_call(shadow, traffic.shadow_k, work, compare)
-        )
-        self._shadow_tasks.add(task)
-        task.add_done_callback(self._shadow_tasks.discard)
-
-    async def _shadow_call(
-        self,
-        shadow: ModelAdapter,
-        k: int,
-        work: Callable[[ModelAdapter], _T],
-        compare: Callable[[_T, int], float | None] | None,
-    ) -> None:
-        started = time.perf_counter()
-        overlap = None
-        error = False
-        try:
-            answer = await asyncio.to_thread(work, shadow)
-            overlap = compare(answer, k) if compare is not None else None
-        except Exception as exc:  # noqa: BLE001 - a shadow's failure is only recorded
-            error = True
-            logger.warning("model %s shadow %s failed: %s", self.name, shadow.version, exc)
-        finally:
-            self._shadow_busy = False
-        ms = (time.perf_counter() - started) * 1000.0
-        if self._shadow_window is not None:
-            self._shadow_window.add(self._clock(), ms, error)
-        if overlap is not None:
-            self._overlaps.append(overlap)
-        self._observer.on_shadow(self.name, shadow.version, ms, error, overlap)
+        self._shadow.mirror(traffic.shadow, traffic.shadow_share, traffic.shadow_k, work, compare)
 
     # -- config changes ------------------------------------------------------
 
@@ -404,7 +323,7 @@ class ModelRollout:
         shadow = ready.get(config.shadow.version) if config.shadow else None
         if live is None:
             canary = shadow = None  # nothing to fall back to or compare with
-        self._traffic = _Traffic(
+        self._traffic = Traffic(
             live=live,
             canary=canary,
             canary_share=(config.canary.percent / 100.0) if canary and config.canary else 0.0,
@@ -422,11 +341,10 @@ class ModelRollout:
         else:
             self._canary_window = None
         if shadow is not None and (previous is None or previous.shadow != config.shadow):
-            self._shadow_window = CallWindow(config.rollback.window_s)
-            self._overlaps.clear()
+            self._shadow.reset(config.rollback.window_s)
             changes.append(f"shadow {shadow.version} mirrors live calls")
         elif shadow is None:
-            self._shadow_window = None
+            self._shadow.reset(None)
         self.config = config
         self.states = {**states, **kept}
         in_use = {a.version for a in (live, canary, shadow) if a is not None}
@@ -451,25 +369,16 @@ class ModelRollout:
         """Every version here: role, status (with why), traffic share, load time; the
         canary's and shadow's windows; the last events."""
         traffic = self._traffic
-        canary_share = traffic.canary_share * 100.0
         versions = []
         for state in self.states.values():
             serving = state.status == "serving"
-            share = 0.0
-            if serving and state.role == "live" and state.adapter is traffic.live:
-                share = 100.0 - canary_share
-            elif serving and state.role == "canary":
-                share = canary_share
-            entry = state.to_json(share)
+            entry = state.to_json(traffic.percent_of(state))
             if state.role == "canary" and self._canary_window is not None and serving:
                 self._canary_window.prune(self._clock())
                 entry["window"] = self._canary_window.summary()
-            if state.role == "shadow" and self._shadow_window is not None and serving:
-                self._shadow_window.prune(self._clock())
-                entry["window"] = self._shadow_window.summary()
-                entry["overlap_at_k"] = (
-                    round(float(np.mean(self._overlaps)), 4) if self._overlaps else None
-                )
+            shadow_record = self._shadow.summary()
+            if state.role == "shadow" and shadow_record is not None and serving:
+                entry["window"], entry["overlap_at_k"] = shadow_record
                 entry["k"] = traffic.shadow_k
             versions.append(entry)
         info: dict[str, Any] = {"name": self.name, "placement": self.placement}

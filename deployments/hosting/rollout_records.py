@@ -3,23 +3,30 @@ calls, and the observer that turns them into metrics. Plain Python."""
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import numpy as np
 
+from blending.assign import bucket
+from deployments.config.rollout import RollbackConfig
 from models.base import ModelAdapter
 
 __all__ = [
     "CallWindow",
+    "Choice",
     "NullObserver",
     "RolloutObserver",
+    "Traffic",
     "VersionState",
+    "WindowSummary",
     "now_iso",
     "overlap_at_k",
+    "rollback_reason",
 ]
 
 
@@ -103,6 +110,17 @@ class VersionState:
         return data
 
 
+class WindowSummary(TypedDict):
+    """A ``CallWindow`` as ``GET /v1/models`` shows it."""
+
+    window_s: float
+    calls: int
+    errors: int
+    error_rate: float
+    p50_ms: float | None
+    p99_ms: float | None
+
+
 @dataclass
 class CallWindow:
     """Calls of one version over the last ``window_s`` seconds: time, latency, failed."""
@@ -118,7 +136,8 @@ class CallWindow:
         while self.calls and self.calls[0][0] < now - self.window_s:
             self.calls.popleft()
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> WindowSummary:
+        """Counts, error rate and latency percentiles of the calls in the window."""
         count = len(self.calls)
         errors = sum(1 for _, _, failed in self.calls if failed)
         latencies = [ms for _, ms, _ in self.calls]
@@ -130,3 +149,58 @@ class CallWindow:
             "p50_ms": round(float(np.percentile(latencies, 50)), 2) if count else None,
             "p99_ms": round(float(np.percentile(latencies, 99)), 2) if count else None,
         }
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Who answers calls now; replaced whole, never edited, so reads need no lock."""
+
+    live: ModelAdapter | None = None
+    canary: ModelAdapter | None = None
+    canary_share: float = 0.0
+    canary_salt: str = ""
+    shadow: ModelAdapter | None = None
+    shadow_share: float = 0.0
+    shadow_k: int = 10
+
+    def canary_choice(self, user_id: str | None) -> Choice | None:
+        """The canary, for a user in its share (a salted hash: sticky per user; at
+        random for calls without one); None otherwise."""
+        if self.canary is None:
+            return None
+        point = random.random() if user_id is None else bucket(self.canary_salt, user_id)
+        return Choice(self.canary, canary=True) if point < self.canary_share else None
+
+    def percent_of(self, state: VersionState) -> float:
+        """The share of calls (percent) the version of ``state`` answers now."""
+        if state.status != "serving":
+            return 0.0
+        if state.role == "live" and state.adapter is self.live:
+            return 100.0 - self.canary_share * 100.0
+        return self.canary_share * 100.0 if state.role == "canary" else 0.0
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The version a call goes to, and whether it is the canary."""
+
+    adapter: ModelAdapter
+    canary: bool
+
+
+def rollback_reason(stats: WindowSummary, rules: RollbackConfig) -> str | None:
+    """Why a canary with these recent calls must be rolled back; None while it may stay."""
+    if stats["calls"] < rules.min_calls:
+        return None
+    if stats["error_rate"] > rules.max_error_rate:
+        return (
+            f"error rate {stats['error_rate']:.1%} > {rules.max_error_rate:.1%} "
+            f"({stats['errors']} of {stats['calls']} calls in {rules.window_s:g} s)"
+        )
+    p99 = stats["p99_ms"]
+    if rules.max_p99_ms is not None and p99 is not None and p99 > rules.max_p99_ms:
+        return (
+            f"p99 latency {p99:.1f} ms > {rules.max_p99_ms:g} ms "
+            f"({stats['calls']} calls in {rules.window_s:g} s)"
+        )
+    return None

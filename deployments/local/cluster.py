@@ -9,14 +9,10 @@ nodes can join, to try multi-node placement on one machine.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import random
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from deployments.api.keys import API_KEYS_FILE_ENV, write_dev_keys, write_secret
 from deployments.config import PSEUDONYM_SALT_ENV, RESULT_KEY_ENV
+from deployments.local.ports import free_port, free_port_block
+from deployments.local.processes import stop_sessions, wait_ready
 
 __all__ = [
     "INGRESS_PORTS",
@@ -52,33 +49,6 @@ SERVE_ENV = {
     # The serve CLI only sends the cluster's token when told to.
     "RAY_AUTH_MODE": "token",
 }
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_port_block(size: int, low: int = 20_000, high: int = 30_000) -> int:
-    """The first port of ``size`` consecutive ports below the ephemeral range that
-    nothing listens on now, on any address; tried at random, so clusters rarely race."""
-    rng = random.SystemRandom()
-    for _ in range(200):
-        base = rng.randrange(low, high - size)
-        if all(_bindable(port) for port in range(base, base + size)):
-            return base
-    raise RuntimeError(f"no {size} free consecutive ports between {low} and {high}")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
 
 
 def _bin(name: str) -> str:
@@ -317,7 +287,7 @@ class LocalRay:
                 )
             node_id = self._wait_new_node(before, timeout_s)
         except (RuntimeError, TimeoutError):
-            _stop_sessions([session_id], grace_s=5.0)
+            stop_sessions([session_id], grace_s=5.0)
             self._sessions.remove(session_id)
             raise
         worker = WorkerNode(
@@ -393,62 +363,6 @@ class LocalRay:
 
     def stop(self, grace_s: float = 10.0) -> None:
         """End every process of every node: SIGTERM, then SIGKILL after ``grace_s``."""
-        _stop_sessions(self._sessions, grace_s)
+        stop_sessions(self._sessions, grace_s)
         self._sessions = []
         self.workers = []
-
-
-def _stop_sessions(session_ids: list[int], grace_s: float) -> None:
-    """SIGTERM every process of the sessions together, SIGKILL what is left after ``grace_s``."""
-    if not session_ids:
-        return
-    _signal_sessions(session_ids, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while _session_pids(session_ids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    _signal_sessions(session_ids, signal.SIGKILL)
-
-
-def _session_pids(session_ids: list[int]) -> list[int]:
-    """Live (non-zombie) processes in any of the Unix sessions ``session_ids`` (Linux /proc)."""
-    wanted = set(session_ids)
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after the parenthesised command: state, ppid, pgrp, session, ...
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) in wanted and fields[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-def _signal_sessions(session_ids: list[int], signum: signal.Signals) -> None:
-    for pid in _session_pids(session_ids):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signum)
-
-
-def wait_ready(url: str, timeout_s: float = 300.0, interval_s: float = 0.5) -> dict[str, object]:
-    """Poll ``url`` (a ``/readyz``) until it answers 200; return its body.
-
-    Raises ``TimeoutError`` with the last answer when the deadline passes.
-    """
-    deadline = time.monotonic() + timeout_s
-    last = "no answer yet"
-    with httpx.Client(timeout=5.0) as client:
-        while time.monotonic() < deadline:
-            try:
-                response = client.get(url)
-                if response.status_code == 200:
-                    body: dict[str, object] = response.json()
-                    return body
-                last = f"{response.status_code} {response.text[:500]}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            time.sleep(interval_s)
-    raise TimeoutError(f"{url} not ready after {timeout_s}s; last answer: {last}")

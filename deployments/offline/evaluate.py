@@ -11,9 +11,6 @@ would serve given time. The metrics are ``blending.offline``'s.
 from __future__ import annotations
 
 import asyncio
-import base64
-import html
-import io
 import os
 import time
 from collections.abc import Sequence
@@ -44,7 +41,6 @@ __all__ = [
     "evaluate",
     "read_interactions",
     "use_case_blends",
-    "write_html",
 ]
 
 RELEVANT_RATING = 4.0
@@ -334,87 +330,3 @@ async def _replay(
                     failure = "; ".join(f"{n}: {r}" for n, r in outcome.failures.items())
         results.append((lists, degraded, failure))
     return results
-
-
-def _chart(report: EvaluationReport, metric: str) -> str:
-    """One metric's bar chart as a base64 PNG (Agg canvas: no display, no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    names = [row.blend.node for row in report.rows]
-    values = [row.metrics[metric] for row in report.rows]
-    figure = Figure(figsize=(6.0, 0.45 * len(names) + 1.2), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    bars = axes.barh(names[::-1], values[::-1], color="#4c72b0")
-    label = metric if metric in ("coverage", "novelty") else f"{metric}@{report.k}"
-    axes.set_title(label)
-    axes.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
-    axes.margins(x=0.15)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def write_html(report: EvaluationReport, path: str | os.PathLike[str]) -> Path:
-    """A self-contained HTML report: the run's facts, the table, one chart per metric."""
-    e = html.escape
-    facts = [
-        ("config", report.config),
-        ("application", report.app),
-        ("use case", report.use_case),
-        ("k", str(report.k)),
-        ("held-out data", report.data),
-        ("relevant interactions", str(report.interactions)),
-        ("users", str(report.users)),
-        ("items", str(report.items)),
-        ("catalogue size", str(report.catalogue_size)),
-        ("novelty popularity from", report.popularity_from),
-    ]
-    header = ["blend", "role", *(f"{m}@{report.k}" for m in METRICS[:4]), "coverage", "novelty"]
-    header.append("users")
-    rows = "".join(
-        "<tr><td>"
-        + "</td><td>".join(
-            [
-                e(row.blend.node),
-                e(", ".join(row.blend.roles)),
-                *(f"{row.metrics[m]:.4f}" for m in METRICS[:5]),
-                f"{row.metrics['novelty']:.2f}",
-                str(int(row.metrics["users"])),
-            ]
-        )
-        + "</td></tr>"
-        for row in report.rows
-    )
-    warnings = "".join(
-        f"<p class='warn'>{e(row.blend.node)} was degraded for {row.degraded} users "
-        f"(first: {e(row.failure or '')})</p>"
-        for row in report.rows
-        if row.degraded
-    )
-    charts = "".join(
-        f"<img alt='{e(m)}' src='data:image/png;base64,{_chart(report, m)}'>" for m in METRICS
-    )
-    document = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>blendserve evaluate: {e(report.use_case)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
-td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
-.warn {{ color: #a00; }}
-img {{ margin: 0.5em; vertical-align: top; }}
-</style></head><body>
-<h1>Offline evaluation of use case {e(report.use_case)}</h1>
-<table>{"".join(f"<tr><th>{e(n)}</th><td>{e(v)}</td></tr>" for n, v in facts)}</table>
-<p>Rows are sorted by ndcg@{report.k}; means over users with a held-out item.</p>
-<table><tr>{"".join(f"<th>{e(h)}</th>" for h in header)}</tr>{rows}</table>
-{warnings}
-<div>{charts}</div>
-</body></html>
-"""
-    target = Path(path)
-    target.write_text(document, encoding="utf-8")
-    return target

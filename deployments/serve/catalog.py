@@ -17,7 +17,8 @@ from typing import Any
 
 from ray import serve
 
-from deployments.catalog.store import CatalogItem, CatalogStore, ItemPatch
+from deployments.catalog.items import CatalogItem, ItemPatch
+from deployments.catalog.store import CatalogStore
 from deployments.config.data import LiveCatalogConfig
 from deployments.config.paths import resolve_store
 

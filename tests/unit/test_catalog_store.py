@@ -14,15 +14,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deployments.catalog.store import (
+from deployments.catalog.items import (
     CatalogItem,
-    CatalogStore,
     ItemNotFoundError,
     ItemPatch,
     parse_batch,
     parse_item,
     parse_patch,
 )
+from deployments.catalog.store import CatalogStore
 from models.errors import BlendserveError, ConfigError, InputError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

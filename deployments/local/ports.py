@@ -1,0 +1,35 @@
+"""Free TCP ports on this machine, for local clusters and tests that bind them."""
+
+from __future__ import annotations
+
+import random
+import socket
+
+__all__ = ["free_port", "free_port_block"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_port_block(size: int, low: int = 20_000, high: int = 30_000) -> int:
+    """The first port of ``size`` consecutive ports below the ephemeral range that
+    nothing listens on now, on any address; tried at random, so clusters rarely race."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        base = rng.randrange(low, high - size)
+        if all(_bindable(port) for port in range(base, base + size)):
+            return base
+    raise RuntimeError(f"no {size} free consecutive ports between {low} and {high}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
