@@ -12,7 +12,7 @@ JS_TESTS := $(filter-out %/live.test.js,$(wildcard clients/js/test/*.test.js))
 CLIENT_TESTS = $(BIN)/python -m pytest -q -p no:cacheprovider clients/python/tests \
 		--ignore=clients/python/tests/test_live.py && node --test $(JS_TESTS)
 
-.PHONY: install browser openapi run demo traffic test test-unit test-gpu test-integration lint typecheck validate clean bench soak
+.PHONY: install browser openapi run demo traffic test test-unit test-gpu test-integration lint lint-imports typecheck validate clean bench soak
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,7 @@ run: demo
 	$(BIN)/blendserve up $(CONFIG)
 
 test: install browser
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 	$(CLIENT_TESTS)
 
@@ -63,15 +64,20 @@ test-integration: install browser
 	$(BIN)/python -m pytest tests/integration
 
 lint: install
+	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The one-way layers and the Ray-free packages (pyproject.toml [tool.importlinter]).
+lint-imports: install
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy models blending deployments benchmarks clients/python/blendserve_client
 
 # Rewrite docs/openapi.json from the code (a test fails when it drifts).
 openapi: install
-	$(BIN)/python -m deployments.api.openapi_schema
+	$(BIN)/python -m deployments.serve.openapi_schema
 
 validate: install
 	$(BIN)/blendserve validate $(CONFIG)

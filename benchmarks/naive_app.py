@@ -22,6 +22,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI
 from ray import serve
 from ray.serve import Application
@@ -32,6 +33,7 @@ from blending.catalog import StaticCatalog
 from blending.gateway import LocalModels
 from blending.nodes import apply_filter, apply_slots, from_source, weighted_blend
 from blending.result_ids import ResultIdCodec, ResultRef
+from deployments.api.answers import component_answer
 from deployments.api.schemas import RecommendRequest, RecommendResponse
 from deployments.config import RESULT_KEY_ENV, resolve_store
 from models.base import RecommendQuery
@@ -158,7 +160,7 @@ class NaiveIngress:
             "result_id": self.codec.encode(ref),
             "score": candidate.score,
             "pinned": candidate.pinned,
-            "components": [c.to_json() for c in candidate.components],
+            "components": [msgspec.to_builtins(component_answer(c)) for c in candidate.components],
         }
 
 

@@ -17,8 +17,9 @@ from deployments.api.edge import require
 from deployments.api.errors import NotFound
 from deployments.api.state import IngressState, this_ingress
 from deployments.events.client import EventClient, EventLogUnavailable
-from deployments.events.experiments import dashboard_data, experiment_names, find_experiment
-from deployments.events.experiments import report as experiment_report
+from deployments.events.experiments import experiment_names, find_experiment
+from deployments.events.live_reports import dashboard_data
+from deployments.events.live_reports import report as experiment_report
 
 __all__ = ["router"]
 

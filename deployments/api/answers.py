@@ -8,7 +8,7 @@ returned and serialised once, with no second validation.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from fastapi import Request, Response
@@ -23,6 +23,7 @@ __all__ = [
     "ItemAnswer",
     "PredictAnswer",
     "RecommendAnswer",
+    "component_answer",
     "item_answer",
     "json_response",
     "parse_body",
@@ -83,10 +84,11 @@ class PredictAnswer(msgspec.Struct):
 
     model: str
     version: str
-    predictions: list[object]
+    predictions: list[Any]
 
 
-def _component(component: Component) -> ComponentAnswer:
+def component_answer(component: Component) -> ComponentAnswer:
+    """One component as the API returns it."""
     weight = component.weight
     return ComponentAnswer(
         source=component.source,
@@ -118,7 +120,7 @@ def item_answer(
         result_id=codec.encode(ref),
         score=float(candidate.score),
         pinned=candidate.pinned,
-        components=[_component(c) for c in components],
+        components=[component_answer(c) for c in components],
         team=candidate.team,
     )
 

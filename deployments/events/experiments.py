@@ -1,20 +1,16 @@
-"""Experiment reports and the dashboard's data, from the use cases' specs and the
-event log's totals (``blending/stats.py`` does the statistics)."""
+"""Experiment reports from the use cases' specs and an event log's totals, wherever
+those come from (``blending/stats.py`` does the statistics). Plain Python."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from blending.dag import BlendPlan
 from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec
 from blending.stats import ArmTotals, experiment_report, interleaving_report
-from deployments.events.client import EventClient
-from deployments.events.counts import TRAFFIC_WINDOW_S
 
-__all__ = ["dashboard_data", "experiment_names", "find_experiment", "report"]
+__all__ = ["ExperimentSpec", "build_report", "experiment_names", "find_experiment"]
 
 ExperimentSpec = ExperimentNodeSpec | InterleaveNodeSpec
 
@@ -58,44 +54,3 @@ def build_report(
     weights = {arm: arm_spec.weight for arm, arm_spec in spec.arms.items()}
     arms = {arm: totals.get(arm, empty) for arm in spec.arms}
     return experiment_report(name, spec.control_arm(), weights, arms)
-
-
-async def report(
-    events: EventClient, name: str, use_case: str, node: str, spec: ExperimentSpec
-) -> dict[str, Any]:
-    """The live report of one experiment or interleaving node."""
-    if isinstance(spec, InterleaveNodeSpec):
-        counts = await events.interleaving(use_case, list(spec.teams))
-        return build_report(name, node, spec, {}, counts["wins"], counts["ties"])
-    raw = await events.arm_totals(use_case, node)
-    totals = {arm: ArmTotals(**values) for arm, values in raw.items()}
-    return build_report(name, node, spec, totals, {}, 0)
-
-
-async def dashboard_data(
-    events: EventClient, plans: dict[str, BlendPlan], models: dict[str, Any]
-) -> dict[str, Any]:
-    """What ``/dashboard`` shows: traffic, model versions, every experiment's report."""
-    names = experiment_names(plans)
-    reports = await asyncio.gather(
-        *(report(events, name, *find_experiment(plans, name)) for name in names)
-    )
-    return {
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "window_s": TRAFFIC_WINDOW_S,
-        "traffic": await events.traffic(),
-        "models": {
-            name: {
-                "status": status.get("status", "failed" if "error" in status else "serving"),
-                "versions": [
-                    {
-                        k: v.get(k)
-                        for k in ("version", "role", "status", "traffic_percent", "reason")
-                    }
-                    for v in status.get("versions", [])
-                ],
-            }
-            for name, status in models.items()
-        },
-        "experiments": dict(zip(names, reports, strict=True)),
-    }

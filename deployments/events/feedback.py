@@ -113,7 +113,7 @@ def _first_error(exc: ValidationError, prefix: str) -> tuple[str, str]:
 
 def feedback_records(
     entries: Sequence[Any], prefix: str, codec: ResultIdCodec, now: float | None = None
-) -> tuple[list[dict[str, Any]], list[Rejected]]:
+) -> tuple[list[FeedbackRecord], list[Rejected]]:
     """Check each entry; return the event log records of the good ones and the
     rejections of the others. ``prefix`` names where entries sit (``events``)."""
     now = time.time() if now is None else now

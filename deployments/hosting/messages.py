@@ -4,6 +4,7 @@ handle besides the blend's own ``SourceResult`` and ``ScoreResult``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Predictions"]
 
@@ -13,4 +14,5 @@ class Predictions:
     """A model's own output for each instance, and the version that gave it."""
 
     version: str
-    predictions: list[object]
+    predictions: list[Any]
+    """JSON-able, one per instance: a number, a list, or a recommender's items."""

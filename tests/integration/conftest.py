@@ -11,6 +11,7 @@ swap (``serving_cluster.py``).
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,8 +76,9 @@ def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
 @pytest.fixture(scope="session")
 def deployed(serve_home: Path, request: pytest.FixtureRequest) -> Iterator[Deployed]:
     """Start Ray on 127.0.0.1, `serve deploy` the config, wait for readiness."""
-    # Replicas import the test-only python models (tests/support_models.py).
-    env = {"PYTHONPATH": str(ROOT / "tests"), API_KEYS_ENV: TEST_KEYS}
+    # Replicas import the checkout under test (not whichever one the virtualenv's
+    # editable install points at) and the test-only models (tests/support_models.py).
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), API_KEYS_ENV: TEST_KEYS}
     # Logical CPUs, for Ray's bookkeeping only (the machine has 2 cores): the five apps'
     # fractional replicas need about 4.2, and `pending` must fit once it asks for less.
     cluster = LocalRay(home=serve_home, num_cpus=6, extra_env=env)

@@ -71,7 +71,7 @@ def _ready(server: object, model: str, version: str, headers: dict[str, str]) ->
 
 
 def test_the_running_service_serves_the_checked_in_openapi_schema(deployed: Deployed) -> None:
-    from deployments.api.openapi_schema import SCHEMA_PATH, render
+    from deployments.serve.openapi_schema import SCHEMA_PATH, render
 
     live = httpx.get(f"{deployed.url}/openapi.json", timeout=30).json()
     assert render(live) == SCHEMA_PATH.read_text(encoding="utf-8"), (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from deployments.api.openapi_schema import SCHEMA_PATH, current_schema, render
+from deployments.serve.openapi_schema import SCHEMA_PATH, current_schema, render
 
 
 def test_the_checked_in_schema_matches_the_code() -> None:

@@ -1,6 +1,6 @@
 """The API's OpenAPI schema, checked into ``docs/openapi.json`` so that frontend teams
 and client generators have it without a running service, and so that a change of
-the API shows in review. ``python -m deployments.api.openapi_schema`` (``make openapi``)
+the API shows in review. ``python -m deployments.serve.openapi_schema`` (``make openapi``)
 rewrites it; a unit test and an integration test fail when it drifts from the
 code or from the running service."""
 

@@ -1,0 +1,167 @@
+"""What every tensor runtime (TorchScript, ONNX) serves, written once.
+
+Two shapes of model. A *recommender* ships ``ids.json`` (``{"users": [...],
+"items": [...]}``) and a model whose one input is ``int64[B]`` user indices and whose
+output is scores ``[B, len(items)]``; index ``len(users)`` is reserved for users the
+model has never seen (a cold-start row). Without ``ids.json`` the model is a plain
+tensor model: one ``float32[B, F]`` input, one prediction per row. ``F`` comes from
+the manifest's ``extra.n_features`` (a runtime may also read it off the model);
+``extra.feature_names`` lets callers send objects keyed by feature name.
+
+A subclass opens its runtime (:meth:`TensorModelAdapter.open`) and runs one batch
+(:meth:`TensorModelAdapter.run`); shapes, ids, top-n, the cold-start row and
+the answers' form are decided here, so the formats cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from models._inputs import to_feature_matrix, to_user_ids
+from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem
+from models.errors import ModelError
+
+__all__ = ["TensorModelAdapter", "count_option"]
+
+
+def count_option(adapter: ModelAdapter, key: str, default: int) -> int:
+    """A non-negative integer option, or ``ModelError`` saying what was given."""
+    value = adapter.options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ModelError(f"model {adapter.name!r}: {key}: expected an integer >= 0, got {value!r}")
+    return value
+
+
+class TensorModelAdapter(ModelAdapter, Recommender):
+    """A recommender over ``ids.json`` or a tensor model over numeric rows."""
+
+    known_options: ClassVar[frozenset[str]] = frozenset({"device", "predict_top_n"})
+
+    device: Any
+    """Where the model runs (the runtime's own device object or name)."""
+
+    def load(self) -> None:
+        """Check the options, read ``ids.json``, then open the runtime."""
+        self.check_options(self.known_options)
+        self.top_n = count_option(self, "predict_top_n", 10)
+        self.users: dict[str, int] | None = None
+        self.items: list[str] = []
+        ids_path = self.directory / "ids.json"
+        if ids_path.is_file():
+            try:
+                ids = json.loads(ids_path.read_text(encoding="utf-8"))
+                self.users = {str(u): i for i, u in enumerate(ids["users"])}
+                self.items = [str(i) for i in ids["items"]]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ModelError(
+                    f'model {self.name!r}: malformed ids.json (expected {{"users": [...], '
+                    f'"items": [...]}}): {exc!r}'
+                ) from exc
+        self.feature_names: list[str] | None = self.manifest.extra.get("feature_names")
+        self.n_features = int(self.manifest.extra.get("n_features") or 0)
+        self.open()
+
+    @abstractmethod
+    def open(self) -> None:
+        """Open the model on its device; may set :attr:`n_features` from the model."""
+
+    @abstractmethod
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """The model's output for one input batch (user indices or feature rows)."""
+
+    def example_instances(self) -> list[Any] | None:
+        """The published examples, else a row of zeros for a tensor model of known width
+        (a recommender's smoke test is a recommendation)."""
+        examples = super().example_instances()
+        if examples is None and self.users is None and self.n_features > 0:
+            return [[0.0] * self.n_features]
+        return examples
+
+    def scores(self, users: Sequence[str]) -> np.ndarray:
+        """Scores ``[len(users), len(items)]``; unknown users get the cold-start row."""
+        if self.users is None:
+            raise ModelError(f"model {self.name!r} is not a recommender (no ids.json)")
+        cold = len(self.users)
+        index = np.asarray([self.users.get(u, cold) for u in users], dtype=np.int64)
+        scores = self.run(index)
+        if scores.shape != (len(users), len(self.items)):
+            raise ModelError(
+                f"model {self.name!r}: expected scores of shape {(len(users), len(self.items))}, "
+                f"got {tuple(scores.shape)}"
+            )
+        return scores
+
+    def recommend(self, queries: Sequence[RecommendQuery], n: int) -> list[list[ScoredItem]]:
+        """Top ``n`` items per user, best first; the same answer on every call."""
+        if self.users is None:
+            raise ModelError(f"model {self.name!r} is not a recommender (no ids.json)")
+        if not queries or n <= 0:
+            return [[] for _ in queries]
+        scores = self.scores([q.user_id for q in queries])
+        k = min(n, len(self.items))
+        # The k best by argpartition, then a stable sort of those k only: linear in the
+        # catalogue rather than n log n; deterministic, ties inside the k in item order.
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else None
+        answers = []
+        for row_index, row in enumerate(scores):
+            picks = np.arange(len(row)) if part is None else np.sort(part[row_index])
+            order = picks[np.argsort(-row[picks], kind="stable")]
+            answers.append([(self.items[i], float(row[i])) for i in order[:k]])
+        return answers
+
+    def predict(self, instances: Sequence[Any]) -> list[Any]:
+        """Recommenders: the top ``predict_top_n`` per user id; tensor models: the
+        model's output, one row per instance."""
+        if self.users is not None:
+            queries = [RecommendQuery(u) for u in to_user_ids(instances)]
+            return [
+                {"items": [i for i, _ in row], "scores": [s for _, s in row]}
+                for row in self.recommend(queries, self.top_n)
+            ]
+        matrix = to_feature_matrix(instances, self.n_features, self.feature_names)
+        if len(matrix) == 0:
+            return []
+        return self._tensor_output(matrix).tolist()  # type: ignore[no-any-return]
+
+    def predict_array(self, matrix: np.ndarray) -> np.ndarray:
+        """One score per row of a trusted float matrix, in a single model call."""
+        if self.users is not None:
+            raise ModelError(f"model {self.name!r} is a recommender: it takes user ids")
+        if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
+            raise ModelError(
+                f"model {self.name!r} takes {self.n_features} features, got shape {matrix.shape}"
+            )
+        if len(matrix) == 0:
+            return np.zeros(0)
+        output = self._tensor_output(matrix.astype(np.float32, copy=False))
+        if output.ndim == 2 and output.shape[1] == 1:
+            output = output[:, 0]
+        if output.ndim != 1:
+            raise ModelError(
+                f"model {self.name!r}: expected one score per row, got shape {output.shape}"
+            )
+        return output.astype(np.float64)
+
+    def _tensor_output(self, matrix: np.ndarray) -> np.ndarray:
+        """Run a tensor model and check it answered one row per input row."""
+        output = self.run(matrix)
+        if output.ndim == 0 or output.shape[0] != len(matrix):
+            raise ModelError(
+                f"model {self.name!r}: expected {len(matrix)} output rows, got shape {output.shape}"
+            )
+        return output
+
+    def describe(self) -> dict[str, Any]:
+        """Which shape of model this is, where it runs and what it takes."""
+        return {
+            **super().describe(),
+            "recommender": self.users is not None,
+            "device": str(self.device),
+            "n_features": self.n_features or None,
+            "feature_names": self.feature_names,
+        }
