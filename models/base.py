@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from models.errors import UnknownOptionsError
 from models.store import Manifest
 
 __all__ = ["ModelAdapter", "RecommendQuery", "Recommender", "ScoredItem", "Scorer"]
@@ -46,6 +47,8 @@ class ModelAdapter(ABC):
     """The artifact's main file: `blendserve publish FILE` stores a lone file under it."""
     blocking: ClassVar[bool] = False
     """Whether calls wait on I/O (a remote service): hosts run them off the event loop."""
+    known_options: ClassVar[frozenset[str]] = frozenset()
+    """The ``options`` this format takes; any other is refused when the model loads."""
 
     def __init__(
         self,
@@ -70,6 +73,16 @@ class ModelAdapter(ABC):
     @abstractmethod
     def load(self) -> None:
         """Read the artifact into memory; called once before any prediction."""
+
+    def check_options(self) -> None:
+        """Refuse options this format does not take (:attr:`known_options`): a typo must
+        not pass silently. ``load_model`` calls it before :meth:`load`."""
+        unknown = sorted(set(self.options) - self.known_options)
+        if unknown:
+            known = sorted(self.known_options) or "none"
+            raise UnknownOptionsError(
+                f"model {self.name!r}: unknown options {unknown}: expected some of {known}"
+            )
 
     @abstractmethod
     def predict(self, instances: Sequence[Any]) -> list[Any]:

@@ -88,15 +88,10 @@ class ClickRankerAdapter(SklearnAdapter, Scorer):
     """Scores items for a user by click probability; ``predict`` works as in ``sklearn``."""
 
     format = "click_ranker"
+    known_options = _OPTIONS
 
     def load(self) -> None:
         """Load the classifier, check its features, and index the feature tables."""
-        unknown = sorted(set(self.options) - _OPTIONS)
-        if unknown:
-            raise ConfigError(
-                f"model {self.name!r}: unknown options {unknown}; "
-                f"expected some of {sorted(_OPTIONS)}"
-            )
         self.clock = str(self.options.get("clock", "wall"))
         if self.clock not in CLOCKS:
             raise ConfigError(

@@ -5,7 +5,8 @@ also from the nearest built-in so callers that only know Python still catch it::
 
     BlendserveError
     ├── ConfigError (ValueError)            a config, spec or request shape is wrong
-    │   └── UnknownFormatError (KeyError)   no adapter is registered for a format
+    │   ├── UnknownFormatError (KeyError)   no adapter is registered for a format
+    │   └── UnknownOptionsError (ModelError) a model's options name ones its format lacks
     ├── InputError (ValueError)             a request's payload is invalid; names the field
     ├── ArtifactError                       the artifact store refused something
     │   ├── ArtifactNotFoundError (FileNotFoundError)
@@ -30,6 +31,7 @@ __all__ = [
     "ModelError",
     "ModelOverloadedError",
     "UnknownFormatError",
+    "UnknownOptionsError",
     "VersionExistsError",
     "VersionNotLoadedError",
     "describe_error",
@@ -93,3 +95,8 @@ def describe_error(exc: BaseException) -> str:
     """``Type: last line of the message``: one line for logs, readiness and APIs."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}".rstrip(": ")
+
+
+class UnknownOptionsError(ConfigError, ModelError):
+    """A model's ``options`` name settings its format does not take: a config error,
+    found when the model loads (so also a load failure)."""

@@ -105,16 +105,12 @@ class HttpModelAdapter(ModelAdapter, Recommender):
     """Calls a remote service over HTTP; one connection pool per adapter."""
 
     format = "http"
+    known_options = _OPTIONS
     primary_file = "endpoint.json"
     blocking = True
 
     def load(self) -> None:
         """Read ``endpoint.json`` and the options, resolve headers, open the client."""
-        unknown = sorted(set(self.options) - _OPTIONS)
-        if unknown:
-            raise ModelError(
-                f"model {self.name!r}: unknown options {unknown}: expected {sorted(_OPTIONS)}"
-            )
         try:
             raw = json.loads((self.directory / "endpoint.json").read_text(encoding="utf-8"))
             if not isinstance(raw, dict):

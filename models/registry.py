@@ -71,5 +71,6 @@ def load_model(
     """Verify the checksums of ``name`` at ``version``, then build and load its adapter."""
     manifest = store.verify(name, version)
     adapter = adapter_class(manifest.format)(manifest, store.path(name, version), options)
+    adapter.check_options()
     adapter.load()
     return adapter

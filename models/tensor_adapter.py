@@ -46,8 +46,7 @@ class TensorModelAdapter(ModelAdapter, Recommender):
     """Where the model runs (the runtime's own device object or name)."""
 
     def load(self) -> None:
-        """Check the options, read ``ids.json``, then open the runtime."""
-        self.check_options(self.known_options)
+        """Read ``ids.json``, then open the runtime."""
         self.top_n = count_option(self, "predict_top_n", 10)
         self.users: dict[str, int] | None = None
         self.items: list[str] = []

@@ -5,7 +5,6 @@ experiment reports, and the real-time dashboard with its data."""
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
@@ -20,6 +19,7 @@ from deployments.events.client import EventClient, EventLogUnavailable
 from deployments.events.experiments import experiment_names, find_experiment
 from deployments.events.live_reports import dashboard_data
 from deployments.events.live_reports import report as experiment_report
+from deployments.json_types import JsonObject
 
 __all__ = ["router"]
 
@@ -34,7 +34,7 @@ def _event_log(ingress: IngressState) -> EventClient:
     return ingress.events
 
 
-async def _models(ingress: IngressState) -> dict[str, Any]:
+async def _models(ingress: IngressState) -> dict[str, JsonObject]:
     names = ingress.models.names()
     statuses = await asyncio.gather(*(ingress.models.status(n) for n in names))
     return dict(zip(names, statuses, strict=True))
@@ -46,10 +46,10 @@ async def _models(ingress: IngressState) -> dict[str, Any]:
     dependencies=[require("admin")],
     responses={**error_responses(401, 403, 429), **ok_example(examples.MODELS)},
 )
-async def list_models() -> dict[str, Any]:
+async def list_models() -> JsonObject:
     """Per model: its versions (live, canary, shadow), each one's traffic share,
     status (loading, serving, failed or rolled back, with why) and load time."""
-    models = await _models(this_ingress())
+    models: JsonObject = {**await _models(this_ingress())}
     # Each replica keeps its own versions' state: say which one answered.
     replica = serve.get_replica_context().replica_id.unique_id
     return {"replica": replica, "models": models}
@@ -75,7 +75,7 @@ async def list_experiments() -> dict[str, list[str]]:
     dependencies=[require("admin")],
     responses={**error_responses(401, 403, 404, 429, 503), **ok_example(examples.EXPERIMENT)},
 )
-async def experiment(name: str) -> dict[str, Any]:
+async def experiment(name: str) -> JsonObject:
     """Per arm: requests, impressions, clicks, CTR with its 95% interval, lift against
     control with its p-value and probability to beat control; a sample-ratio
     check and a verdict. For an interleaving node: wins per team, a sign test."""
@@ -94,7 +94,7 @@ async def experiment(name: str) -> dict[str, Any]:
     dependencies=[require("admin")],
     responses={**error_responses(401, 403, 429, 503), **ok_example(examples.DASHBOARD)},
 )
-async def dashboard_json() -> dict[str, Any]:
+async def dashboard_json() -> JsonObject:
     """Last-minute traffic from the event log, every model's versions, and every
     experiment's report."""
     ingress = this_ingress()

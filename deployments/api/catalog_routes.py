@@ -9,6 +9,7 @@ batch writes nothing.
 
 # No `from __future__ import annotations`: FastAPI reads these signatures.
 
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,6 +27,8 @@ from deployments.catalog.items import (
     parse_batch,
     parse_item,
 )
+from deployments.catalog.messages import CatalogWrite
+from deployments.json_types import JsonObject
 from models.errors import InputError
 
 __all__ = ["router"]
@@ -77,9 +80,9 @@ async def _json(request: Request) -> Any:
         raise InputError("body", "is not valid JSON") from None
 
 
-async def _call(method: str, item_id: str | None, *args: Any) -> Any:
+async def _write(item_id: str | None, change: Awaitable[CatalogWrite]) -> CatalogWrite:
     try:
-        return await _client().call(method, *args)
+        return await change
     except ItemNotFoundError:
         raise NotFound("catalogue item", str(item_id), []) from None
 
@@ -90,7 +93,7 @@ async def _call(method: str, item_id: str | None, *args: Any) -> Any:
     responses=_WRITE_ERRORS,
     openapi_extra=_PUT_BODY,
 )
-async def put_item(item_id: str, request: Request) -> dict[str, Any]:
+async def put_item(item_id: str, request: Request) -> JsonObject:
     """The body is the item (`title`, `category`, `published_at`, `available`,
     `attributes`); its `item_id`, if given, must be the path's. Answers the new
     catalogue version once the change is durable; every replica filters by it
@@ -99,8 +102,8 @@ async def put_item(item_id: str, request: Request) -> dict[str, Any]:
     if isinstance(body, dict) and body.get("item_id", item_id) != item_id:
         raise InputError("item_id", f"must match the path ({item_id!r})")
     item = parse_item({**body, "item_id": item_id} if isinstance(body, dict) else body, "")
-    result: dict[str, Any] = await _call("put", item_id, item.model_dump(mode="json"))
-    return result
+    written = await _write(item_id, _client().put(item))
+    return {"version": written.version}
 
 
 @router.patch(
@@ -108,12 +111,11 @@ async def put_item(item_id: str, request: Request) -> dict[str, Any]:
     summary="Change some fields of a catalogue item.",
     responses=_WRITE_ERRORS,
 )
-async def patch_item(item_id: str, patch: ItemPatch) -> dict[str, Any]:
+async def patch_item(item_id: str, patch: ItemPatch) -> JsonObject:
     """Fields left out keep their value; `available: false` hides an item everywhere."""
-    result: dict[str, Any] = await _call(
-        "patch", item_id, item_id, patch.model_dump(mode="json", exclude_unset=True)
-    )
-    return result
+    written = await _write(item_id, _client().patch(item_id, patch))
+    item = None if written.item is None else written.item.model_dump(mode="json")
+    return {"version": written.version, "item": item}
 
 
 @router.delete(
@@ -121,10 +123,10 @@ async def patch_item(item_id: str, patch: ItemPatch) -> dict[str, Any]:
     summary="Delete a catalogue item: no answer contains it a second after this returns.",
     responses=_WRITE_ERRORS,
 )
-async def delete_item(item_id: str) -> dict[str, Any]:
+async def delete_item(item_id: str) -> JsonObject:
     """The new catalogue version."""
-    result: dict[str, Any] = await _call("delete", item_id, item_id)
-    return result
+    written = await _write(item_id, _client().delete(item_id))
+    return {"version": written.version}
 
 
 @router.post(
@@ -133,15 +135,13 @@ async def delete_item(item_id: str) -> dict[str, Any]:
     responses={**_WRITE_ERRORS, **ok_example({"version": 2003, "count": 2})},
     openapi_extra=_BATCH_BODY,
 )
-async def upsert_items(request: Request) -> dict[str, Any]:
+async def upsert_items(request: Request) -> JsonObject:
     """`{"items": [...]}`; one invalid entry refuses the whole batch, naming it
     (`items.3.category`), and writes nothing."""
     limit = this_ingress().config.live_catalog
     items = parse_batch(await _json(request), limit.max_batch if limit else 1000)
-    result: dict[str, Any] = await _call(
-        "upsert_batch", None, [item.model_dump(mode="json") for item in items]
-    )
-    return {**result, "count": len(items)}
+    written = await _write(None, _client().upsert_batch(items))
+    return {"version": written.version, "count": len(items)}
 
 
 @router.get(
@@ -151,10 +151,10 @@ async def upsert_items(request: Request) -> dict[str, Any]:
 )
 async def get_item(item_id: str) -> Any:
     """The item as stored; 404 when it does not exist or was deleted."""
-    item = await _client().call("get", item_id)
+    item = await _client().get(item_id)
     if item is None:
         raise NotFound("catalogue item", item_id, [])
-    return item
+    return item.model_dump(mode="json")
 
 
 @router.get(
@@ -177,9 +177,10 @@ async def catalog_status() -> JSONResponse:
     per model, items it recommends that the catalogue does not know."""
     ingress = this_ingress()
     client = _client()
-    status = await client.call("status")
+    counts = await client.status()
     body = {
-        **status,
+        "version": counts.version,
+        "items": counts.items,
         "replica_version": client.live.version,
         "unknown_model_items": ingress.unknown_model_items,
     }
@@ -196,12 +197,11 @@ async def catalog_status() -> JSONResponse:
         ),
     },
 )
-async def online_state() -> dict[str, Any]:
+async def online_state() -> JsonObject:
     """The most seen items' time-decayed impressions and clicks, as the event log holds
     them now (``bandit`` samples from them; ``fresh`` explores items without any)."""
     events = this_ingress().events
     if events is None:
         raise NotFound("online state", "(args.events is null)", [])
     snapshot = await events.online_snapshot()
-    result: dict[str, Any] = snapshot.to_json()
-    return result
+    return snapshot.to_json()

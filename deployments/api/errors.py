@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deployments.api.edge import ApiError, is_oip_path
+from deployments.json_types import JsonObject
 from models.errors import ArtifactNotFoundError, InputError, ModelError, ModelOverloadedError
 
 __all__ = ["NotFound", "error_body", "install_error_handlers"]
@@ -23,9 +24,9 @@ class NotFound(LookupError):
         self.field = kind.replace(" ", "_")
 
 
-def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> JsonObject:
     """The error shape every 4xx/5xx answer uses."""
-    error: dict[str, Any] = {"code": code, "message": message}
+    error: JsonObject = {"code": code, "message": message}
     if field is not None:
         error["field"] = field
     error.update(extra)

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from deployments.json_types import JsonObject
 
 __all__ = ["DASHBOARD", "EXPERIMENT", "MODELS"]
 
-MODELS: dict[str, Any] = {
+MODELS: JsonObject = {
     "replica": "3f9c2a1b",
     "models": {
         "mf": {
@@ -24,7 +24,7 @@ MODELS: dict[str, Any] = {
         }
     },
 }
-EXPERIMENT: dict[str, Any] = {
+EXPERIMENT: JsonObject = {
     "name": "discover.ab",
     "kind": "experiment",
     "control": "taste",
@@ -60,7 +60,7 @@ EXPERIMENT: dict[str, Any] = {
     "winner": "clicky",
     "verdict": "clicky beats taste: CTR +25.8% (p = 0.002, 99.9% to beat control)",
 }
-DASHBOARD: dict[str, Any] = {
+DASHBOARD: JsonObject = {
     "generated_at": "2026-11-28T23:10:04+00:00",
     "window_s": 60,
     "traffic": {

@@ -33,11 +33,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from deployments.json_types import JsonObject
 from models.errors import ConfigError
 
 __all__ = [
@@ -274,7 +275,7 @@ def write_dev_keys(directory: Path) -> tuple[Path, Path]:
         write_secret(key_path, generate_key() + "\n")
     if created or not keys_path.is_file():
         key = key_path.read_text(encoding="utf-8").strip()
-        document: dict[str, Any] = {
+        document: JsonObject = {
             "keys": [{"name": "dev", "sha256": hash_key(key), "scopes": list(SCOPES)}]
         }
         write_secret(keys_path, json.dumps(document, indent=2) + "\n")

@@ -14,13 +14,15 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from deployments.json_types import JsonObject
+
 __all__ = ["InferRequest", "OipError", "infer_response", "parse_infer_request"]
 
 Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
     "FP16", "FP32", "FP64", "BYTES",
 ]  # fmt: skip
-_NUMPY: dict[str, Any] = {
+_NUMPY: dict[str, type[np.generic]] = {
     "BOOL": np.bool_,
     "UINT8": np.uint8,
     "UINT16": np.uint16,
@@ -53,7 +55,7 @@ class InputTensor(BaseModel):
     shape: list[int] = Field(min_length=1, max_length=8)
     datatype: Datatype
     data: list[Any]
-    parameters: dict[str, Any] | None = None
+    parameters: JsonObject | None = None
 
 
 class InferRequest(BaseModel):
@@ -63,8 +65,8 @@ class InferRequest(BaseModel):
 
     id: str | None = Field(None, max_length=256)
     inputs: list[InputTensor] = Field(min_length=1, max_length=256)
-    outputs: list[dict[str, Any]] | None = None
-    parameters: dict[str, Any] | None = None
+    outputs: list[JsonObject] | None = None
+    parameters: JsonObject | None = None
 
 
 def _as_array(tensor: InputTensor, where: str) -> np.ndarray:
@@ -127,7 +129,7 @@ def parse_infer_request(
 
 def infer_response(
     model: str, version: str, request: InferRequest, predictions: Sequence[Any]
-) -> dict[str, Any]:
+) -> JsonObject:
     """The protocol's reply: one output tensor ``predict`` with one value per row."""
     values = list(predictions)
     if all(isinstance(v, bool) for v in values):
@@ -138,7 +140,7 @@ def infer_response(
         datatype, values = "FP64", [float(v) for v in values]
     else:
         datatype, values = "BYTES", [v if isinstance(v, str) else str(v) for v in values]
-    reply: dict[str, Any] = {
+    reply: JsonObject = {
         "model_name": model,
         "model_version": version,
         "outputs": [

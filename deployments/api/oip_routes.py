@@ -9,8 +9,6 @@ through the replica context, as the edge does.
 
 # No `from __future__ import annotations`: FastAPI reads these signatures.
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -18,13 +16,14 @@ from deployments.api.docs import OIP_ERRORS
 from deployments.api.edge import require
 from deployments.api.oip import OipError, infer_response, parse_infer_request
 from deployments.api.state import this_ingress
+from deployments.json_types import JsonObject, JsonValue, json_objects
 from models.errors import BlendserveError, InputError, VersionNotLoadedError, describe_error
 
 __all__ = ["router"]
 
 router = APIRouter()
 
-_MODEL_ERRORS: dict[int | str, dict[str, Any]] = {
+_MODEL_ERRORS: dict[int | str, JsonObject] = {
     k: v for k, v in OIP_ERRORS.items() if k in (401, 403, 404, 429, 503)
 }
 
@@ -52,38 +51,41 @@ async def oip_ready() -> JSONResponse:
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 
-async def _status(model: str, version: str | None) -> dict[str, Any] | JSONResponse:
+async def _status(model: str, version: str | None) -> JsonObject | JSONResponse:
     """The model's status, or the protocol's 404 for an unknown model or version."""
     ingress = this_ingress()
     if model not in ingress.config.models:
         known = sorted(ingress.config.models)
         return oip_error(f"unknown model {model!r} (expected one of {known})", 404)
-    status: dict[str, Any] = await ingress.models.status(model)
+    status: JsonObject = await ingress.models.status(model)
     served = _served_versions(status)
     if version is not None and version not in served:
         return oip_error(f"model {model!r} version {version!r} is not served ({served})", 404)
     return status
 
 
-def _served_versions(status: dict[str, Any]) -> list[str]:
-    versions = [v["version"] for v in status.get("versions", []) if v["status"] == "serving"]
-    return sorted(set(versions)) or ([status["version"]] if "version" in status else [])
+def _served_versions(status: JsonObject) -> list[str]:
+    versions = json_objects(status.get("versions"))
+    served = {str(v.get("version")) for v in versions if v.get("status") == "serving"}
+    return sorted(served) or ([str(status["version"])] if "version" in status else [])
 
 
-def _metadata(model: str, status: dict[str, Any]) -> dict[str, Any]:
+def _metadata(model: str, status: JsonObject) -> JsonObject:
     """Inputs and outputs as the protocol describes them."""
     if status.get("recommender"):
         # One string per instance: user ids for a recommender's predict (item ids for
         # popularity's); the answer per instance is JSON text.
-        inputs = [{"name": "input", "datatype": "BYTES", "shape": [-1]}]
+        inputs: list[JsonValue] = [{"name": "input", "datatype": "BYTES", "shape": [-1]}]
         output = "BYTES"
     else:
-        width = status.get("n_features") or len(status.get("feature_names") or []) or -1
+        names = status.get("feature_names")
+        width = status.get("n_features") or (len(names) if isinstance(names, list) else 0) or -1
         inputs = [{"name": "input", "datatype": "FP32", "shape": [-1, width]}]
         output = "FP64"
+    versions: list[JsonValue] = list(_served_versions(status))
     return {
         "name": model,
-        "versions": _served_versions(status),
+        "versions": versions,
         "platform": f"blendserve-{status.get('format', 'unknown')}",
         "inputs": inputs,
         "outputs": [{"name": "predict", "datatype": output, "shape": [-1]}],

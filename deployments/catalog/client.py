@@ -5,27 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 
-from blending.catalog import ItemInfo, LiveCatalog
+from blending.catalog import LiveCatalog
+from deployments.catalog.items import CatalogItem, ItemPatch
+from deployments.catalog.messages import CatalogCounts, CatalogWrite, ChangePage
 
-__all__ = ["CatalogClient", "item_info"]
+__all__ = ["CatalogClient"]
 
 logger = logging.getLogger("ray.serve")
-
-
-def item_info(item: dict[str, Any]) -> ItemInfo:
-    """What blending needs of a catalogue item (its JSON form)."""
-    published = item.get("published_at")
-    return ItemInfo(
-        item.get("category"),
-        bool(item.get("available", True)),
-        published_at=datetime.fromisoformat(published).timestamp() if published else None,
-        title=str(item.get("title") or ""),
-    )
 
 
 class CatalogClient:
@@ -44,15 +34,11 @@ class CatalogClient:
         """Apply every change after the version held; return the version reached."""
         async with self._lock:
             while True:
-                answer = await self.handle.changes_since.remote(self.live.version)
-                changes = [
-                    (item_id, None if item is None else item_info(item))
-                    for item_id, item in answer["changes"]
-                ]
-                if answer["version"] == self.live.version and not changes:
+                page: ChangePage = await self.handle.changes_since.remote(self.live.version)
+                if page.version == self.live.version and not page.changes:
                     break
-                self.live.apply(answer["version"], changes)
-                if not changes:
+                self.live.apply(page.version, page.changes)
+                if not page.changes:
                     break
             self.synced = True
             return self.live.version
@@ -70,9 +56,35 @@ class CatalogClient:
             except Exception as exc:  # noqa: BLE001 - keep the last state, try again
                 logger.warning("catalogue sync failed (%s); retrying", exc)
 
-    async def call(self, method: str, *args: Any) -> Any:
-        """An admin call; this replica applies its own change before answering."""
-        result = await getattr(self.handle, method).remote(*args)
-        if method in ("put", "patch", "delete", "upsert_batch"):
-            await self.sync()
+    async def _write(self, method: str, *args: object) -> CatalogWrite:
+        """A change; this replica applies it before answering, so its next answer
+        already reflects it."""
+        result: CatalogWrite = await getattr(self.handle, method).remote(*args)
+        await self.sync()
         return result
+
+    async def put(self, item: CatalogItem) -> CatalogWrite:
+        """Create or replace ``item``."""
+        return await self._write("put", item)
+
+    async def patch(self, item_id: str, patch: ItemPatch) -> CatalogWrite:
+        """Change some fields of an item."""
+        return await self._write("patch", item_id, patch)
+
+    async def delete(self, item_id: str) -> CatalogWrite:
+        """Delete an item."""
+        return await self._write("delete", item_id)
+
+    async def upsert_batch(self, items: list[CatalogItem]) -> CatalogWrite:
+        """Create or replace many items, all or none."""
+        return await self._write("upsert_batch", items)
+
+    async def get(self, item_id: str) -> CatalogItem | None:
+        """One live item, or None."""
+        item: CatalogItem | None = await self.handle.get.remote(item_id)
+        return item
+
+    async def status(self) -> CatalogCounts:
+        """The store's version and live item count."""
+        counts: CatalogCounts = await self.handle.status.remote()
+        return counts

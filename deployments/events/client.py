@@ -10,7 +10,14 @@ from typing import Any
 from ray.serve.handle import DeploymentHandle
 
 from blending.online import OnlineSnapshot
-from deployments.events.records import FeedbackRecord, FeedbackStored, ServedList
+from blending.stats import ArmTotals
+from deployments.events.records import (
+    FeedbackRecord,
+    FeedbackStored,
+    InterleavingWins,
+    ServedList,
+)
+from deployments.json_types import JsonObject
 from models.errors import ModelError
 
 __all__ = ["EventClient", "EventLogUnavailable"]
@@ -81,22 +88,23 @@ class EventClient:
             raise EventLogUnavailable(f"the event log failed: {exc}") from exc
         return result
 
-    async def arm_totals(self, use_case: str, node: str) -> dict[str, dict[str, int]]:
+    async def arm_totals(self, use_case: str, node: str) -> dict[str, ArmTotals]:
         """Requests, impressions and clicks per arm."""
-        result: dict[str, dict[str, int]] = await self._call("arm_totals", use_case, node)
+        result: dict[str, ArmTotals] = await self._call("arm_totals", use_case, node)
         return result
 
-    async def interleaving(self, use_case: str, teams: list[str]) -> dict[str, Any]:
+    async def interleaving(self, use_case: str, teams: list[str]) -> InterleavingWins:
         """Wins per team and ties."""
-        result: dict[str, Any] = await self._call("interleaving", use_case, teams)
+        result: InterleavingWins = await self._call("interleaving", use_case, teams)
         return result
 
     async def online_snapshot(self) -> OnlineSnapshot:
         """The online learning state (decayed impressions and clicks of the most seen
         items), refreshed by every ingress once a second."""
-        return OnlineSnapshot.from_json(await self._call("online_snapshot"))
+        snapshot: OnlineSnapshot = await self._call("online_snapshot")
+        return snapshot
 
-    async def traffic(self) -> dict[str, Any]:
+    async def traffic(self) -> JsonObject:
         """The last minute of served lists."""
-        result: dict[str, Any] = await self._call("traffic")
+        result: JsonObject = await self._call("traffic")
         return result

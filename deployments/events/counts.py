@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from blending.stats import ArmTotals
+from deployments.json_types import JsonObject
 
 __all__ = ["TRAFFIC_WINDOW_S", "EventCounts"]
 
@@ -179,23 +180,22 @@ class EventCounts:
                 ties += 1
         return wins, ties
 
-    def traffic(self, window_s: float = TRAFFIC_WINDOW_S) -> dict[str, Any]:
+    def traffic(self, window_s: float = TRAFFIC_WINDOW_S) -> JsonObject:
         """Served lists per second, latency percentiles and degraded share over the last
         ``window_s`` seconds, overall and per use case."""
         cutoff = time.monotonic() - window_s
         while self.recent and self.recent[0][0] < cutoff:
             self.recent.popleft()
         rows = list(self.recent)
-        summary = _summary(rows, window_s)
         use_cases = sorted({use_case for _, use_case, _, _ in rows} | set(self.use_cases))
-        summary["by_use_case"] = {
+        by_use_case: JsonObject = {
             use_case: {
                 **_summary([r for r in rows if r[1] == use_case], window_s),
                 "ctr": self._ctr(use_case),
             }
             for use_case in use_cases
         }
-        return summary
+        return {**_summary(rows, window_s), "by_use_case": by_use_case}
 
     def _ctr(self, use_case: str) -> float | None:
         """Clicks per impression of ``use_case`` since the log began; None without any."""
@@ -215,7 +215,7 @@ class EventCounts:
         return counts
 
 
-def _records(table: pa.Table, columns: Sequence[str]) -> Iterable[dict[str, Any]]:
+def _records(table: pa.Table, columns: Sequence[str]) -> Iterable[Mapping[str, Any]]:
     data = table.select(list(columns)).to_pylist()
     for row in data:
         if "variant" in row:
@@ -223,7 +223,7 @@ def _records(table: pa.Table, columns: Sequence[str]) -> Iterable[dict[str, Any]
         yield row
 
 
-def _summary(rows: Sequence[tuple[float, str, float, bool]], window_s: float) -> dict[str, Any]:
+def _summary(rows: Sequence[tuple[float, str, float, bool]], window_s: float) -> JsonObject:
     latencies = [latency for _, _, latency, _ in rows]
     return {
         "requests": len(rows),

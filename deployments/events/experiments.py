@@ -4,17 +4,15 @@ those come from (``blending/stats.py`` does the statistics). Plain Python."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from blending.dag import BlendPlan
 from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec
 from blending.stats import ArmTotals, experiment_report, interleaving_report
+from deployments.json_types import JsonObject
 
 __all__ = ["ExperimentSpec", "build_report", "experiment_names", "find_experiment"]
 
 ExperimentSpec = ExperimentNodeSpec | InterleaveNodeSpec
-
-_VERSION_KEYS = ("version", "role", "status", "traffic_percent", "reason")
 
 
 def experiment_names(plans: dict[str, BlendPlan]) -> list[str]:
@@ -44,7 +42,7 @@ def build_report(
     totals: Mapping[str, ArmTotals],
     wins: Mapping[str, int],
     ties: int,
-) -> dict[str, Any]:
+) -> JsonObject:
     """The report of one experiment (from its arms' ``totals``) or interleaving node
     (from its teams' ``wins`` and ``ties``)."""
     if isinstance(spec, InterleaveNodeSpec):

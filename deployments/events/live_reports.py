@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
 from blending.dag import BlendPlan
 from blending.spec import InterleaveNodeSpec
-from blending.stats import ArmTotals
 from deployments.events.client import EventClient
 from deployments.events.counts import TRAFFIC_WINDOW_S
 from deployments.events.experiments import (
@@ -18,25 +16,27 @@ from deployments.events.experiments import (
     experiment_names,
     find_experiment,
 )
+from deployments.json_types import JsonObject, JsonValue, json_objects
 
 __all__ = ["dashboard_data", "report"]
+
+_VERSION_KEYS = ("version", "role", "status", "traffic_percent", "reason")
 
 
 async def report(
     events: EventClient, name: str, use_case: str, node: str, spec: ExperimentSpec
-) -> dict[str, Any]:
+) -> JsonObject:
     """The live report of one experiment or interleaving node."""
     if isinstance(spec, InterleaveNodeSpec):
         counts = await events.interleaving(use_case, list(spec.teams))
-        return build_report(name, node, spec, {}, counts["wins"], counts["ties"])
-    raw = await events.arm_totals(use_case, node)
-    totals = {arm: ArmTotals(**values) for arm, values in raw.items()}
+        return build_report(name, node, spec, {}, counts.wins, counts.ties)
+    totals = await events.arm_totals(use_case, node)
     return build_report(name, node, spec, totals, {}, 0)
 
 
 async def dashboard_data(
-    events: EventClient, plans: dict[str, BlendPlan], models: dict[str, Any]
-) -> dict[str, Any]:
+    events: EventClient, plans: dict[str, BlendPlan], models: dict[str, JsonObject]
+) -> JsonObject:
     """What ``/dashboard`` shows: traffic, model versions, every experiment's report."""
     names = experiment_names(plans)
     reports = await asyncio.gather(
@@ -46,18 +46,17 @@ async def dashboard_data(
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "window_s": TRAFFIC_WINDOW_S,
         "traffic": await events.traffic(),
-        "models": {
-            name: {
-                "status": status.get("status", "failed" if "error" in status else "serving"),
-                "versions": [
-                    {
-                        k: v.get(k)
-                        for k in ("version", "role", "status", "traffic_percent", "reason")
-                    }
-                    for v in status.get("versions", [])
-                ],
-            }
-            for name, status in models.items()
-        },
+        "models": {name: _model_summary(status) for name, status in models.items()},
         "experiments": dict(zip(names, reports, strict=True)),
+    }
+
+
+def _model_summary(status: JsonObject) -> JsonValue:
+    """A model's status and its versions' roles, statuses and traffic, for the page."""
+    versions: list[JsonValue] = [
+        {k: v.get(k) for k in _VERSION_KEYS} for v in json_objects(status.get("versions"))
+    ]
+    return {
+        "status": status.get("status", "failed" if "error" in status else "serving"),
+        "versions": versions,
     }

@@ -18,7 +18,6 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
@@ -53,10 +52,10 @@ class OnlineState:
             self.counts.observe(item_id, event, at)  # type: ignore[arg-type]
             self._dirty = True
 
-    def snapshot(self) -> dict[str, Any]:
-        """What ingresses fetch: the most seen items' decayed counts, as JSON."""
+    def snapshot(self) -> OnlineSnapshot:
+        """What ingresses fetch: the most seen items' decayed counts."""
         snapshot: OnlineSnapshot = self.counts.snapshot(time.time(), self.config.snapshot_items)
-        return snapshot.to_json()
+        return snapshot
 
     def restore(self, feedback: pa.Table) -> int:
         """Load the newest checkpoint, then replay ``feedback`` logged after it (all of

@@ -6,11 +6,11 @@ only at the storage edge: the write-ahead log and the Parquet dataset.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
-__all__ = ["FeedbackRecord", "FeedbackStored", "ServedList"]
+from deployments.json_types import JsonObject
+
+__all__ = ["FeedbackRecord", "FeedbackStored", "InterleavingWins", "ServedList"]
 
 
 class ServedList(msgspec.Struct, frozen=True):
@@ -27,7 +27,7 @@ class ServedList(msgspec.Struct, frozen=True):
     degraded: bool
     use_case: str
 
-    def row(self) -> dict[str, Any]:
+    def row(self) -> JsonObject:
         """The record as the event store writes it."""
         return msgspec.structs.asdict(self)
 
@@ -49,7 +49,7 @@ class FeedbackRecord(msgspec.Struct, frozen=True):
     model_versions: dict[str, str]
     use_case: str
 
-    def row(self) -> dict[str, Any]:
+    def row(self) -> JsonObject:
         """The record as the event store writes it."""
         return msgspec.structs.asdict(self)
 
@@ -59,3 +59,10 @@ class FeedbackStored(msgspec.Struct, frozen=True):
 
     accepted: int
     duplicates: int
+
+
+class InterleavingWins(msgspec.Struct, frozen=True):
+    """Requests each team of an interleaving node won (more clicked items), and ties."""
+
+    wins: dict[str, int]
+    ties: int

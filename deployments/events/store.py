@@ -36,6 +36,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from deployments.json_types import JsonObject
+
 __all__ = [
     "FEEDBACK_SCHEMA",
     "SERVED_SCHEMA",
@@ -104,7 +106,7 @@ def open_dataset_root(uri: str) -> tuple[pafs.FileSystem, str]:
     return filesystem, path
 
 
-def _to_row(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
+def _to_row(kind: str, record: Mapping[str, Any]) -> JsonObject:
     """A WAL record as a table row: maps as lists of pairs, times as datetimes."""
     row = dict(record)
     row["ts"] = datetime.fromtimestamp(float(record["ts"]), UTC)
@@ -157,7 +159,7 @@ class EventStore:
         self._segment = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         self._path = self.wal_dir / f"{self._segment}.jsonl"
         self._handle = self._path.open("a", encoding="utf-8")
-        self._records: list[tuple[str, dict[str, Any]]] = []
+        self._records: list[tuple[str, JsonObject]] = []
         self._opened_at = time.monotonic()
 
     def append(self, kind: str, records: Iterable[Mapping[str, Any]]) -> int:
@@ -213,7 +215,7 @@ class EventStore:
         return recovered
 
     @staticmethod
-    def _read_segment(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
+    def _read_segment(path: Path) -> Iterable[tuple[str, JsonObject]]:
         with path.open(encoding="utf-8") as handle:
             for line in handle:
                 try:
@@ -225,7 +227,7 @@ class EventStore:
                     continue
                 yield record.pop("kind"), record
 
-    def _write(self, segment: str, records: list[tuple[str, dict[str, Any]]]) -> None:
+    def _write(self, segment: str, records: list[tuple[str, JsonObject]]) -> None:
         for kind, schema in _SCHEMAS.items():
             rows = [_to_row(kind, r) for k, r in records if k == kind]
             if not rows:
@@ -245,7 +247,7 @@ class EventStore:
         """Every flushed event of ``kind`` (empty when none yet)."""
         return read_events(self.filesystem, self.root, kind, columns)
 
-    def pending(self) -> list[tuple[str, dict[str, Any]]]:
+    def pending(self) -> list[tuple[str, JsonObject]]:
         """Events in the current segment, not yet in Parquet."""
         with self._lock:
             return list(self._records)

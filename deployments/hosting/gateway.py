@@ -16,6 +16,7 @@ from deployments.config.rollout import RolloutConfig, model_deployment
 from deployments.hosting.messages import Predictions
 from deployments.hosting.rollout import ModelRollout
 from deployments.hosting.rollout_records import RolloutObserver, overlap_at_k
+from deployments.json_types import JsonObject
 from models.base import ModelAdapter, RecommendQuery
 from models.errors import ConfigError, ModelError, ModelOverloadedError, describe_error
 from models.registry import load_model
@@ -112,20 +113,20 @@ class RemoteModel:
         result: Predictions = await self._call("predict", instances, version)
         return result
 
-    async def describe(self, timeout_s: float = 2.0) -> dict[str, Any]:
+    async def describe(self, timeout_s: float = 2.0) -> JsonObject:
         """The replica's description; raises when it does not answer in time."""
-        info: dict[str, Any] = await self._call("ready", timeout_s=timeout_s)
+        info: JsonObject = await self._call("ready", timeout_s=timeout_s)
         return self._with_pool({**info, "placement": self.placement})
 
-    async def status(self, timeout_s: float = 2.0) -> dict[str, Any]:
+    async def status(self, timeout_s: float = 2.0) -> JsonObject:
         """One replica's view of the model's versions (``ModelServer.status``)."""
         try:
-            info: dict[str, Any] = await self._call("status", timeout_s=timeout_s)
+            info: JsonObject = await self._call("status", timeout_s=timeout_s)
         except Exception as exc:  # noqa: BLE001 - a status page shows why, never fails
             return {"name": self.name, "placement": self.placement, "error": describe_error(exc)}
         return self._with_pool(info)
 
-    def _with_pool(self, info: dict[str, Any]) -> dict[str, Any]:
+    def _with_pool(self, info: JsonObject) -> JsonObject:
         if self.cpu_pool is not None:
             info["cpu_pool"] = {"spill_above": self.spill_above, "spilled_calls": self.spilled}
         return info
@@ -232,13 +233,13 @@ class IngressModels(LocalModels):
                 raise ConfigError(f"Ingress user_config.models.{name}: no such model")
             await asyncio.to_thread(self.inline[name].apply, versions)
 
-    async def describe(self, model: str) -> dict[str, Any]:
+    async def describe(self, model: str) -> JsonObject:
         """The live version's description; raises when none serves (``/readyz``)."""
         if model in self.remote:
             return await self.remote[model].describe()
         return {**self.inline[model].live.describe(), "placement": "inline"}
 
-    async def status(self, model: str) -> dict[str, Any]:
+    async def status(self, model: str) -> JsonObject:
         """``GET /v1/models`` for ``model``: its versions, roles, traffic and status."""
         if model in self.remote:
             return await self.remote[model].status()

@@ -26,7 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from deployments.config.rollout import RolloutConfig
 from deployments.hosting.rollout_records import (
@@ -40,6 +40,7 @@ from deployments.hosting.rollout_records import (
     rollback_reason,
 )
 from deployments.hosting.shadow import ShadowMirror
+from deployments.json_types import JsonObject, JsonValue
 from models.base import ModelAdapter
 from models.errors import ModelError, VersionNotLoadedError, describe_error
 from models.registry import load_failure
@@ -76,7 +77,7 @@ class ModelRollout:
         self.config: RolloutConfig | None = None
         self.states: dict[str, VersionState] = {}
         """Every version this process knows about, by ``role:version``."""
-        self.events: deque[dict[str, str]] = deque(maxlen=_EVENTS_KEPT)
+        self.events: deque[JsonObject] = deque(maxlen=_EVENTS_KEPT)
         self._canary_window: CallWindow | None = None
         self._shadow = ShadowMirror(name, self._observer, clock)
         self._apply_lock = threading.Lock()
@@ -365,30 +366,34 @@ class ModelRollout:
 
     # -- status --------------------------------------------------------------
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         """Every version here: role, status (with why), traffic share, load time; the
         canary's and shadow's windows; the last events."""
         traffic = self._traffic
-        versions = []
+        versions: list[JsonValue] = []
         for state in self.states.values():
             serving = state.status == "serving"
             entry = state.to_json(traffic.percent_of(state))
             if state.role == "canary" and self._canary_window is not None and serving:
                 self._canary_window.prune(self._clock())
-                entry["window"] = self._canary_window.summary()
+                entry["window"] = self._canary_window.summary().to_json()
             shadow_record = self._shadow.summary()
             if state.role == "shadow" and shadow_record is not None and serving:
-                entry["window"], entry["overlap_at_k"] = shadow_record
+                entry["window"], entry["overlap_at_k"] = (
+                    shadow_record[0].to_json(),
+                    shadow_record[1],
+                )
                 entry["k"] = traffic.shadow_k
             versions.append(entry)
-        info: dict[str, Any] = {"name": self.name, "placement": self.placement}
+        info: JsonObject = {"name": self.name, "placement": self.placement}
         if traffic.live is not None:
             info.update(traffic.live.describe())
         else:
             info["error"] = self.load_error or "no version loaded yet"
+        events: list[JsonValue] = list(self.events)
         info.update(
             status="serving" if traffic.live is not None else "failed",
             versions=versions,
-            events=list(self.events),
+            events=events,
         )
         return info

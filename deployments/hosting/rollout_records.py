@@ -8,12 +8,13 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypedDict
+from typing import Protocol
 
 import numpy as np
 
 from blending.assign import bucket
 from deployments.config.rollout import RollbackConfig
+from deployments.json_types import JsonObject
 from models.base import ModelAdapter
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
     "RolloutObserver",
     "Traffic",
     "VersionState",
-    "WindowSummary",
+    "WindowStats",
     "now_iso",
     "overlap_at_k",
     "rollback_reason",
@@ -95,9 +96,9 @@ class VersionState:
     loaded_at: str | None = None
     load_ms: float | None = None
 
-    def to_json(self, traffic_percent: float) -> dict[str, Any]:
+    def to_json(self, traffic_percent: float) -> JsonObject:
         """The version's public state."""
-        data: dict[str, Any] = {
+        data: JsonObject = {
             "version": self.version,
             "role": self.role,
             "status": self.status,
@@ -110,8 +111,9 @@ class VersionState:
         return data
 
 
-class WindowSummary(TypedDict):
-    """A ``CallWindow`` as ``GET /v1/models`` shows it."""
+@dataclass(frozen=True)
+class WindowStats:
+    """Calls of one version over its window: counts, error rate, latency percentiles."""
 
     window_s: float
     calls: int
@@ -119,6 +121,17 @@ class WindowSummary(TypedDict):
     error_rate: float
     p50_ms: float | None
     p99_ms: float | None
+
+    def to_json(self) -> JsonObject:
+        """As ``GET /v1/models`` shows it."""
+        return {
+            "window_s": self.window_s,
+            "calls": self.calls,
+            "errors": self.errors,
+            "error_rate": self.error_rate,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+        }
 
 
 @dataclass
@@ -136,19 +149,19 @@ class CallWindow:
         while self.calls and self.calls[0][0] < now - self.window_s:
             self.calls.popleft()
 
-    def summary(self) -> WindowSummary:
+    def summary(self) -> WindowStats:
         """Counts, error rate and latency percentiles of the calls in the window."""
         count = len(self.calls)
         errors = sum(1 for _, _, failed in self.calls if failed)
         latencies = [ms for _, ms, _ in self.calls]
-        return {
-            "window_s": self.window_s,
-            "calls": count,
-            "errors": errors,
-            "error_rate": round(errors / count, 4) if count else 0.0,
-            "p50_ms": round(float(np.percentile(latencies, 50)), 2) if count else None,
-            "p99_ms": round(float(np.percentile(latencies, 99)), 2) if count else None,
-        }
+        return WindowStats(
+            window_s=self.window_s,
+            calls=count,
+            errors=errors,
+            error_rate=round(errors / count, 4) if count else 0.0,
+            p50_ms=round(float(np.percentile(latencies, 50)), 2) if count else None,
+            p99_ms=round(float(np.percentile(latencies, 99)), 2) if count else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -188,19 +201,19 @@ class Choice:
     canary: bool
 
 
-def rollback_reason(stats: WindowSummary, rules: RollbackConfig) -> str | None:
+def rollback_reason(stats: WindowStats, rules: RollbackConfig) -> str | None:
     """Why a canary with these recent calls must be rolled back; None while it may stay."""
-    if stats["calls"] < rules.min_calls:
+    if stats.calls < rules.min_calls:
         return None
-    if stats["error_rate"] > rules.max_error_rate:
+    if stats.error_rate > rules.max_error_rate:
         return (
-            f"error rate {stats['error_rate']:.1%} > {rules.max_error_rate:.1%} "
-            f"({stats['errors']} of {stats['calls']} calls in {rules.window_s:g} s)"
+            f"error rate {stats.error_rate:.1%} > {rules.max_error_rate:.1%} "
+            f"({stats.errors} of {stats.calls} calls in {rules.window_s:g} s)"
         )
-    p99 = stats["p99_ms"]
+    p99 = stats.p99_ms
     if rules.max_p99_ms is not None and p99 is not None and p99 > rules.max_p99_ms:
         return (
             f"p99 latency {p99:.1f} ms > {rules.max_p99_ms:g} ms "
-            f"({stats['calls']} calls in {rules.window_s:g} s)"
+            f"({stats.calls} calls in {rules.window_s:g} s)"
         )
     return None

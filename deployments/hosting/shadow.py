@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from deployments.hosting.rollout_records import CallWindow, RolloutObserver, WindowSummary
+from deployments.hosting.rollout_records import CallWindow, RolloutObserver, WindowStats
 from models.base import ModelAdapter
 
 __all__ = ["ShadowMirror"]
@@ -86,7 +86,7 @@ class ShadowMirror:
             self._overlaps.append(overlap)
         self._observer.on_shadow(self.model, shadow.version, ms, error, overlap)
 
-    def summary(self) -> tuple[WindowSummary, float | None] | None:
+    def summary(self) -> tuple[WindowStats, float | None] | None:
         """The window of recent mirrored calls and the mean overlap@k; None without a
         shadow."""
         if self._window is None:

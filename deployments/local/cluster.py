@@ -20,7 +20,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 
@@ -55,6 +55,38 @@ def _bin(name: str) -> str:
     # Prefer the tools of the interpreter running us (the project's .venv).
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+class AppStatus(TypedDict):
+    """One application in ``serve status``."""
+
+    status: str
+
+
+class ServeStatus(TypedDict, total=False):
+    """What this module reads of ``serve status``."""
+
+    applications: dict[str, AppStatus]
+
+
+class RayNode(TypedDict, total=False):
+    """A row of ``ray list nodes`` (the fields blendserve reads)."""
+
+    node_id: str
+    is_head_node: bool
+    resources_total: dict[str, float]
+    state: str
+
+
+class RayActor(TypedDict, total=False):
+    """A row of ``ray list actors`` (the fields blendserve reads)."""
+
+    actor_id: str
+    class_name: str
+    node_id: str
+    pid: int
+    state: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -311,12 +343,12 @@ class LocalRay:
         if result.returncode != 0:
             raise RuntimeError(f"serve deploy failed:\n{result.stdout}\n{result.stderr}")
 
-    def serve_status(self) -> dict[str, Any] | None:
+    def serve_status(self) -> ServeStatus | None:
         """``serve status`` of this cluster as data (``None`` while it cannot answer)."""
         result = self._run(_bin("serve"), "status", "--address", self.dashboard_url)
         if result.returncode != 0:
             return None
-        status: dict[str, Any] | None = yaml.safe_load(result.stdout)
+        status: ServeStatus | None = yaml.safe_load(result.stdout)
         return status
 
     def wait_running(self, apps: Collection[str] | None = None, timeout_s: float = 300.0) -> None:
@@ -327,28 +359,30 @@ class LocalRay:
         can meet an ingress that HAProxy does not list yet.
         """
         deadline = time.monotonic() + timeout_s
-        status: dict[str, Any] | None = None
+        status: ServeStatus | None = None
         while time.monotonic() < deadline:
             status = self.serve_status()
-            found = (status or {}).get("applications") or {}
+            found = status.get("applications", {}) if status else {}
             wanted = found.keys() if apps is None else apps
-            if found and all(found.get(app, {}).get("status") == "RUNNING" for app in wanted):
+            if found and all(app in found and found[app]["status"] == "RUNNING" for app in wanted):
                 return
             time.sleep(0.5)
         raise TimeoutError(f"applications not RUNNING after {timeout_s}s: {status}")
 
-    def list_actors(self) -> list[dict[str, Any]]:
+    def list_actors(self) -> list[RayActor]:
         """Ray's state API view of this cluster's live actors (replicas included).
 
         Each has a ``node_id``; :meth:`list_nodes` says which node that is.
         """
-        return self._list_state("actors")
+        actors: list[RayActor] = self._list_state("actors")
+        return actors
 
-    def list_nodes(self) -> list[dict[str, Any]]:
+    def list_nodes(self) -> list[RayNode]:
         """This cluster's live nodes: ``node_id``, ``is_head_node``, ``resources_total``..."""
-        return self._list_state("nodes")
+        nodes: list[RayNode] = self._list_state("nodes")
+        return nodes
 
-    def _list_state(self, kind: str) -> list[dict[str, Any]]:
+    def _list_state(self, kind: str) -> Any:
         result = self._run(
             _bin("ray"), "list", kind,
             "--address", self.dashboard_url,
@@ -358,8 +392,7 @@ class LocalRay:
         )  # fmt: skip
         if result.returncode != 0:
             raise RuntimeError(f"ray list {kind} failed:\n{result.stdout}\n{result.stderr}")
-        rows: list[dict[str, Any]] = json.loads(result.stdout)
-        return rows
+        return json.loads(result.stdout)
 
     def stop(self, grace_s: float = 10.0) -> None:
         """End every process of every node: SIGTERM, then SIGKILL after ``grace_s``."""

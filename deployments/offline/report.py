@@ -11,6 +11,7 @@ from deployments.config import AppConfig
 from deployments.events.counts import EventCounts
 from deployments.events.experiments import build_report
 from deployments.events.store import open_dataset_root, read_events
+from deployments.json_types import JsonObject
 from models.errors import ConfigError
 
 __all__ = ["dataset_reports", "format_report"]
@@ -18,7 +19,7 @@ __all__ = ["dataset_reports", "format_report"]
 
 def dataset_reports(
     app: AppConfig, app_name: str, uri: str | None = None, only: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """Reports of every experiment and interleaving node of ``app`` (or ``only`` one),
     from the dataset at ``uri`` (default: the app's configured event log)."""
     if uri is None:

@@ -72,14 +72,14 @@ def build_app(args: dict[str, Any]) -> Application:
         event_log = EventLog.options(  # type: ignore[attr-defined]
             name="EventLog",
             ray_actor_options={"num_cpus": events.num_cpus, "resources": events.resources},
-        ).bind(events.model_dump(), config.store)
+        ).bind(events, config.store)
     catalog = None
     if config.live_catalog is not None:
         live = config.live_catalog
         catalog = Catalog.options(  # type: ignore[attr-defined]
             name="Catalog",
             ray_actor_options={"num_cpus": live.num_cpus, "resources": live.resources},
-        ).bind(live.model_dump(), live.seed or config.catalog)
+        ).bind(live, live.seed or config.catalog)
     app: Application = Ingress.bind(  # type: ignore[attr-defined]
         config.model_dump(mode="json"), handles, event_log, catalog
     )

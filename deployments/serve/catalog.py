@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from ray import serve
 
 from deployments.catalog.items import CatalogItem, ItemPatch
+from deployments.catalog.messages import CatalogCounts, CatalogWrite, ChangePage
 from deployments.catalog.store import CatalogStore
 from deployments.config.data import LiveCatalogConfig
 from deployments.config.paths import resolve_store
@@ -27,16 +27,11 @@ __all__ = ["Catalog"]
 logger = logging.getLogger("ray.serve")
 
 
-def _as_json(item: CatalogItem) -> dict[str, Any]:
-    return item.model_dump(mode="json")
-
-
 @serve.deployment(num_replicas=1, max_ongoing_requests=256)
 class Catalog:
     """Owns the SQLite catalogue of one application."""
 
-    def __init__(self, config: dict[str, Any], seed: str | None) -> None:
-        settings = LiveCatalogConfig.model_validate(config)
+    def __init__(self, settings: LiveCatalogConfig, seed: str | None) -> None:
         app = serve.get_replica_context().app_name or "default"
         path = settings.store_path(app)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,45 +47,33 @@ class Catalog:
             f" ({seeded} imported from {seed})" if seeded else "",
         )
 
-    async def put(self, item: dict[str, Any]) -> dict[str, Any]:
+    async def put(self, item: CatalogItem) -> CatalogWrite:
         """Create or replace an item; the new catalogue version."""
-        version = await asyncio.to_thread(self.store.put, CatalogItem.model_validate(item))
-        return {"version": version}
+        return CatalogWrite(await asyncio.to_thread(self.store.put, item))
 
-    async def patch(self, item_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+    async def patch(self, item_id: str, patch: ItemPatch) -> CatalogWrite:
         """Change some fields of an item; the new version and the item."""
-        changes = ItemPatch.model_validate(patch)
-        version = await asyncio.to_thread(self.store.patch, item_id, changes)
-        item = await asyncio.to_thread(self.store.get, item_id)
-        return {"version": version, "item": None if item is None else _as_json(item)}
+        version = await asyncio.to_thread(self.store.patch, item_id, patch)
+        return CatalogWrite(version, await asyncio.to_thread(self.store.get, item_id))
 
-    async def delete(self, item_id: str) -> dict[str, Any]:
+    async def delete(self, item_id: str) -> CatalogWrite:
         """Delete an item (a tombstone others see as a change); the new version."""
-        return {"version": await asyncio.to_thread(self.store.delete, item_id)}
+        return CatalogWrite(await asyncio.to_thread(self.store.delete, item_id))
 
-    async def upsert_batch(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+    async def upsert_batch(self, items: list[CatalogItem]) -> CatalogWrite:
         """Create or replace many items in one transaction; the new version."""
-        parsed = [CatalogItem.model_validate(item) for item in items]
-        return {"version": await asyncio.to_thread(self.store.upsert_batch, parsed)}
+        return CatalogWrite(await asyncio.to_thread(self.store.upsert_batch, items))
 
-    async def get(self, item_id: str) -> dict[str, Any] | None:
+    async def get(self, item_id: str) -> CatalogItem | None:
         """One live item, or None."""
-        item = await asyncio.to_thread(self.store.get, item_id)
-        return None if item is None else _as_json(item)
+        return await asyncio.to_thread(self.store.get, item_id)
 
-    async def changes_since(self, version: int) -> dict[str, Any]:
-        """Changes after ``version``, oldest first: ``{"version", "changes": [[id,
-        item or None (deleted)], ...]}``."""
+    async def changes_since(self, version: int) -> ChangePage:
+        """Changes after ``version``, oldest first, as blending applies them."""
         reached, changes = await asyncio.to_thread(self.store.changes_since, version)
-        return {
-            "version": reached,
-            "changes": [
-                [c.item_id, None if c.deleted or c.item is None else _as_json(c.item)]
-                for c in changes
-            ],
-        }
+        return ChangePage(reached, [change.as_update() for change in changes])
 
-    async def status(self) -> dict[str, int]:
+    async def status(self) -> CatalogCounts:
         """The catalogue's version and live item count."""
         version = await asyncio.to_thread(self.store.version)
-        return {"version": version, "items": await asyncio.to_thread(self.store.count)}
+        return CatalogCounts(version, await asyncio.to_thread(self.store.count))

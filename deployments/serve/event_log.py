@@ -18,17 +18,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from ray import serve
 
+from blending.online import OnlineSnapshot
+from blending.stats import ArmTotals
 from deployments.config import EventsConfig, resolve_store
 from deployments.events.counts import EventCounts
 from deployments.events.online_state import OnlineState
-from deployments.events.records import FeedbackRecord, FeedbackStored, ServedList
+from deployments.events.records import (
+    FeedbackRecord,
+    FeedbackStored,
+    InterleavingWins,
+    ServedList,
+)
 from deployments.events.store import EventStore
+from deployments.json_types import JsonObject
 from deployments.metrics import EventLogMetrics
 from models.store import ArtifactStore
 
@@ -47,8 +53,7 @@ _EVENT_IDS_DAYS = 2
 class EventLog:
     """Owns the write-ahead log, the Parquet dataset and the online totals."""
 
-    def __init__(self, config: dict[str, Any], store: str) -> None:
-        events = EventsConfig.model_validate(config)
+    def __init__(self, events: EventsConfig, store: str) -> None:
         app = serve.get_replica_context().app_name or "default"
         # One dataset and one WAL per application: two apps never recover each
         # other's segments or mix their use cases.
@@ -134,21 +139,21 @@ class EventLog:
         self._start_flusher()
         rows = [record.row() for record in records]
         await asyncio.to_thread(self.store.append, "served", rows)
-        for row in rows:
+        for record, row in zip(records, rows, strict=True):
             self.counts.add_served(row)
-            self.metrics.served.inc(tags={"use_case": row["use_case"]})
+            self.metrics.served.inc(tags={"use_case": record.use_case})
         return len(records)
 
-    def arm_totals(self, use_case: str, node: str) -> dict[str, dict[str, int]]:
+    def arm_totals(self, use_case: str, node: str) -> dict[str, ArmTotals]:
         """Requests, impressions and clicks of each arm of an experiment node."""
-        return {arm: asdict(t) for arm, t in self.counts.arm_totals(use_case, node).items()}
+        return self.counts.arm_totals(use_case, node)
 
-    def interleaving(self, use_case: str, teams: list[str]) -> dict[str, Any]:
+    def interleaving(self, use_case: str, teams: list[str]) -> InterleavingWins:
         """Requests each team won (more clicked items), and ties."""
         wins, ties = self.counts.interleaving(use_case, teams)
-        return {"wins": wins, "ties": ties}
+        return InterleavingWins(wins, ties)
 
-    def online_snapshot(self) -> dict[str, Any]:
+    def online_snapshot(self) -> OnlineSnapshot:
         """Decayed impressions and clicks of the most seen items (online learning)."""
         return self.online.snapshot()
 
@@ -156,7 +161,7 @@ class EventLog:
         """Save the online state to the artifact store now; its version."""
         return self.online.checkpoint()
 
-    def traffic(self) -> dict[str, Any]:
+    def traffic(self) -> JsonObject:
         """Served lists per second, latency percentiles, degraded share: last minute."""
         return self.counts.traffic()
 

@@ -31,6 +31,7 @@ from deployments.hosting.batching import AdaptiveBatching
 from deployments.hosting.messages import Predictions
 from deployments.hosting.rollout import ModelRollout
 from deployments.hosting.rollout_records import overlap_at_k
+from deployments.json_types import JsonObject
 from deployments.metrics import BatchMetrics, RolloutMetrics
 from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem, Scorer
 from models.errors import ModelError
@@ -193,20 +194,20 @@ class ModelServer:
         self.rollout.mirror(lambda adapter: adapter.predict(instances))
         return Predictions(served, predictions)
 
-    def ready(self) -> dict[str, Any]:
+    def ready(self) -> JsonObject:
         """What the ingress's readiness check shows; raises while no version serves."""
-        info = self.adapter.describe()
+        info: JsonObject = self.adapter.describe()
         device = getattr(self.adapter, "device", None)
         if device is not None:
             info["device"] = str(device)
         return info
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> JsonObject:
         """``GET /v1/models`` for this model: every version, its role, traffic share,
         status and load time, as this replica sees them. Never raises."""
         info = self.rollout.describe()
         device = getattr(
-            self.rollout.versions_loaded().get(info.get("version", "")), "device", None
+            self.rollout.versions_loaded().get(str(info.get("version", ""))), "device", None
         )
         if device is not None:
             info["device"] = str(device)

@@ -9,22 +9,23 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+
+from deployments.json_types import JsonObject
 
 __all__ = ["SCHEMA_PATH", "current_schema", "render"]
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
 
-def current_schema() -> dict[str, Any]:
+def current_schema() -> JsonObject:
     """The schema the ingress's FastAPI app builds from the code."""
     from deployments.serve.ingress import api  # deferred: imports Ray Serve
 
-    schema: dict[str, Any] = api.openapi()
+    schema: JsonObject = api.openapi()
     return schema
 
 
-def render(schema: dict[str, Any]) -> str:
+def render(schema: JsonObject) -> str:
     """The file's text: sorted keys, two-space indents, a final newline (stable diffs)."""
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 

@@ -54,8 +54,8 @@ def test_a_checkpoint_restores_and_later_feedback_is_replayed(tmp_path: Path) ->
     replayed = restored.restore(events.read("feedback"))
     assert replayed == 1, "only the feedback after the checkpoint is replayed"
     snapshot = restored.snapshot()
-    assert snapshot["clicks"]["a"] == pytest.approx(1.0, rel=1e-3)
-    assert snapshot["impressions"]["b"] == pytest.approx(1.0, rel=1e-3)
+    assert snapshot.clicks["a"] == pytest.approx(1.0, rel=1e-3)
+    assert snapshot.impressions["b"] == pytest.approx(1.0, rel=1e-3)
 
 
 def test_without_a_checkpoint_all_feedback_is_replayed_and_old_ones_are_pruned(
