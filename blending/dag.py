@@ -14,27 +14,22 @@ work, and fail, count and are timed like any other source.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias, TypeVar
 
-import numpy as np
-
 from blending.assign import bucket, pick_arm
 from blending.candidates import BlendContext, Candidate, ScoreResult, SourceResult
 from blending.gateway import ModelGateway
+from blending.live_sources import live_candidates
 from blending.nodes import (
-    RecentItems,
     apply_filter,
     apply_rerank,
     apply_slots,
     apply_stack,
-    bandit_candidates,
     diversify,
-    fresh_candidates,
     from_source,
     rrf_blend,
     share_positions,
@@ -59,7 +54,6 @@ from blending.spec import (
     UseCaseSpec,
 )
 from models.base import RecommendQuery
-from models.errors import ConfigError
 
 __all__ = ["BlendOutcome", "BlendPlan", "DeadlineExceeded"]
 
@@ -199,38 +193,11 @@ class _Run:
             return DeadlineExceeded(self.missed(name))
         began = time.perf_counter()
         try:
-            return _live_candidates(name, node, self.ctx)
+            return live_candidates(name, node, self.ctx)
         except Exception as exc:  # noqa: BLE001 - like a failing model: degrade, do not fail
             return exc
         finally:
             self.timed(name, began)
-
-
-def _live_candidates(name: str, node: LiveSourceSpec, ctx: BlendContext) -> list[Candidate]:
-    if isinstance(node, BanditNodeSpec):
-        digest = hashlib.blake2b(f"{ctx.request_id}:{name}".encode(), digest_size=8).digest()
-        rng = np.random.default_rng(int.from_bytes(digest, "big"))
-        return bandit_candidates(
-            name, ctx.online, candidates=node.candidates, prior=node.prior(), rng=rng
-        )
-    catalog = ctx.catalog
-    if not isinstance(catalog, RecentItems):
-        raise ConfigError(
-            f"node {name!r}: expected a catalogue that lists recent items (`recent`), "
-            f"got {'none' if catalog is None else type(catalog).__name__}"
-        )
-    now = time.time() if ctx.now is None else ctx.now
-    return fresh_candidates(
-        name,
-        catalog.recent(now, node.max_age_hours * 3600.0, node.pool()),
-        now,
-        candidates=node.candidates,
-        half_life_hours=node.half_life_hours,
-        max_age_hours=node.max_age_hours,
-        explore_share=node.explore_share,
-        online=ctx.online,
-        rng=random.Random(f"{ctx.request_id}:{name}"),
-    )
 
 
 class BlendPlan:

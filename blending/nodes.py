@@ -6,29 +6,20 @@ the components that explain where its score came from.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Protocol, runtime_checkable
-
-import numpy as np
 
 from blending.candidates import BlendContext, Candidate, Component, ScoreResult, SourceResult
 from blending.normalize import NORMALIZERS
-from blending.online import OnlineSnapshot, thompson_draws
-from models.errors import ModelError
 
 __all__ = [
-    "RecentItems",
     "apply_filter",
     "apply_rerank",
     "apply_slots",
     "apply_stack",
-    "bandit_candidates",
     "diversify",
-    "fresh_candidates",
     "from_source",
     "rrf_blend",
     "share_positions",
@@ -54,103 +45,6 @@ def _sourced(source: str, result: SourceResult, score: float) -> tuple[Component
     return (
         Component(source, result.model, result.version, 1.0, score, score, None, result.curated),
     )
-
-
-@runtime_checkable
-class RecentItems(Protocol):
-    """A catalogue that lists newly published items (the live catalogue does)."""
-
-    def recent(self, now: float, max_age_s: float, limit: int) -> list[tuple[str, float]]:
-        """Up to ``limit`` ``(item_id, published_at)`` published in the ``max_age_s``
-        seconds before ``now``, newest first."""
-        ...
-
-
-def fresh_candidates(
-    node: str,
-    recent: Iterable[tuple[str, float]],
-    now: float,
-    *,
-    candidates: int,
-    half_life_hours: float,
-    max_age_hours: float,
-    explore_share: float,
-    online: OnlineSnapshot | None,
-    rng: random.Random,
-) -> list[Candidate]:
-    """The newest ``candidates`` of ``recent``, each scored ``0.5 ** (age_h / half_life_h)``.
-
-    Items published after ``now`` or more than ``max_age_hours`` before it are left
-    out. ``explore_share`` of the list (rounded down, at least one when above zero)
-    goes to items without feedback in ``online`` (every item, without a snapshot),
-    drawn with ``rng`` from all of ``recent``; the newest of the others fill the rest.
-    The list is ordered by score, newest first; explored items say so in their
-    component's model (``freshness+explore``).
-    """
-    max_age_s = max_age_hours * 3600.0
-    published: dict[str, float] = {}
-    for item_id, at in recent:
-        if 0.0 <= now - at <= max_age_s and item_id not in published:
-            published[item_id] = at
-    # Stable: equal times keep the catalogue's order.
-    newest = sorted(published, key=lambda item: -published[item])
-    explored: set[str] = set()
-    if explore_share > 0:
-        unseen = [i for i in newest if online is None or not online.has_feedback(i)]
-        wanted = max(1, math.floor(explore_share * candidates))
-        explored = set(rng.sample(unseen, min(wanted, len(unseen), candidates)))
-    room = candidates - len(explored)
-    result = []
-    for item in newest:
-        if item in explored:
-            model = "freshness+explore"
-        elif room > 0:
-            room -= 1
-            model = "freshness"
-        else:
-            continue
-        score = math.pow(0.5, (now - published[item]) / 3600.0 / half_life_hours)
-        result.append(Candidate(item, score, build=partial(_live, node, model, score)))
-    return result
-
-
-def bandit_candidates(
-    node: str,
-    online: OnlineSnapshot | None,
-    *,
-    candidates: int,
-    prior: tuple[float, float],
-    rng: np.random.Generator,
-) -> list[Candidate]:
-    """The ``candidates`` items of ``online`` with the best Thompson draws, best first.
-
-    Each item's score is one draw of its click rate (see :func:`thompson_draws`).
-    An empty snapshot (nothing learned yet: no feedback so far) gives no candidates;
-    no snapshot at all (the state could not be fetched) raises ``ModelError``, and
-    the node fails like a source that cannot answer.
-    """
-    if online is None:
-        raise ModelError(f"node {node!r}: the request has no online snapshot of clicks")
-    items = online.items
-    if not items:
-        return []
-    scores = thompson_draws(online, items, rng, prior)
-    best = np.argsort(-scores) if candidates >= len(items) else _top(scores, candidates)
-    result = []
-    for i in best:
-        score = float(scores[i])
-        result.append(Candidate(items[i], score, build=partial(_live, node, "bandit", score)))
-    return result
-
-
-def _top(scores: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the ``n`` highest ``scores``, highest first, without a full sort."""
-    head = np.argpartition(-scores, n - 1)[:n]
-    return head[np.argsort(-scores[head])]
-
-
-def _live(node: str, model: str, score: float) -> tuple[Component, ...]:
-    return (Component(node, model, "live", 1.0, score, score),)
 
 
 def weighted_blend(

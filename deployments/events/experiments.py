@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from blending.dag import BlendPlan
+from blending.experiment_reports import experiment_report, interleaving_report
 from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec
-from blending.stats import ArmTotals, experiment_report, interleaving_report
+from blending.stats import ArmTotals
 from deployments.json_types import JsonObject
 
 __all__ = ["ExperimentSpec", "build_report", "experiment_names", "find_experiment"]

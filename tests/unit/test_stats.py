@@ -8,10 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from blending.experiment_reports import experiment_report, interleaving_report
 from blending.stats import (
     ArmTotals,
-    experiment_report,
-    interleaving_report,
     lift_interval,
     prob_beat_control,
     relative_lift,

@@ -1,0 +1,230 @@
+"""The verdict of an ``experiment`` or ``interleave`` node, as one JSON-able report:
+per arm its counts, CTR with its interval, lift against control, p-value and
+probability to beat control; a sample-ratio check; a sign test for interleaving.
+The statistics themselves are :mod:`blending.stats`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from scipy import stats
+
+from blending.stats import (
+    ArmTotals,
+    lift_interval,
+    prob_beat_control,
+    relative_lift,
+    sign_test,
+    srm_check,
+    two_proportion_p_value,
+    wilson_interval,
+)
+
+__all__ = ["experiment_report", "interleaving_report"]
+
+
+def _format_p(p: float) -> str:
+    """``p = 0.003``, ``p = 1e-6``, ``p < 1e-16``: short enough for a sentence."""
+    if p >= 0.001:
+        return f"p = {p:.3f}"
+    if p < 1e-16:
+        return "p < 1e-16"
+    mantissa, exponent = f"{p:.0e}".split("e")
+    return f"p = {mantissa}e{int(exponent)}"
+
+
+def _arm_row(
+    weight: float, totals: ArmTotals, control: ArmTotals | None, significant_below: float
+) -> dict[str, Any]:
+    """One arm's entry of :func:`experiment_report`, compared with ``control`` if given."""
+    row: dict[str, Any] = {
+        "weight": weight,
+        "requests": totals.requests,
+        "impressions": totals.impressions,
+        "clicks": totals.clicks,
+        "ctr": None,
+        "ctr_low": None,
+        "ctr_high": None,
+        "lift": None,
+        "lift_low": None,
+        "lift_high": None,
+        "p_value": None,
+        "prob_beat_control": None,
+        "significant": False,
+    }
+    if totals.impressions == 0:
+        return row
+    row["ctr"] = totals.clicks / totals.impressions
+    row["ctr_low"], row["ctr_high"] = wilson_interval(totals.clicks, totals.impressions)
+    variance = totals.ratio_variance()
+    if variance is not None:
+        half = _Z95 * math.sqrt(variance)
+        row["ctr_low"], row["ctr_high"] = max(0.0, row["ctr"] - half), min(1.0, row["ctr"] + half)
+    if control is None or control.impressions == 0:
+        return row
+    clustered = _clustered_comparison(totals, control)
+    if clustered is not None:
+        row.update(clustered)
+        row["significant"] = row["p_value"] is not None and row["p_value"] < significant_below
+        return row
+    c, n = control.clicks, control.impressions
+    row["lift"] = relative_lift(row["ctr"], c / n)
+    interval = lift_interval(c, n, totals.clicks, totals.impressions)
+    if interval is not None:
+        row["lift_low"], row["lift_high"] = interval
+    row["p_value"] = two_proportion_p_value(totals.clicks, totals.impressions, c, n)
+    row["prob_beat_control"] = prob_beat_control(c, n, totals.clicks, totals.impressions)
+    row["significant"] = row["p_value"] is not None and row["p_value"] < significant_below
+    return row
+
+
+_Z95 = float(stats.norm.ppf(0.975))
+
+
+def _clustered_comparison(arm: ArmTotals, control: ArmTotals) -> dict[str, Any] | None:
+    """Lift, its interval, p-value and probability to beat control from delta-method
+    variances (normal approximations); None without units on both sides."""
+    var_a, var_c = arm.ratio_variance(), control.ratio_variance()
+    if var_a is None or var_c is None:
+        return None
+    ctr_a, ctr_c = arm.clicks / arm.impressions, control.clicks / control.impressions
+    result: dict[str, Any] = {"lift": relative_lift(ctr_a, ctr_c)}
+    spread = math.sqrt(var_a + var_c)
+    if spread > 0:
+        z = (ctr_a - ctr_c) / spread
+        result["p_value"] = float(2 * stats.norm.sf(abs(z)))
+        result["prob_beat_control"] = float(stats.norm.cdf(z))
+    else:
+        result["p_value"], result["prob_beat_control"] = None, None
+    if ctr_a > 0 and ctr_c > 0:
+        log_spread = math.sqrt(var_a / ctr_a**2 + var_c / ctr_c**2)
+        log_ratio = math.log(ctr_a / ctr_c)
+        result["lift_low"] = math.exp(log_ratio - _Z95 * log_spread) - 1
+        result["lift_high"] = math.exp(log_ratio + _Z95 * log_spread) - 1
+    return result
+
+
+def experiment_report(
+    name: str,
+    control: str,
+    weights: Mapping[str, float],
+    totals: Mapping[str, ArmTotals],
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """The verdict on one A/B/n experiment, as JSON-able data.
+
+    Each arm gets its CTR with a Wilson interval; every other arm is compared with
+    ``control`` (lift and its interval, z-test p-value, probability to beat
+    control). An arm is ``significant`` when its p-value is below ``alpha`` divided
+    by the number of arms compared with control (Bonferroni: with three challengers
+    at 0.05 each needs p < 0.0167). The winner is the significant arm with the
+    highest CTR above control's; if none is better but one is significantly worse,
+    control holds and wins. A sample ratio mismatch (:func:`srm_check` on requests)
+    withholds any winner. Arms missing from ``totals`` count as empty.
+    """
+    if control not in weights:
+        raise ValueError(f"experiment {name!r}: control {control!r} is not an arm {list(weights)}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha: expected a number in (0, 1), got {alpha!r}")
+    empty = ArmTotals(0, 0, 0)
+    order = [control, *(arm for arm in weights if arm != control)]
+    got = {arm: totals.get(arm, empty) for arm in order}
+    compared = len(order) - 1
+    threshold = alpha / max(compared, 1)
+    arms = {
+        arm: _arm_row(weights[arm], got[arm], None if arm == control else got[control], threshold)
+        for arm in order
+    }
+    srm = srm_check({arm: t.requests for arm, t in got.items()}, weights)
+    winner, verdict = _experiment_verdict(control, arms, srm, compared)
+    return {
+        "name": name,
+        "kind": "experiment",
+        "control": control,
+        "arms": arms,
+        "srm": srm,
+        "winner": winner,
+        "verdict": verdict,
+    }
+
+
+def _experiment_verdict(
+    control: str, arms: Mapping[str, dict[str, Any]], srm: Mapping[str, Any], compared: int
+) -> tuple[str | None, str]:
+    """The winner (or ``None``) and one sentence a person can act on."""
+    if srm["mismatch"]:
+        return None, (
+            f"sample ratio mismatch: do not trust these numbers ({_format_p(srm['p_value'])})"
+        )
+    if compared == 0:
+        return None, f"only the control {control} runs: nothing to compare"
+    if arms[control]["ctr"] is None:
+        return None, f"no impressions for the control {control} yet"
+    significant = {arm: row for arm, row in arms.items() if row["significant"]}
+    base = arms[control]["ctr"]
+    better = {arm: row for arm, row in significant.items() if row["ctr"] > base}
+    if better:
+        best = max(better, key=lambda arm: better[arm]["ctr"])
+        row = better[best]
+        lift = "" if row["lift"] is None else f"CTR {row['lift'] * 100:+.1f}% "
+        return best, (
+            f"{best} beats {control}: {lift}({_format_p(row['p_value'])}, "
+            f"{row['prob_beat_control'] * 100:.1f}% to beat control)"
+        )
+    if significant:
+        worst = min(significant, key=lambda arm: significant[arm]["ctr"])
+        row = significant[worst]
+        lift = "" if row["lift"] is None else f"CTR {row['lift'] * 100:+.1f}%, "
+        return control, (f"{control} holds: {worst} does worse ({lift}{_format_p(row['p_value'])})")
+    return None, f"no arm differs from {control} yet (need more impressions)"
+
+
+def interleaving_report(
+    name: str,
+    teams: tuple[str, str],
+    wins: Mapping[str, int],
+    ties: int,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """The verdict on one interleaving node, as JSON-able data.
+
+    ``wins`` counts, per team, the requests in which more of that team's items were
+    clicked than the other's (the caller counts them); ``ties`` the clicked
+    requests with equal credit. A team is ``preferred`` when it won more requests
+    and the sign test over decided requests gives p < ``alpha``.
+    """
+    first, second = teams
+    if first == second:
+        raise ValueError(f"interleave {name!r}: teams must differ, got {first!r} twice")
+    if ties < 0:
+        raise ValueError(f"ties: expected a count >= 0, got {ties}")
+    a, b = int(wins.get(first, 0)), int(wins.get(second, 0))
+    p_value = sign_test(a, b)
+    preferred: str | None = None
+    if p_value is None:
+        verdict = f"no clicked request told {first} and {second} apart yet"
+    elif p_value < alpha and a != b:
+        preferred, other = (first, second) if a > b else (second, first)
+        top = max(a, b)
+        verdict = (
+            f"{preferred} preferred over {other}: won {top} of {a + b} decided requests "
+            f"({top / (a + b) * 100:.0f}%, {_format_p(p_value)})"
+        )
+    else:
+        verdict = (
+            f"no preference between {first} and {second} yet "
+            f"({a} against {b} wins, {_format_p(p_value)})"
+        )
+    return {
+        "name": name,
+        "kind": "interleave",
+        "teams": [first, second],
+        "requests_with_clicks": a + b + ties,
+        "wins": {first: a, second: b},
+        "ties": ties,
+        "p_value": p_value,
+        "preferred": preferred,
+        "verdict": verdict,
+    }
