@@ -18,14 +18,14 @@ from models.store import ArtifactStore
 __all__ = ["adapter_class", "formats", "load_failure", "load_model", "register_format"]
 
 _registry: dict[str, type[ModelAdapter] | str] = {
-    "sklearn": "models.sklearn_adapter:SklearnAdapter",
-    "torchscript": "models.torch_adapter:TorchScriptAdapter",
-    "curated": "models.curated:CuratedListAdapter",
-    "popularity": "models.popularity:PopularityAdapter",
-    "click_ranker": "models.click_ranker:ClickRankerAdapter",
-    "python": "models.python_adapter:PythonAdapter",
-    "onnx": "models.onnx_adapter:OnnxAdapter",
-    "http": "models.http_adapter:HttpModelAdapter",
+    "sklearn": "models.formats.sklearn_adapter:SklearnAdapter",
+    "torchscript": "models.formats.torch_adapter:TorchScriptAdapter",
+    "curated": "models.formats.curated:CuratedListAdapter",
+    "popularity": "models.formats.popularity:PopularityAdapter",
+    "click_ranker": "models.formats.click_ranker:ClickRankerAdapter",
+    "python": "models.formats.python_adapter:PythonAdapter",
+    "onnx": "models.formats.onnx_adapter:OnnxAdapter",
+    "http": "models.formats.http_adapter:HttpModelAdapter",
 }
 
 

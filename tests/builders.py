@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import torch
 import yaml
 
-from models.click_ranker import CLICK_FEATURES
-from models.python_adapter import publish_python_model
+from models.formats.click_ranker import CLICK_FEATURES
+from models.formats.python_adapter import publish_python_model
 from models.store import ArtifactStore, Manifest
 
 ITEMS = [f"i{n}" for n in range(6)]

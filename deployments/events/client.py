@@ -9,8 +9,8 @@ from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 
+from blending.evaluation.stats import ArmTotals
 from blending.online import OnlineSnapshot
-from blending.stats import ArmTotals
 from deployments.events.records import (
     FeedbackRecord,
     FeedbackStored,

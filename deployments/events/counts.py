@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from blending.stats import ArmTotals
+from blending.evaluation.stats import ArmTotals
 from deployments.json_types import JsonObject
 
 __all__ = ["TRAFFIC_WINDOW_S", "EventCounts"]

@@ -1,14 +1,14 @@
 """Experiment reports from the use cases' specs and an event log's totals, wherever
-those come from (``blending/stats.py`` does the statistics). Plain Python."""
+those come from (``blending/evaluation/stats.py`` does the statistics). Plain Python."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from blending.dag import BlendPlan
-from blending.experiment_reports import experiment_report, interleaving_report
+from blending.evaluation.experiment_reports import experiment_report, interleaving_report
+from blending.evaluation.stats import ArmTotals
 from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec
-from blending.stats import ArmTotals
 from deployments.json_types import JsonObject
 
 __all__ = ["ExperimentSpec", "build_report", "experiment_names", "find_experiment"]

@@ -20,7 +20,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import yaml
 
@@ -28,6 +28,7 @@ from deployments.api.keys import API_KEYS_FILE_ENV, write_dev_keys, write_secret
 from deployments.config import PSEUDONYM_SALT_ENV, RESULT_KEY_ENV
 from deployments.local.ports import free_port, free_port_block
 from deployments.local.processes import stop_sessions, wait_ready
+from deployments.local.ray_state import RayActor, RayNode, ServeStatus
 
 __all__ = [
     "INGRESS_PORTS",
@@ -55,38 +56,6 @@ def _bin(name: str) -> str:
     # Prefer the tools of the interpreter running us (the project's .venv).
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else (shutil.which(name) or name)
-
-
-class AppStatus(TypedDict):
-    """One application in ``serve status``."""
-
-    status: str
-
-
-class ServeStatus(TypedDict, total=False):
-    """What this module reads of ``serve status``."""
-
-    applications: dict[str, AppStatus]
-
-
-class RayNode(TypedDict, total=False):
-    """A row of ``ray list nodes`` (the fields blendserve reads)."""
-
-    node_id: str
-    is_head_node: bool
-    resources_total: dict[str, float]
-    state: str
-
-
-class RayActor(TypedDict, total=False):
-    """A row of ``ray list actors`` (the fields blendserve reads)."""
-
-    actor_id: str
-    class_name: str
-    node_id: str
-    pid: int
-    state: str
-    name: str
 
 
 @dataclass(frozen=True)

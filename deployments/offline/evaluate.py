@@ -5,7 +5,7 @@ in this process at its live version, and the use case's DAG is replayed for each
 held-out user once per *blend*: the use case's output, each arm of its experiments
 and each team of its interleavings, every one run as if it were the output. No
 budget cuts anything short and nothing is excluded, so the lists are what each blend
-would serve given time. The metrics are ``blending.offline``'s.
+would serve given time. The metrics are ``blending.evaluation.offline``'s.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 from blending.candidates import BlendContext
 from blending.catalog import ItemCatalog, StaticCatalog
 from blending.dag import BlendPlan
+from blending.evaluation.offline import evaluate_lists
 from blending.gateway import LocalModels
-from blending.offline import evaluate_lists
 from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec, UseCaseSpec
 from deployments.config import AppConfig, load_app, resolve_store
 from models.demo.movielens import read_movielens
@@ -47,7 +47,7 @@ RELEVANT_RATING = 4.0
 """A MovieLens rating at or above this makes the movie relevant to the user."""
 
 METRICS = ("precision", "recall", "ndcg", "map", "coverage", "novelty")
-"""The columns of the report, in order (keys of ``blending.offline.evaluate_lists``)."""
+"""The columns of the report, in order (keys of ``blending.evaluation.offline.evaluate_lists``)."""
 
 _MOVIELENS_FILES = ("ratings.dat", "ratings.csv", "u.data")
 _FAR_FUTURE_S = 1e9

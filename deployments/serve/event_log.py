@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 
 from ray import serve
 
+from blending.evaluation.stats import ArmTotals
 from blending.online import OnlineSnapshot
-from blending.stats import ArmTotals
 from deployments.config import EventsConfig, resolve_store
 from deployments.events.counts import EventCounts
 from deployments.events.online_state import OnlineState

@@ -27,7 +27,6 @@ from blending.catalog import ItemCatalog
 from blending.dag import BlendOutcome, BlendPlan
 from blending.online import OnlineSnapshot
 from blending.result_ids import ResultRef
-from deployments.api.admin_routes import router as admin_router
 from deployments.api.answers import (
     PredictAnswer,
     RecommendAnswer,
@@ -35,14 +34,15 @@ from deployments.api.answers import (
     json_response,
     parse_body,
 )
-from deployments.api.catalog_routes import router as catalog_router
-from deployments.api.demo_routes import router as demo_router
 from deployments.api.docs import INFER_ERRORS, json_body
 from deployments.api.edge import EdgeMiddleware, Gatekeeper, require
 from deployments.api.errors import NotFound, error_body, install_error_handlers
-from deployments.api.feedback_routes import router as feedback_router
 from deployments.api.keys import KeyRing
-from deployments.api.oip_routes import router as oip_router
+from deployments.api.routes.admin import router as admin_router
+from deployments.api.routes.catalog import router as catalog_router
+from deployments.api.routes.demo import router as demo_router
+from deployments.api.routes.feedback import router as feedback_router
+from deployments.api.routes.oip import router as oip_router
 from deployments.api.schemas import (
     PredictRequest,
     PredictResponse,

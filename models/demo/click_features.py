@@ -17,9 +17,10 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-# The feature names live with the serving adapter, which rebuilds them per request.
-from models.click_ranker import CLICK_FEATURES
 from models.errors import ConfigError
+
+# The feature names live with the serving adapter, which rebuilds them per request.
+from models.formats.click_ranker import CLICK_FEATURES
 
 __all__ = [
     "CLICK_FEATURES",

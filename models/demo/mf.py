@@ -3,7 +3,7 @@
 BPR (Bayesian personalised ranking) learns user and item vectors so that, for a
 user, an item they clicked scores above a random item: score = user . item + bias.
 The exported module scores every item for a batch of user rows; its last row is the
-mean user vector, which ``models.torch_adapter`` uses for users it has never seen.
+mean user vector, which ``models.formats.torch_adapter`` uses for users it has never seen.
 """
 
 # No `from __future__ import annotations`: TorchScript reads MFScorer's attribute
@@ -137,7 +137,7 @@ def export_torchscript(
             f"{scorer.user_factors.shape[0]} and {scorer.item_factors.shape[0]}"
         )
     with warnings.catch_warnings():
-        # The serving contract (models.torch_adapter) is TorchScript; its deprecation
+        # The serving contract (models.formats.torch_adapter) is TorchScript; its deprecation
         # in favour of torch.export does not change what the adapter loads.
         warnings.filterwarnings(
             "ignore", message=".*torch.jit.*deprecated", category=DeprecationWarning

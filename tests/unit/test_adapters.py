@@ -15,8 +15,8 @@ from builders import (
 
 from models.base import Recommender, RecommendQuery
 from models.errors import ChecksumMismatchError, ConfigError, InputError, UnknownFormatError
+from models.formats.sklearn_adapter import SklearnAdapter
 from models.registry import adapter_class, formats, load_model, register_format
-from models.sklearn_adapter import SklearnAdapter
 from models.store import ArtifactStore
 
 

@@ -16,8 +16,8 @@ import pytest
 from builders import CLICK_AS_OF, publish_tiny_click_ranker
 
 from models.base import Recommender, RecommendQuery, Scorer
-from models.click_ranker import ClickRankerAdapter, parse_time
 from models.errors import ConfigError, InputError, ModelError
+from models.formats.click_ranker import ClickRankerAdapter, parse_time
 from models.registry import load_model
 from models.store import ArtifactStore
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from models.base import Recommender, RecommendQuery, Scorer
-from models.click_ranker import ClickRankerAdapter
 from models.demo import (
     DEMO_MODELS,
     InteractionData,
@@ -23,6 +22,7 @@ from models.demo import (
     train_demo_models,
 )
 from models.demo.click_features import CLICK_FEATURES, click_examples
+from models.formats.click_ranker import ClickRankerAdapter
 from models.registry import load_model
 from models.store import ArtifactStore
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from builders import publish_curated, publish_failing_mf, publish_popularity, publish_tiny_mf
 
-from blending.offline import evaluate_lists, precision_at_k
+from blending.evaluation.offline import evaluate_lists, precision_at_k
 from blending.spec import UseCaseSpec
 from deployments.cli.main import main
 from deployments.offline.evaluate import evaluate, read_interactions, use_case_blends

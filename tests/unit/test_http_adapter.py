@@ -19,7 +19,7 @@ from format_builders import (
 
 from models.base import RecommendQuery
 from models.errors import InputError, ModelError
-from models.http_adapter import HttpModelAdapter
+from models.formats.http_adapter import HttpModelAdapter
 from models.registry import adapter_class, load_model
 from models.smoke import SMOKE_USER, smoke_test
 from models.store import ArtifactStore

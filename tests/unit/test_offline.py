@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import pytest
 
-from blending.offline import (
+from blending.evaluation.offline import (
     average_precision_at_k,
     catalogue_coverage,
     evaluate_lists,

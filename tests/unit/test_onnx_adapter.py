@@ -16,7 +16,7 @@ from format_builders import (
 
 from models.base import RecommendQuery
 from models.errors import ChecksumMismatchError, InputError, ModelError
-from models.onnx_adapter import OnnxAdapter
+from models.formats.onnx_adapter import OnnxAdapter
 from models.registry import adapter_class, load_model
 from models.smoke import smoke_test
 from models.store import ArtifactStore, Manifest

@@ -11,7 +11,7 @@ from builders import publish_sleepy_model
 
 from models.base import RecommendQuery
 from models.errors import ConfigError, ModelError
-from models.python_adapter import PythonAdapter, publish_python_model
+from models.formats.python_adapter import PythonAdapter, publish_python_model
 from models.registry import adapter_class, load_model
 from models.store import ArtifactStore
 

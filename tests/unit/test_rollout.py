@@ -18,7 +18,7 @@ from deployments.hosting.rollout import ModelRollout
 from deployments.hosting.rollout_records import overlap_at_k
 from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem
 from models.errors import ModelError, VersionNotLoadedError
-from models.python_adapter import publish_python_model
+from models.formats.python_adapter import publish_python_model
 from models.registry import load_model
 from models.store import ArtifactStore
 

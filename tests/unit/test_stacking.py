@@ -15,8 +15,8 @@ from blending.spec import UseCaseSpec
 from blending.stacking import collect_stack_examples, publish_stacker, read_feedback
 from deployments.cli.main import main
 from models.errors import ConfigError, ModelError
+from models.formats.sklearn_adapter import SklearnAdapter
 from models.registry import load_model
-from models.sklearn_adapter import SklearnAdapter
 from models.store import ArtifactStore
 
 USE_CASE = {

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from blending.experiment_reports import experiment_report, interleaving_report
-from blending.stats import (
+from blending.evaluation.experiment_reports import experiment_report, interleaving_report
+from blending.evaluation.stats import (
     ArmTotals,
     lift_interval,
     prob_beat_control,

@@ -1,7 +1,7 @@
 """Statistics for online experiments: A/B/n tests on click-through rate, and interleaving.
 
 Plain functions over counts (numpy and scipy only), deterministic given their
-arguments. :mod:`blending.experiment_reports` turns the counts of an ``experiment`` or
+arguments. :mod:`blending.evaluation.experiment_reports` turns the counts of an ``experiment`` or
 ``interleave`` node into one JSON-able verdict each.
 
 Methods, and where they come from:

@@ -10,9 +10,9 @@ import joblib
 import numpy as np
 import sklearn
 
-from models._inputs import to_feature_matrix
 from models.base import ModelAdapter
 from models.errors import ModelError
+from models.formats._inputs import to_feature_matrix
 
 __all__ = ["SklearnAdapter"]
 

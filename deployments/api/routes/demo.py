@@ -15,7 +15,7 @@ __all__ = ["router"]
 
 router = APIRouter()
 
-_PAGE = Path(__file__).with_name("static") / "demo.html"
+_PAGE = Path(__file__).parents[1] / "static" / "demo.html"
 _CLIENT = Path(__file__).resolve().parents[1] / "clients" / "js" / "src"
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 

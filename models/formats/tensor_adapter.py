@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from models._inputs import to_feature_matrix, to_user_ids
 from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem
 from models.errors import ModelError
+from models.formats._inputs import to_feature_matrix, to_user_ids
 
 __all__ = ["TensorModelAdapter", "count_option"]
 

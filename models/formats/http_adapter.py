@@ -33,9 +33,9 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from models._inputs import to_feature_matrix, to_user_ids
 from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem
 from models.errors import InputError, ModelError
+from models.formats._inputs import to_feature_matrix, to_user_ids
 
 __all__ = ["EndpointSpec", "HttpModelAdapter"]
 

@@ -1,6 +1,6 @@
 """ONNX models run with onnxruntime (``model.onnx``, optional ``ids.json``).
 
-The two shapes of :mod:`models.tensor_adapter`, exported to ONNX: a recommender
+The two shapes of :mod:`models.formats.tensor_adapter`, exported to ONNX: a recommender
 graph whose one input is ``int64[B]`` user indices and whose first output is float
 scores ``[B, len(items)]``, or a tensor model with one ``float32[B, F]`` input and
 one prediction per row in its first output. ``F`` comes from the manifest's
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from models.errors import ModelError
-from models.tensor_adapter import TensorModelAdapter, count_option
+from models.formats.tensor_adapter import TensorModelAdapter, count_option
 
 __all__ = ["OnnxAdapter"]
 

@@ -1,7 +1,7 @@
 """The verdict of an ``experiment`` or ``interleave`` node, as one JSON-able report:
 per arm its counts, CTR with its interval, lift against control, p-value and
 probability to beat control; a sample-ratio check; a sign test for interleaving.
-The statistics themselves are :mod:`blending.stats`."""
+The statistics themselves are :mod:`blending.evaluation.stats`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from scipy import stats
 
-from blending.stats import (
+from blending.evaluation.stats import (
     ArmTotals,
     lift_interval,
     prob_beat_control,

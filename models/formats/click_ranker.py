@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from models.base import RecommendQuery, Scorer
 from models.errors import ConfigError, InputError, ModelError
-from models.sklearn_adapter import SklearnAdapter
+from models.formats.sklearn_adapter import SklearnAdapter
 
 __all__ = ["CLICK_FEATURES", "CLOCKS", "ClickRankerAdapter", "parse_time"]
 

@@ -25,7 +25,7 @@ __all__ = ["router"]
 
 router = APIRouter()
 
-DASHBOARD_PAGE = Path(__file__).with_name("static") / "dashboard.html"
+DASHBOARD_PAGE = Path(__file__).parents[1] / "static" / "dashboard.html"
 
 
 def _event_log(ingress: IngressState) -> EventClient:

@@ -1,6 +1,6 @@
 """PyTorch models exported with TorchScript (``model.pt``, optional ``ids.json``).
 
-The two shapes of :mod:`models.tensor_adapter`: a recommender whose
+The two shapes of :mod:`models.formats.tensor_adapter`: a recommender whose
 ``forward(user_index: LongTensor[B])`` returns scores ``[B, len(items)]``, or a
 tensor model whose ``forward(FloatTensor[B, F])`` answers one row per instance.
 Options: ``device`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``) and
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from models.errors import ModelError
-from models.tensor_adapter import TensorModelAdapter
+from models.formats.tensor_adapter import TensorModelAdapter
 
 __all__ = ["TorchScriptAdapter", "pick_device"]
 
