@@ -16,7 +16,7 @@ __all__ = ["router"]
 router = APIRouter()
 
 _PAGE = Path(__file__).parents[1] / "static" / "demo.html"
-_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "js" / "src"
+_CLIENT = Path(__file__).resolve().parents[3] / "clients" / "js" / "src"  # the repository's
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
