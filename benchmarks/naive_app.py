@@ -33,7 +33,6 @@ from blending.catalog import StaticCatalog
 from blending.gateway import LocalModels
 from blending.nodes import apply_filter, apply_slots, from_source, weighted_blend
 from blending.result_ids import ResultIdCodec, ResultRef
-from deployments.api.answers import component_answer
 from deployments.api.schemas import RecommendRequest, RecommendResponse
 from deployments.config import RESULT_KEY_ENV, resolve_store
 from models.base import RecommendQuery
@@ -160,7 +159,7 @@ class NaiveIngress:
             "result_id": self.codec.encode(ref),
             "score": candidate.score,
             "pinned": candidate.pinned,
-            "components": [msgspec.to_builtins(component_answer(c)) for c in candidate.components],
+            "components": msgspec.to_builtins(candidate.components),
         }
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 if TYPE_CHECKING:
     from blending.catalog import ItemCatalog
     from blending.online import OnlineSnapshot
@@ -20,8 +22,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Component:
+class Component(msgspec.Struct, frozen=True, omit_defaults=True):
     """One source's contribution to an item's score.
 
     ``score`` is the source's score after normalisation and ``weight`` its weight
@@ -31,6 +32,9 @@ class Component:
     components from a curated list say ``curated``. A ``rerank`` or ``stack`` node
     adds a component with that ``role``: the model's score, which replaced the
     item's score.
+
+    A msgspec struct, so the API serialises it as is: fields at their default
+    (``slot``, ``curated``, ``role``) are left out of the JSON.
     """
 
     source: str

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import replace
 from functools import partial
+
+import msgspec
 
 from blending.candidates import BlendContext, Candidate, Component, ScoreResult, SourceResult
 from blending.normalize import NORMALIZERS
@@ -221,7 +222,8 @@ def apply_slots(
     for position, pick in sorted(zip(positions, picks, strict=False), key=lambda p: p[0]):
         earlier = by_id.get(pick.item_id)
         slot_components = tuple(
-            replace(c, weight=None, slot=position, role=None) for c in pick.components
+            msgspec.structs.replace(c, weight=None, slot=position, role=None)
+            for c in pick.components
         )
         merged = (earlier.components if earlier else ()) + slot_components
         result.insert(

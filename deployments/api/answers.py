@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 import msgspec
+import numpy as np
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
@@ -19,11 +20,9 @@ from blending.candidates import Candidate, Component
 from blending.result_ids import ResultIdCodec, ResultRef
 
 __all__ = [
-    "ComponentAnswer",
     "ItemAnswer",
     "PredictAnswer",
     "RecommendAnswer",
-    "component_answer",
     "item_answer",
     "json_response",
     "parse_body",
@@ -43,20 +42,6 @@ async def parse_body(request: Request, model: type[_Body]) -> _Body:
         raise RequestValidationError(errors) from None
 
 
-class ComponentAnswer(msgspec.Struct, omit_defaults=True):
-    """One source's part in an item's score (``schemas.ComponentOut``)."""
-
-    source: str
-    model: str
-    version: str
-    weight: float | None
-    score: float
-    raw_score: float
-    slot: int | None = None
-    curated: bool = False
-    role: str | None = None
-
-
 class ItemAnswer(msgspec.Struct, omit_defaults=True):
     """A returned item with its provenance (``schemas.ItemOut``)."""
 
@@ -64,7 +49,7 @@ class ItemAnswer(msgspec.Struct, omit_defaults=True):
     result_id: str
     score: float
     pinned: bool
-    components: list[ComponentAnswer]
+    components: tuple[Component, ...]
     team: str | None = None
 
 
@@ -87,22 +72,6 @@ class PredictAnswer(msgspec.Struct):
     predictions: list[Any]
 
 
-def component_answer(component: Component) -> ComponentAnswer:
-    """One component as the API returns it."""
-    weight = component.weight
-    return ComponentAnswer(
-        source=component.source,
-        model=component.model,
-        version=component.version,
-        weight=None if weight is None else float(weight),
-        score=float(component.score),
-        raw_score=float(component.raw_score),
-        slot=component.slot,
-        curated=component.curated,
-        role=component.role,
-    )
-
-
 def item_answer(
     codec: ResultIdCodec, request: ResultRef, position: int, candidate: Candidate
 ) -> ItemAnswer:
@@ -120,12 +89,19 @@ def item_answer(
         result_id=codec.encode(ref),
         score=float(candidate.score),
         pinned=candidate.pinned,
-        components=[component_answer(c) for c in components],
+        components=components,
         team=candidate.team,
     )
 
 
-_encoder = msgspec.json.Encoder()
+def _numpy_scalar(value: object) -> object:
+    """numpy scores (``np.float32``...) as Python numbers; msgspec knows only those."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise NotImplementedError(f"cannot encode {type(value).__name__} as JSON")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_numpy_scalar)
 
 
 def json_response(answer: msgspec.Struct, status_code: int = 200) -> Response:
