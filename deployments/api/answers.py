@@ -98,7 +98,7 @@ def _numpy_scalar(value: object) -> object:
     """numpy scores (``np.float32``...) as Python numbers; msgspec knows only those."""
     if isinstance(value, np.generic):
         return value.item()
-    raise NotImplementedError(f"cannot encode {type(value).__name__} as JSON")
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
 _encoder = msgspec.json.Encoder(enc_hook=_numpy_scalar)

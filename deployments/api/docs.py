@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from deployments.api.schemas import ErrorResponse, OipErrorResponse
 
-__all__ = ["INFER_ERRORS", "OIP_ERRORS", "error_responses", "json_body", "ok_example"]
+__all__ = [
+    "INFER_ERRORS",
+    "OIP_ERRORS",
+    "error_responses",
+    "json_body",
+    "model_body",
+    "ok_example",
+]
 
 OpenApiResponses = dict[int | str, dict[str, Any]]
 """FastAPI's ``responses=`` argument: status -> OpenAPI response object."""
@@ -22,6 +31,12 @@ def json_body(schema: dict[str, Any], example: object) -> dict[str, Any]:
     """``openapi_extra`` documenting the JSON body of a route that parses it itself."""
     content = {"application/json": {"schema": schema, "example": example}}
     return {"requestBody": {"required": True, "content": content}}
+
+
+def model_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a body that is ``model``, with its first example."""
+    schema = model.model_json_schema()
+    return json_body(schema, schema["examples"][0])
 
 
 def error_responses(*statuses: int, oip: bool = False) -> OpenApiResponses:

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.api.keys import KeyRing, Principal, RateLimiter
 from deployments.api.keys import Scope as KeyScope
+from deployments.api.state import this_ingress
 from deployments.config.ingress import IngressConfig
 from deployments.metrics import IngressMetrics
 
@@ -104,9 +105,7 @@ def gatekeeper(app: Any) -> Gatekeeper:
     """The replica's gatekeeper: ``app.state.gate``, else the Serve ingress object's."""
     gate: Gatekeeper | None = getattr(app.state, "gate", None)
     if gate is None:
-        from ray import serve  # only inside a replica
-
-        gate = getattr(serve.get_replica_context().servable_object, "gate")  # noqa: B009
+        gate = this_ingress().gate
         app.state.gate = gate
     return gate
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, cast
 
-from ray import serve
-
 if TYPE_CHECKING:
     from fastapi.responses import JSONResponse
 
@@ -45,5 +43,7 @@ class IngressState(Protocol):
 
 
 def this_ingress() -> IngressState:
-    """This replica's ingress object."""
+    """This replica's ingress object (only inside a replica: Ray is imported here)."""
+    from ray import serve
+
     return cast("IngressState", serve.get_replica_context().servable_object)

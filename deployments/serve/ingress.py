@@ -34,7 +34,7 @@ from deployments.api.answers import (
     json_response,
     parse_body,
 )
-from deployments.api.docs import INFER_ERRORS, json_body
+from deployments.api.docs import INFER_ERRORS, model_body
 from deployments.api.edge import EdgeMiddleware, Gatekeeper, require
 from deployments.api.errors import NotFound, error_body, install_error_handlers
 from deployments.api.keys import KeyRing
@@ -100,13 +100,6 @@ api.include_router(oip_router)
 api.include_router(demo_router)
 api.include_router(admin_router)
 api.include_router(feedback_router)
-
-_RECOMMEND_BODY = json_body(
-    RecommendRequest.model_json_schema(), RecommendRequest.model_json_schema()["examples"][0]
-)
-_PREDICT_BODY = json_body(
-    PredictRequest.model_json_schema(), PredictRequest.model_json_schema()["examples"][0]
-)
 
 
 @serve.deployment(max_ongoing_requests=256)
@@ -216,7 +209,7 @@ class Ingress:
         summary="Blended, filtered top-k items for a user, with provenance.",
         dependencies=[require("infer")],
         responses=INFER_ERRORS,
-        openapi_extra=_RECOMMEND_BODY,
+        openapi_extra=model_body(RecommendRequest),
     )
     async def recommend(self, use_case: str, http: Request) -> Response:
         """Run the use case's DAG for one user, by the use case's latency budget."""
@@ -279,7 +272,7 @@ class Ingress:
         summary="Predictions of one hosted model for a batch of instances.",
         dependencies=[require("infer")],
         responses=INFER_ERRORS,
-        openapi_extra=_PREDICT_BODY,
+        openapi_extra=model_body(PredictRequest),
     )
     async def predict(self, model: str, http: Request) -> Response:
         """Call one model directly, in process or in its deployment."""
