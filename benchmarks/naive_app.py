@@ -28,10 +28,12 @@ from ray import serve
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
-from blending.candidates import BlendContext, Candidate, SourceResult
+from blending.candidates import Candidate, SourceResult
 from blending.catalog import StaticCatalog
 from blending.gateway import LocalModels
-from blending.nodes import apply_filter, apply_slots, from_source, weighted_blend
+from blending.items import ItemTable
+from blending.nodes import RequestItems, apply_filter, apply_slots, from_source, weighted_blend
+from blending.ranked import Ranked
 from blending.result_ids import ResultIdCodec, ResultRef
 from deployments.api.schemas import RecommendRequest, RecommendResponse
 from deployments.config import RESULT_KEY_ENV, resolve_store
@@ -70,23 +72,36 @@ class SourceNode:
 class BlendNode:
     """The weighted blend of the three sources (min-max normalised)."""
 
-    async def run(self, cf: SourceResult, popular: SourceResult, picks: SourceResult) -> Any:
-        """The blended list, best first, with lazy provenance."""
+    def __init__(self) -> None:
+        self.table = ItemTable()
+
+    async def run(
+        self, cf: SourceResult, popular: SourceResult, picks: SourceResult
+    ) -> list[Candidate]:
+        """The blended list, best first, every item a candidate: the next node is
+        another process, so nothing can stay lazy."""
         answers = {"cf": cf, "popular": popular, "picks": picks}
-        lists = [(_WEIGHTS[name], from_source(name, answers[name])) for name in _WEIGHTS]
-        return weighted_blend(lists, _NORMALIZE)
+        lists = [
+            (_WEIGHTS[name], from_source(name, answers[name], self.table)) for name in _WEIGHTS
+        ]
+        return weighted_blend(lists, _NORMALIZE).candidates(self.table)
 
 
 @serve.deployment(max_ongoing_requests=_MAX_ONGOING)
 class SlotsNode:
     """Pins the first staff picks at positions 1 and 5."""
 
+    def __init__(self) -> None:
+        self.table = ItemTable()
+
     async def run(
         self, blended: list[Candidate], picks: SourceResult, exclude: list[str], k: int
     ) -> list[Candidate]:
         """``blended`` with the curated picks in their slots."""
-        ctx = BlendContext("", k, frozenset(exclude))
-        return apply_slots(blended, from_source("picks", picks), _SLOT_POSITIONS, ctx)
+        ranked = Ranked.from_candidates(self.table, blended)
+        curated = from_source("picks", picks, self.table)
+        request = RequestItems(self.table, frozenset(exclude), catalog=False)
+        return apply_slots(ranked, curated, _SLOT_POSITIONS, request).candidates(self.table)
 
 
 @serve.deployment(max_ongoing_requests=_MAX_ONGOING)
@@ -98,8 +113,10 @@ class FilterNode:
 
     async def run(self, items: list[Candidate], exclude: list[str], k: int) -> list[Candidate]:
         """The filtered top ``k``."""
-        ctx = BlendContext("", k, frozenset(exclude), catalog=self.catalog)
-        return apply_filter(items, ctx)[:k]
+        table = self.catalog.table if self.catalog else ItemTable()
+        request = RequestItems(table, frozenset(exclude), catalog=self.catalog is not None)
+        ranked = Ranked.from_candidates(table, items)
+        return apply_filter(ranked, request, limit=k).candidates(table)
 
 
 api = FastAPI(title="naive composition")

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import numpy as np
 
 if TYPE_CHECKING:
     from blending.catalog import ItemCatalog
+    from blending.items import ItemTable
     from blending.online import OnlineSnapshot
 
 __all__ = [
     "BlendContext",
     "Candidate",
     "Component",
-    "ComponentsBuilder",
     "ScoreResult",
     "SourceResult",
 ]
@@ -48,22 +49,15 @@ class Component(msgspec.Struct, frozen=True, omit_defaults=True):
     role: str | None = None
 
 
-ComponentsBuilder = Callable[[], tuple[Component, ...]]
-"""Builds an item's components when they are first read."""
-
-_KEEP: Any = object()
-
-
 class Candidate:
-    """An item on its way through the DAG, with where its score came from.
+    """One item of a returned list: its id, score, pin, interleaving team and
+    provenance (the components that explain its score).
 
-    Every blend creates a candidate for each of hundreds of items, but only the top
-    k reach the response, so provenance is lazy: pass ``components`` or a
-    ``build`` function that makes them on first read. Treat candidates as
-    immutable; :meth:`evolve` makes a changed copy.
+    The engine works on arrays (:class:`blending.ranked.Ranked`) and builds these
+    only for the k items it returns.
     """
 
-    __slots__ = ("_build", "_components", "item_id", "pinned", "score", "team")
+    __slots__ = ("components", "item_id", "pinned", "score", "team")
 
     def __init__(
         self,
@@ -72,46 +66,13 @@ class Candidate:
         components: tuple[Component, ...] = (),
         pinned: bool = False,
         team: str | None = None,
-        *,
-        build: ComponentsBuilder | None = None,
     ) -> None:
         self.item_id = item_id
         self.score = score
+        self.components = components
         self.pinned = pinned
         self.team = team
         """The interleaving team (ranker node) credited with this item, if any."""
-        self._components: tuple[Component, ...] | None = None if build else components
-        self._build = build
-
-    @property
-    def components(self) -> tuple[Component, ...]:
-        """Where the score came from (built now if it was deferred)."""
-        if self._components is None:
-            assert self._build is not None
-            self._components, self._build = self._build(), None
-        return self._components
-
-    def evolve(
-        self,
-        *,
-        score: float = _KEEP,
-        pinned: bool = _KEEP,
-        team: str | None = _KEEP,
-        build: ComponentsBuilder | None = None,
-    ) -> Candidate:
-        """A copy with the given fields changed; ``build`` replaces the components."""
-        copy = Candidate(
-            self.item_id,
-            self.score if score is _KEEP else score,
-            (),
-            self.pinned if pinned is _KEEP else pinned,
-            self.team if team is _KEEP else team,
-        )
-        if build is not None:
-            copy._components, copy._build = None, build
-        else:
-            copy._components, copy._build = self._components, self._build
-        return copy
 
     def __repr__(self) -> str:
         return (
@@ -121,13 +82,36 @@ class Candidate:
 
 @dataclass(frozen=True)
 class SourceResult:
-    """What one source model answered: its version and its items, best first."""
+    """What one source model answered: its version and its items, best first, as
+    columns (ids and scores), so it crosses a deployment handle as two buffers."""
 
     model: str
     version: str
-    items: list[tuple[str, float]]
+    item_ids: Sequence[str] | np.ndarray
+    """The items, best first (a list or a numpy array of strings)."""
+    scores: np.ndarray
+    """One score per item, in the same order."""
     curated: bool = False
     """Whether the list is human-curated (staff picks) rather than learned."""
+
+    @classmethod
+    def from_pairs(
+        cls, model: str, version: str, items: Sequence[tuple[str, float]], curated: bool = False
+    ) -> SourceResult:
+        """A result from ``(item_id, score)`` pairs."""
+        ids = [item for item, _ in items]
+        scores = np.array([score for _, score in items], dtype=np.float64)
+        return cls(model, version, ids, scores, curated)
+
+    def id_list(self) -> list[str]:
+        """The ids as a list of Python strings."""
+        ids = self.item_ids
+        return ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
+
+    @property
+    def items(self) -> list[tuple[str, float]]:
+        """The answer as ``(item_id, score)`` pairs (for tests and comparisons)."""
+        return list(zip(self.id_list(), self.scores.tolist(), strict=True))
 
 
 @dataclass(frozen=True)
@@ -136,7 +120,7 @@ class ScoreResult:
 
     model: str
     version: str
-    scores: list[float]
+    scores: Sequence[float] | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -157,3 +141,6 @@ class BlendContext:
     now: float | None = None
     """The request's wall-clock time (seconds since the epoch) for ``fresh`` nodes'
     ages; ``None``: the time they run. Set it to replay a request."""
+    table: ItemTable | None = None
+    """The item id table the blend works in; ``None``: the catalogue's (or, without
+    a catalogue, a new one for this request)."""

@@ -1,6 +1,7 @@
 """What the blender knows about items: their category and whether they may be shown.
 
-``filter`` and ``diversify`` nodes read an :class:`ItemCatalog`. :class:`StaticCatalog`
+``filter`` and ``diversify`` nodes read an :class:`ItemCatalog`'s :class:`ItemTable`
+(the facts as columns over item indices); ``get`` answers for one item. :class:`StaticCatalog`
 is loaded once from Parquet; :class:`LiveCatalog` is kept in step with the durable
 store (``deployments/catalog/store.py``) by applying its changes, and also answers
 "what was published lately" (:meth:`LiveCatalog.recent`) without sorting anything
@@ -19,6 +20,7 @@ from typing import Protocol
 
 import pyarrow.parquet as pq
 
+from blending.items import ItemTable
 from models.errors import ConfigError
 
 __all__ = ["ItemCatalog", "ItemInfo", "LiveCatalog", "StaticCatalog"]
@@ -39,7 +41,12 @@ class ItemInfo:
 
 
 class ItemCatalog(Protocol):
-    """Looks items up by id; ``None`` for an item it does not know."""
+    """Looks items up by id; ``None`` for an item it does not know.
+
+    ``table`` holds the same facts as columns, for the blending engine.
+    """
+
+    table: ItemTable
 
     def get(self, item_id: str) -> ItemInfo | None:
         """The item's facts, or ``None``."""
@@ -51,6 +58,9 @@ class StaticCatalog:
 
     def __init__(self, items: dict[str, ItemInfo]) -> None:
         self._items = items
+        self.table = ItemTable()
+        for item_id, info in items.items():
+            _record(self.table, item_id, info)
 
     def get(self, item_id: str) -> ItemInfo | None:
         """The item's facts, or ``None``."""
@@ -87,6 +97,14 @@ class StaticCatalog:
         )
 
 
+def _record(table: ItemTable, item_id: str, info: ItemInfo | None) -> None:
+    """Write one item's facts into ``table`` (``None``: deleted, an unavailable tombstone)."""
+    if info is None:
+        table.set_facts(item_id, known=True, available=False, category=None)
+    else:
+        table.set_facts(item_id, known=True, available=info.available, category=info.category)
+
+
 _DELETED = ItemInfo(available=False)
 """What :meth:`LiveCatalog.get` answers for a deleted item: unavailable, so a
 ``filter`` drops it even while a model still recommends it."""
@@ -117,6 +135,7 @@ class LiveCatalog:
         self._items: dict[str, ItemInfo] = {}
         self._deleted: set[str] = set()
         self._recent = _SortedKeys()
+        self.table = ItemTable()
         self.version = 0
 
     def apply(self, version: int, changes: Iterable[tuple[str, ItemInfo | None]]) -> None:
@@ -130,6 +149,7 @@ class LiveCatalog:
         batch = list(changes)
         rebuild = len(batch) > max(64, len(self._recent) // self._REBUILD_SHARE)
         for item_id, info in batch:
+            _record(self.table, item_id, info)
             old = self._items.get(item_id)
             if not rebuild and old is not None and (key := _recent_key(item_id, old)):
                 self._recent.remove(key)

@@ -23,8 +23,10 @@ from typing import TypeAlias, TypeVar
 from blending.assign import bucket, pick_arm
 from blending.candidates import BlendContext, Candidate, ScoreResult, SourceResult
 from blending.gateway import ModelGateway
+from blending.items import ItemTable
 from blending.live_sources import live_candidates
 from blending.nodes import (
+    RequestItems,
     apply_filter,
     apply_rerank,
     apply_slots,
@@ -37,6 +39,7 @@ from blending.nodes import (
     team_draft,
     weighted_blend,
 )
+from blending.ranked import Ranked, empty_ranked
 from blending.spec import (
     BanditNodeSpec,
     BlendNodeSpec,
@@ -58,8 +61,8 @@ from models.base import RecommendQuery
 __all__ = ["BlendOutcome", "BlendPlan", "DeadlineExceeded"]
 
 _T = TypeVar("_T")
-_Answer: TypeAlias = SourceResult | list[Candidate] | BaseException
-"""A source's answer: a model's result, a live source's candidates, or why it failed."""
+_Answer: TypeAlias = SourceResult | Ranked | BaseException
+"""A source's answer: a model's result, a live source's list, or why it failed."""
 
 
 class DeadlineExceeded(TimeoutError):
@@ -93,7 +96,7 @@ class BlendOutcome:
 class _Branch:
     """A node's list and the failures anywhere beneath it."""
 
-    items: list[Candidate]
+    items: Ranked
     failures: dict[str, str] = field(default_factory=dict)
 
 
@@ -117,6 +120,11 @@ class _Run:
         self.models = models
         self.deadline = started + plan.spec.budget_ms / 1000.0
         self.query = RecommendQuery(ctx.user_id, ctx.context)
+        catalog = ctx.catalog
+        table = ctx.table
+        if table is None:
+            table = catalog.table if catalog is not None else ItemTable()
+        self.items = RequestItems(table, ctx.exclude, catalog is not None)
         self.late: set[str] = set()
         self.versions: dict[str, str] = {}
         self.fallbacks: list[str] = []
@@ -187,13 +195,13 @@ class _Run:
                     answers[name] = task.result()
         return answers
 
-    def live_source(self, name: str, node: LiveSourceSpec) -> list[Candidate] | BaseException:
-        """A ``fresh`` or ``bandit`` node's candidates, or why it could not answer."""
+    def live_source(self, name: str, node: LiveSourceSpec) -> Ranked | BaseException:
+        """A ``fresh`` or ``bandit`` node's list, or why it could not answer."""
         if self.remaining() <= 0:
             return DeadlineExceeded(self.missed(name))
         began = time.perf_counter()
         try:
-            return live_candidates(name, node, self.ctx)
+            return live_candidates(name, node, self.ctx, self.items.table)
         except Exception as exc:  # noqa: BLE001 - like a failing model: degrade, do not fail
             return exc
         finally:
@@ -249,10 +257,11 @@ class BlendPlan:
         run = _Run(self, ctx, models, time.monotonic() if started is None else started)
         branches, variant = await self._execute(run, [self.spec.output])
         output = branches[self.spec.output]
-        # The output is filtered once more so no path can return an excluded item.
-        final = apply_filter(output.items, ctx, limit=ctx.k)
+        # The output is filtered once more so no path can return an excluded item;
+        # only the k returned become Python objects.
+        final = apply_filter(output.items, run.items, limit=ctx.k)
         return BlendOutcome(
-            items=final,
+            items=final.candidates(run.items.table),
             degraded=bool(output.failures),
             failures=output.failures,
             late=frozenset(run.late),
@@ -265,11 +274,12 @@ class BlendPlan:
 
     async def evaluate(
         self, ctx: BlendContext, models: ModelGateway, nodes: Sequence[str]
-    ) -> dict[str, list[Candidate]]:
+    ) -> dict[str, Ranked]:
         """The full lists of ``nodes`` for one request, without a deadline.
 
         For offline work (training a stack, replaying a blend), where completeness
-        matters more than latency.
+        matters more than latency. Item indices refer to ``ctx.table`` (pass one to
+        read them), else to the catalogue's.
         """
         run = _Run(self, ctx, models, time.monotonic() + 1e9)
         branches, _ = await self._execute(run, nodes)
@@ -302,11 +312,11 @@ class BlendPlan:
         if isinstance(node, SourceNodeSpec | FreshNodeSpec | BanditNodeSpec):
             answer = answers[name]
             if isinstance(answer, BaseException):
-                return _Branch([], {name: _reason(answer)})
+                return _Branch(empty_ranked(), {name: _reason(answer)})
             run.answered += 1
             if isinstance(answer, SourceResult):
                 run.versions[answer.model] = answer.version
-                return _Branch(from_source(name, answer))
+                return _Branch(from_source(name, answer, run.items.table))
             return _Branch(answer)
         if isinstance(node, BlendNodeSpec):
             inputs = [(w, branches[n]) for n, w in node.weights.items()]
@@ -323,17 +333,18 @@ class BlendPlan:
         if isinstance(node, SlotsNodeSpec):
             ranked, curated = branches[node.input], branches[node.curated]
             positions = node.positions or share_positions(node.share or 0.0, ctx.k)
-            items = apply_slots(ranked.items, curated.items, positions, ctx)
+            items = apply_slots(ranked.items, curated.items, positions, run.items)
             return _Branch(items, _merge_failures(ranked, curated))
         if isinstance(node, FilterNodeSpec):
             source = branches[node.input]
             # The output node's list is cut to k anyway: stop filtering there.
             limit = ctx.k if name == self.spec.output else None
-            items = apply_filter(source.items, ctx, node.drop, node.drop_unknown, limit)
+            items = apply_filter(source.items, run.items, node.drop, node.drop_unknown, limit)
             return _Branch(items, source.failures)
         if isinstance(node, DiversifyNodeSpec):
             source = branches[node.input]
-            items = diversify(source.items, ctx, node.max_per_category, node.top or ctx.k)
+            table = run.items.table if run.items.catalog else None
+            items = diversify(source.items, table, node.max_per_category, node.top or ctx.k)
             return _Branch(items, source.failures)
         if isinstance(node, ExperimentNodeSpec):
             arm = self.arm_for(name, node, ctx.user_id)
@@ -356,12 +367,12 @@ class BlendPlan:
         )  # pragma: no cover
 
     async def _rerank(self, name: str, node: RerankNodeSpec, run: _Run, source: _Branch) -> _Branch:
-        head = source.items[: node.depth]
-        if not head:
+        head = source.items.items[: node.depth]
+        if not len(head):
             return source
         if run.remaining() <= 0:
             return _Branch(source.items, {**source.failures, name: run.missed(name)})
-        ids = [c.item_id for c in head]
+        ids = run.items.table.ids_of(head)
         try:
             scored: ScoreResult = await run.call(
                 name, node.model, run.models.score(node.model, run.query, ids)
@@ -377,8 +388,8 @@ class BlendPlan:
     ) -> _Branch:
         failures = _merge_failures(*inputs)
         items, rows = stack_features([b.items for b in inputs], node.normalize)
-        if not items:
-            return _Branch([], failures)
+        if not len(items):
+            return _Branch(items, failures)
         if run.remaining() <= 0:
             fallback = weighted_blend([(1.0, b.items) for b in inputs], node.normalize)
             return _Branch(fallback, {**failures, name: run.missed(name)})

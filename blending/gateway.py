@@ -39,8 +39,8 @@ class ModelGateway(Protocol):
         """One score per item for the query's user."""
         ...
 
-    async def predict(self, model: str, rows: Sequence[Sequence[float]]) -> ScoreResult:
-        """One numeric prediction per feature row."""
+    async def predict(self, model: str, rows: np.ndarray) -> ScoreResult:
+        """One numeric prediction per row of a float feature matrix."""
         ...
 
 
@@ -73,8 +73,8 @@ class LocalModels:
         def work(adapter: ModelAdapter) -> SourceResult:
             if not isinstance(adapter, Recommender):
                 raise ModelError(f"model {model!r} is not a recommender")
-            items = adapter.recommend([query], n)[0]
-            return SourceResult(model, adapter.version, items, curated=adapter.curated)
+            top = adapter.top_items([query], n)[0]
+            return SourceResult(model, adapter.version, top.ids, top.scores, adapter.curated)
 
         return await self._call(model, query.user_id, work)
 
@@ -90,12 +90,12 @@ class LocalModels:
 
         return await self._call(model, query.user_id, work)
 
-    async def predict(self, model: str, rows: Sequence[Sequence[float]]) -> ScoreResult:
+    async def predict(self, model: str, rows: np.ndarray) -> ScoreResult:
         """Predict with the adapter directly."""
         # Rows come from the blender's own maths: the adapter may skip per-value checks.
         matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
 
         def work(adapter: ModelAdapter) -> ScoreResult:
-            return ScoreResult(model, adapter.version, adapter.predict_array(matrix).tolist())
+            return ScoreResult(model, adapter.version, adapter.predict_array(matrix))
 
         return await self._call(model, None, work)

@@ -10,14 +10,15 @@ import math
 import random
 import time
 from collections.abc import Iterable
-from functools import partial
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from blending.candidates import BlendContext, Candidate, Component
+from blending.candidates import BlendContext
+from blending.items import ItemTable
 from blending.node_specs import BanditNodeSpec, LiveSourceSpec
 from blending.online import OnlineSnapshot, thompson_draws
+from blending.ranked import Ranked, Sourced
 from models.errors import ConfigError, ModelError
 
 __all__ = ["RecentItems", "bandit_candidates", "fresh_candidates", "live_candidates"]
@@ -37,6 +38,7 @@ def fresh_candidates(
     node: str,
     recent: Iterable[tuple[str, float]],
     now: float,
+    table: ItemTable,
     *,
     candidates: int,
     half_life_hours: float,
@@ -44,7 +46,7 @@ def fresh_candidates(
     explore_share: float,
     online: OnlineSnapshot | None,
     rng: random.Random,
-) -> list[Candidate]:
+) -> Ranked:
     """The newest ``candidates`` of ``recent``, each scored ``0.5 ** (age_h / half_life_h)``.
 
     Items published after ``now`` or more than ``max_age_hours`` before it are left
@@ -67,28 +69,32 @@ def fresh_candidates(
         wanted = max(1, math.floor(explore_share * candidates))
         explored = set(rng.sample(unseen, min(wanted, len(unseen), candidates)))
     room = candidates - len(explored)
-    result = []
+    ids: list[str] = []
+    models: list[str] = []
     for item in newest:
         if item in explored:
-            model = "freshness+explore"
+            models.append("freshness+explore")
         elif room > 0:
             room -= 1
-            model = "freshness"
+            models.append("freshness")
         else:
             continue
-        score = math.pow(0.5, (now - published[item]) / 3600.0 / half_life_hours)
-        result.append(Candidate(item, score, build=partial(_live, node, model, score)))
-    return result
+        ids.append(item)
+    ages_h = (now - np.array([published[i] for i in ids], dtype=np.float64)) / 3600.0
+    scores = np.power(0.5, ages_h / half_life_hours)
+    why = Sourced(node, "freshness", "live", scores, models=models)
+    return Ranked(table.indices(ids), scores, why)
 
 
 def bandit_candidates(
     node: str,
     online: OnlineSnapshot | None,
+    table: ItemTable,
     *,
     candidates: int,
     prior: tuple[float, float],
     rng: np.random.Generator,
-) -> list[Candidate]:
+) -> Ranked:
     """The ``candidates`` items of ``online`` with the best Thompson draws, best first.
 
     Each item's score is one draw of its click rate (see :func:`thompson_draws`).
@@ -100,14 +106,12 @@ def bandit_candidates(
         raise ModelError(f"node {node!r}: the request has no online snapshot of clicks")
     items = online.items
     if not items:
-        return []
+        return Ranked(table.indices([]), np.zeros(0), Sourced(node, "bandit", "live", np.zeros(0)))
     scores = thompson_draws(online, items, rng, prior)
     best = np.argsort(-scores) if candidates >= len(items) else _top(scores, candidates)
-    result = []
-    for i in best:
-        score = float(scores[i])
-        result.append(Candidate(items[i], score, build=partial(_live, node, "bandit", score)))
-    return result
+    drawn = np.asarray(scores[best], dtype=np.float64)
+    ids = table.indices([items[i] for i in best.tolist()])
+    return Ranked(ids, drawn, Sourced(node, "bandit", "live", drawn))
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
@@ -116,17 +120,13 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
     return head[np.argsort(-scores[head])]
 
 
-def _live(node: str, model: str, score: float) -> tuple[Component, ...]:
-    return (Component(node, model, "live", 1.0, score, score),)
-
-
-def live_candidates(name: str, node: LiveSourceSpec, ctx: BlendContext) -> list[Candidate]:
+def live_candidates(name: str, node: LiveSourceSpec, ctx: BlendContext, table: ItemTable) -> Ranked:
     """The candidates of a ``fresh`` or ``bandit`` node for this request."""
     if isinstance(node, BanditNodeSpec):
         digest = hashlib.blake2b(f"{ctx.request_id}:{name}".encode(), digest_size=8).digest()
         rng = np.random.default_rng(int.from_bytes(digest, "big"))
         return bandit_candidates(
-            name, ctx.online, candidates=node.candidates, prior=node.prior(), rng=rng
+            name, ctx.online, table, candidates=node.candidates, prior=node.prior(), rng=rng
         )
     catalog = ctx.catalog
     if not isinstance(catalog, RecentItems):
@@ -139,6 +139,7 @@ def live_candidates(name: str, node: LiveSourceSpec, ctx: BlendContext) -> list[
         name,
         catalog.recent(now, node.max_age_hours * 3600.0, node.pool()),
         now,
+        table,
         candidates=node.candidates,
         half_life_hours=node.half_life_hours,
         max_age_hours=node.max_age_hours,

@@ -28,6 +28,7 @@ from sklearn.metrics import roc_auc_score
 from blending.candidates import BlendContext
 from blending.dag import BlendPlan
 from blending.gateway import ModelGateway
+from blending.items import ItemTable
 from blending.nodes import stack_features
 from blending.spec import StackNodeSpec, UseCaseSpec
 from models.errors import ConfigError
@@ -89,10 +90,11 @@ def collect_stack_examples(
         labels: list[int] = []
         users: list[str] = []
         for user_id, logged in feedback.groupby("user_id", sort=True):
-            ctx = BlendContext(str(user_id), k=1, request_id=f"train-{user_id}")
+            table = ItemTable()
+            ctx = BlendContext(str(user_id), k=1, request_id=f"train-{user_id}", table=table)
             lists = await plan.evaluate(ctx, models, stack.inputs)
             items, features = stack_features([lists[n] for n in stack.inputs], stack.normalize)
-            by_item = {c.item_id: row for c, row in zip(items, features, strict=True)}
+            by_item = dict(zip(table.ids_of(items.items), features.tolist(), strict=True))
             absent = [0.0] * len(stack.inputs)
             for item_id, label in zip(logged["item_id"], logged["label"], strict=True):
                 rows.append(by_item.get(item_id, absent))

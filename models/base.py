@@ -18,7 +18,7 @@ import numpy as np
 from models.errors import UnknownOptionsError
 from models.store import Manifest
 
-__all__ = ["ModelAdapter", "RecommendQuery", "Recommender", "ScoredItem", "Scorer"]
+__all__ = ["ModelAdapter", "RecommendQuery", "Recommender", "ScoredItem", "Scorer", "TopItems"]
 
 ScoredItem = tuple[str, float]
 """An item id and the score a model gave it; higher is better."""
@@ -124,12 +124,45 @@ class ModelAdapter(ABC):
         }
 
 
+@dataclass(frozen=True)
+class TopItems:
+    """One query's recommendations as columns: item ids and their scores, best first.
+
+    Two arrays instead of a tuple per item: cheap to build from a score matrix, to
+    send between processes and to blend.
+    """
+
+    ids: Sequence[str] | np.ndarray
+    """Item ids, best first (a list or a numpy array of strings)."""
+    scores: np.ndarray
+    """One score per id."""
+
+    @classmethod
+    def from_pairs(cls, items: Sequence[ScoredItem]) -> TopItems:
+        """Columns from ``(item_id, score)`` pairs."""
+        return cls([i for i, _ in items], np.array([s for _, s in items], dtype=np.float64))
+
+    def id_list(self) -> list[str]:
+        """The ids as a list of Python strings."""
+        ids = self.ids
+        return ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
+
+    def pairs(self) -> list[ScoredItem]:
+        """The answer as ``(item_id, score)`` pairs."""
+        return list(zip(self.id_list(), self.scores.tolist(), strict=True))
+
+
 class Recommender(ABC):
     """A model that can produce scored candidates for users (a DAG ``source``)."""
 
     @abstractmethod
     def recommend(self, queries: Sequence[RecommendQuery], n: int) -> list[list[ScoredItem]]:
         """Return, for every query, up to ``n`` items, best first."""
+
+    def top_items(self, queries: Sequence[RecommendQuery], n: int) -> list[TopItems]:
+        """:meth:`recommend` as columns, which the blender reads. Formats that hold
+        scores in arrays override this to skip the per-item tuples."""
+        return [TopItems.from_pairs(row) for row in self.recommend(queries, n)]
 
 
 class Scorer(ABC):

@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from blending.candidates import ScoreResult, SourceResult
 from models.base import RecommendQuery
 
@@ -49,7 +51,7 @@ class ScriptedModels:
 
     async def recommend(self, model: str, query: RecommendQuery, n: int) -> SourceResult:
         script = await self._behave(model, "recommend")
-        return SourceResult(model, script.version, script.items[:n], curated=script.curated)
+        return SourceResult.from_pairs(model, script.version, script.items[:n], script.curated)
 
     async def score(
         self, model: str, query: RecommendQuery, item_ids: Sequence[str]
@@ -57,12 +59,12 @@ class ScriptedModels:
         script = await self._behave(model, "score")
         return ScoreResult(model, script.version, [script.scores.get(i, 0.0) for i in item_ids])
 
-    async def predict(self, model: str, rows: Sequence[Sequence[float]]) -> ScoreResult:
+    async def predict(self, model: str, rows: np.ndarray) -> ScoreResult:
         # A linear "combiner": the sum of the features weighted by `scores` by position.
         script = await self._behave(model, "predict")
-        weights = [script.scores.get(str(j), 1.0) for j in range(len(rows[0]) if rows else 0)]
+        weights = [script.scores.get(str(j), 1.0) for j in range(rows.shape[1])]
         return ScoreResult(
             model,
             script.version,
-            [sum(w * x for w, x in zip(weights, row, strict=True)) for row in rows],
+            [sum(w * x for w, x in zip(weights, row, strict=True)) for row in rows.tolist()],
         )

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import numpy as np
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
@@ -135,7 +136,7 @@ class RemoteModel:
 def _agreement(live: Any, shadow: Any, k: int) -> float | None:
     """Overlap@k of two candidate lists (recommendations); None for other answers."""
     if isinstance(live, SourceResult) and isinstance(shadow, SourceResult):
-        return overlap_at_k([[i for i, _ in live.items]], [[i for i, _ in shadow.items]], k)
+        return overlap_at_k([live.id_list()], [shadow.id_list()], k)
     return None
 
 
@@ -196,10 +197,10 @@ class IngressModels(LocalModels):
             return await self.remote[model].score(query, item_ids)
         return await super().score(model, query, item_ids)
 
-    async def predict(self, model: str, rows: Sequence[Sequence[float]]) -> ScoreResult:
+    async def predict(self, model: str, rows: np.ndarray) -> ScoreResult:
         """Numeric predictions from an inline adapter or the model's deployment."""
         if model in self.remote:
-            answer = await self.remote[model].predict([list(row) for row in rows])
+            answer = await self.remote[model].predict(rows.tolist())
             return ScoreResult(model, answer.version, [float(p) for p in answer.predictions])
         return await super().predict(model, rows)
 

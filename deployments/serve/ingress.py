@@ -25,6 +25,7 @@ from ray.serve.handle import DeploymentHandle
 from blending.candidates import BlendContext
 from blending.catalog import ItemCatalog
 from blending.dag import BlendOutcome, BlendPlan
+from blending.items import ItemTable
 from blending.online import OnlineSnapshot
 from blending.result_ids import ResultRef
 from deployments.api.answers import (
@@ -130,6 +131,8 @@ class Ingress:
         self.catalog: ItemCatalog | None = (
             self.catalog_client.live if self.catalog_client else load_catalog(self.config)
         )
+        # Item ids as indices: the catalogue's table, or one of this replica's own.
+        self.items = self.catalog.table if self.catalog is not None else ItemTable()
         self.result_ids = result_codec()
         self.plans: dict[str, BlendPlan] = {}
         self._housekeeper: asyncio.Task[None] | None = None
@@ -233,6 +236,7 @@ class Ingress:
             request_id,
             self.catalog,
             online=self.online,
+            table=self.items,
         )
         outcome = await plan.run(ctx, self.models, started)
         self._observe(use_case, plan, outcome, started)

@@ -33,7 +33,7 @@ from deployments.hosting.rollout import ModelRollout
 from deployments.hosting.rollout_records import overlap_at_k
 from deployments.json_types import JsonObject
 from deployments.metrics import BatchMetrics, RolloutMetrics
-from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem, Scorer
+from models.base import ModelAdapter, Recommender, RecommendQuery, Scorer, TopItems
 from models.errors import ModelError
 from models.registry import load_model
 from models.store import ArtifactStore
@@ -56,8 +56,8 @@ async def _on(adapter: ModelAdapter, work: Callable[[], _T]) -> _T:
     return work()
 
 
-def _item_ids(rows: Sequence[Sequence[ScoredItem]]) -> list[list[str]]:
-    return [[item for item, _ in row] for row in rows]
+def _item_ids(rows: Sequence[TopItems]) -> list[list[str]]:
+    return [row.id_list() for row in rows]
 
 
 @serve.deployment(max_ongoing_requests=64, health_check_period_s=10)
@@ -124,8 +124,8 @@ class ModelServer:
 
     async def recommend(self, user_id: str, context: Mapping[str, Any], n: int) -> SourceResult:
         """Top ``n`` items for one user, batched with concurrent calls."""
-        items, version, curated = await self._recommend_batch((user_id, context, n))
-        return SourceResult(self.name, version, items, curated=curated)
+        top, version, curated = await self._recommend_batch((user_id, context, n))
+        return SourceResult(self.name, version, top.ids, top.scores, curated)
 
     async def score(
         self, user_id: str, context: Mapping[str, Any], item_ids: Sequence[str]
@@ -144,16 +144,16 @@ class ModelServer:
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _recommend_batch(
         self, calls: Sequence[tuple[str, Mapping[str, Any], int]]
-    ) -> list[tuple[list[ScoredItem], str, bool]]:
+    ) -> list[tuple[TopItems, str, bool]]:
         n = max(call[2] for call in calls)
         queries = [RecommendQuery(u, c) for u, c, _ in calls]
         started = time.perf_counter()
 
-        async def call(adapter: ModelAdapter, indices: list[int]) -> list[list[ScoredItem]]:
+        async def call(adapter: ModelAdapter, indices: list[int]) -> list[TopItems]:
             if not isinstance(adapter, Recommender):
                 raise ModelError(f"model {self.name!r} is not a recommender")
             group = [queries[i] for i in indices]
-            return await _on(adapter, lambda: adapter.recommend(group, n))
+            return await _on(adapter, lambda: adapter.top_items(group, n))
 
         answers = await self.rollout.run([q.user_id for q in queries], call)
         self.batching.observe(len(calls), time.perf_counter() - started)
@@ -161,16 +161,16 @@ class ModelServer:
         self.batch_metrics.sizes.observe(len(calls))
         live_ids = _item_ids([rows for rows, _ in answers])
 
-        def shadow(adapter: ModelAdapter) -> list[list[ScoredItem]]:
+        def shadow(adapter: ModelAdapter) -> list[TopItems]:
             if not isinstance(adapter, Recommender):
                 raise ModelError(f"shadow of {self.name!r} is not a recommender")
-            return adapter.recommend(queries, n)
+            return adapter.top_items(queries, n)
 
         self.rollout.mirror(shadow, lambda rows, k: overlap_at_k(live_ids, _item_ids(rows), k))
         curated = self.adapter.curated
         return [
-            (rows[: c[2]], version, curated)
-            for (rows, version), c in zip(answers, calls, strict=True)
+            (TopItems(top.ids[: c[2]], top.scores[: c[2]]), version, curated)
+            for (top, version), c in zip(answers, calls, strict=True)
         ]
 
     def _apply_batching(self) -> None:

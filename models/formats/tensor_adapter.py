@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem
+from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem, TopItems
 from models.errors import ModelError
 from models.formats._inputs import to_feature_matrix, to_user_ids
 
@@ -61,6 +61,8 @@ class TensorModelAdapter(ModelAdapter, Recommender):
                     f'model {self.name!r}: malformed ids.json (expected {{"users": [...], '
                     f'"items": [...]}}): {exc!r}'
                 ) from exc
+        # Ids as one numpy array: a top-n answer is a fancy index, sent as one buffer.
+        self._item_array = np.array(self.items, dtype=str)
         self.feature_names: list[str] | None = self.manifest.extra.get("feature_names")
         self.n_features = int(self.manifest.extra.get("n_features") or 0)
         self.open()
@@ -95,12 +97,12 @@ class TensorModelAdapter(ModelAdapter, Recommender):
             )
         return scores
 
-    def recommend(self, queries: Sequence[RecommendQuery], n: int) -> list[list[ScoredItem]]:
-        """Top ``n`` items per user, best first; the same answer on every call."""
+    def top_items(self, queries: Sequence[RecommendQuery], n: int) -> list[TopItems]:
+        """Top ``n`` items per user as columns, best first; the same answer every call."""
         if self.users is None:
             raise ModelError(f"model {self.name!r} is not a recommender (no ids.json)")
         if not queries or n <= 0:
-            return [[] for _ in queries]
+            return [TopItems([], np.zeros(0)) for _ in queries]
         scores = self.scores([q.user_id for q in queries])
         k = min(n, len(self.items))
         # The k best by argpartition, then a stable sort of those k only: linear in the
@@ -109,9 +111,13 @@ class TensorModelAdapter(ModelAdapter, Recommender):
         answers = []
         for row_index, row in enumerate(scores):
             picks = np.arange(len(row)) if part is None else np.sort(part[row_index])
-            order = picks[np.argsort(-row[picks], kind="stable")]
-            answers.append([(self.items[i], float(row[i])) for i in order[:k]])
+            order = picks[np.argsort(-row[picks], kind="stable")][:k]
+            answers.append(TopItems(self._item_array[order], row[order].astype(np.float64)))
         return answers
+
+    def recommend(self, queries: Sequence[RecommendQuery], n: int) -> list[list[ScoredItem]]:
+        """Top ``n`` items per user, best first, as ``(item_id, score)`` pairs."""
+        return [top.pairs() for top in self.top_items(queries, n)]
 
     def predict(self, instances: Sequence[Any]) -> list[Any]:
         """Recommenders: the top ``predict_top_n`` per user id; tensor models: the

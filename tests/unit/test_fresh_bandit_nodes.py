@@ -12,6 +12,7 @@ from scripted_models import Scripted, ScriptedModels
 from blending.candidates import BlendContext, Component
 from blending.catalog import ItemInfo, StaticCatalog
 from blending.dag import BlendOutcome, BlendPlan
+from blending.items import ItemTable
 from blending.online import OnlineSnapshot
 from blending.spec import UseCaseSpec
 
@@ -26,6 +27,9 @@ class RecentCatalog:
     def __init__(self, ages_h: dict[str, float]) -> None:
         self.published = {item: NOW - hours * HOUR for item, hours in ages_h.items()}
         self.calls: list[tuple[float, float, int]] = []
+        self.table = ItemTable()
+        for item in self.published:
+            self.table.set_facts(item, known=True, available=True, category=None)
 
     def get(self, item_id: str) -> ItemInfo | None:
         return ItemInfo() if item_id in self.published else None

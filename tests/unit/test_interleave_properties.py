@@ -6,23 +6,30 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ranked_lists import Lists
 
 from blending.assign import bucket, pick_arm
 from blending.candidates import Candidate
 from blending.nodes import team_draft
+from blending.ranked import Ranked
 
 _items = st.lists(st.integers(0, 30).map(str), unique=True, max_size=20)
+_lists = Lists()
 
 
-def _ranking(ids: list[str]) -> list[Candidate]:
-    return [Candidate(i, float(len(ids) - n)) for n, i in enumerate(ids)]
+def _ranking(ids: list[str]) -> Ranked:
+    return _lists.source("r", *((i, float(len(ids) - n)) for n, i in enumerate(ids)))
+
+
+def _draft(a: list[str], b: list[str], seed: int) -> list[Candidate]:
+    return _lists.rows(team_draft((("A", _ranking(a)), ("B", _ranking(b))), random.Random(seed)))
 
 
 @given(_items, _items, st.integers(0, 2**32))
 def test_interleaving_never_shows_an_item_twice_and_loses_none(
     a: list[str], b: list[str], seed: int
 ) -> None:
-    merged = team_draft((("A", _ranking(a)), ("B", _ranking(b))), random.Random(seed))
+    merged = _draft(a, b, seed)
     ids = [c.item_id for c in merged]
     assert len(ids) == len(set(ids))
     assert set(ids) == set(a) | set(b)
@@ -33,7 +40,7 @@ def test_interleaving_never_shows_an_item_twice_and_loses_none(
 
 @given(_items, _items, st.integers(0, 2**32))
 def test_teams_stay_balanced_while_both_have_items(a: list[str], b: list[str], seed: int) -> None:
-    merged = team_draft((("A", _ranking(a)), ("B", _ranking(b))), random.Random(seed))
+    merged = _draft(a, b, seed)
     n_a = n_b = 0
     for candidate in merged:
         # while both teams could still pick, no team leads by more than one
@@ -55,8 +62,9 @@ def test_each_team_gets_an_equal_expected_share_of_the_top(a: list[str], b: list
     shares = [0.0] * top
     for seed in range(trials):
         merged = team_draft(rankings, random.Random(seed))
+        assert merged.team is not None or not len(merged)
         for position in range(min(top, len(merged))):
-            shares[position] += merged[position].team == "A"
+            shares[position] += merged.team_at(position) == "A"
     disjoint_first = a[0] != b[0]
     if disjoint_first:  # with the same top item, the first pick's credit still halves
         for position in range(top):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from ranked_lists import Lists
 
 import blending.catalog as catalog_module
-from blending.candidates import BlendContext, Candidate
 from blending.catalog import ItemInfo, LiveCatalog
 from blending.nodes import apply_filter
 
@@ -53,9 +53,10 @@ def test_filter_drops_an_item_a_model_returns_after_its_deletion() -> None:
     catalog = LiveCatalog()
     catalog.apply(2, [("a", ItemInfo()), ("b", ItemInfo())])
     catalog.apply(3, [("a", None)])
-    candidates = [Candidate("a", 2.0), Candidate("b", 1.0), Candidate("c", 0.5)]
-    kept = apply_filter(candidates, BlendContext("u", 10, catalog=catalog))
-    assert [c.item_id for c in kept] == ["b", "c"]
+    lists = Lists(catalog.table)
+    candidates = lists.source("m", ("a", 2.0), ("b", 1.0), ("c", 0.5))
+    kept = apply_filter(candidates, lists.request(catalog=True))
+    assert lists.ids(kept) == ["b", "c"]
 
 
 def test_an_item_created_again_after_deletion_is_live() -> None:
