@@ -24,8 +24,8 @@ LABELS = {
     "a_max_ongoing_4": "blendserve, Ingress `max_ongoing_requests: 4`",
     "a_two_nodes": "blendserve on two Ray nodes (1 CPU each), `mf` on the second",
     "d_infer_ingress_x1": "blendserve, 1 Ingress replica",
-    "torch_unbatched": "torch only, `max_batch_size: 1`",
-    "torch_adaptive": "torch only, adaptive batching",
+    "torch_unbatched": "torch only, one call per request (`max_batch_size: 1`, no coalescing)",
+    "torch_adaptive": "torch only, coalesced calls and adaptive batching",
 }
 MAIN_KEYS = ("a", "b", "c", "d_predict", "d_infer", "e")
 VARIANTS = (
@@ -141,7 +141,7 @@ def _processes(results: Sequence[Measurement]) -> str:
 def _profiles(profiles: dict[str, Any]) -> str:
     out = []
     for name, profile in profiles.items():
-        if name == "dag_in_process" or not profile.get("samples"):
+        if name in ("dag_in_process", "stages", "memory_mb") or not profile.get("samples"):
             continue
         deployment, _, key = name.partition(" (")
         load = LABELS.get(key.rstrip(")"), key.rstrip(")"))
@@ -161,6 +161,24 @@ def _profiles(profiles: dict[str, Any]) -> str:
             f"Own time per request (ms, cProfile): {top}."
         )
     return "\n".join(out) or "_No profile in this run._"
+
+
+def _stages(profiles: dict[str, Any]) -> str:
+    stages = profiles.get("stages")
+    if not stages:
+        return "_Not measured in this run._"
+    rows = ["| part of a `home` request in the ingress | mean ms |", "|---|---:|"]
+    for name, ms in stages.items():
+        kind, _, part = name.partition(":")
+        rows.append(f"| {kind} `{part}` | {ms:.3f} |")
+    return "\n".join(rows)
+
+
+def _memory(profiles: dict[str, Any]) -> str:
+    memory = profiles.get("memory_mb")
+    if not memory:
+        return "_Not measured in this run._"
+    return ", ".join(f"{replica} {mb:.0f} MiB" for replica, mb in sorted(memory.items()))
 
 
 def _same(meta: dict[str, Any]) -> str:
@@ -291,6 +309,14 @@ Server CPU ms per request by process, at c=16 (the torch-only runs at c=64), for
 busiest processes (named by Ray's process titles):
 
 {_processes(results)}
+
+Per-stage timings of `home` in the ingress (`blendserve_stage_latency_ms` and
+`blendserve_node_latency_ms`, means over every request of the `home` runs; sources
+are model calls, timed until they answered):
+
+{_stages(profiles)}
+
+Resident memory of each replica after the default system's runs: {_memory(profiles)}.
 
 py-spy (`record --nonblocking`, 200 Hz) of blendserve's replicas while wrk loads them
 at c=16; each sample is charged to the layer of its innermost Python frame:

@@ -147,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "batching": {"unbatched": UNBATCHED.describe(), "adaptive": ADAPTIVE_BATCHING.describe()},
     }
     budget = budget_ms(default, "home")
-    targets = assess_targets(plan.results, budget)
+    dag = plan.profiles.get("dag_in_process")
+    targets = assess_targets(plan.results, budget, dag["ms_per_request"] if dag else None)
     same = plan.answers["a"] == plan.answers["b"] if {"a", "b"} <= set(plan.answers) else None
     meta["naive_answers_like_blendserve"] = same
     extra = {"profiles": plan.profiles, "failures": plan.failures}

@@ -18,6 +18,7 @@ from benchmarks.cpu import cpu_delta, snapshot, top_processes
 from benchmarks.loadgen import run_wrk
 from benchmarks.profile import dag_cost, profile_json, record, summarize
 from benchmarks.report import Measurement
+from benchmarks.server_state import replica_memory_mb, stage_means_ms
 from benchmarks.systems import MLServerSystem, RayServeSystem, System
 from benchmarks.variants import (
     ADAPTIVE_BATCHING,
@@ -205,7 +206,10 @@ def run_step(step: str, plan: Plan, default: dict[str, Any], venv: Path | None) 
             for route in (HOME, PREDICT, INFER):
                 for c in plan.concurrencies:
                     measure(system, route, c, plan)
+                if route is HOME:
+                    plan.profiles["stages"] = stage_means_ms(system, "home", min_count=100)
             plan.answers["a"] = _answer(system, HOME)
+            plan.profiles["memory_mb"] = replica_memory_mb(system)
             if venv is not None and plan.profile_s > 0:
                 py_spy = venv / "bin" / "py-spy"
                 try:

@@ -39,16 +39,19 @@ class Batching:
     max_batch_size: int
     batch_wait_timeout_s: float
     batch_target_ms: float
+    coalesce: bool = True
+    """Whether each ingress replica coalesces its calls to ``mf`` (``hosting/coalescing.py``)."""
 
     def describe(self) -> str:
         """One line for the report."""
         return (
             f"max_batch_size {self.max_batch_size}, batch_wait_timeout_s "
-            f"{self.batch_wait_timeout_s:g}, batch_target_ms {self.batch_target_ms:g}"
+            f"{self.batch_wait_timeout_s:g}, batch_target_ms {self.batch_target_ms:g}, "
+            f"coalesce {str(self.coalesce).lower()}"
         )
 
 
-UNBATCHED = Batching(max_batch_size=1, batch_wait_timeout_s=0.0, batch_target_ms=20)
+UNBATCHED = Batching(max_batch_size=1, batch_wait_timeout_s=0.0, batch_target_ms=20, coalesce=False)
 ADAPTIVE_BATCHING = Batching(max_batch_size=64, batch_wait_timeout_s=0.002, batch_target_ms=20)
 
 
@@ -119,6 +122,7 @@ def blendserve_config(
             max_batch_size=mf_batching.max_batch_size,
             batch_wait_timeout_s=mf_batching.batch_wait_timeout_s,
             batch_target_ms=mf_batching.batch_target_ms,
+            coalesce=mf_batching.coalesce,
         )
     if torch_only_use_case:
         use_cases = ingress["user_config"]["use_cases"]

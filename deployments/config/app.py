@@ -179,6 +179,23 @@ class ModelConfig(BaseModel):
     cpu_pool: CpuPoolConfig | None = Field(
         None, description="A CPU-only overflow pool for a GPU model (replica only)."
     )
+    coalesce: bool = Field(
+        True,
+        description=(
+            "Replica placement: each ingress replica groups concurrent calls to this "
+            "model into one handle call (a handle call costs about 1 ms of CPU in each "
+            "process, whatever it carries); up to `max_batch_size` calls ride together."
+        ),
+    )
+    calls_in_flight: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description=(
+            "With `coalesce`: handle calls one ingress replica keeps in flight to this "
+            "model; calls that arrive meanwhile wait and go together in the next."
+        ),
+    )
     timeout_s: float = Field(
         1.0, gt=0, le=60, description="Deadline for one call from the ingress to this model."
     )

@@ -14,6 +14,7 @@ from blending.candidates import ScoreResult, SourceResult
 from blending.gateway import LocalModels
 from deployments.config import AppArgs, LiveConfig, resolve_store
 from deployments.config.rollout import RolloutConfig, model_deployment
+from deployments.hosting.coalescing import CallCoalescer, CallCoalescing
 from deployments.hosting.messages import Predictions
 from deployments.hosting.rollout import ModelRollout
 from deployments.hosting.rollout_records import RolloutObserver, overlap_at_k
@@ -48,6 +49,7 @@ class RemoteModel:
         timeout_s: float,
         cpu_pool: DeploymentHandle[Any] | None = None,
         spill_above: int = 0,
+        coalesce: CallCoalescing | None = None,
     ) -> None:
         self.name = name
         self.handle = handle
@@ -57,6 +59,15 @@ class RemoteModel:
         self.in_flight = 0
         self.spilled = 0
         """Calls sent to the CPU pool so far."""
+        self.recommends: CallCoalescer[tuple[str, Any, int], SourceResult] | None = None
+        self.predicts: CallCoalescer[list[Any], Predictions] | None = None
+        if coalesce is not None:
+            self.recommends = CallCoalescer(
+                self._recommend_many, coalesce.max_batch, coalesce.in_flight
+            )
+            self.predicts = CallCoalescer(
+                self._predict_many, coalesce.max_batch, coalesce.in_flight
+            )
 
     async def _call(self, method: str, *args: Any, timeout_s: float | None = None) -> Any:
         limit = timeout_s or self.timeout_s
@@ -100,9 +111,19 @@ class RemoteModel:
             raise
 
     async def recommend(self, query: RecommendQuery, n: int) -> SourceResult:
-        """Ask the deployment; its calls are batched there."""
+        """Ask the deployment, with the calls around this one when coalescing."""
+        if self.recommends is not None:
+            return await self.recommends.call((query.user_id, dict(query.context), n))
         answer: SourceResult = await self._call("recommend", query.user_id, query.context, n)
         return answer
+
+    async def _recommend_many(self, calls: list[tuple[str, Any, int]]) -> list[SourceResult]:
+        answers: list[SourceResult] = await self._call("recommend_many", calls)
+        return answers
+
+    async def _predict_many(self, batches: list[list[Any]]) -> list[Predictions | Exception]:
+        answers: list[Predictions | Exception] = await self._call("predict_many", batches)
+        return answers
 
     async def score(self, query: RecommendQuery, item_ids: Sequence[str]) -> ScoreResult:
         """Score items in the deployment."""
@@ -110,7 +131,10 @@ class RemoteModel:
         return answer
 
     async def predict(self, instances: list[Any], version: str | None = None) -> Predictions:
-        """Predict remotely (by ``version`` when given and loaded there)."""
+        """Predict remotely (by ``version`` when given and loaded there), with the calls
+        around this one when coalescing and no version is asked for."""
+        if self.predicts is not None and version is None:
+            return await self.predicts.call(instances)
         result: Predictions = await self._call("predict", instances, version)
         return result
 
@@ -264,6 +288,9 @@ def build_gateway(
                 spec.timeout_s,
                 handles.get(f"{name}{CPU_POOL_SUFFIX}"),
                 spec.cpu_pool.spill_above if spec.cpu_pool else 0,
+                CallCoalescing(spec.max_batch_size, spec.calls_in_flight)
+                if spec.coalesce
+                else None,
             )
             continue
         inline[name] = ModelRollout(name, _loader(store, name, spec.options), "inline", observer)

@@ -35,7 +35,7 @@ from deployments.events.records import (
 )
 from deployments.events.store import EventStore
 from deployments.json_types import JsonObject
-from deployments.metrics import EventLogMetrics
+from deployments.metrics import EventLogMetrics, start_flushing
 from models.store import ArtifactStore
 
 __all__ = ["EventLog"]
@@ -76,6 +76,7 @@ class EventLog:
         self.online = OnlineState(events.online, ArtifactStore(resolve_store(store)), app)
         self.online.restore(feedback)
         self.metrics = EventLogMetrics()
+        start_flushing()
         self._flusher: asyncio.Task[None] | None = None
         logger.info(
             "event log %s: %d served lists and %d feedback events so far (%d recovered)",

@@ -56,7 +56,7 @@ from deployments.events.client import EventClient
 from deployments.events.feedback import served_record
 from deployments.hosting.checks import UnknownItems, check_node_models, unknown_model_items
 from deployments.hosting.gateway import build_gateway
-from deployments.metrics import IngressMetrics
+from deployments.metrics import IngressMetrics, start_flushing
 from deployments.serve.replica import flush_logs, load_catalog, pseudonymizer, result_codec
 from models.errors import InputError, describe_error
 
@@ -127,6 +127,7 @@ class Ingress:
         self.online: OnlineSnapshot | None = None
         self.pseudonym = pseudonymizer()
         self.metrics = IngressMetrics()
+        start_flushing()
         self.models = build_gateway(self.config, handles, self.metrics.rollouts)
         self.catalog: ItemCatalog | None = (
             self.catalog_client.live if self.catalog_client else load_catalog(self.config)
@@ -222,7 +223,9 @@ class Ingress:
         plan = self.plans.get(use_case)
         if plan is None:
             raise NotFound("use case", use_case, sorted(self.plans))
+        began = time.perf_counter()
         request = await parse_body(http, RecommendRequest)
+        parsed = time.perf_counter()
         if request.k > self.config.ingress.max_k:
             raise InputError("k", f"must be <= {self.config.ingress.max_k}, got {request.k}")
         if len(request.exclude) > self.config.ingress.max_exclude:
@@ -239,6 +242,7 @@ class Ingress:
             table=self.items,
         )
         outcome = await plan.run(ctx, self.models, started)
+        blended = time.perf_counter()
         self._observe(use_case, plan, outcome, started)
         if outcome.degraded:
             self._report_degraded(use_case, request_id, outcome)
@@ -252,11 +256,13 @@ class Ingress:
                 "served use_case=%s request_id=%s variant=%s", use_case, request_id, outcome.variant
             )
         served = ResultRef(request_id, use_case, 0, "", int(time.time()), outcome.variant)
+        logged = time.perf_counter()
         if self.events is not None:
             latency_ms = (time.monotonic() - started) * 1000.0
             user = self.pseudonym(request.user_id)
             record = served_record(request_id, use_case, user, outcome, outcome.items, latency_ms)
             self.events.served(record)
+        answering = time.perf_counter()
         answer = RecommendAnswer(
             request_id=request_id,
             use_case=use_case,
@@ -268,7 +274,18 @@ class Ingress:
             variant=dict(outcome.variant) or None,
             degraded=outcome.degraded,
         )
-        return json_response(answer)
+        response = json_response(answer)
+        stages = {
+            "parse": parsed - began,
+            "blend": blended - parsed,
+            "log": answering - logged,
+            "answer": time.perf_counter() - answering,
+        }
+        for stage, seconds in stages.items():
+            self.metrics.stage_latency.observe(
+                seconds * 1000.0, tags={"use_case": use_case, "stage": stage}
+            )
+        return response
 
     @api.post(
         "/v1/predict/{model}",

@@ -32,7 +32,7 @@ from deployments.hosting.messages import Predictions
 from deployments.hosting.rollout import ModelRollout
 from deployments.hosting.rollout_records import overlap_at_k
 from deployments.json_types import JsonObject
-from deployments.metrics import BatchMetrics, RolloutMetrics
+from deployments.metrics import BatchMetrics, RolloutMetrics, start_flushing
 from models.base import ModelAdapter, Recommender, RecommendQuery, Scorer, TopItems
 from models.errors import ModelError
 from models.registry import load_model
@@ -89,6 +89,7 @@ class ModelServer:
             max_batch_size, batch_wait_timeout_s, batch_target_ms / 1000.0
         )
         self.batch_metrics = BatchMetrics(name)
+        start_flushing()
         self._apply_batching()
 
     def _load(self, version: str) -> ModelAdapter:
@@ -141,8 +142,24 @@ class ModelServer:
         scores, version = await self.rollout.run_one(user_id, call)
         return ScoreResult(self.name, version, scores)
 
+    async def recommend_many(
+        self, calls: Sequence[tuple[str, Mapping[str, Any], int]]
+    ) -> list[SourceResult]:
+        """Top ``n`` items for each ``(user_id, context, n)``, in one forward pass: the
+        ingress coalesces concurrent calls into this one (``hosting/coalescing.py``)."""
+        answers = await self._recommend_all(calls)
+        return [
+            SourceResult(self.name, version, top.ids, top.scores, curated)
+            for top, version, curated in answers
+        ]
+
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _recommend_batch(
+        self, calls: Sequence[tuple[str, Mapping[str, Any], int]]
+    ) -> list[tuple[TopItems, str, bool]]:
+        return await self._recommend_all(calls)
+
+    async def _recommend_all(
         self, calls: Sequence[tuple[str, Mapping[str, Any], int]]
     ) -> list[tuple[TopItems, str, bool]]:
         n = max(call[2] for call in calls)
@@ -193,6 +210,29 @@ class ModelServer:
         predictions, served = await self.rollout.run_one(None, call)
         self.rollout.mirror(lambda adapter: adapter.predict(instances))
         return Predictions(served, predictions)
+
+    async def predict_many(self, batches: Sequence[list[Any]]) -> list[Predictions | Exception]:
+        """Predictions for several callers' instances in one model call (coalesced by the
+        ingress); if that call fails, each caller's instances are tried alone, so a bad
+        instance fails its own caller only, with its own index in the error."""
+        together = [instance for instances in batches for instance in instances]
+        try:
+            joined = await self.predict(together)
+        except Exception:  # noqa: BLE001 - answered one by one below
+            answers: list[Predictions | Exception] = []
+            for instances in batches:
+                try:
+                    answers.append(await self.predict(instances))
+                except Exception as exc:  # noqa: BLE001 - this caller's error, for it alone
+                    answers.append(exc)
+            return answers
+        split: list[Predictions | Exception] = []
+        start = 0
+        for instances in batches:
+            part = joined.predictions[start : start + len(instances)]
+            split.append(Predictions(joined.version, part))
+            start += len(instances)
+        return split
 
     def ready(self) -> JsonObject:
         """What the ingress's readiness check shows; raises while no version serves."""

@@ -134,30 +134,35 @@ def test_ratios_pair_systems_at_the_same_concurrency_only() -> None:
 
 def test_targets_state_met_missed_and_the_distance() -> None:
     results = [
-        _m("a", 16, 400),
+        _m("a", 16, 400, p99_ms=20),
         _m("a_mf_inline", 16, 600),
-        _m("c", 16, 1000),
+        _m("c", 16, 1000, p99_ms=10),
         _m("a", 1, 10, p50_ms=1.2),
         _m("c", 1, 10, p50_ms=1.0),
         _m("d_infer", 16, 2000),
         _m("e", 16, 1000),
     ]
-    home, latency, batching, oip = assess_targets(results, budget_ms=150)
-    assert home.met is False and "0.40x" in home.measured and "2.0x short" in home.measured
+    home, latency, dag, cpu, batching, oip = assess_targets(results, budget_ms=150, dag_ms=0.3)
+    assert home.met is False and "0.40x" in home.measured and "1.2x short" in home.measured
     assert "a_mf_inline" in home.best and "0.60x" in home.best
-    assert latency.met is True and "1.20x" in latency.measured
+    assert latency.met is True and "1.2x" in latency.measured and "2.0x" in latency.measured
+    assert dag.met is False and "0.300 ms" in dag.measured
+    assert cpu.met is not None
     assert batching.met is None and "not measured" in batching.measured
     assert oip.met is True and "2.00x" in oip.measured
+    assert assess_targets(results, budget_ms=150)[2].met is None  # no DAG profile
 
 
 def test_batching_target_needs_speedup_budget_and_no_cost_at_c1() -> None:
     base = [_m("torch_unbatched", 64, 100), _m("torch_unbatched", 1, 50, p50_ms=2.0)]
-    fast = [_m("torch_adaptive", 64, 600, p99_ms=100), _m("torch_adaptive", 1, 50, p50_ms=2.05)]
-    assert assess_targets(base + fast, budget_ms=150)[2].met is True
-    late = [_m("torch_adaptive", 64, 600, p99_ms=200), fast[1]]
-    assert assess_targets(base + late, budget_ms=150)[2].met is False
+    fast = [_m("torch_adaptive", 64, 400, p99_ms=100), _m("torch_adaptive", 1, 50, p50_ms=2.15)]
+    assert assess_targets(base + fast, budget_ms=150)[4].met is True
+    late = [_m("torch_adaptive", 64, 400, p99_ms=200), fast[1]]
+    assert assess_targets(base + late, budget_ms=150)[4].met is False
     costly = [fast[0], _m("torch_adaptive", 1, 50, p50_ms=2.5)]
-    assert assess_targets(base + costly, budget_ms=150)[2].met is False
+    assert assess_targets(base + costly, budget_ms=150)[4].met is False
+    slow = [_m("torch_adaptive", 64, 250, p99_ms=100), fast[1]]
+    assert assess_targets(base + slow, budget_ms=150)[4].met is False
 
 
 def test_hand_written_findings_survive_a_rewrite() -> None:

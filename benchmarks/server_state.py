@@ -1,0 +1,78 @@
+"""What a running blendserve says about itself after a load: the mean time of each
+request stage and DAG node (from its Prometheus metrics) and each replica's
+resident memory (from ``/proc``)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.systems import RayServeSystem
+
+__all__ = ["replica_memory_mb", "stage_means_ms"]
+
+_SAMPLE = re.compile(r"^(\w+)\{([^}]*)\} ([0-9.eE+-]+)$")
+
+
+def _sums_and_counts(text: str, metric: str, label: str, use_case: str) -> dict[str, list[float]]:
+    """``label`` value -> [sum, count] of histogram ``metric`` for ``use_case``,
+    added over every replica that reports it."""
+    found: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match or not match.group(1).startswith(metric):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
+        if labels.get("use_case") != use_case or label not in labels:
+            continue
+        part = match.group(1)[len(metric) :]
+        slot = {"_sum": 0, "_count": 1}.get(part)
+        if slot is not None:
+            found.setdefault(labels[label], [0.0, 0.0])[slot] += float(match.group(3))
+    return found
+
+
+def stage_means_ms(
+    system: RayServeSystem, use_case: str, min_count: int, timeout_s: float = 30.0
+) -> dict[str, float]:
+    """Mean milliseconds per request of each stage and each DAG node of ``use_case``
+    (keys ``stage:<name>`` and ``node:<name>``), once the metrics count ``min_count``
+    requests (Ray exports every few seconds)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = httpx.get(system.cluster.metrics_url, timeout=10.0).text
+        stages = _sums_and_counts(text, "blendserve_stage_latency_ms", "stage", use_case)
+        nodes = _sums_and_counts(text, "blendserve_node_latency_ms", "node", use_case)
+        counted = min((count for _, count in stages.values()), default=0.0)
+        if counted >= min_count or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    means = {f"stage:{k}": s / c for k, (s, c) in stages.items() if c}
+    means.update({f"node:{k}": s / c for k, (s, c) in nodes.items() if c})
+    return means
+
+
+def replica_memory_mb(system: RayServeSystem) -> dict[str, float]:
+    """Resident memory (MiB) of each live Serve replica, by ``deployment#n``."""
+    memory: dict[str, float] = {}
+    for actor in system.cluster.list_actors():
+        name = str(actor.get("class_name", ""))
+        pid = actor.get("pid")
+        if not name.startswith("ServeReplica:") or not pid or actor.get("state") != "ALIVE":
+            continue
+        deployment = name.rsplit(":", 1)[1]
+        status = Path(f"/proc/{pid}/status")
+        try:
+            rss_kb = next(
+                int(line.split()[1])
+                for line in status.read_text(encoding="utf-8").splitlines()
+                if line.startswith("VmRSS:")
+            )
+        except (OSError, StopIteration):
+            continue
+        n = sum(key.startswith(f"{deployment}#") for key in memory) + 1
+        memory[f"{deployment}#{n}"] = round(rss_kb / 1024, 1)
+    return memory
