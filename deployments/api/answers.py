@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from blending.candidates import Candidate, Component
 from blending.result_ids import ResultIdCodec, ResultRef
+from deployments.json_types import JsonObject
 
 __all__ = [
     "ItemAnswer",
@@ -26,15 +27,20 @@ __all__ = [
     "item_answer",
     "json_response",
     "parse_body",
+    "parse_bytes",
 ]
 
 _Body = TypeVar("_Body", bound=BaseModel)
 
 
 async def parse_body(request: Request, model: type[_Body]) -> _Body:
-    """The request body as ``model``, validated from its bytes in one pass; a 422
+    """The request body as ``model`` (see :func:`parse_bytes`)."""
+    return parse_bytes(await request.body(), model)
+
+
+def parse_bytes(raw: bytes, model: type[_Body]) -> _Body:
+    """A request body as ``model``, validated from its bytes in one pass; a 422
     naming the field (the same answer FastAPI gives) when it does not fit."""
-    raw = await request.body()
     try:
         return model.model_validate_json(raw or b"null")
     except ValidationError as exc:
@@ -104,6 +110,6 @@ def _numpy_scalar(value: object) -> object:
 _encoder = msgspec.json.Encoder(enc_hook=_numpy_scalar)
 
 
-def json_response(answer: msgspec.Struct, status_code: int = 200) -> Response:
-    """The answer serialised once, as the route's response."""
+def json_response(answer: msgspec.Struct | JsonObject, status_code: int = 200) -> Response:
+    """The answer serialised once (msgspec), as the route's response."""
     return Response(_encoder.encode(answer), status_code, media_type="application/json")

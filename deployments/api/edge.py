@@ -3,9 +3,11 @@
 :class:`EdgeMiddleware` wraps the whole FastAPI app (every route, errors too): it
 refuses oversized bodies with 413, answers CORS (Starlette's middleware, with the
 origins the config allows), counts requests in flight and records each request's
-status and latency by route template. :func:`require` is the per-route FastAPI
-dependency that checks the API key and its scope (401, 403) and the key's rate
-(429 with ``Retry-After``); health probes and the API docs do without.
+status and latency by route template. The hot routes (recommend, predict, OIP
+infer) it answers itself, key check included (``hot_routes.py``).
+:func:`require` is the per-route FastAPI dependency that checks the API key and
+its scope (401, 403) and the key's rate (429 with ``Retry-After``) on the other
+routes; health probes and the API docs do without.
 
 Both find their replica's :class:`Gatekeeper` through the app's state, set on first
 use from the Serve replica's ingress object, so one module-level app serves every
@@ -25,6 +27,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deployments.api.hot_routes import answer as answer_hot
+from deployments.api.hot_routes import hot_route
 from deployments.api.keys import KeyRing, Principal, RateLimiter
 from deployments.api.keys import Scope as KeyScope
 from deployments.api.state import this_ingress
@@ -199,7 +203,11 @@ class EdgeMiddleware:
                 # A streamed body: read it here, bounded, since FastAPI would turn an
                 # error raised while it reads into a 400.
                 receive = await _buffered(receive, limit)
-            await self._with_cors(gate)(scope, receive, sending)
+            hot = hot_route(scope)
+            if hot is not None:
+                await answer_hot(hot, scope, receive, sending, gate)
+            else:
+                await self._with_cors(gate)(scope, receive, sending)
         except _BodyTooLarge as refused:
             if gate.metrics is not None:
                 gate.metrics.rejected.inc(tags={"reason": "body_too_large"})

@@ -7,43 +7,19 @@ protocol's ``{"error": "..."}`` body.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from deployments.api.oip_binary import decode_bytes_tensor, decode_numbers
+from deployments.api.oip_types import NUMPY_TYPES, Datatype, OipError
 from deployments.json_types import JsonObject
 
 __all__ = ["InferRequest", "OipError", "infer_response", "parse_infer_request"]
-
-Datatype = Literal[
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-    "FP16", "FP32", "FP64", "BYTES",
-]  # fmt: skip
-_NUMPY: dict[str, type[np.generic]] = {
-    "BOOL": np.bool_,
-    "UINT8": np.uint8,
-    "UINT16": np.uint16,
-    "UINT32": np.uint32,
-    "UINT64": np.uint64,
-    "INT8": np.int8,
-    "INT16": np.int16,
-    "INT32": np.int32,
-    "INT64": np.int64,
-    "FP16": np.float16,
-    "FP32": np.float32,
-    "FP64": np.float64,
-}
-
-
-class OipError(ValueError):
-    """A request the protocol rejects; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class InputTensor(BaseModel):
@@ -54,7 +30,9 @@ class InputTensor(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     shape: list[int] = Field(min_length=1, max_length=8)
     datatype: Datatype
-    data: list[Any]
+    data: list[Any] | None = None
+    """The values; ``None`` when they follow the JSON as binary data, whose size
+    ``parameters.binary_data_size`` gives."""
     parameters: JsonObject | None = None
 
 
@@ -69,14 +47,39 @@ class InferRequest(BaseModel):
     parameters: JsonObject | None = None
 
 
-def _as_array(tensor: InputTensor, where: str) -> np.ndarray:
+class _BinaryData:
+    """The binary part of a request body, read input by input."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at = 0
+
+    def take(self, tensor: InputTensor, where: str) -> np.ndarray:
+        size = (tensor.parameters or {}).get("binary_data_size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise OipError(f"{where}: expected `data` or parameters.binary_data_size")
+        if self.at + size > len(self.data):
+            raise OipError(
+                f"{where}: binary_data_size {size} is past the body's binary part "
+                f"({len(self.data) - self.at} bytes left)"
+            )
+        chunk = self.data[self.at : self.at + size]
+        self.at += size
+        if tensor.datatype == "BYTES":
+            return np.asarray(decode_bytes_tensor(chunk, where), dtype=object)
+        return decode_numbers(chunk, tensor.datatype, where)
+
+
+def _as_array(tensor: InputTensor, where: str, binary: _BinaryData) -> np.ndarray:
     if any(d < 0 for d in tensor.shape):
         raise OipError(f"{where}: shape {tensor.shape} has a negative dimension")
-    if tensor.datatype == "BYTES":
+    if tensor.data is None:
+        values = binary.take(tensor, where)
+    elif tensor.datatype == "BYTES":
         values = np.asarray(tensor.data, dtype=object).reshape(-1)
     else:
         try:
-            values = np.asarray(tensor.data, dtype=_NUMPY[tensor.datatype]).reshape(-1)
+            values = np.asarray(tensor.data, dtype=NUMPY_TYPES[tensor.datatype]).reshape(-1)
         except (TypeError, ValueError, OverflowError) as exc:
             raise OipError(f"{where}: data is not {tensor.datatype}: {exc}") from None
     if values.size != math.prod(tensor.shape):
@@ -88,9 +91,12 @@ def _as_array(tensor: InputTensor, where: str) -> np.ndarray:
 
 
 def parse_infer_request(
-    body: Any, feature_names: Sequence[str] | None, max_rows: int
+    body: Any, feature_names: Sequence[str] | None, max_rows: int, binary: bytes = b""
 ) -> tuple[InferRequest, list[Any]]:
     """The request and its rows as a model's ``predict`` takes them.
+
+    ``binary`` is the body's binary part (``oip_binary.split_body``): the values of
+    inputs that give ``parameters.binary_data_size`` instead of ``data``, in order.
 
     One input of shape ``[N, F]`` (or ``[N]``) gives N rows. Several inputs, each of
     shape ``[N]`` or ``[N, 1]`` and named after the model's features, are joined
@@ -102,7 +108,12 @@ def parse_infer_request(
         first = exc.errors()[0]
         location = ".".join(str(p) for p in first["loc"]) or "body"
         raise OipError(f"{location}: {first['msg']}") from None
-    arrays = [_as_array(t, f"inputs.{i}") for i, t in enumerate(request.inputs)]
+    stream = _BinaryData(binary)
+    arrays = [_as_array(t, f"inputs.{i}", stream) for i, t in enumerate(request.inputs)]
+    if stream.at != len(binary):
+        raise OipError(
+            f"the body has {len(binary) - stream.at} bytes of binary data no input claims"
+        )
     if len(arrays) == 1:
         array = arrays[0]
         if request.inputs[0].datatype == "BYTES" and array.ndim == 1:
@@ -127,6 +138,10 @@ def parse_infer_request(
     return request, rows
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
 def infer_response(
     model: str, version: str, request: InferRequest, predictions: Sequence[Any]
 ) -> JsonObject:
@@ -139,7 +154,8 @@ def infer_response(
     elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         datatype, values = "FP64", [float(v) for v in values]
     else:
-        datatype, values = "BYTES", [v if isinstance(v, str) else str(v) for v in values]
+        # Structured predictions (a recommender's items and scores) travel as JSON text.
+        datatype, values = "BYTES", [v if isinstance(v, str) else _json(v) for v in values]
     reply: JsonObject = {
         "model_name": model,
         "model_version": version,

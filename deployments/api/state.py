@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
+    from fastapi import Response
     from fastapi.responses import JSONResponse
 
     from blending.dag import BlendPlan
@@ -39,6 +40,14 @@ class IngressState(Protocol):
 
     async def readyz(self) -> JSONResponse:
         """200 when every model answers, else 503 naming the ones that do not."""
+        ...
+
+    async def recommend_bytes(self, use_case: str, body: bytes, started: float) -> Response:
+        """``POST /v1/recommend/{use_case}`` from its body's bytes."""
+        ...
+
+    async def predict_bytes(self, model: str, body: bytes) -> Response:
+        """``POST /v1/predict/{model}`` from its body's bytes."""
         ...
 
 

@@ -33,7 +33,7 @@ from deployments.api.answers import (
     RecommendAnswer,
     item_answer,
     json_response,
-    parse_body,
+    parse_bytes,
 )
 from deployments.api.docs import INFER_ERRORS, model_body
 from deployments.api.edge import EdgeMiddleware, Gatekeeper, require
@@ -217,14 +217,18 @@ class Ingress:
     )
     async def recommend(self, use_case: str, http: Request) -> Response:
         """Run the use case's DAG for one user, by the use case's latency budget."""
-        started = time.monotonic()
+        return await self.recommend_bytes(use_case, await http.body(), time.monotonic())
+
+    async def recommend_bytes(self, use_case: str, body: bytes, started: float) -> Response:
+        """``POST /v1/recommend/{use_case}`` from its body's bytes (the edge calls this
+        directly; ``started`` is when the request arrived, a ``time.monotonic()``)."""
         if self._housekeeper is None:  # started here: the constructor may have no loop
             self._housekeeper = asyncio.ensure_future(_housekeeping(self, 1.0))
         plan = self.plans.get(use_case)
         if plan is None:
             raise NotFound("use case", use_case, sorted(self.plans))
         began = time.perf_counter()
-        request = await parse_body(http, RecommendRequest)
+        request = parse_bytes(body, RecommendRequest)
         parsed = time.perf_counter()
         if request.k > self.config.ingress.max_k:
             raise InputError("k", f"must be <= {self.config.ingress.max_k}, got {request.k}")
@@ -247,10 +251,10 @@ class Ingress:
         if outcome.degraded:
             self._report_degraded(use_case, request_id, outcome)
             if outcome.answered == 0:
-                body = error_body(
+                failed = error_body(
                     "unavailable", "every source failed", None, failed=outcome.failures
                 )
-                return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+                return JSONResponse(failed, status_code=503, headers={"Retry-After": "1"})
         if outcome.variant:
             logger.info(
                 "served use_case=%s request_id=%s variant=%s", use_case, request_id, outcome.variant
@@ -297,9 +301,13 @@ class Ingress:
     )
     async def predict(self, model: str, http: Request) -> Response:
         """Call one model directly, in process or in its deployment."""
+        return await self.predict_bytes(model, await http.body())
+
+    async def predict_bytes(self, model: str, body: bytes) -> Response:
+        """``POST /v1/predict/{model}`` from its body's bytes (the edge calls this directly)."""
         if model not in self.config.models:
             raise NotFound("model", model, sorted(self.config.models))
-        request = await parse_body(http, PredictRequest)
+        request = parse_bytes(body, PredictRequest)
         if len(request.instances) > self.config.ingress.max_instances:
             raise InputError("instances", f"at most {self.config.ingress.max_instances} allowed")
         result = await self.models.predict_any(model, request.instances)

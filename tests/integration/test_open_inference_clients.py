@@ -3,6 +3,8 @@ calls blendserve's models unchanged (the API key goes in its per-call headers)."
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import numpy as np
 import pytest
@@ -44,7 +46,7 @@ def test_tritons_http_client_reads_metadata_and_infers(
 
 
 def test_a_recommender_is_described_and_called_by_user_id(
-    deployed: Deployed, known_user: str
+    deployed: Deployed, client: httpx.Client, known_user: str
 ) -> None:
     import tritonclient.http as triton
 
@@ -58,7 +60,33 @@ def test_a_recommender_is_described_and_called_by_user_id(
     wanted = [triton.InferRequestedOutput("predict", binary_data=False)]
     result = server.infer("mf", [users], outputs=wanted, headers=headers)
     (answer,) = result.as_numpy("predict").tolist()
-    assert "items" in str(answer)
+    predicted = client.post("/v1/predict/mf", json={"instances": [known_user]}).json()
+    assert json.loads(answer) == predicted["predictions"][0]  # the same top items, as JSON
+
+
+def test_tritons_client_defaults_send_and_receive_binary_tensors(
+    deployed: Deployed, client: httpx.Client, known_user: str
+) -> None:
+    import tritonclient.http as triton
+
+    headers = deployed.cluster.auth_headers()
+    server = triton.InferenceServerClient(deployed.url.removeprefix("http://"))
+    expected = client.post("/v1/predict/click_model", json={"instances": ROWS.tolist()})
+    tensor = triton.InferInput("input", list(ROWS.shape), "FP32")
+    tensor.set_data_from_numpy(ROWS)  # binary, the client's default
+    # No outputs named: the client asks for every output as binary data.
+    result = server.infer("click_model", [tensor], headers=headers)
+    assert result.as_numpy("predict").tolist() == pytest.approx(
+        expected.json()["predictions"], rel=1e-5
+    )
+    wanted = [triton.InferRequestedOutput("predict")]  # binary, by default
+    again = server.infer("click_model", [tensor], outputs=wanted, headers=headers)
+    assert again.as_numpy("predict").tolist() == result.as_numpy("predict").tolist()
+    users = triton.InferInput("input", [1], "BYTES")
+    users.set_data_from_numpy(np.array([known_user], dtype=object))
+    (answer,) = server.infer("mf", [users], headers=headers).as_numpy("predict").tolist()
+    predicted = client.post("/v1/predict/mf", json={"instances": [known_user]}).json()
+    assert json.loads(answer) == predicted["predictions"][0]
 
 
 def _ready(server: object, model: str, version: str, headers: dict[str, str]) -> bool:

@@ -9,17 +9,19 @@ through the replica context, as the edge does.
 
 # No `from __future__ import annotations`: FastAPI reads these signatures.
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from deployments.api.answers import json_response
 from deployments.api.docs import OIP_ERRORS
 from deployments.api.edge import require
 from deployments.api.oip import OipError, infer_response, parse_infer_request
-from deployments.api.state import this_ingress
+from deployments.api.oip_binary import HEADER_LENGTH, binary_reply, split_body, wants_binary_output
+from deployments.api.state import IngressState, this_ingress
 from deployments.json_types import JsonObject, JsonValue, json_objects
 from models.errors import BlendserveError, InputError, VersionNotLoadedError, describe_error
 
-__all__ = ["router"]
+__all__ = ["infer_bytes", "router"]
 
 router = APIRouter()
 
@@ -152,8 +154,14 @@ async def oip_version_ready(model: str, version: str) -> JSONResponse:
     dependencies=[require("infer")],
     responses=OIP_ERRORS,
 )
-async def oip_infer(model: str, request: Request) -> JSONResponse:
-    """Tensors in, one ``predict`` output tensor out; errors as ``{"error": ...}``."""
+async def oip_infer(model: str, request: Request) -> Response:
+    """Tensors in, one ``predict`` output tensor out; errors as ``{"error": ...}``.
+
+    Tensors may also travel as binary data (the protocol's binary tensor extension,
+    which Triton's clients use by default): the JSON request, its length in the
+    `Inference-Header-Content-Length` header, then each binary input's bytes.
+    Binary outputs are sent when the request asks for them.
+    """
     return await _infer(model, None, request)
 
 
@@ -163,23 +171,32 @@ async def oip_infer(model: str, request: Request) -> JSONResponse:
     dependencies=[require("infer")],
     responses=OIP_ERRORS,
 )
-async def oip_infer_version(model: str, version: str, request: Request) -> JSONResponse:
+async def oip_infer_version(model: str, version: str, request: Request) -> Response:
     """As ``/v2/models/{model}/infer``, 404 unless ``version`` is served."""
     return await _infer(model, version, request)
 
 
-async def _infer(model: str, version: str | None, request: Request) -> JSONResponse:
-    ingress = this_ingress()
+async def _infer(model: str, version: str | None, request: Request) -> Response:
+    raw = await request.body()
+    return await infer_bytes(
+        this_ingress(), model, version, raw, request.headers.get(HEADER_LENGTH)
+    )
+
+
+async def infer_bytes(
+    ingress: IngressState, model: str, version: str | None, raw: bytes, header_length: str | None
+) -> Response:
+    """``POST /v2/models/{model}[/versions/{version}]/infer`` from its body's bytes and
+    its ``Inference-Header-Content-Length`` (the edge calls this directly)."""
     if model not in ingress.config.models:
         known = sorted(ingress.config.models)
         return oip_error(f"unknown model {model!r} (expected one of {known})", 404)
-    try:
-        body = await request.json()
-    except ValueError:
-        return oip_error("the body is not JSON", 400)
     features = getattr(ingress.models.live_adapters().get(model), "feature_names", None)
     try:
-        parsed, rows = parse_infer_request(body, features, ingress.config.ingress.max_instances)
+        body, binary = split_body(raw, header_length)
+        parsed, rows = parse_infer_request(
+            body, features, ingress.config.ingress.max_instances, binary
+        )
         result = await ingress.models.predict_any(model, rows, version)
     except VersionNotLoadedError as exc:
         return oip_error(describe_error(exc), 404)
@@ -191,4 +208,12 @@ async def _infer(model: str, version: str | None, request: Request) -> JSONRespo
         return oip_error(str(exc), 504)
     except BlendserveError as exc:
         return oip_error(describe_error(exc), 503)
-    return JSONResponse(infer_response(model, result.version, parsed, result.predictions))
+    reply = infer_response(model, result.version, parsed, result.predictions)
+    if wants_binary_output(parsed.parameters, parsed.outputs):
+        content, head = binary_reply(reply)
+        return Response(
+            content,
+            media_type="application/octet-stream",
+            headers={"Inference-Header-Content-Length": str(head)},
+        )
+    return json_response(reply)
