@@ -12,7 +12,7 @@ from ray.serve.handle import DeploymentHandle
 
 from blending.candidates import ScoreResult, SourceResult
 from blending.gateway import LocalModels
-from deployments.config import AppArgs, LiveConfig, resolve_store
+from deployments.config import AppArgs, LiveConfig, ModelConfig, resolve_store
 from deployments.config.rollout import RolloutConfig, model_deployment
 from deployments.hosting.coalescing import CallCoalescer, CallCoalescing
 from deployments.hosting.messages import Predictions
@@ -152,8 +152,15 @@ class RemoteModel:
         return self._with_pool(info)
 
     def _with_pool(self, info: JsonObject) -> JsonObject:
+        """The replica's answer, with what this ingress replica saw of its own calls."""
         if self.cpu_pool is not None:
             info["cpu_pool"] = {"spill_above": self.spill_above, "spilled_calls": self.spilled}
+        coalesced = [c for c in (self.recommends, self.predicts) if c is not None]
+        if coalesced:
+            info["coalescing"] = {
+                "handle_calls": sum(c.calls for c in coalesced),
+                "requests": sum(c.requests for c in coalesced),
+            }
         return info
 
 
@@ -288,15 +295,20 @@ def build_gateway(
                 spec.timeout_s,
                 handles.get(f"{name}{CPU_POOL_SUFFIX}"),
                 spec.cpu_pool.spill_above if spec.cpu_pool else 0,
-                CallCoalescing(spec.max_batch_size, spec.calls_in_flight)
-                if spec.coalesce
-                else None,
+                _coalescing(spec) if spec.coalesce else None,
             )
             continue
         inline[name] = ModelRollout(name, _loader(store, name, spec.options), "inline", observer)
         if spec.version is not None:
             inline[name].apply(RolloutConfig(version=spec.version))
     return IngressModels(inline, remote)
+
+
+def _coalescing(spec: ModelConfig) -> CallCoalescing:
+    """Up to ``max_batch_size`` calls per handle call and ``calls_in_flight`` handle
+    calls out; with a CPU pool, ``spill_above`` more, which go to the pool."""
+    in_flight = spec.calls_in_flight + (spec.cpu_pool.spill_above if spec.cpu_pool else 0)
+    return CallCoalescing(spec.max_batch_size, in_flight)
 
 
 def _loader(

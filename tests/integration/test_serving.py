@@ -213,6 +213,23 @@ def test_open_inference_protocol_infer_matches_v1_predict(client: httpx.Client) 
     assert client.get("/v2/health/ready").status_code == 200
 
 
+def test_concurrent_requests_share_handle_calls_to_the_model_replica(
+    client: httpx.Client,
+) -> None:
+    import concurrent.futures
+
+    def call(n: int) -> int:
+        return _recommend(client, f"together{n}", k=5).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(call, range(96)))
+    assert set(statuses) == {200}
+    # Whichever ingress replica answers, it took about half of the 96 requests from 16
+    # clients, and calls that arrived together shared a handle call.
+    info = client.get("/v1/models").json()["models"]["mf"]["coalescing"]
+    assert info["requests"] >= 30 and info["handle_calls"] < info["requests"], info
+
+
 def test_calls_beyond_the_main_pool_spill_to_the_cpu_pool(client: httpx.Client) -> None:
     import concurrent.futures
 

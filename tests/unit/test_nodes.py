@@ -139,3 +139,16 @@ def test_team_draft_fills_from_the_longer_ranking() -> None:
     merged = lists.rows(team_draft((("A", a), ("B", b)), random.Random(3)))
     assert sorted(c.item_id for c in merged) == ["1", "2", "3", "4"]
     assert [c.team for c in merged].count("A") == 1
+
+
+def test_candidates_from_another_process_keep_their_provenance() -> None:
+    from blending.nodes import apply_filter
+    from blending.ranked import Ranked
+
+    lists = Lists()
+    made = lists.rows(rrf_blend([(1.0, lists.source("a", ("x", 2.0), ("y", 1.0)))], k=1))
+    elsewhere = Lists()
+    again = Ranked.from_candidates(elsewhere.table, made)
+    kept = elsewhere.rows(apply_filter(again, elsewhere.request(exclude={"x"})))
+    assert [(c.item_id, c.score) for c in kept] == [("y", made[1].score)]
+    assert kept[0].components == made[1].components
