@@ -20,7 +20,7 @@ LABELS = {
     "e": "(e) MLServer",
     "a_no_haproxy": "blendserve, throughput mode without HAProxy",
     "a_ingress_x1": "blendserve, 1 Ingress replica",
-    "a_mf_inline": "blendserve, `mf` placement: inline",
+    "a_mf_replica": "blendserve, `mf` placement: replica (coalesced calls)",
     "a_max_ongoing_4": "blendserve, Ingress `max_ongoing_requests: 4`",
     "a_two_nodes": "blendserve on two Ray nodes (1 CPU each), `mf` on the second",
     "d_infer_ingress_x1": "blendserve, 1 Ingress replica",
@@ -32,7 +32,7 @@ VARIANTS = (
     ("a", "a"),
     ("a_no_haproxy", "a"),
     ("a_ingress_x1", "a"),
-    ("a_mf_inline", "a"),
+    ("a_mf_replica", "a"),
     ("a_max_ongoing_4", "a"),
     ("a_two_nodes", "a"),
     ("d_infer", "d_infer"),
@@ -113,7 +113,7 @@ def _variants(results: Sequence[Measurement]) -> str:
 
 _PROCESS_RUNS = (
     ("a", 16),
-    ("a_mf_inline", 16),
+    ("a_mf_replica", 16),
     ("b", 16),
     ("c", 16),
     ("d_infer", 16),
@@ -231,13 +231,14 @@ def _method(meta: dict[str, Any]) -> str:
   - Variants (c={plan["variant_concurrency"]} only): `configs/default.yaml` copies with
     one change each: `RAY_SERVE_ENABLE_HA_PROXY` unset (Serve's throughput mode then
     answers through Serve's proxy actor); Ingress `num_replicas: 1` instead of the
-    default 2 (also for the OIP infer); `mf` `placement: inline`; Ingress
+    default 2 (also for the OIP infer); `mf` `placement: replica` (its own deployment,
+    calls coalesced); Ingress
     `max_ongoing_requests: 4` (fewer slots than the 16 clients); two Ray nodes on
-    this machine (`ray start --address`, one CPU each), `mf` pinned to the second by
-    a custom resource, as a GPU node would hold it.
+    this machine (`ray start --address`, one CPU each), `mf` in its own replica
+    pinned to the second by a custom resource, as a GPU node would hold it.
   - Batching (c={", ".join(map(str, plan["batching_concurrencies"]))}): a use case
     `torch_only` (source `mf`, 200 candidates, then a filter; the `home` budget) added to
-    the default config, `mf` with {meta["batching"]["unbatched"]} vs
+    the default config, `mf` in its own replica with {meta["batching"]["unbatched"]} vs
     {meta["batching"]["adaptive"]}.
 - **Caveat**: Ray 2.60 direct-ingress replica ports and Ray's internal ports listen
   on the node's address, not only 127.0.0.1 (see ARCHITECTURE.md); all traffic here
@@ -295,7 +296,7 @@ run except the findings section; raw numbers: `benchmarks/results/latest.json`.
 
 ## Variants of blendserve at c={meta["plan"]["variant_concurrency"]}
 
-Default (`configs/default.yaml`): HAProxy, two Ingress replicas, `mf` in its own replica.
+Default (`configs/default.yaml`): HAProxy, two Ingress replicas, `mf` inline.
 
 {_variants(results)}
 
@@ -310,9 +311,9 @@ busiest processes (named by Ray's process titles):
 
 {_processes(results)}
 
-Per-stage timings of `home` in the ingress (`blendserve_stage_latency_ms` and
-`blendserve_node_latency_ms`, means over every request of the `home` runs; sources
-are model calls, timed until they answered):
+Per-stage timings of `home` in the ingress (`blendserve_stage_time_ms_total` and
+`blendserve_node_latency_ms` over `blendserve_recommend_latency_ms_count`: means over
+every request of the `home` runs; sources are model calls, timed until they answered):
 
 {_stages(profiles)}
 

@@ -8,9 +8,10 @@ Systems are started one at a time (each alone on the machine), loaded with wrk
   ``/v2/models/click_model/infer`` (d), plus a py-spy profile at c=16;
 * ``naive``: the same use case as one deployment per DAG node (b);
 * ``mlserver``: the click model in MLServer (e);
-* ``haproxy``, ``replicas``, ``inline``: blendserve without HAProxy, with one
+* ``haproxy``, ``replicas``, ``replica``: blendserve without HAProxy, with one
   ingress replica instead of the default two (``home`` and the OIP infer), with
-  ``mf`` inline, with ``max_ongoing_requests: 4`` per Ingress replica (c=16 only);
+  ``mf`` in its own replica (calls coalesced), with ``max_ongoing_requests: 4`` per
+  Ingress replica (c=16 only);
 * ``nodes``: two Ray nodes (one CPU each), ``mf`` on the second (c=16 only);
 * ``batching``: a torch-only use case unbatched vs adaptive (c=64 and c=1).
 

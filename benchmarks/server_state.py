@@ -22,7 +22,7 @@ def _sums_and_counts(text: str, metric: str, label: str, use_case: str) -> dict[
     added over every replica that reports it."""
     found: dict[str, list[float]] = {}
     for line in text.splitlines():
-        match = _SAMPLE.match(line)
+        match = _SAMPLE.match(line.removeprefix("ray_"))  # the exporter may add `ray_`
         if not match or not match.group(1).startswith(metric):
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
@@ -35,6 +35,19 @@ def _sums_and_counts(text: str, metric: str, label: str, use_case: str) -> dict[
     return found
 
 
+def _totals(text: str, metric: str, label: str, use_case: str) -> dict[str, float]:
+    """``label`` value -> total of counter ``metric`` for ``use_case``, over replicas."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line.removeprefix("ray_"))  # the exporter may add `ray_`
+        if not match or match.group(1) != metric:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
+        if labels.get("use_case") == use_case and label in labels:
+            found[labels[label]] = found.get(labels[label], 0.0) + float(match.group(3))
+    return found
+
+
 def stage_means_ms(
     system: RayServeSystem, use_case: str, min_count: int, timeout_s: float = 30.0
 ) -> dict[str, float]:
@@ -44,13 +57,14 @@ def stage_means_ms(
     deadline = time.monotonic() + timeout_s
     while True:
         text = httpx.get(system.cluster.metrics_url, timeout=10.0).text
-        stages = _sums_and_counts(text, "blendserve_stage_latency_ms", "stage", use_case)
-        nodes = _sums_and_counts(text, "blendserve_node_latency_ms", "node", use_case)
-        counted = min((count for _, count in stages.values()), default=0.0)
+        requests = _sums_and_counts(text, "blendserve_recommend_latency_ms", "use_case", use_case)
+        counted = requests.get(use_case, [0.0, 0.0])[1]
         if counted >= min_count or time.monotonic() > deadline:
             break
         time.sleep(1.0)
-    means = {f"stage:{k}": s / c for k, (s, c) in stages.items() if c}
+    stages = _totals(text, "blendserve_stage_time_ms_total", "stage", use_case)
+    nodes = _sums_and_counts(text, "blendserve_node_latency_ms", "node", use_case)
+    means = {f"stage:{k}": total / counted for k, total in stages.items() if counted}
     means.update({f"node:{k}": s / c for k, (s, c) in nodes.items() if c})
     return means
 

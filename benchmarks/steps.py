@@ -49,7 +49,7 @@ STEPS = (
     "mlserver",
     "haproxy",
     "replicas",
-    "inline",
+    "replica",
     "ongoing",
     "nodes",
     "batching",
@@ -227,11 +227,15 @@ def run_step(step: str, plan: Plan, default: dict[str, Any], venv: Path | None) 
         with mlserver:
             for c in plan.concurrencies:
                 measure(mlserver, INFER, c, plan, key="e")
-    elif step in ("haproxy", "replicas", "inline", "ongoing"):
+    elif step in ("haproxy", "replicas", "replica", "ongoing"):
         key, config, haproxy = {
             "haproxy": ("a_no_haproxy", blendserve_config(default, 0), False),
             "replicas": ("a_ingress_x1", blendserve_config(default, 0, ingress_replicas=1), True),
-            "inline": ("a_mf_inline", blendserve_config(default, 0, mf_placement="inline"), True),
+            "replica": (
+                "a_mf_replica",
+                blendserve_config(default, 0, mf_placement="replica"),
+                True,
+            ),
             # Fewer slots than clients: how HAProxy and Serve queue or refuse the rest.
             "ongoing": (
                 "a_max_ongoing_4",
@@ -246,7 +250,7 @@ def run_step(step: str, plan: Plan, default: dict[str, Any], venv: Path | None) 
     elif step == "nodes":
         # Two Ray nodes on this machine, one CPU each: Ingress replicas on the head,
         # `mf` pinned to the worker by a custom resource (what a GPU node would be).
-        config = blendserve_config(default, 0, mf_resources={MODEL_NODE: 1})
+        config = blendserve_config(default, 0, mf_placement="replica", mf_resources={MODEL_NODE: 1})
         worker = {"num_cpus": 1, "resources": {MODEL_NODE: 1}}
         with _blendserve("a_two_nodes", config, num_cpus=1, worker=worker) as system:
             measure(system, HOME, plan.variant_concurrency, plan, key="a_two_nodes")
@@ -256,7 +260,13 @@ def run_step(step: str, plan: Plan, default: dict[str, Any], venv: Path | None) 
             ("torch_unbatched", UNBATCHED),
             ("torch_adaptive", ADAPTIVE_BATCHING),
         ):
-            config = blendserve_config(default, 0, mf_batching=batching, torch_only_use_case=True)
+            config = blendserve_config(
+                default,
+                0,
+                mf_placement="replica",
+                mf_batching=batching,
+                torch_only_use_case=True,
+            )
             with _blendserve(key, config) as system:
                 for c in plan.batching_concurrencies:
                     measure(system, route, c, plan, key=key)

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from deployments.config import move_model
+
 __all__ = [
     "ADAPTIVE_BATCHING",
     "ROOT",
@@ -76,17 +78,6 @@ def _ingress(app: dict[str, Any]) -> dict[str, Any]:
     raise ValueError("configs/default.yaml: no deployment named Ingress")
 
 
-def _versions_inline(app: dict[str, Any], ingress: dict[str, Any], model: str) -> None:
-    """Move ``model``'s versions from its own deployment's user_config to the Ingress's
-    ``user_config.models`` (it no longer has a deployment)."""
-    own = [d for d in app.get("deployments") or [] if d.get("name") == f"model-{model}"]
-    for deployment in own:
-        app["deployments"].remove(deployment)
-        if deployment.get("user_config") is not None:
-            models = ingress["user_config"].setdefault("models", {})
-            models[model] = deployment["user_config"]
-
-
 def blendserve_config(
     base: dict[str, Any],
     port: int,
@@ -111,13 +102,15 @@ def blendserve_config(
         ingress["num_replicas"] = ingress_replicas
     if ingress_max_ongoing is not None:
         ingress["max_ongoing_requests"] = ingress_max_ongoing
-    if mf_placement is not None:
-        mf["placement"] = mf_placement
-        if mf_placement == "inline":
-            _versions_inline(app, ingress, "mf")
+    if mf_placement is not None and mf_placement != mf.get("placement"):
+        move_model(app, "mf", mf_placement)
+        if mf_placement == "replica":  # as the demo config's comment says
+            mf.update(num_cpus=0.5, num_gpus=0, timeout_s=1.0)
     if mf_resources is not None:
         mf["resources"] = dict(mf_resources)
     if mf_batching is not None:
+        if mf.get("placement") != "replica":
+            raise ValueError("batching settings need mf in its own replica (mf_placement)")
         mf.update(
             max_batch_size=mf_batching.max_batch_size,
             batch_wait_timeout_s=mf_batching.batch_wait_timeout_s,

@@ -217,15 +217,25 @@ class BlendPlan:
         self.order = spec.topological_order()
         self.sources: dict[str, SourceNodeSpec] = spec.sources()
         self.live: dict[str, LiveSourceSpec] = spec.live_sources()
+        # Without experiments every request runs the same nodes: find them once.
+        self._fixed: tuple[set[str], dict[str, str]] | None = None
+        if not any(isinstance(n, ExperimentNodeSpec) for n in spec.nodes.values()):
+            self._fixed = self._walk("", [spec.output])
 
     def active_nodes(
         self, user_id: str, roots: Sequence[str] | None = None
     ) -> tuple[set[str], dict[str, str]]:
         """The nodes a request for ``user_id`` runs to build ``roots`` (default: the
         output), and its arm per experiment node on the way."""
+        wanted = list(roots or [self.spec.output])
+        if self._fixed is not None and wanted == [self.spec.output]:
+            return self._fixed[0], {}  # the set is only read; the variant map is fresh
+        return self._walk(user_id, wanted)
+
+    def _walk(self, user_id: str, roots: list[str]) -> tuple[set[str], dict[str, str]]:
         active: set[str] = set()
         variant: dict[str, str] = {}
-        stack = list(roots or [self.spec.output])
+        stack = roots
         while stack:
             name = stack.pop()
             if name in active:

@@ -166,9 +166,6 @@ class Histogram:
 LATENCY_MS = [0.5, 1, 2, 5, 10, 20, 50, 100, 150, 200, 250, 500, 1000, 2500, 5000, 10000]
 """Histogram buckets in milliseconds: fine below the budgets, coarse above."""
 
-STAGE_MS = [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000]
-"""Buckets for the stages of one request, which take tens of microseconds each."""
-
 
 class RolloutMetrics:
     """What a model's rollout reports (a ``RolloutObserver``): each version's status,
@@ -348,14 +345,14 @@ class IngressMetrics:
                 "node",
             ),
         )
-        self.stage_latency = Histogram(
-            "blendserve_stage_latency_ms",
+        self.stage_time = Counter(
+            "blendserve_stage_time_ms_total",
             description=(
-                "Time each stage of a recommendation took in the ingress, by use case and "
-                "stage: parse (body to request), blend (the whole DAG), answer (result ids, "
-                "provenance and serialisation), log (the served-list record)."
+                "Milliseconds spent in each stage of recommendations in the ingress, by use "
+                "case and stage: parse (body to request), blend (the whole DAG), answer "
+                "(result ids, provenance and serialisation), log (the served-list record). "
+                "Divided by blendserve_recommend_latency_ms_count: the mean per request."
             ),
-            boundaries=STAGE_MS,
             tag_keys=(
                 "use_case",
                 "stage",

@@ -7,7 +7,6 @@ returned and serialised once, with no second validation.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import msgspec
@@ -83,12 +82,15 @@ def item_answer(
 ) -> ItemAnswer:
     """One returned item; its result id extends the ``request``'s with the item's facts."""
     components = candidate.components
-    ref = replace(
-        request,
-        position=position,
-        item_id=candidate.item_id,
-        team=candidate.team,
-        model_versions={c.model: c.version for c in components},
+    ref = ResultRef(
+        request.request_id,
+        request.use_case,
+        position,
+        candidate.item_id,
+        request.served_at,
+        request.variant,
+        candidate.team,
+        {c.model: c.version for c in components},
     )
     return ItemAnswer(
         item_id=candidate.item_id,

@@ -23,7 +23,7 @@ from deployments.config.data import EventsConfig, LiveCatalogConfig, OnlineConfi
 from deployments.config.ingress import IngressConfig
 from deployments.config.paths import resolve_store
 from deployments.config.rollout import RolloutConfig, model_deployment
-from deployments.config.serve_file import IMPORT_PATHS, load_app, load_serve_config
+from deployments.config.serve_file import IMPORT_PATHS, load_app, load_serve_config, move_model
 
 __all__ = [
     "HEAVY_FORMATS",
@@ -46,6 +46,7 @@ __all__ = [
     "load_serve_config",
     "misplaced_versions",
     "model_deployment",
+    "move_model",
     "parse_app_args",
     "parse_live_config",
     "parse_rollout",

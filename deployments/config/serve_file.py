@@ -22,7 +22,7 @@ from deployments.config.app import (
 from deployments.config.rollout import RolloutConfig, model_deployment
 from models.errors import ConfigError
 
-__all__ = ["IMPORT_PATHS", "load_app", "load_serve_config"]
+__all__ = ["IMPORT_PATHS", "load_app", "load_serve_config", "move_model"]
 
 IMPORT_PATHS = ("deployments.app:build_app", "deployments.serve.app:build_app")
 """The ``import_path`` values of a blendserve application (the first is the public one)."""
@@ -137,3 +137,36 @@ def load_app(path: str | os.PathLike[str], name: str | None = None) -> tuple[str
     if chosen not in apps:
         raise ConfigError(f"{path}: no blendserve application {chosen!r} ({sorted(apps)})")
     return chosen, apps[chosen]
+
+
+def move_model(app: dict[str, Any], model: str, placement: str) -> None:
+    """Change where ``model`` of a Serve config's application (``app``, as data) runs:
+    ``inline`` in the Ingress or ``replica`` in its own deployment, moving its live
+    versions with it (the Ingress's ``user_config.models`` or the ``model-<name>``
+    deployment's ``user_config``), as a person would edit the file."""
+    if placement not in ("inline", "replica"):
+        raise ConfigError(
+            f"model {model!r}: placement must be inline or replica, got {placement!r}"
+        )
+    app["args"]["models"][model]["placement"] = placement
+    deployments: list[dict[str, Any]] = app.setdefault("deployments", [])
+    ingress = next(d for d in deployments if d.get("name") == INGRESS_DEPLOYMENT)
+    models = ingress.setdefault("user_config", {}).setdefault("models", {})
+    own = [d for d in deployments if d.get("name") == model_deployment(model)]
+    if placement == "inline":
+        for deployment in own:
+            deployments.remove(deployment)
+            if deployment.get("user_config") is not None:
+                models[model] = deployment["user_config"]
+        return
+    versions = models.pop(model, None)
+    if not models:
+        ingress["user_config"].pop("models")
+    if own:
+        if versions is not None:
+            own[0]["user_config"] = versions
+        return
+    entry: dict[str, Any] = {"name": model_deployment(model)}
+    if versions is not None:
+        entry["user_config"] = versions
+    deployments.insert(0, entry)

@@ -168,6 +168,9 @@ class ModelRollout:
         self, user_id: str | None, call: Callable[[ModelAdapter], Awaitable[_T]]
     ) -> tuple[_T, str]:
         """Answer one call (see :meth:`run`)."""
+        if self._traffic.canary is None:  # the common case: no candidate, no choice to make
+            adapter = self.live
+            return await call(adapter), adapter.version
 
         async def single(adapter: ModelAdapter, _: list[int]) -> list[_T]:
             return [await call(adapter)]

@@ -285,8 +285,9 @@ class Ingress:
             "log": answering - logged,
             "answer": time.perf_counter() - answering,
         }
+        # Summed in a counter, not a histogram: four records per request cost nothing.
         for stage, seconds in stages.items():
-            self.metrics.stage_latency.observe(
+            self.metrics.stage_time.inc(
                 seconds * 1000.0, tags={"use_case": use_case, "stage": stage}
             )
         return response

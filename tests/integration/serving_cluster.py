@@ -14,6 +14,7 @@ import pytest
 import yaml
 from builders import api_keys_document
 
+from deployments.config import move_model
 from deployments.local.cluster import LocalRay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,12 +100,23 @@ def _only_ingress(app: dict[str, Any]) -> None:
     app["deployments"] = [d for d in app["deployments"] if d["name"] == "Ingress"]
 
 
+def mf_in_its_own_replica(app: dict[str, Any]) -> None:
+    """The demo's ``mf`` moved to its own replica, as on a GPU machine: most tests are
+    about model replicas (batching, coalescing, pools, swaps, crashes)."""
+    move_model(app, "mf", "replica")
+    app["args"]["models"]["mf"].update(
+        num_cpus=0.5, num_gpus=0, max_batch_size=16, batch_wait_timeout_s=0.0, timeout_s=1.0
+    )
+    deployment(app, "model-mf")["max_surge_percent"] = 100
+
+
 def serve_config(port: int) -> dict[str, Any]:
     """The default config on ``port``, plus the ``flaky``, ``pending`` and ``damaged``
     applications."""
     config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
     config["http_options"]["port"] = port
     main = config["applications"][0]
+    mf_in_its_own_replica(main)
     deployment(main)["ray_actor_options"]["num_cpus"] = 0.25
     # Two ingress replicas, as in production: with one, Serve takes it out of HAProxy
     # while a user_config change reconfigures it, and requests meet a ~1 s gap of 503s.

@@ -207,7 +207,9 @@ def test_metrics_reach_prometheus_without_user_ids(
         counted = sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith("blendserve_recommend_latency_ms_count{") and _home_or_discover(line)
+            # Ray's exporter may prefix the names with `ray_`.
+            if line.removeprefix("ray_").startswith("blendserve_recommend_latency_ms_count{")
+            and _home_or_discover(line)
         )
         if not missing and counted >= 6:
             break

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from serving_cluster import ROOT
+from serving_cluster import ROOT, mf_in_its_own_replica
 
 from deployments.local.cluster import LocalRay, WorkerNode, free_port, wait_ready
 
@@ -46,6 +46,7 @@ def _two_node_config(port: int) -> dict[str, Any]:
     config: dict[str, Any] = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
     config["http_options"]["port"] = port
     app = config["applications"][0]
+    mf_in_its_own_replica(app)
     mf = app["args"]["models"]["mf"]
     mf.update(num_cpus=0.25, num_gpus=1, resources={GPU_NODE_RESOURCE: 1})
     (ingress,) = (d for d in app["deployments"] if d["name"] == "Ingress")

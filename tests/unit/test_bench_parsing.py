@@ -135,7 +135,7 @@ def test_ratios_pair_systems_at_the_same_concurrency_only() -> None:
 def test_targets_state_met_missed_and_the_distance() -> None:
     results = [
         _m("a", 16, 400, p99_ms=20),
-        _m("a_mf_inline", 16, 600),
+        _m("a_mf_replica", 16, 600),
         _m("c", 16, 1000, p99_ms=10),
         _m("a", 1, 10, p50_ms=1.2),
         _m("c", 1, 10, p50_ms=1.0),
@@ -144,7 +144,7 @@ def test_targets_state_met_missed_and_the_distance() -> None:
     ]
     home, latency, dag, cpu, batching, oip = assess_targets(results, budget_ms=150, dag_ms=0.3)
     assert home.met is False and "0.40x" in home.measured and "1.2x short" in home.measured
-    assert "a_mf_inline" in home.best and "0.60x" in home.best
+    assert "a_mf_replica" in home.best and "0.60x" in home.best
     assert latency.met is True and "1.2x" in latency.measured and "2.0x" in latency.measured
     assert dag.met is False and "0.300 ms" in dag.measured
     assert cpu.met is not None
