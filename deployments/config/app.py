@@ -184,7 +184,9 @@ class ModelConfig(BaseModel):
         description=(
             "Replica placement: each ingress replica groups concurrent calls to this "
             "model into one handle call (a handle call costs about 1 ms of CPU in each "
-            "process, whatever it carries); up to `max_batch_size` calls ride together."
+            "process, whatever it carries); up to `max_batch_size` calls ride together. "
+            "Off for a model with a bounded `max_queued_requests`, whose overflow must "
+            "be refused at once."
         ),
     )
     calls_in_flight: int = Field(

@@ -295,7 +295,9 @@ def build_gateway(
                 spec.timeout_s,
                 handles.get(f"{name}{CPU_POOL_SUFFIX}"),
                 spec.cpu_pool.spill_above if spec.cpu_pool else 0,
-                _coalescing(spec) if spec.coalesce else None,
+                # A bounded queue asks for an at-once refusal when the model is full,
+                # which only a call per request gets from Serve: no coalescing then.
+                _coalescing(spec) if spec.coalesce and spec.max_queued_requests < 0 else None,
             )
             continue
         inline[name] = ModelRollout(name, _loader(store, name, spec.options), "inline", observer)
