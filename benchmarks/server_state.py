@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,34 +18,23 @@ __all__ = ["replica_memory_mb", "stage_means_ms"]
 _SAMPLE = re.compile(r"^(\w+)\{([^}]*)\} ([0-9.eE+-]+)$")
 
 
-def _sums_and_counts(text: str, metric: str, label: str, use_case: str) -> dict[str, list[float]]:
-    """``label`` value -> [sum, count] of histogram ``metric`` for ``use_case``,
-    added over every replica that reports it."""
-    found: dict[str, list[float]] = {}
+def _samples(text: str, use_case: str) -> Iterator[tuple[str, dict[str, str], float]]:
+    """``(metric, labels, value)`` of every Prometheus sample of ``use_case``."""
     for line in text.splitlines():
         match = _SAMPLE.match(line.removeprefix("ray_"))  # the exporter may add `ray_`
-        if not match or not match.group(1).startswith(metric):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
-        if labels.get("use_case") != use_case or label not in labels:
-            continue
-        part = match.group(1)[len(metric) :]
-        slot = {"_sum": 0, "_count": 1}.get(part)
-        if slot is not None:
-            found.setdefault(labels[label], [0.0, 0.0])[slot] += float(match.group(3))
-    return found
+        if match:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
+            if labels.get("use_case") == use_case:
+                yield match.group(1), labels, float(match.group(3))
 
 
 def _totals(text: str, metric: str, label: str, use_case: str) -> dict[str, float]:
-    """``label`` value -> total of counter ``metric`` for ``use_case``, over replicas."""
+    """``label`` value -> total of ``metric`` (a counter, or a histogram's ``_sum`` or
+    ``_count``) for ``use_case``, added over every replica that reports it."""
     found: dict[str, float] = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line.removeprefix("ray_"))  # the exporter may add `ray_`
-        if not match or match.group(1) != metric:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
-        if labels.get("use_case") == use_case and label in labels:
-            found[labels[label]] = found.get(labels[label], 0.0) + float(match.group(3))
+    for name, labels, value in _samples(text, use_case):
+        if name == metric and label in labels:
+            found[labels[label]] = found.get(labels[label], 0.0) + value
     return found
 
 
@@ -57,15 +47,18 @@ def stage_means_ms(
     deadline = time.monotonic() + timeout_s
     while True:
         text = httpx.get(system.cluster.metrics_url, timeout=10.0).text
-        requests = _sums_and_counts(text, "blendserve_recommend_latency_ms", "use_case", use_case)
-        counted = requests.get(use_case, [0.0, 0.0])[1]
+        requests = _totals(text, "blendserve_recommend_latency_ms_count", "use_case", use_case)
+        counted = requests.get(use_case, 0.0)
         if counted >= min_count or time.monotonic() > deadline:
             break
         time.sleep(1.0)
     stages = _totals(text, "blendserve_stage_time_ms_total", "stage", use_case)
-    nodes = _sums_and_counts(text, "blendserve_node_latency_ms", "node", use_case)
+    node_ms = _totals(text, "blendserve_node_latency_ms_sum", "node", use_case)
+    node_calls = _totals(text, "blendserve_node_latency_ms_count", "node", use_case)
     means = {f"stage:{k}": total / counted for k, total in stages.items() if counted}
-    means.update({f"node:{k}": s / c for k, (s, c) in nodes.items() if c})
+    means.update(
+        {f"node:{k}": ms / node_calls[k] for k, ms in node_ms.items() if node_calls.get(k)}
+    )
     return means
 
 

@@ -13,20 +13,15 @@ work, and fail, count and are timed like any other source.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias, TypeVar
 
 from blending.assign import bucket, pick_arm
 from blending.candidates import BlendContext, Candidate, ScoreResult, SourceResult
 from blending.gateway import ModelGateway
-from blending.items import ItemTable
-from blending.live_sources import live_candidates
 from blending.nodes import (
-    RequestItems,
     apply_filter,
     apply_rerank,
     apply_slots,
@@ -40,6 +35,7 @@ from blending.nodes import (
     weighted_blend,
 )
 from blending.ranked import Ranked, empty_ranked
+from blending.request_run import Answer, DeadlineExceeded, RequestRun, reason
 from blending.spec import (
     BanditNodeSpec,
     BlendNodeSpec,
@@ -56,17 +52,8 @@ from blending.spec import (
     StackNodeSpec,
     UseCaseSpec,
 )
-from models.base import RecommendQuery
 
 __all__ = ["BlendOutcome", "BlendPlan", "DeadlineExceeded"]
-
-_T = TypeVar("_T")
-_Answer: TypeAlias = SourceResult | Ranked | BaseException
-"""A source's answer: a model's result, a live source's list, or why it failed."""
-
-
-class DeadlineExceeded(TimeoutError):
-    """A source or model had not answered when the use case's budget ran out."""
 
 
 @dataclass(frozen=True)
@@ -105,107 +92,6 @@ def _merge_failures(*branches: _Branch) -> dict[str, str]:
     for branch in branches:
         merged.update(branch.failures)
     return merged
-
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-class _Run:
-    """The state of one request's pass through a plan."""
-
-    def __init__(self, plan: BlendPlan, ctx: BlendContext, models: ModelGateway, started: float):
-        self.plan = plan
-        self.ctx = ctx
-        self.models = models
-        self.deadline = started + plan.spec.budget_ms / 1000.0
-        self.query = RecommendQuery(ctx.user_id, ctx.context)
-        catalog = ctx.catalog
-        table = ctx.table
-        if table is None:
-            table = catalog.table if catalog is not None else ItemTable()
-        self.items = RequestItems(table, ctx.exclude, catalog is not None)
-        self.late: set[str] = set()
-        self.versions: dict[str, str] = {}
-        self.fallbacks: list[str] = []
-        self.answered = 0
-        self.node_ms: dict[str, float] = {}
-
-    def timed(self, node: str, since: float) -> None:
-        """Record that ``node`` has taken the time since ``since`` (a perf_counter)."""
-        self.node_ms[node] = (time.perf_counter() - since) * 1000.0
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def missed(self, node: str) -> str:
-        self.late.add(node)
-        return f"DeadlineExceeded: no answer within the {self.plan.spec.budget_ms:g} ms budget"
-
-    async def call(self, node: str, model: str, make: Awaitable[_T]) -> _T:
-        """Await a model call, bounded by the deadline unless it runs in process."""
-        if self.models.is_inline(model):
-            return await make
-        try:
-            return await asyncio.wait_for(make, max(self.remaining(), 0.0))
-        except TimeoutError:
-            self.late.add(node)
-            raise DeadlineExceeded(
-                f"no answer within the {self.plan.spec.budget_ms:g} ms budget"
-            ) from None
-
-    async def fetch_sources(self, names: list[str]) -> dict[str, _Answer]:
-        sources = {n: self.plan.sources[n] for n in names if n in self.plan.sources}
-        answers: dict[str, _Answer] = {}
-        sent = time.perf_counter()
-        remote = {
-            name: asyncio.ensure_future(
-                self.models.recommend(node.model, self.query, node.candidates)
-            )
-            for name, node in sources.items()
-            if not self.models.is_inline(node.model)
-        }
-        for name, task in remote.items():
-            task.add_done_callback(lambda _, name=name: self.timed(name, sent))  # type: ignore[misc]
-        for name, node in sources.items():
-            if name in remote:
-                continue
-            if self.remaining() <= 0:
-                answers[name] = DeadlineExceeded(self.missed(name))
-                continue
-            began = time.perf_counter()
-            try:
-                answers[name] = await self.models.recommend(node.model, self.query, node.candidates)
-            except Exception as exc:  # noqa: BLE001 - one failing model must not fail the blend
-                answers[name] = exc
-            self.timed(name, began)
-        for name in names:
-            if name in self.plan.live:
-                answers[name] = self.live_source(name, self.plan.live[name])
-        if remote:
-            await asyncio.wait(remote.values(), timeout=max(self.remaining(), 0.0))
-            for name, task in remote.items():
-                if not task.done():
-                    task.cancel()
-                    self.timed(name, sent)  # until it was given up
-                    answers[name] = DeadlineExceeded(self.missed(name))
-                elif task.exception() is not None:
-                    answers[name] = task.exception()  # type: ignore[assignment]
-                else:
-                    answers[name] = task.result()
-        return answers
-
-    def live_source(self, name: str, node: LiveSourceSpec) -> Ranked | BaseException:
-        """A ``fresh`` or ``bandit`` node's list, or why it could not answer."""
-        if self.remaining() <= 0:
-            return DeadlineExceeded(self.missed(name))
-        began = time.perf_counter()
-        try:
-            return live_candidates(name, node, self.ctx, self.items.table)
-        except Exception as exc:  # noqa: BLE001 - like a failing model: degrade, do not fail
-            return exc
-        finally:
-            self.timed(name, began)
 
 
 class BlendPlan:
@@ -264,7 +150,7 @@ class BlendPlan:
         ``started`` is a ``time.monotonic()`` reading (default: now); pass the time
         the request arrived so queueing counts against the budget.
         """
-        run = _Run(self, ctx, models, time.monotonic() if started is None else started)
+        run = RequestRun(self, ctx, models, time.monotonic() if started is None else started)
         branches, variant = await self._execute(run, [self.spec.output])
         output = branches[self.spec.output]
         # The output is filtered once more so no path can return an excluded item;
@@ -291,12 +177,12 @@ class BlendPlan:
         matters more than latency. Item indices refer to ``ctx.table`` (pass one to
         read them), else to the catalogue's.
         """
-        run = _Run(self, ctx, models, time.monotonic() + 1e9)
+        run = RequestRun(self, ctx, models, time.monotonic() + 1e9)
         branches, _ = await self._execute(run, nodes)
         return {name: branches[name].items for name in nodes}
 
     async def _execute(
-        self, run: _Run, roots: Sequence[str]
+        self, run: RequestRun, roots: Sequence[str]
     ) -> tuple[dict[str, _Branch], dict[str, str]]:
         active, variant = self.active_nodes(run.ctx.user_id, roots)
         fetched = [n for n in self.order if n in active and (n in self.sources or n in self.live)]
@@ -313,16 +199,16 @@ class BlendPlan:
     async def _node(
         self,
         name: str,
-        run: _Run,
+        run: RequestRun,
         branches: dict[str, _Branch],
-        answers: dict[str, _Answer],
+        answers: dict[str, Answer],
     ) -> _Branch:
         node = self.spec.nodes[name]
         ctx = run.ctx
         if isinstance(node, SourceNodeSpec | FreshNodeSpec | BanditNodeSpec):
             answer = answers[name]
             if isinstance(answer, BaseException):
-                return _Branch(empty_ranked(), {name: _reason(answer)})
+                return _Branch(empty_ranked(), {name: reason(answer)})
             run.answered += 1
             if isinstance(answer, SourceResult):
                 run.versions[answer.model] = answer.version
@@ -376,7 +262,9 @@ class BlendPlan:
             f"node {name!r}: unsupported kind {type(node).__name__}"
         )  # pragma: no cover
 
-    async def _rerank(self, name: str, node: RerankNodeSpec, run: _Run, source: _Branch) -> _Branch:
+    async def _rerank(
+        self, name: str, node: RerankNodeSpec, run: RequestRun, source: _Branch
+    ) -> _Branch:
         head = source.items.items[: node.depth]
         if not len(head):
             return source
@@ -389,12 +277,12 @@ class BlendPlan:
             )
             items = apply_rerank(source.items, scored, name, node.depth)
         except Exception as exc:  # noqa: BLE001 - keep the input order rather than fail
-            return _Branch(source.items, {**source.failures, name: _reason(exc)})
+            return _Branch(source.items, {**source.failures, name: reason(exc)})
         run.versions[scored.model] = scored.version
         return _Branch(items, source.failures)
 
     async def _stack(
-        self, name: str, node: StackNodeSpec, run: _Run, inputs: list[_Branch]
+        self, name: str, node: StackNodeSpec, run: RequestRun, inputs: list[_Branch]
     ) -> _Branch:
         failures = _merge_failures(*inputs)
         items, rows = stack_features([b.items for b in inputs], node.normalize)
@@ -410,6 +298,6 @@ class BlendPlan:
             stacked = apply_stack(items, scored, name)
         except Exception as exc:  # noqa: BLE001 - an equal-weight blend beats no answer
             fallback = weighted_blend([(1.0, b.items) for b in inputs], node.normalize)
-            return _Branch(fallback, {**failures, name: _reason(exc)})
+            return _Branch(fallback, {**failures, name: reason(exc)})
         run.versions[scored.model] = scored.version
         return _Branch(stacked, failures)

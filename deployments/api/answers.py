@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
-from fastapi import Request, Response
+from fastapi import Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -25,16 +25,10 @@ __all__ = [
     "RecommendAnswer",
     "item_answer",
     "json_response",
-    "parse_body",
     "parse_bytes",
 ]
 
 _Body = TypeVar("_Body", bound=BaseModel)
-
-
-async def parse_body(request: Request, model: type[_Body]) -> _Body:
-    """The request body as ``model`` (see :func:`parse_bytes`)."""
-    return parse_bytes(await request.body(), model)
 
 
 def parse_bytes(raw: bytes, model: type[_Body]) -> _Body:

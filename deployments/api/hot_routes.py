@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from deployments.api.state import this_ingress
+from deployments.api.state import IngressState, this_ingress
 
 __all__ = ["HotRoute", "answer", "hot_route"]
 
@@ -105,7 +105,7 @@ async def answer(route: HotRoute, scope: Scope, receive: Receive, send: Send, ga
     try:
         gate.admit("infer", _presented_key(headers))
         body = await _body(receive)
-        ingress = this_ingress()
+        ingress = _ingress(scope["app"])
         response: Response
         if route.kind == "recommend":
             response = await ingress.recommend_bytes(route.name, body, started)
@@ -120,6 +120,15 @@ async def answer(route: HotRoute, scope: Scope, receive: Receive, send: Send, ga
             raise
         response = await handler(Request(scope, receive), exc)
     await response(scope, receive, send)
+
+
+def _ingress(app: Any) -> IngressState:
+    """The replica's ingress, looked up once and kept in the app's state (as the edge
+    keeps its gatekeeper)."""
+    ingress: IngressState | None = getattr(app.state, "ingress", None)
+    if ingress is None:
+        ingress = app.state.ingress = this_ingress()
+    return ingress
 
 
 def _handler(app: Any, exc: Exception) -> Any:

@@ -1,7 +1,7 @@
 """One model's live versions in one process: swap, canary, shadow and rollback.
 
 Plain Python (no Ray), shared by the model replicas (``model_server.py``) and the
-ingress's inline models (``sources.py``). A :class:`ModelRollout` holds the adapter
+ingress's inline models (``gateway.py``). A :class:`ModelRollout` holds the adapter
 serving live traffic, optionally a canary that serves a sticky share of users and a
 shadow that sees mirrored calls, and :meth:`ModelRollout.apply` moves between
 configs:
@@ -135,6 +135,9 @@ class ModelRollout:
         Calls are grouped by the version they go to; a canary group that raises is
         answered again by the live version and counts against the canary.
         """
+        if self._traffic.canary is None:  # the common case: no candidate, no choice to make
+            live = self.live
+            return [(answer, live.version) for answer in await call(live, [*range(len(user_ids))])]
         groups: dict[bool, tuple[ModelAdapter, list[int]]] = {}
         for index, user_id in enumerate(user_ids):
             choice = self.choose(user_id)
@@ -168,9 +171,6 @@ class ModelRollout:
         self, user_id: str | None, call: Callable[[ModelAdapter], Awaitable[_T]]
     ) -> tuple[_T, str]:
         """Answer one call (see :meth:`run`)."""
-        if self._traffic.canary is None:  # the common case: no candidate, no choice to make
-            adapter = self.live
-            return await call(adapter), adapter.version
 
         async def single(adapter: ModelAdapter, _: list[int]) -> list[_T]:
             return [await call(adapter)]
@@ -382,11 +382,8 @@ class ModelRollout:
                 entry["window"] = self._canary_window.summary().to_json()
             shadow_record = self._shadow.summary()
             if state.role == "shadow" and shadow_record is not None and serving:
-                entry["window"], entry["overlap_at_k"] = (
-                    shadow_record[0].to_json(),
-                    shadow_record[1],
-                )
-                entry["k"] = traffic.shadow_k
+                entry["window"] = shadow_record[0].to_json()
+                entry["overlap_at_k"], entry["k"] = shadow_record[1], traffic.shadow_k
             versions.append(entry)
         info: JsonObject = {"name": self.name, "placement": self.placement}
         if traffic.live is not None:

@@ -3,16 +3,13 @@ and the one parse of a request body from bytes."""
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 import pytest
-from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 
 from blending.candidates import Candidate, Component
 from blending.result_ids import ResultIdCodec, ResultRef
-from deployments.api.answers import PredictAnswer, RecommendAnswer, item_answer, parse_body
+from deployments.api.answers import PredictAnswer, RecommendAnswer, item_answer, parse_bytes
 from deployments.api.schemas import PredictResponse, RecommendRequest, RecommendResponse
 
 CODEC = ResultIdCodec(b"k" * 32)
@@ -76,15 +73,8 @@ def test_the_predict_answer_is_what_the_schema_documents() -> None:
     assert PredictResponse.model_validate_json(encoded).predictions == [0.25, [1, 2]]
 
 
-def _request(body: bytes) -> Request:
-    async def receive() -> dict[str, object]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return Request({"type": "http", "method": "POST", "headers": []}, receive)
-
-
 def test_a_body_is_parsed_once_from_bytes() -> None:
-    parsed = asyncio.run(parse_body(_request(b'{"user_id": "u1", "k": 150}'), RecommendRequest))
+    parsed = parse_bytes(b'{"user_id": "u1", "k": 150}', RecommendRequest)
     # No upper bound in the schema: the ingress's configured max_k decides.
     assert (parsed.user_id, parsed.k) == ("u1", 150)
 
@@ -97,7 +87,7 @@ def test_a_bad_body_is_a_validation_error_located_in_the_body(
     body: bytes, field: str | None
 ) -> None:
     with pytest.raises(RequestValidationError) as raised:
-        asyncio.run(parse_body(_request(body), RecommendRequest))
+        parse_bytes(body, RecommendRequest)
     location = raised.value.errors()[0]["loc"]
     assert location[0] == "body"
     if field is not None:

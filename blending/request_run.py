@@ -1,0 +1,138 @@
+"""One request's pass through a plan: its deadline, its item view, its source calls.
+
+:class:`RequestRun` fetches a plan's sources concurrently (remote ones first, so
+they work while in-process ones compute) and gives up on what has not answered
+when the use case's budget runs out. ``dag.py`` runs the nodes with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
+
+from blending.candidates import BlendContext, SourceResult
+from blending.gateway import ModelGateway
+from blending.items import ItemTable
+from blending.live_sources import live_candidates
+from blending.nodes import RequestItems
+from blending.ranked import Ranked
+from blending.spec import LiveSourceSpec
+from models.base import RecommendQuery
+
+if TYPE_CHECKING:
+    from blending.dag import BlendPlan
+
+__all__ = ["Answer", "DeadlineExceeded", "RequestRun", "reason"]
+
+_T = TypeVar("_T")
+Answer: TypeAlias = SourceResult | Ranked | BaseException
+"""A source's answer: a model's result, a live source's list, or why it failed."""
+
+
+class DeadlineExceeded(TimeoutError):
+    """A source or model had not answered when the use case's budget ran out."""
+
+
+def reason(exc: BaseException) -> str:
+    """``Type: message`` of an exception, as a failure is reported."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class RequestRun:
+    """The state of one request's pass through a plan: its deadline, its view of
+    the items, what it fetched, how long each node took."""
+
+    def __init__(self, plan: BlendPlan, ctx: BlendContext, models: ModelGateway, started: float):
+        self.plan = plan
+        self.ctx = ctx
+        self.models = models
+        self.deadline = started + plan.spec.budget_ms / 1000.0
+        self.query = RecommendQuery(ctx.user_id, ctx.context)
+        catalog = ctx.catalog
+        table = ctx.table
+        if table is None:
+            table = catalog.table if catalog is not None else ItemTable()
+        self.items = RequestItems(table, ctx.exclude, catalog is not None)
+        self.late: set[str] = set()
+        self.versions: dict[str, str] = {}
+        self.fallbacks: list[str] = []
+        self.answered = 0
+        self.node_ms: dict[str, float] = {}
+
+    def timed(self, node: str, since: float) -> None:
+        """Record that ``node`` has taken the time since ``since`` (a perf_counter)."""
+        self.node_ms[node] = (time.perf_counter() - since) * 1000.0
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def missed(self, node: str) -> str:
+        self.late.add(node)
+        return f"DeadlineExceeded: no answer within the {self.plan.spec.budget_ms:g} ms budget"
+
+    async def call(self, node: str, model: str, make: Awaitable[_T]) -> _T:
+        """Await a model call, bounded by the deadline unless it runs in process."""
+        if self.models.is_inline(model):
+            return await make
+        try:
+            return await asyncio.wait_for(make, max(self.remaining(), 0.0))
+        except TimeoutError:
+            self.late.add(node)
+            raise DeadlineExceeded(
+                f"no answer within the {self.plan.spec.budget_ms:g} ms budget"
+            ) from None
+
+    async def fetch_sources(self, names: list[str]) -> dict[str, Answer]:
+        sources = {n: self.plan.sources[n] for n in names if n in self.plan.sources}
+        answers: dict[str, Answer] = {}
+        sent = time.perf_counter()
+        remote = {
+            name: asyncio.ensure_future(
+                self.models.recommend(node.model, self.query, node.candidates)
+            )
+            for name, node in sources.items()
+            if not self.models.is_inline(node.model)
+        }
+        for name, task in remote.items():
+            task.add_done_callback(lambda _, name=name: self.timed(name, sent))  # type: ignore[misc]
+        for name, node in sources.items():
+            if name in remote:
+                continue
+            if self.remaining() <= 0:
+                answers[name] = DeadlineExceeded(self.missed(name))
+                continue
+            began = time.perf_counter()
+            try:
+                answers[name] = await self.models.recommend(node.model, self.query, node.candidates)
+            except Exception as exc:  # noqa: BLE001 - one failing model must not fail the blend
+                answers[name] = exc
+            self.timed(name, began)
+        for name in names:
+            if name in self.plan.live:
+                answers[name] = self.live_source(name, self.plan.live[name])
+        if remote:
+            await asyncio.wait(remote.values(), timeout=max(self.remaining(), 0.0))
+            for name, task in remote.items():
+                if not task.done():
+                    task.cancel()
+                    self.timed(name, sent)  # until it was given up
+                    answers[name] = DeadlineExceeded(self.missed(name))
+                elif task.exception() is not None:
+                    answers[name] = task.exception()  # type: ignore[assignment]
+                else:
+                    answers[name] = task.result()
+        return answers
+
+    def live_source(self, name: str, node: LiveSourceSpec) -> Ranked | BaseException:
+        """A ``fresh`` or ``bandit`` node's list, or why it could not answer."""
+        if self.remaining() <= 0:
+            return DeadlineExceeded(self.missed(name))
+        began = time.perf_counter()
+        try:
+            return live_candidates(name, node, self.ctx, self.items.table)
+        except Exception as exc:  # noqa: BLE001 - like a failing model: degrade, do not fail
+            return exc
+        finally:
+            self.timed(name, began)
