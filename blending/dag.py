@@ -268,7 +268,7 @@ class BlendPlan:
         head = source.items.items[: node.depth]
         if not len(head):
             return source
-        if run.remaining() <= 0:
+        if run.out_of_time(node.model):
             return _Branch(source.items, {**source.failures, name: run.missed(name)})
         ids = run.items.table.ids_of(head)
         try:
@@ -288,7 +288,7 @@ class BlendPlan:
         items, rows = stack_features([b.items for b in inputs], node.normalize)
         if not len(items):
             return _Branch(items, failures)
-        if run.remaining() <= 0:
+        if run.out_of_time(node.model):
             fallback = weighted_blend([(1.0, b.items) for b in inputs], node.normalize)
             return _Branch(fallback, {**failures, name: run.missed(name)})
         try:

@@ -297,10 +297,6 @@ def _replica_ids(client: httpx.Client, model: str) -> set[str]:
     return set(_until_every_replica(client, model, lambda status: True, timeout_s=60))
 
 
-# Opt-in (-m slow) until fixed: since the performance issue's second commit (c2f1479),
-# one request in ~1,300 gets a 503 during the replacement, having waited > 1 s before
-# its DAG started (not coalescing, not the metrics flusher: both ruled out).
-@pytest.mark.slow
 def test_a_code_update_restarts_every_replica_without_a_failed_request(
     client: httpx.Client, lifecycle: Deployed
 ) -> None:

@@ -73,6 +73,19 @@ def test_a_late_remote_source_is_cut_at_the_budget() -> None:
     assert [c.item_id for c in outcome.items] == ["c", "e", "d"]
 
 
+def test_a_request_that_arrives_past_its_budget_is_answered_from_in_process_models() -> None:
+    # A request can lose its budget before the blend starts (a slow body, a busy
+    # machine): the remote source is given up at once, the in-process ones still answer.
+    models = _models(mf=Scripted([("a", 1.0)], remote=True, delay_s=2.0))
+    started = time.monotonic()
+    outcome = asyncio.run(
+        _plan(HOME, budget_ms=100).run(BlendContext("u", 10), models, started - 1.0)
+    )
+    assert time.monotonic() - started < 0.1, "nothing waited on the remote source"
+    assert outcome.late == {"cf"} and outcome.answered == 2
+    assert [c.item_id for c in outcome.items] == ["c", "e", "d"]
+
+
 def test_a_remote_source_that_answers_in_time_is_used() -> None:
     models = _models(mf=Scripted([("a", 1.0), ("b", 0.0)], remote=True, delay_s=0.02))
     outcome = _run(_plan(HOME, budget_ms=500), models, BlendContext("u", 10))
