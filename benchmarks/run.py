@@ -12,7 +12,7 @@ Systems are started one at a time (each alone on the machine), loaded with wrk
   ingress replica instead of the default two (``home`` and the OIP infer), with
   ``mf`` in its own replica (calls coalesced), with ``max_ongoing_requests: 4`` per
   Ingress replica (c=16 only);
-* ``nodes``: two Ray nodes (one CPU each), ``mf`` on the second (c=16 only);
+* ``nodes``: two Ray nodes (head two logical CPUs, worker one), ``mf`` on the second (c=16 only);
 * ``batching``: a torch-only use case unbatched vs adaptive (c=64 and c=1).
 
 Usage: ``python -m benchmarks.run [--quick] [--only echo,blendserve,...]``.

@@ -252,7 +252,9 @@ def run_step(step: str, plan: Plan, default: dict[str, Any], venv: Path | None) 
         # `mf` pinned to the worker by a custom resource (what a GPU node would be).
         config = blendserve_config(default, 0, mf_placement="replica", mf_resources={MODEL_NODE: 1})
         worker = {"num_cpus": 1, "resources": {MODEL_NODE: 1}}
-        with _blendserve("a_two_nodes", config, num_cpus=1, worker=worker) as system:
+        # The head keeps two logical CPUs: both Ingress replicas (0.5 each), Catalog and
+        # EventLog must fit there once `mf` has moved to the worker.
+        with _blendserve("a_two_nodes", config, num_cpus=2, worker=worker) as system:
             measure(system, HOME, plan.variant_concurrency, plan, key="a_two_nodes")
     elif step == "batching":
         route = Route("torch", f"/v1/recommend/{TORCH_ONLY}", HOME_BODY)
