@@ -25,6 +25,7 @@ import numpy as np
 from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem, TopItems
 from models.errors import ModelError
 from models.formats._inputs import to_feature_matrix, to_user_ids
+from models.topk import top_k_columns
 
 __all__ = ["TensorModelAdapter", "count_option"]
 
@@ -104,16 +105,12 @@ class TensorModelAdapter(ModelAdapter, Recommender):
         if not queries or n <= 0:
             return [TopItems([], np.zeros(0)) for _ in queries]
         scores = self.scores([q.user_id for q in queries])
-        k = min(n, len(self.items))
-        # The k best by argpartition, then a stable sort of those k only: linear in the
-        # catalogue rather than n log n; deterministic, ties inside the k in item order.
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else None
-        answers = []
-        for row_index, row in enumerate(scores):
-            picks = np.arange(len(row)) if part is None else np.sort(part[row_index])
-            order = picks[np.argsort(-row[picks], kind="stable")][:k]
-            answers.append(TopItems(self._item_array[order], row[order].astype(np.float64)))
-        return answers
+        # Best first, ties by item order: the order training measured the model in.
+        best = top_k_columns(scores, n)
+        picked = np.take_along_axis(scores, best, axis=1).astype(np.float64)
+        return [
+            TopItems(self._item_array[cols], row) for cols, row in zip(best, picked, strict=True)
+        ]
 
     def recommend(self, queries: Sequence[RecommendQuery], n: int) -> list[list[ScoredItem]]:
         """Top ``n`` items per user, best first, as ``(item_id, score)`` pairs."""
@@ -160,6 +157,10 @@ class TensorModelAdapter(ModelAdapter, Recommender):
                 f"model {self.name!r}: expected {len(matrix)} output rows, got shape {output.shape}"
             )
         return output
+
+    def item_ids(self) -> Sequence[str] | None:
+        """The items of ``ids.json`` (a recommender), else ``None``."""
+        return self.items if self.users is not None else None
 
     def describe(self) -> dict[str, Any]:
         """Which shape of model this is, where it runs and what it takes."""

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import pytest
 
-from blending.evaluation.offline import (
+from models.metrics import (
+    PER_USER_METRICS,
     average_precision_at_k,
     catalogue_coverage,
     evaluate_lists,
+    mean_interval,
     ndcg_at_k,
     novelty,
     precision_at_k,
@@ -104,6 +106,8 @@ def test_novelty_is_mean_self_information_with_unknown_items_as_rare() -> None:
 
 def test_evaluate_lists_averages_over_users_with_held_out_items() -> None:
     metrics = evaluate_lists(LISTS, HELD_OUT, K, catalogue_size=6, item_counts=COUNTS, n_users=4)
+    intervals = {name: metrics.pop(f"{name}_ci") for name in PER_USER_METRICS}
+    assert all(width > 0 for width in intervals.values())
     assert metrics == pytest.approx(
         {
             "precision": 4 / 9,
@@ -116,6 +120,13 @@ def test_evaluate_lists_averages_over_users_with_held_out_items() -> None:
         },
         abs=1e-7,
     )
+
+
+def test_the_interval_over_users_is_students_t() -> None:
+    # Four users, recall 0, 1, 1, 0: mean 0.5, standard error 0.2887, t(0.975, 3) 3.182.
+    mean, half_width = mean_interval([0.0, 1.0, 1.0, 0.0])
+    assert mean == 0.5 and half_width == pytest.approx(0.9187, abs=1e-4)
+    assert mean_interval([0.3]) == (0.3, 0.0) and mean_interval([]) == (0.0, 0.0)
 
 
 def test_a_user_without_a_list_counts_as_a_miss() -> None:

@@ -15,11 +15,14 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 __all__ = [
+    "PER_USER_METRICS",
     "average_precision_at_k",
     "catalogue_coverage",
     "evaluate_lists",
+    "mean_interval",
     "ndcg_at_k",
     "novelty",
+    "per_user",
     "precision_at_k",
     "recall_at_k",
 ]
@@ -114,6 +117,45 @@ def novelty(
     return total / count if count else 0.0
 
 
+PER_USER_METRICS = ("precision", "recall", "ndcg", "map")
+"""The metrics that are means over users (and so have an interval over users)."""
+
+
+def per_user(
+    recommendations: Mapping[str, Sequence[str]], held_out: Mapping[str, set[str]], k: int
+) -> dict[str, list[float]]:
+    """Each of :data:`PER_USER_METRICS` for every user with a held-out item, in the
+    order of ``held_out`` (a missing user has an empty list)."""
+    _check_k(k)
+    users = [user for user, items in held_out.items() if items]
+    lists = {user: list(recommendations.get(user, ()))[:k] for user in users}
+    functions = {
+        "precision": precision_at_k,
+        "recall": recall_at_k,
+        "ndcg": ndcg_at_k,
+        "map": average_precision_at_k,
+    }
+    return {
+        name: [metric(lists[u], held_out[u], k) for u in users]
+        for name, metric in functions.items()
+    }
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """The mean of per-user values and the half-width of its ``confidence`` interval
+    (Student's t over users; 0 with fewer than two users)."""
+    n = len(values)
+    if n == 0:
+        return 0.0, 0.0
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, 0.0
+    from scipy.stats import t  # deferred: only intervals need it
+
+    variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, float(t.ppf(0.5 + confidence / 2, n - 1)) * math.sqrt(variance / n)
+
+
 def evaluate_lists(
     recommendations: Mapping[str, Sequence[str]],
     held_out: Mapping[str, set[str]],
@@ -126,22 +168,17 @@ def evaluate_lists(
 
     ``recommendations`` maps a user to their list (a missing user has an empty one);
     each is cut to its top ``k``. Returns ``precision``, ``recall``, ``ndcg``, ``map``,
-    ``coverage``, ``novelty`` (over those users' top-k lists) and ``users`` (how many
-    users were averaged over; every metric is 0 when there is none).
+    ``coverage``, ``novelty`` (over those users' top-k lists), ``users`` (how many
+    users were averaged over; every metric is 0 when there is none) and, for each of
+    the first four, ``<metric>_ci``: the half-width of its 95% interval over users.
     """
-    _check_k(k)
+    values = per_user(recommendations, held_out, k)
     users = [user for user, items in held_out.items() if items]
-    lists = {user: list(recommendations.get(user, ()))[:k] for user in users}
-    result = {"precision": 0.0, "recall": 0.0, "ndcg": 0.0, "map": 0.0}
-    if users:
-        for name, metric in (
-            ("precision", precision_at_k),
-            ("recall", recall_at_k),
-            ("ndcg", ndcg_at_k),
-            ("map", average_precision_at_k),
-        ):
-            result[name] = sum(metric(lists[u], held_out[u], k) for u in users) / len(users)
-    result["coverage"] = catalogue_coverage(lists.values(), catalogue_size)
-    result["novelty"] = novelty(lists.values(), item_counts, n_users)
+    lists = [list(recommendations.get(user, ()))[:k] for user in users]
+    result: dict[str, float] = {}
+    for name in PER_USER_METRICS:
+        result[name], result[f"{name}_ci"] = mean_interval(values[name])
+    result["coverage"] = catalogue_coverage(lists, catalogue_size)
+    result["novelty"] = novelty(lists, item_counts, n_users)
     result["users"] = float(len(users))
     return result
