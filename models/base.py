@@ -102,6 +102,12 @@ class ModelAdapter(ABC):
         examples = self.manifest.extra.get("example_instances")
         return list(examples) if isinstance(examples, list) and examples else None
 
+    def item_ids(self) -> Sequence[str] | None:
+        """Every item this model can recommend or score, when it is keyed by item ids
+        (its ``ids.json``, counts or list); ``None`` otherwise. ``blendserve validate
+        --load`` and ``publish --catalog`` compare them with the catalogue."""
+        return None
+
     def check_health(self) -> None:
         """Raise when the loaded model can no longer answer (its replica is then replaced).
 

@@ -26,6 +26,8 @@ _registry: dict[str, type[ModelAdapter] | str] = {
     "python": "models.formats.python_adapter:PythonAdapter",
     "onnx": "models.formats.onnx_adapter:OnnxAdapter",
     "http": "models.formats.http_adapter:HttpModelAdapter",
+    "factors": "models.formats.factors:FactorsAdapter",
+    "item_item": "models.formats.item_item:ItemItemAdapter",
 }
 
 

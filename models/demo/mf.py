@@ -10,7 +10,7 @@ mean user vector, which ``models.formats.torch_adapter`` uses for users it has n
 # annotations at runtime and cannot resolve them as strings.
 import json
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-__all__ = ["BPRConfig", "MFScorer", "export_torchscript", "recall_at_k", "train_bpr"]
+__all__ = ["BPRConfig", "MFScorer", "export_torchscript", "train_bpr"]
 
 
 @dataclass(frozen=True)
@@ -147,36 +147,3 @@ def export_torchscript(
     ids = {"users": list(users), "items": list(items)}
     (directory / "ids.json").write_text(json.dumps(ids) + "\n", encoding="utf-8")
     return {"model.pt": directory / "model.pt", "ids.json": directory / "ids.json"}
-
-
-def recall_at_k(
-    score_rows: Callable[[np.ndarray], np.ndarray],
-    eval_user: np.ndarray,
-    eval_item: np.ndarray,
-    seen_user: np.ndarray,
-    seen_item: np.ndarray,
-    k: int = 10,
-    chunk: int = 1024,
-) -> float:
-    """Share of held-out items ranked in a user's top ``k`` among items they had not seen.
-
-    ``score_rows(users)`` returns a ``[len(users), n_items]`` score matrix; an
-    ``eval_item`` of -1 (an item the model does not know) always counts as a miss.
-    Items in the (``seen_user``, ``seen_item``) training pairs are excluded first.
-    """
-    if len(eval_user) == 0:
-        return 0.0
-    row_of = np.full(int(max(eval_user.max(), seen_user.max(initial=0))) + 1, -1)
-    hits = 0
-    for start in range(0, len(eval_user), chunk):
-        users = eval_user[start : start + chunk]
-        scores = np.array(score_rows(users), dtype=np.float64)
-        row_of[users] = np.arange(len(users))
-        mask = np.isin(seen_user, users)
-        scores[row_of[seen_user[mask]], seen_item[mask]] = -np.inf
-        row_of[users] = -1
-        # Stable sort: ties go to the lower column (the smaller id), as in the adapters.
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        targets = eval_item[start : start + chunk]
-        hits += int(((top == targets[:, None]) & (targets[:, None] >= 0)).any(axis=1).sum())
-    return hits / len(eval_user)

@@ -6,12 +6,14 @@ Three public layouts are read, each with its movies file when one sits beside it
 ratings                   line format                      movies (first genre = category)
 ========================  ===============================  ==============================
 ``ratings.dat`` (ml-1m)   ``UserID::MovieID::Rating::TS``  ``movies.dat`` (latin-1)
-``ratings.csv`` (latest)  header ``userId,movieId,...``    ``movies.csv`` (utf-8, quoted)
+``ratings.csv`` (latest)  ``userId,movieId,rating,ts``     ``movies.csv`` (utf-8, quoted)
 ``u.data`` (ml-100k)      tab-separated, no header         ``u.item`` (``|``, latin-1)
 ========================  ===============================  ==============================
 
-Ratings below ``min_rating`` are dropped (a 2-star rating is not a "click"). Ids get
-a prefix (``u1``, ``m1193``) so users and items never collide. MovieLens has no
+Ratings below ``min_rating`` are dropped (a 2-star rating is not a "click"). Ids are
+kept as the files write them (user ``1``, movie ``1193``): an application calls with
+MovieLens' own ids. The CSV files may come with or without their header line
+(redistributed copies often drop it) and with any line ends. MovieLens has no
 release time, so an item's ``published_at`` is its first rating of any value (and
 movies nobody rated are left out).
 """
@@ -36,6 +38,7 @@ __all__ = ["read_movielens"]
 _RATINGS_FILES = ("ratings.dat", "ratings.csv", "u.data")
 _MOVIES_BESIDE = {"ratings.dat": "movies.dat", "ratings.csv": "movies.csv", "u.data": "u.item"}
 _CSV_HEADER = ("userId", "movieId", "rating", "timestamp")
+_MOVIES_HEADER = ("movieId", "title", "genres")
 # u.item carries 19 genre flags in this order (ml-100k's u.genre).
 _U_ITEM_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
@@ -112,9 +115,11 @@ _Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 def _parse_fast(text: str, layout: str) -> _Columns | None:
     """user, movie, rating, ts as floats via pandas' C parser; None if it cannot."""
     try:
-        if layout == "ratings.csv":
+        if layout == "ratings.csv" and _has_csv_header(text):
             frame = pd.read_csv(io.StringIO(text), usecols=list(_CSV_HEADER), dtype=np.float64)
             frame = frame[list(_CSV_HEADER)]
+        elif layout == "ratings.csv":
+            frame = pd.read_csv(io.StringIO(text), header=None, dtype=np.float64)
         else:
             # The C parser takes one-character separators only, hence the swap.
             source = text.replace("::", "\t") if layout == "ratings.dat" else text
@@ -135,8 +140,10 @@ def _parse_slow(path: Path, text: str, layout: str) -> tuple[_Columns, list[int]
     sep: str | None = "::"
     if layout == "u.data":
         sep, expect = None, "user<TAB>item<TAB>rating<TAB>timestamp"
-    elif layout == "ratings.csv":
+    elif layout == "ratings.csv" and _has_csv_header(text):
         first_line, sep, expect, lines = 2, ",", lines[0], lines[1:]
+    elif layout == "ratings.csv":
+        sep, expect = ",", ",".join(_CSV_HEADER)
     numbers: list[int] = []
     rows: list[list[str]] = []
     for number, line in enumerate(lines, start=first_line):
@@ -148,7 +155,7 @@ def _parse_slow(path: Path, text: str, layout: str) -> tuple[_Columns, list[int]
         numbers.append(number)
         rows.append(fields)
     order = [0, 1, 2, 3]
-    if layout == "ratings.csv":
+    if layout == "ratings.csv" and _has_csv_header(text):
         header = [h.strip() for h in expect.split(",")]
         order = [header.index(name) for name in _CSV_HEADER]
     user, movie, rating, ts = (
@@ -158,6 +165,20 @@ def _parse_slow(path: Path, text: str, layout: str) -> tuple[_Columns, list[int]
         for i in order
     )
     return (user, movie, rating, ts), numbers
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _has_csv_header(text: str) -> bool:
+    """Whether a ``ratings.csv`` text starts with its header line (in any column order)."""
+    first = [h.strip() for h in text.lstrip("\ufeff").split("\n", 1)[0].split(",")]
+    return sorted(first) == sorted(_CSV_HEADER)
 
 
 def _first_bad_row(columns: _Columns) -> int | None:
@@ -176,11 +197,15 @@ def _read_ratings(path: Path) -> pd.DataFrame:
     by line, which either finds the culprit line or parses what the fast path could not.
     """
     layout = _layout(path)
-    text = _read_text(path, "utf-8" if layout == "ratings.csv" else "latin-1")
+    text = _read_text(path, "utf-8" if layout == "ratings.csv" else "latin-1").lstrip("\ufeff")
     if layout == "ratings.csv":
-        header = [h.strip() for h in text.split("\n", 1)[0].split(",")]
-        if sorted(header) != sorted(_CSV_HEADER):
-            raise ConfigError(f"{path}:1: expected the header {','.join(_CSV_HEADER)!r}")
+        first = [h.strip() for h in text.split("\n", 1)[0].split(",")]
+        looks_like_data = all(_is_number(f) for f in first) and len(first) == len(_CSV_HEADER)
+        if not _has_csv_header(text) and not looks_like_data:
+            raise ConfigError(
+                f"{path}:1: expected the header {','.join(_CSV_HEADER)!r} or a first rating "
+                f"(4 numbers), got {','.join(first)[:80]!r}"
+            )
     columns = _parse_fast(text, layout)
     if columns is None or _first_bad_row(columns) is not None:
         columns, numbers = _parse_slow(path, text, layout)
@@ -196,8 +221,8 @@ def _read_ratings(path: Path) -> pd.DataFrame:
         raise ConfigError(f"{path}: holds no ratings")
     return pd.DataFrame(
         {
-            "user_id": np.char.add("u", user.astype(np.int64).astype(str)).astype(object),
-            "item_id": np.char.add("m", movie.astype(np.int64).astype(str)).astype(object),
+            "user_id": user.astype(np.int64).astype(str).astype(object),
+            "item_id": movie.astype(np.int64).astype(str).astype(object),
             "ts": pd.to_datetime(ts.astype(np.int64), unit="s", utc=True),
             "rating": rating,
         }
@@ -208,13 +233,15 @@ def _read_movies(path: Path) -> pd.DataFrame:
     """``item_id``, ``title`` and ``category`` (the first listed genre) per movie."""
     records: list[tuple[str, str, str]] = []
     if path.name == "movies.csv":
-        lines = _read_text(path, "utf-8").splitlines()
-        reader = csv.reader(io.StringIO("\n".join(lines[1:])))
+        lines = _read_text(path, "utf-8").lstrip("\ufeff").splitlines()
+        header = bool(lines) and tuple(h.strip() for h in lines[0].split(",")) == _MOVIES_HEADER
+        skipped = int(header)
+        reader = csv.reader(io.StringIO("\n".join(lines[skipped:])))
         for row in reader:
             if row:
                 genre = row[2].split("|")[0] if len(row) == 3 else ""
-                # +1: the header line was cut off before the reader saw the text.
-                records.append(_movie(path, reader.line_num + 1, row, 3, genre))
+                # + skipped: a header line was cut off before the reader saw the text.
+                records.append(_movie(path, reader.line_num + skipped, row, 3, genre))
     else:
         lines = _read_text(path, "latin-1").splitlines()
         u_item = path.name == "u.item"
@@ -248,4 +275,4 @@ def _movie(
         )
     genre = genre.strip()
     category = "unknown" if genre in ("", "(no genres listed)") else genre
-    return f"m{int(row[0])}", row[1].strip(), category
+    return str(int(row[0])), row[1].strip(), category

@@ -219,6 +219,10 @@ class ClickRankerAdapter(SklearnAdapter, Scorer):
         matrix[known] = np.column_stack([columns[n] for n in names])
         return matrix
 
+    def item_ids(self) -> Sequence[str]:
+        """The items its feature table knows (others score as brand-new items)."""
+        return list(self._item_row)
+
     def score(self, query: RecommendQuery, item_ids: Sequence[str]) -> list[float]:
         """P(click) of every item for ``query.user_id`` now; 0.0 for unknown items."""
         matrix = self.features(query, item_ids)

@@ -47,6 +47,10 @@ class CuratedListAdapter(ModelAdapter, Recommender):
             row = self._tops[n] = TopItems(tuple(self.items[:n]), self._scores[:n])
         return [row for _ in queries]
 
+    def item_ids(self) -> Sequence[str]:
+        """The list's items, in order."""
+        return self.items
+
     def predict(self, instances: Sequence[Any]) -> list[Any]:
         """The whole list, once per instance (instances are ignored)."""
         return [list(self.items) for _ in instances]

@@ -47,6 +47,10 @@ class PopularityAdapter(ModelAdapter, Recommender):
             row = self._tops[n] = TopItems(self._ids[:n], self._scores[:n])
         return [row for _ in queries]
 
+    def item_ids(self) -> Sequence[str]:
+        """Every counted item, most popular first."""
+        return self._ids
+
     def predict(self, instances: Sequence[Any]) -> list[Any]:
         """The count of each item id (0 for items never seen)."""
         out: list[Any] = []

@@ -151,6 +151,15 @@ class PythonAdapter(ModelAdapter, Recommender, Scorer):
             )
         return scores
 
+    def item_ids(self) -> Sequence[str] | None:
+        """The object's ``item_ids`` (a list, or a method returning one), if it has any."""
+        ids = getattr(self.model, "item_ids", None)
+        if callable(ids):
+            ids = ids()
+        if ids is None:
+            return None
+        return [str(item) for item in ids]
+
     def describe(self) -> dict[str, Any]:
         """Say which class this is and what it can really do."""
         return {

@@ -135,25 +135,43 @@ def test_reads_ml_1m_dat_files_with_latin1_titles(tmp_path: Path) -> None:
     data = read_movielens(ml)
     assert data.source == "movielens"
     pairs = list(zip(data.interactions["user_id"], data.interactions["item_id"], strict=True))
-    assert pairs == [("u1", "m10"), ("u2", "m20"), ("u2", "m30")]  # the 3-star rating is dropped
+    assert pairs == [("1", "10"), ("2", "20"), ("2", "30")]  # the 3-star rating is dropped
     items = data.items.set_index("item_id")
-    assert items.loc["m10", "category"] == "Comedy" and items.loc["m10", "title"] == "Amélie (2001)"
-    assert items.loc["m20", "category"] == "Action"
-    assert items.loc["m30", "category"] == "unknown"  # rated but not in movies.dat
+    assert items.loc["10", "category"] == "Comedy" and items.loc["10", "title"] == "Amélie (2001)"
+    assert items.loc["20", "category"] == "Action"
+    assert items.loc["30", "category"] == "unknown"  # rated but not in movies.dat
     # No release time in MovieLens: the first rating of any value stands in for it.
-    assert items.loc["m20", "published_at"] == pd.Timestamp(978300761, unit="s", tz="UTC")
-    assert list(data.users["user_id"]) == ["u1", "u2"]
+    assert items.loc["20", "published_at"] == pd.Timestamp(978300761, unit="s", tz="UTC")
+    assert list(data.users["user_id"]) == ["1", "2"]  # MovieLens' own ids, no prefix
 
 
 def test_reads_ml_latest_csv_with_quoted_titles(tmp_path: Path) -> None:
     ml = _write(tmp_path, {"ratings.csv": ML_LATEST_RATINGS, "movies.csv": ML_LATEST_MOVIES})
     data = read_movielens(ml / "ratings.csv")
-    assert list(data.interactions["item_id"]) == ["m20", "m10"]  # sorted by time
+    assert list(data.interactions["item_id"]) == ["20", "10"]  # sorted by time
     assert list(data.interactions["rating"]) == [4.0, 4.5]
     items = data.items.set_index("item_id")
-    assert items.loc["m10", "title"] == "American President, The (1995)"
-    assert items.loc["m10", "category"] == "Comedy"
-    assert items.loc["m20", "category"] == "unknown"  # "(no genres listed)"
+    assert items.loc["10", "title"] == "American President, The (1995)"
+    assert items.loc["10", "category"] == "Comedy"
+    assert items.loc["20", "category"] == "unknown"  # "(no genres listed)"
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_ml_latest_csv_files_without_header_lines_read_the_same(
+    tmp_path: Path, line_end: str
+) -> None:
+    with_header = read_movielens(
+        _write(tmp_path / "a", {"ratings.csv": ML_LATEST_RATINGS, "movies.csv": ML_LATEST_MOVIES})
+    )
+    bare = {
+        name: line_end.join(text.splitlines()[1:]) + line_end
+        for name, text in (("ratings.csv", ML_LATEST_RATINGS), ("movies.csv", ML_LATEST_MOVIES))
+    }
+    without = read_movielens(_write(tmp_path / "b", bare))
+    pd.testing.assert_frame_equal(with_header.interactions, without.interactions)
+    # The first movie is a movie, not a header: its title and genre are kept.
+    pd.testing.assert_frame_equal(with_header.items, without.items)
+    assert without.items.set_index("item_id").loc["10", "category"] == "Comedy"
 
 
 def test_reads_ml_100k_u_data_with_u_item_genre_flags(tmp_path: Path) -> None:
@@ -162,11 +180,11 @@ def test_reads_ml_100k_u_data_with_u_item_genre_flags(tmp_path: Path) -> None:
     )
     ml = _write(tmp_path / "ml-100k", {"u.data": ML_100K_DATA, "u.item": u_item + "\n"}, "latin-1")
     data = read_movielens(ml, min_rating=3.0)
-    assert sorted(data.interactions["user_id"]) == ["u186", "u196", "u22"]
+    assert sorted(data.interactions["user_id"]) == ["186", "196", "22"]
     items = data.items.set_index("item_id")
-    assert items.loc["m302", "category"] == "Crime"
-    assert items.loc["m377", "category"] == "Comedy"
-    assert items.loc["m242", "category"] == "unknown"
+    assert items.loc["302", "category"] == "Crime"
+    assert items.loc["377", "category"] == "Comedy"
+    assert items.loc["242", "category"] == "unknown"
 
 
 def test_without_a_movies_file_every_category_is_unknown(tmp_path: Path) -> None:
@@ -181,7 +199,11 @@ def test_without_a_movies_file_every_category_is_unknown(tmp_path: Path) -> None
         ("ratings.dat", "1::10::5::978300760\n\n1::20::x::978300761\n", "ratings.dat:3"),
         ("ratings.dat", "1::10::5::978300760\n1::20::4\n", "ratings.dat:2"),
         ("ratings.csv", "userId,movieId,rating,timestamp\n1,10,4,1\n1,2.5,4,2\n", "ratings.csv:3"),
-        ("ratings.csv", "user,movie,rating,timestamp\n1,10,4,1\n", "ratings.csv:1"),
+        (
+            "ratings.csv",
+            "user,movie,rating,timestamp\n1,10,4,1\n",
+            "ratings.csv:1: expected the header",
+        ),
         ("u.data", "196\t242\t3\t881250949\n186 302\n", "u.data:2"),
     ],
 )

@@ -238,7 +238,7 @@ def test_demo_train_on_movielens_saves_the_dataset_and_publishes_all_models(tmp_
     for name in ("mf", "staff_picks", "popularity"):
         recommender = load_model(store, name, "1")
         assert isinstance(recommender, Recommender)
-        assert len(recommender.recommend([RecommendQuery("u1")], 5)[0]) == 5, name
+        assert len(recommender.recommend([RecommendQuery("1")], 5)[0]) == 5, name
     features = {
         "category_affinity": 0.5,
         "log_item_popularity": 1.0,

@@ -1,0 +1,82 @@
+"""Matrix-factorisation output as plain arrays (``factors.npz`` + ``ids.json``).
+
+What most matrix-factorisation libraries produce (``implicit``, LightFM, Spark ALS,
+a notebook's SVD): ``user_factors`` ``[n_users, d]`` and ``item_factors``
+``[n_items, d]``, optionally ``item_bias`` ``[n_items]``, saved with
+``numpy.savez``; ``ids.json`` (``{"users": [...], "items": [...]}``) names the rows.
+A user's score for an item is ``user . item + bias``. Users the model has never
+seen get the mean user vector; with ``n_users + 1`` user rows, the last one is the
+cold-start row instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.errors import ModelError
+from models.formats.tensor_adapter import TensorModelAdapter
+
+__all__ = ["FactorsAdapter", "save_factors"]
+
+
+def save_factors(
+    path: str, user_factors: np.ndarray, item_factors: np.ndarray, item_bias: np.ndarray | None
+) -> None:
+    """Write ``factors.npz`` as this format reads it (float32)."""
+    arrays = {
+        "user_factors": np.asarray(user_factors, dtype=np.float32),
+        "item_factors": np.asarray(item_factors, dtype=np.float32),
+    }
+    if item_bias is not None:
+        arrays["item_bias"] = np.asarray(item_bias, dtype=np.float32)
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub wants positional arrays
+
+
+class FactorsAdapter(TensorModelAdapter):
+    """A recommender from user and item factor matrices, scored with numpy."""
+
+    format = "factors"
+    primary_file = "factors.npz"
+
+    def open(self) -> None:
+        """Read the factors and check them against ``ids.json``."""
+        self.device = "cpu"
+        if self.users is None:
+            raise ModelError(f"model {self.name!r}: the factors format needs ids.json")
+        try:
+            with np.load(self.directory / "factors.npz") as arrays:
+                users = np.asarray(arrays["user_factors"], dtype=np.float32)
+                items = np.asarray(arrays["item_factors"], dtype=np.float32)
+                bias = (
+                    np.asarray(arrays["item_bias"], dtype=np.float32)
+                    if "item_bias" in arrays
+                    else np.zeros(len(items), dtype=np.float32)
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelError(
+                f"model {self.name!r}: factors.npz needs user_factors and item_factors: {exc}"
+            ) from exc
+        n_users, n_items = len(self.users), len(self.items)
+        if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
+            raise ModelError(
+                f"model {self.name!r}: factor shapes {users.shape} and {items.shape} "
+                "do not share a dimension"
+            )
+        if items.shape[0] != n_items or bias.shape != (n_items,):
+            raise ModelError(
+                f"model {self.name!r}: {items.shape[0]} item rows for {n_items} items in ids.json"
+            )
+        if users.shape[0] == n_users:
+            users = np.vstack([users, users.mean(axis=0, keepdims=True)])
+        if users.shape[0] != n_users + 1:
+            raise ModelError(
+                f"model {self.name!r}: {users.shape[0]} user rows for {n_users} users in ids.json"
+            )
+        self._user_factors = users
+        self._item_factors_t = np.ascontiguousarray(items.T)
+        self._item_bias = bias
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Scores of every item for a batch of user rows."""
+        scores: np.ndarray = self._user_factors[batch] @ self._item_factors_t + self._item_bias
+        return scores
