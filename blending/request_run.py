@@ -60,6 +60,9 @@ class RequestRun:
         self.fallbacks: list[str] = []
         self.answered = 0
         self.node_ms: dict[str, float] = {}
+        # Sources over-fetch by the request's exclusions, so excluding never leaves
+        # a list short.
+        self.over_fetch = len(ctx.exclude)
 
     def timed(self, node: str, since: float) -> None:
         """Record that ``node`` has taken the time since ``since`` (a perf_counter)."""
@@ -96,7 +99,7 @@ class RequestRun:
         sent = time.perf_counter()
         remote = {
             name: asyncio.ensure_future(
-                self.models.recommend(node.model, self.query, node.candidates)
+                self.models.recommend(node.model, self.query, node.candidates + self.over_fetch)
             )
             for name, node in sources.items()
             if not self.models.is_inline(node.model)
@@ -108,7 +111,9 @@ class RequestRun:
                 continue
             began = time.perf_counter()
             try:
-                answers[name] = await self.models.recommend(node.model, self.query, node.candidates)
+                answers[name] = await self.models.recommend(
+                    node.model, self.query, node.candidates + self.over_fetch
+                )
             except Exception as exc:  # noqa: BLE001 - one failing model must not fail the blend
                 answers[name] = exc
             self.timed(name, began)

@@ -39,6 +39,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         k=args.k,
         app=args.app,
         train=args.train,
+        data_config=args.data_config,
+        exclude_seen=not args.include_seen,
     )
     print(report.table())
     if args.out is not None:
@@ -106,17 +108,30 @@ def add_evaluation_commands(sub: Any) -> None:
         description=(
             "Load the use case's models in this process and rank k items for every "
             "held-out user with each blend (the output, each experiment arm, each "
-            "interleaving team), then compare precision, recall, nDCG, MAP, catalogue "
-            "coverage and novelty."
+            "interleaving team, each source), each user's training items excluded, then "
+            "compare precision, recall, nDCG, MAP (with 95% intervals over users), "
+            "catalogue coverage and novelty. Give --config twice or more to compare configs."
         ),
     )
-    evaluate.add_argument("--config", required=True, help="the Serve config holding the use case")
+    evaluate.add_argument(
+        "--config",
+        required=True,
+        action="append",
+        help="a Serve config holding the use case (repeat to compare configs)",
+    )
     evaluate.add_argument(
         "--data",
-        required=True,
         type=Path,
-        help="held-out interactions: Parquet (user_id, item_id, optional label > 0) or "
-        "MovieLens ratings (ratings.dat, ratings.csv, u.data; rating >= 4 is relevant)",
+        default=None,
+        help="held-out interactions: Parquet (user_id, item_id, optional label > 0), a "
+        "folder written by blendserve train (heldout.parquet) or MovieLens ratings "
+        "(ratings.dat, ratings.csv, u.data; rating >= 4 is relevant)",
+    )
+    evaluate.add_argument(
+        "--data-config",
+        default=None,
+        help="instead of --data and --train: the data config given to blendserve train "
+        "(the same time split its manifests were measured on)",
     )
     evaluate.add_argument(
         "--use-case", default=None, help="default: the application's only use case"
@@ -127,8 +142,13 @@ def add_evaluation_commands(sub: Any) -> None:
         "--train",
         type=Path,
         default=None,
-        help="training interactions, same formats: item popularity for novelty "
-        "(default: the held-out data's)",
+        help="training interactions, same formats: excluded from each user's list, and "
+        "item popularity for novelty (default: train.parquet beside --data)",
+    )
+    evaluate.add_argument(
+        "--include-seen",
+        action="store_true",
+        help="do not exclude training items (scores a model on what users already have)",
     )
     evaluate.add_argument(
         "--out", type=Path, default=None, help="also write a self-contained HTML report"

@@ -68,6 +68,20 @@ def _cmd_demo_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from models.training.pipeline import train_from_config  # deferred: pulls in torch
+
+    report = train_from_config(
+        args.data_config, Path(args.store), Path(args.data), version=args.version
+    )
+    for manifest in report.manifests:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in manifest.metrics.items())
+        print(f"{manifest.name} v{manifest.version} ({manifest.format}): {metrics}")
+    print()
+    print(report.table())
+    return 0
+
+
 def _cmd_train_stack(args: argparse.Namespace) -> int:
     from deployments.offline.training import train_stack  # deferred: pulls in torch
 
@@ -182,6 +196,24 @@ def _parser() -> argparse.ArgumentParser:
         help="version to publish; existing versions are never overwritten, use a new one",
     )
     train.set_defaults(func=_cmd_demo_train)
+
+    own = sub.add_parser(
+        "train",
+        help="train and publish the standard models on your own tables (a data config)",
+    )
+    own.add_argument(
+        "--data-config", required=True, help="YAML: where the tables are, what columns mean"
+    )
+    own.add_argument("--store", default="artifacts")
+    own.add_argument(
+        "--data", default="data", help="where the dataset and its split are written (Parquet)"
+    )
+    own.add_argument(
+        "--version",
+        default="1",
+        help="version to publish; existing versions are never overwritten, use a new one",
+    )
+    own.set_defaults(func=_cmd_train)
 
     stack = sub.add_parser(
         "train-stack", help="fit a stack node's combiner from logged feedback and publish it"

@@ -1,11 +1,17 @@
-"""Offline evaluation of a use case's blends on held-out interactions (``blendserve evaluate``).
+"""Offline evaluation of use cases on held-out interactions (``blendserve evaluate``).
 
-Plain Python (no Ray), like ``training.py``: every model the use case calls is loaded
+Plain Python (no Ray), like ``training.py``: every model a use case calls is loaded
 in this process at its live version, and the use case's DAG is replayed for each
-held-out user once per *blend*: the use case's output, each arm of its experiments
-and each team of its interleavings, every one run as if it were the output. No
-budget cuts anything short and nothing is excluded, so the lists are what each blend
-would serve given time. The metrics are ``blending.evaluation.offline``'s.
+held-out user once per *blend*: the use case's output, each arm of its experiments,
+each team of its interleavings and each source node, every one run as if it were
+the output. Several configs can be compared on the same data.
+
+Each user's training items are excluded (the request's ``exclude``, with sources
+asked for that many more candidates), so every user gets k items they have not
+seen: without it, popularity is rewarded for recommending what users already
+have. A held-out set that overlaps the training data is refused. The metrics are
+``models.metrics``' (the ones training writes into the manifests), each with a 95%
+interval over users.
 """
 
 from __future__ import annotations
@@ -23,12 +29,12 @@ import pyarrow.parquet as pq
 from blending.candidates import BlendContext
 from blending.catalog import ItemCatalog, StaticCatalog
 from blending.dag import BlendPlan
-from blending.evaluation.offline import evaluate_lists
 from blending.gateway import LocalModels
-from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec, UseCaseSpec
+from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec, SourceNodeSpec, UseCaseSpec
 from deployments.config import AppConfig, load_app, resolve_store
 from models.demo.movielens import read_movielens
 from models.errors import ConfigError
+from models.metrics import PER_USER_METRICS, evaluate_lists
 from models.registry import load_model
 from models.store import ArtifactStore
 
@@ -47,7 +53,7 @@ RELEVANT_RATING = 4.0
 """A MovieLens rating at or above this makes the movie relevant to the user."""
 
 METRICS = ("precision", "recall", "ndcg", "map", "coverage", "novelty")
-"""The columns of the report, in order (keys of ``blending.evaluation.offline.evaluate_lists``)."""
+"""The columns of the report, in order (keys of ``models.metrics.evaluate_lists``)."""
 
 _MOVIELENS_FILES = ("ratings.dat", "ratings.csv", "u.data")
 _FAR_FUTURE_S = 1e9
@@ -71,18 +77,27 @@ class BlendScores:
 
     blend: Blend
     metrics: dict[str, float]
+    """``models.metrics.evaluate_lists``: each metric, ``<metric>_ci`` for the four
+    means over users, and ``users``."""
     lists: dict[str, list[str]]
     degraded: int = 0
     """Users whose list lacked a source or model that failed (see ``failure``)."""
     failure: str | None = None
     """The first failure seen, for the report."""
+    config: str = ""
+    """Which config the blend is from (its file name), when several are compared."""
+
+    @property
+    def label(self) -> str:
+        """The blend's name, prefixed by its config's when several are compared."""
+        return f"{self.config}: {self.blend.node}" if self.config else self.blend.node
 
 
 @dataclass(frozen=True)
 class EvaluationReport:
     """Everything ``blendserve evaluate`` prints and writes; ``rows`` best nDCG first."""
 
-    config: str
+    configs: list[str]
     app: str
     use_case: str
     k: int
@@ -92,7 +107,23 @@ class EvaluationReport:
     items: int
     catalogue_size: int
     popularity_from: str
+    excluded: str
+    """Whose items were left out of every list (each user's training items, or none)."""
     rows: list[BlendScores] = field(default_factory=list)
+
+    @property
+    def config(self) -> str:
+        """The configs compared, comma-separated."""
+        return ", ".join(self.configs)
+
+    def cell(self, row: BlendScores, metric: str) -> str:
+        """A metric as printed: a mean over users shows its 95% interval's half-width."""
+        value = row.metrics[metric]
+        if metric == "novelty":
+            return f"{value:.2f}"
+        if metric in PER_USER_METRICS:
+            return f"{value:.4f} ±{row.metrics[f'{metric}_ci']:.4f}"
+        return f"{value:.4f}"
 
     def table(self) -> str:
         """A plain-text summary and one row per blend (sorted by nDCG@k)."""
@@ -101,10 +132,9 @@ class EvaluationReport:
         header += ["COVERAGE", "NOVELTY", "USERS"]
         cells = [
             [
-                row.blend.node,
+                row.label,
                 ", ".join(row.blend.roles),
-                *(f"{row.metrics[m]:.4f}" for m in METRICS[:5]),
-                f"{row.metrics['novelty']:.2f}",
+                *(self.cell(row, m) for m in METRICS),
                 str(int(row.metrics["users"])),
             ]
             for row in self.rows
@@ -114,7 +144,9 @@ class EvaluationReport:
             f"use case {self.use_case!r} of application {self.app!r} ({self.config}), k={k}",
             f"held-out: {self.data}: {self.interactions} relevant interactions, "
             f"{self.users} users, {self.items} items; catalogue {self.catalogue_size} items",
-            f"novelty: item popularity from {self.popularity_from}; rows by ndcg@{k}",
+            f"excluded from every list: {self.excluded}",
+            f"novelty: item popularity from {self.popularity_from}; rows by ndcg@{k}; "
+            "± is the half-width of a 95% interval over users",
             "",
         ]
         for line in [header, *cells]:
@@ -126,7 +158,7 @@ class EvaluationReport:
         for row in self.rows:
             if row.degraded:
                 lines.append(
-                    f"warning: {row.blend.node} was degraded for {row.degraded} users "
+                    f"warning: {row.label} was degraded for {row.degraded} users "
                     f"(first: {row.failure})"
                 )
         return "\n".join(lines)
@@ -136,15 +168,18 @@ def read_interactions(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Relevant ``(user_id, item_id)`` pairs, as strings, without repeats.
 
     A Parquet file with ``user_id`` and ``item_id`` (rows with ``label <= 0`` dropped
-    when it has a ``label``), a directory with ``interactions.parquet`` (the demo's
-    layout), or MovieLens ratings (``ratings.dat``, ``ratings.csv``, ``u.data``, or a
-    directory holding one) where a rating of at least 4 is relevant.
+    when it has a ``label``), a directory written by ``blendserve train`` (its
+    ``heldout.parquet``) or holding ``interactions.parquet``, or MovieLens ratings
+    (``ratings.dat``, ``ratings.csv``, ``u.data``, or a directory holding one) where a
+    rating of at least 4 is relevant.
     """
     source = Path(path)
     if not source.exists():
         raise ConfigError(f"{source}: interaction data does not exist")
-    if source.is_dir() and (source / "interactions.parquet").is_file():
-        source = source / "interactions.parquet"
+    for name in ("heldout.parquet", "interactions.parquet"):
+        if source.is_dir() and (source / name).is_file():
+            source = source / name
+            break
     if source.is_file() and source.suffix in (".parquet", ".pq"):
         frame = _read_parquet(source)
     elif (
@@ -187,7 +222,8 @@ def _read_parquet(source: Path) -> pd.DataFrame:
 
 
 def use_case_blends(spec: UseCaseSpec) -> list[Blend]:
-    """The output, then each experiment arm, then each interleaving team; once per node."""
+    """The output, then each experiment arm, each interleaving team and each source
+    node; once per node."""
     roles: dict[str, list[str]] = {spec.output: ["output"]}
     for name, node in spec.nodes.items():
         if isinstance(node, ExperimentNodeSpec):
@@ -197,6 +233,9 @@ def use_case_blends(spec: UseCaseSpec) -> list[Blend]:
         if isinstance(node, InterleaveNodeSpec):
             for team in node.teams:
                 roles.setdefault(team, []).append(f"team of {name}")
+    for name, node in spec.nodes.items():
+        if isinstance(node, SourceNodeSpec):
+            roles.setdefault(name, []).append(f"source ({node.model})")
     return [Blend(node, tuple(r), _as_output(spec, node)) for node, r in roles.items()]
 
 
@@ -210,46 +249,128 @@ def _as_output(spec: UseCaseSpec, node: str) -> UseCaseSpec:
     return UseCaseSpec(nodes=nodes, output=node, budget_ms=spec.budget_ms)
 
 
+def _pairs(frame: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_frame(frame[["user_id", "item_id"]].astype(str))
+
+
+def _default_train(data: Path) -> Path | None:
+    """``train.parquet`` beside held-out data written by ``blendserve train``."""
+    folder = data if data.is_dir() else data.parent
+    candidate = folder / "train.parquet"
+    return candidate if candidate.is_file() and candidate != data else None
+
+
+def _held_out_and_train(
+    data: str | os.PathLike[str] | None,
+    train: str | os.PathLike[str] | None,
+    data_config: str | os.PathLike[str] | None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None, str, str | None]:
+    """Held-out pairs, training pairs (or None), and where each came from."""
+    if data_config is not None:
+        from models.training.data_config import load_data_config
+        from models.training.split import make_split
+        from models.training.tables import read_dataset
+
+        config = load_data_config(data_config)
+        split = make_split(
+            read_dataset(config).interactions, config.holdout.method, config.holdout.fraction
+        )
+        label = f"{data_config} ({split.method} split)"
+        return split.test, split.train[["user_id", "item_id"]], label, label
+    if data is None:
+        raise ConfigError(
+            "give the held-out interactions (--data) or a data config (--data-config)"
+        )
+    held_out = read_interactions(data)
+    train_path = Path(train) if train is not None else _default_train(Path(data))
+    if train_path is None:
+        return held_out, None, str(data), None
+    return held_out, read_interactions(train_path), str(data), str(train_path)
+
+
 def evaluate(
-    config: str | os.PathLike[str],
-    data: str | os.PathLike[str],
+    config: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    data: str | os.PathLike[str] | None = None,
     *,
     use_case: str | None = None,
     k: int = 10,
     app: str | None = None,
     train: str | os.PathLike[str] | None = None,
+    data_config: str | os.PathLike[str] | None = None,
+    exclude_seen: bool = True,
 ) -> EvaluationReport:
-    """Replay ``data``'s users through every blend of ``use_case`` and score the lists.
+    """Replay held-out users through every blend of ``use_case`` in each config and
+    score the lists.
 
-    ``use_case`` may be left out when the application has only one; ``app`` defaults
-    to the config's first. Novelty uses item popularity in ``train`` when given, else
-    in ``data`` itself.
+    The held-out and training interactions come from ``data`` and ``train`` (by
+    default the ``train.parquet`` beside ``data``), or from ``data_config``: the same
+    time split ``blendserve train`` measured its models on. Each user's training items
+    are excluded from their lists unless ``exclude_seen`` is false. ``use_case`` may
+    be left out when the application has only one; ``app`` defaults to each config's
+    first.
     """
     if k < 1:
         raise ConfigError(f"k: expected at least 1, got {k}")
-    app_name, application = load_app(config, app)
-
-    use_cases = application.live.use_cases
-    if use_case is None:
-        if len(use_cases) != 1:
-            raise ConfigError(f"{config}: choose a use case with --use-case ({sorted(use_cases)})")
-        use_case = next(iter(use_cases))
-    if use_case not in use_cases:
-        raise ConfigError(f"{config}: no use case {use_case!r} (have {sorted(use_cases)})")
-    held_out = read_interactions(data)
-    popularity = held_out if train is None else read_interactions(train)
-    blends = use_case_blends(use_cases[use_case])
-    models = _load_models(application, blends)
-    catalog, catalog_items = _load_catalog(application)
+    configs = [config] if isinstance(config, (str, os.PathLike)) else list(config)
+    if not configs:
+        raise ConfigError("give at least one config")
+    applications: list[tuple[str, AppConfig, str]] = []
+    app_name = ""
+    for path in configs:
+        app_name, application = load_app(path, app)
+        use_cases = application.live.use_cases
+        chosen = use_case
+        if chosen is None:
+            if len(use_cases) != 1:
+                raise ConfigError(
+                    f"{path}: choose a use case with --use-case ({sorted(use_cases)})"
+                )
+            chosen = next(iter(use_cases))
+        if chosen not in use_cases:
+            raise ConfigError(f"{path}: no use case {chosen!r} (have {sorted(use_cases)})")
+        use_case = chosen
+        applications.append((str(path), application, chosen))
+    held_out, trained, data_label, train_label = _held_out_and_train(data, train, data_config)
+    if trained is not None:
+        overlap = _pairs(held_out).intersection(_pairs(trained))
+        if len(overlap):
+            user, item = overlap[0]
+            raise ConfigError(
+                f"{len(overlap)} held-out interactions are also in the training data (e.g. "
+                f"user {user!r}, item {item!r}): a model would be scored on what it was "
+                "trained with. Hold out a disjoint part (blendserve train writes one)."
+            )
+    if exclude_seen and trained is None:
+        raise ConfigError(
+            "no training interactions to exclude: give --train (the data the models were "
+            "trained on; blendserve train writes train.parquet) or --include-seen"
+        )
+    seen: dict[str, frozenset[str]] = {}
+    if exclude_seen and trained is not None:
+        seen = {u: frozenset(g) for u, g in trained.groupby("user_id")["item_id"]}
+    popularity = held_out if trained is None else trained
     users = sorted(held_out["user_id"].unique())
-    replayed = asyncio.run(_replay(use_case, blends, models, users, k, catalog))
-
     relevant = {u: set(g) for u, g in held_out.groupby("user_id")["item_id"]}
     counts = popularity.groupby("item_id")["user_id"].nunique().to_dict()
     n_users = int(popularity["user_id"].nunique())
-    catalogue = set(held_out["item_id"]) | set(popularity["item_id"])
-    catalogue |= {item for lists, _, _ in replayed for items in lists.values() for item in items}
-    catalogue |= catalog_items
+
+    labelled: list[tuple[str, str, list[Blend], list[_Replayed], set[str]]] = []
+    for path, application, chosen in applications:
+        blends = use_case_blends(application.live.use_cases[chosen])
+        models = _load_models(application, blends)
+        catalog, catalog_items = _load_catalog(application)
+        replayed = asyncio.run(_replay(chosen, blends, models, users, k, catalog, seen))
+        label = Path(path).name if len(configs) > 1 else ""
+        labelled.append((label, path, blends, replayed, catalog_items))
+
+    catalogue = set(popularity["item_id"])
+    if trained is None:
+        catalogue |= set(held_out["item_id"])
+    for _, _, _, replayed, catalog_items in labelled:
+        catalogue |= catalog_items
+        catalogue |= {
+            item for lists, _, _ in replayed for items in lists.values() for item in items
+        }
     rows = [
         BlendScores(
             blend,
@@ -257,22 +378,29 @@ def evaluate(
             lists,
             degraded,
             failure,
+            label,
         )
+        for label, _, blends, replayed, _ in labelled
         for blend, (lists, degraded, failure) in zip(blends, replayed, strict=True)
     ]
-    rows.sort(key=lambda row: (-row.metrics["ndcg"], row.blend.node))
+    rows.sort(key=lambda row: (-row.metrics["ndcg"], row.config, row.blend.node))
     return EvaluationReport(
-        config=str(config),
+        configs=[path for _, path, _, _, _ in labelled],
         app=app_name,
-        use_case=use_case,
+        use_case=str(use_case),
         k=k,
-        data=str(data),
+        data=data_label,
         interactions=len(held_out),
         users=len(users),
         items=int(held_out["item_id"].nunique()),
         catalogue_size=len(catalogue),
         popularity_from=(
-            "the held-out data itself (no --train given)" if train is None else str(train)
+            "the held-out data itself (no training data given)"
+            if train_label is None
+            else train_label
+        ),
+        excluded=(
+            f"each user's training items ({train_label})" if seen else "nothing (--include-seen)"
         ),
         rows=rows,
     )
@@ -311,19 +439,27 @@ async def _replay(
     users: Sequence[str],
     k: int,
     catalog: ItemCatalog | None,
+    seen: dict[str, frozenset[str]],
 ) -> list[_Replayed]:
-    """Each blend's top-k item ids per user, its degraded count and first failure."""
+    """Each blend's top-k item ids per user (their ``seen`` items excluded: sources
+    are asked for that many more candidates), its degraded count and first failure."""
     plans = [BlendPlan(use_case, blend.spec) for blend in blends]
     results: list[_Replayed] = []
+    nothing: frozenset[str] = frozenset()
     for plan in plans:
         lists: dict[str, list[str]] = {}
         degraded = 0
         failure: str | None = None
         for user in users:
+            excluded = seen.get(user, nothing)
             # A fixed request id seeds interleaving, so a rerun gives the same lists.
-            ctx = BlendContext(user, k, request_id=f"evaluate:{user}", catalog=catalog)
+            ctx = BlendContext(
+                user, k + len(excluded), excluded, request_id=f"evaluate:{user}", catalog=catalog
+            )
             outcome = await plan.run(ctx, models, started=time.monotonic() + _FAR_FUTURE_S)
-            lists[user] = [c.item_id for c in outcome.items]
+            # A plan without a filter node keeps excluded items: drop them here.
+            items = [c.item_id for c in outcome.items if c.item_id not in excluded]
+            lists[user] = items[:k]
             if outcome.degraded:
                 degraded += 1
                 if failure is None:

@@ -19,12 +19,14 @@ def _chart(report: EvaluationReport, metric: str) -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    names = [row.blend.node for row in report.rows]
+    names = [row.label for row in report.rows]
     values = [row.metrics[metric] for row in report.rows]
+    errors = [row.metrics.get(f"{metric}_ci", 0.0) for row in report.rows]
     figure = Figure(figsize=(6.0, 0.45 * len(names) + 1.2), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    bars = axes.barh(names[::-1], values[::-1], color="#4c72b0")
+    # Error bars: the 95% interval over users of the metrics that are means over users.
+    bars = axes.barh(names[::-1], values[::-1], xerr=errors[::-1], color="#4c72b0", capsize=3)
     label = metric if metric in ("coverage", "novelty") else f"{metric}@{report.k}"
     axes.set_title(label)
     axes.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
@@ -44,6 +46,7 @@ def write_html(report: EvaluationReport, path: str | os.PathLike[str]) -> Path:
         ("use case", report.use_case),
         ("k", str(report.k)),
         ("held-out data", report.data),
+        ("excluded from every list", report.excluded),
         ("relevant interactions", str(report.interactions)),
         ("users", str(report.users)),
         ("items", str(report.items)),
@@ -56,10 +59,9 @@ def write_html(report: EvaluationReport, path: str | os.PathLike[str]) -> Path:
         "<tr><td>"
         + "</td><td>".join(
             [
-                e(row.blend.node),
+                e(row.label),
                 e(", ".join(row.blend.roles)),
-                *(f"{row.metrics[m]:.4f}" for m in METRICS[:5]),
-                f"{row.metrics['novelty']:.2f}",
+                *(e(report.cell(row, m)) for m in METRICS),
                 str(int(row.metrics["users"])),
             ]
         )
@@ -67,7 +69,7 @@ def write_html(report: EvaluationReport, path: str | os.PathLike[str]) -> Path:
         for row in report.rows
     )
     warnings = "".join(
-        f"<p class='warn'>{e(row.blend.node)} was degraded for {row.degraded} users "
+        f"<p class='warn'>{e(row.label)} was degraded for {row.degraded} users "
         f"(first: {e(row.failure or '')})</p>"
         for row in report.rows
         if row.degraded
@@ -87,7 +89,8 @@ img {{ margin: 0.5em; vertical-align: top; }}
 </style></head><body>
 <h1>Offline evaluation of use case {e(report.use_case)}</h1>
 <table>{"".join(f"<tr><th>{e(n)}</th><td>{e(v)}</td></tr>" for n, v in facts)}</table>
-<p>Rows are sorted by ndcg@{report.k}; means over users with a held-out item.</p>
+<p>Rows are sorted by ndcg@{report.k}; means over users with a held-out item, ± the
+half-width of their 95% interval over users.</p>
 <table><tr>{"".join(f"<th>{e(h)}</th>" for h in header)}</tr>{rows}</table>
 {warnings}
 <div>{charts}</div>
