@@ -22,7 +22,9 @@ LABELS = {
     "a_ingress_x1": "blendserve, 1 Ingress replica",
     "a_mf_replica": "blendserve, `mf` placement: replica (coalesced calls)",
     "a_max_ongoing_4": "blendserve, Ingress `max_ongoing_requests: 4`",
-    "a_two_nodes": "blendserve on two Ray nodes (head two logical CPUs, worker one), `mf` on the second",
+    "a_two_nodes": (
+        "blendserve on two Ray nodes (head two logical CPUs, worker one), `mf` on the second"
+    ),
     "d_infer_ingress_x1": "blendserve, 1 Ingress replica",
     "torch_unbatched": "torch only, one call per request (`max_batch_size: 1`, no coalescing)",
     "torch_adaptive": "torch only, coalesced calls and adaptive batching",
