@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from deployments.events.feedback import FEEDBACK_MAX_EVENTS, FeedbackEvent, Rejected
 
@@ -26,7 +33,23 @@ __all__ = [
 
 MAX_CONTEXT_KEYS = 32
 MAX_CONTEXT_VALUE_CHARS = 256
-ItemId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+def _integer_as_text(value: Any) -> Any:
+    """Ids are text, but an application whose ids are integers may send them as JSON
+    numbers: ``1`` means the id ``"1"``, as the models were trained on (no prefix)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+ExternalId = Annotated[
+    str,
+    BeforeValidator(_integer_as_text, json_schema_input_type=str | int),
+    StringConstraints(min_length=1, max_length=256),
+]
+"""A user or item id as the application knows it: a string, or an integer sent as one."""
+ItemId = ExternalId
 
 
 class RecommendRequest(BaseModel):
@@ -46,7 +69,10 @@ class RecommendRequest(BaseModel):
         },
     )
 
-    user_id: str = Field(min_length=1, max_length=256, description="The end user's id.")
+    user_id: ExternalId = Field(
+        description="The end user's id, as the models were trained on it (a string, or an "
+        "integer for integer ids)."
+    )
     k: int = Field(
         10,
         ge=1,

@@ -79,9 +79,21 @@ def test_a_body_is_parsed_once_from_bytes() -> None:
     assert (parsed.user_id, parsed.k) == ("u1", 150)
 
 
+def test_integer_ids_are_the_same_ids_as_text() -> None:
+    # A team whose ids are integers calls with them; models keep ids as trained ("42").
+    parsed = parse_bytes(b'{"user_id": 42, "exclude": [7, "a1"]}', RecommendRequest)
+    assert (parsed.user_id, parsed.exclude) == ("42", ["7", "a1"])
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
-    [(b'{"user_id": "u1", "k": 0}', "k"), (b"{not json", None), (b"", None)],
+    [
+        (b'{"user_id": "u1", "k": 0}', "k"),
+        (b'{"user_id": 4.5}', "user_id"),
+        (b'{"user_id": true}', "user_id"),
+        (b"{not json", None),
+        (b"", None),
+    ],
 )
 def test_a_bad_body_is_a_validation_error_located_in_the_body(
     body: bytes, field: str | None

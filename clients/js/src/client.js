@@ -84,8 +84,8 @@ export class BlendserveClient {
     if (typeof useCase !== "string" || useCase === "") {
       throw new TypeError("useCase: expected a non-empty string");
     }
-    if (typeof userId !== "string" || userId === "") {
-      throw new TypeError("userId: expected a non-empty string");
+    if (!((typeof userId === "string" && userId !== "") || Number.isSafeInteger(userId))) {
+      throw new TypeError("userId: expected a non-empty string or an integer");
     }
     const body = { user_id: userId, k, context, exclude };
     const path = `/v1/recommend/${encodeURIComponent(useCase)}`;

@@ -64,8 +64,8 @@ export interface CallOptions {
 export type ContextValue = string | number | boolean | null;
 
 export interface RecommendOptions extends CallOptions {
-  /** The end user's id (1 to 256 characters). */
-  userId: string;
+  /** The end user's id (1 to 256 characters), or an integer id. */
+  userId: string | number;
   /** How many items, 1..100 (the server's `max_k`); default 10. */
   k?: number;
   /** Request features (device, page...): at most 32 keys. */

@@ -48,6 +48,11 @@ test("recommend leaves out options that were not given", async () => {
   assert.deepEqual(api.requests.at(-1).body, { user_id: "u1" });
 });
 
+test("an integer userId is sent as a JSON number", async () => {
+  await client().recommend("home", { userId: 42 });
+  assert.deepEqual(api.requests.at(-1).body, { user_id: 42 });
+});
+
 test("a trailing slash on baseUrl does not double the slash", async () => {
   await new BlendserveClient({ baseUrl: `${api.url}/`, apiKey: INFER_KEY }).recommend("home", {
     userId: "u1",
@@ -70,7 +75,10 @@ test("bad options fail at once, naming the option", () => {
   );
   assert.throws(() => client({ timeoutMs: 0 }), /timeoutMs: expected a number >= 1/);
   assert.throws(() => client({ retries: -1 }), /retries/);
-  return assert.rejects(client().recommend("home", {}), /userId: expected a non-empty string/);
+  return assert.rejects(
+    client().recommend("home", { userId: 1.5 }),
+    /userId: expected a non-empty string or an integer/,
+  );
 });
 
 test("a wrong key is Unauthorized, not retried", async () => {

@@ -120,7 +120,7 @@ class AsyncClient:
     async def recommend(
         self,
         use_case: str,
-        user_id: str,
+        user_id: str | int,
         k: int = 10,
         context: Mapping[str, Any] | None = None,
         exclude: Iterable[str] | None = None,

@@ -189,7 +189,7 @@ def error_from_response(response: httpx.Response, attempts: int = 1) -> Blendser
 
 def recommend(
     use_case: str,
-    user_id: str,
+    user_id: str | int,
     k: int,
     context: Mapping[str, Any] | None,
     exclude: Iterable[str] | None,

@@ -128,7 +128,7 @@ class Client:
     def recommend(
         self,
         use_case: str,
-        user_id: str,
+        user_id: str | int,
         k: int = 10,
         context: Mapping[str, Any] | None = None,
         exclude: Iterable[str] | None = None,
