@@ -249,19 +249,35 @@ class CatalogStore:
 _SEED_COLUMNS = ("item_id", "title", "category", "published_at", "available")
 
 
+def _attribute(value: object) -> object:
+    """A seed cell as an attribute value: lists joined with ``|`` (as in ``Action|Drama``),
+    times as ISO 8601 text, scalars as they are."""
+    if isinstance(value, list | tuple):
+        return "|".join(str(v) for v in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
 def _read_seed(source: Path) -> list[CatalogItem]:
     """The items of a seed file, all validated; ``ConfigError`` names the row at fault."""
     try:
         names = pq.read_schema(source).names
-        columns = [name for name in _SEED_COLUMNS if name in names]
-        rows = pq.read_table(source, columns=columns).to_pylist()
+        rows = pq.read_table(source).to_pylist()
     except (OSError, ValueError) as exc:
         raise ConfigError(f"catalog seed {source}: cannot read Parquet: {exc}") from exc
-    if "item_id" not in columns:
+    if "item_id" not in names:
         raise ConfigError(f"catalog seed {source}: expected an `item_id` column, got {names}")
     items = []
     for index, row in enumerate(rows):
-        data = {key: value for key, value in row.items() if value is not None}
+        data = {key: row[key] for key in _SEED_COLUMNS if row.get(key) is not None}
+        # Every other column is a fact about the item (a team's own attributes, all of
+        # an item's categories): kept as its attributes, not dropped.
+        attributes = {
+            key: _attribute(value) for key, value in row.items() if key not in _SEED_COLUMNS
+        }
+        if attributes:
+            data["attributes"] = attributes
         data["item_id"] = str(row["item_id"])
         if "category" in data:
             data["category"] = str(data["category"])

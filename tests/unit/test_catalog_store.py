@@ -180,11 +180,18 @@ def test_seed_imports_into_a_new_store_only(store: CatalogStore, tmp_path: Path)
         category=pa.array(["news", None]),
         published_at=published,
         available=pa.array([True, False]),
-        clicks=pa.array([3, 4]),  # not a catalogue column: ignored
+        # The team's own columns are kept as attributes: lists joined, as in genres.
+        clicks=pa.array([3, 4]),
+        categories=pa.array([["news", "sport"], []]),
     )
     assert store.seed_from_parquet(seed) == 2
-    assert store.get("a") == _item("a", category="news", published_at=T0)
-    assert store.get("b") == _item("b", available=False)
+    assert store.get("a") == _item(
+        "a",
+        category="news",
+        published_at=T0,
+        attributes={"clicks": 3, "categories": "news|sport"},
+    )
+    assert store.get("b") == _item("b", available=False, attributes={"clicks": 4, "categories": ""})
     assert store.seed_from_parquet(seed) == 0 and store.version() == 2
 
 
