@@ -13,6 +13,7 @@ from pathlib import Path
 from deployments.cli.evaluation import add_evaluation_commands
 from deployments.cli.store import add_store_commands
 from deployments.config import (
+    AppConfig,
     load_app,
     load_serve_config,
     misplaced_versions,
@@ -44,12 +45,27 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"{args.config}: {problem}", file=sys.stderr)
         return 1
+    if args.load and not _load_models(args.config, apps):
+        return 1
     summary = ", ".join(
         f"{n} ({len(a.args.models)} models, use cases {sorted(a.live.use_cases)})"
         for n, a in apps.items()
     )
     print(f"{args.config}: ok: {summary}")
     return 0
+
+
+def _load_models(config: str, apps: dict[str, AppConfig]) -> bool:
+    """``validate --load``: print what loading each model found; False on any error."""
+    from deployments.offline.model_checks import check_models  # deferred: loads the models
+
+    clean = True
+    for app_name, app in apps.items():
+        for finding in check_models(config, app_name, app):
+            line = f"{config}: application {app_name!r}: {finding}"
+            print(line, file=sys.stdout if finding.level == "ok" else sys.stderr)
+            clean = clean and finding.level != "error"
+    return clean
 
 
 def _cmd_demo_train(args: argparse.Namespace) -> int:
@@ -182,6 +198,12 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("config")
     validate.add_argument(
         "--skip-store", action="store_true", help="do not check that the artifacts exist"
+    )
+    validate.add_argument(
+        "--load",
+        action="store_true",
+        help="also load every model (with the code the replicas import) and check that "
+        "each can play its role in the DAG and knows the catalogue's item ids",
     )
     validate.set_defaults(func=_cmd_validate)
 

@@ -32,7 +32,7 @@ from models.errors import BlendserveError, describe_error
 from models.registry import load_model
 from models.store import ArtifactStore
 
-__all__ = ["Finding", "catalogue_share", "check_models", "code_paths"]
+__all__ = ["Finding", "catalogue_share", "check_models", "code_paths", "model_items"]
 
 LOW_SHARE = 0.5
 """Below this share of a model's items in the catalogue, validate warns."""
@@ -81,12 +81,30 @@ def _importable(paths: list[Path]) -> Iterator[None]:
         sys.path[:] = before
 
 
-def catalogue_share(adapter: ModelAdapter, catalogue: set[str]) -> tuple[int, int, list[str]]:
-    """``(known, total, a few unknown ids)`` of a model's items against the catalogue;
-    ``(0, 0, [])`` when the model is not keyed by item ids."""
+_SAMPLE = 100
+"""Items asked of a recommender that does not list its ids, for the catalogue check."""
+
+
+def model_items(adapter: ModelAdapter) -> tuple[list[str], str]:
+    """The ids to check against the catalogue, and what they are: every item the model
+    is keyed by, else (a recommender that does not list them) what it recommends to a
+    new user; nothing for a model that is neither."""
     ids = adapter.item_ids()
-    if ids is None:
-        return 0, 0, []
+    if ids is not None:
+        return list(ids), "items"
+    if isinstance(adapter, Recommender) and adapter.describe().get("recommender"):
+        try:
+            (answer,) = adapter.top_items([_UNSEEN], _SAMPLE)
+        except Exception:  # noqa: BLE001 - the role check reports a model that fails
+            return [], "items"
+        return [str(item) for item in answer.ids], "items it recommends to a new user"
+    return [], "items"
+
+
+def catalogue_share(adapter: ModelAdapter, catalogue: set[str]) -> tuple[int, int, list[str]]:
+    """``(known, total, a few unknown ids)`` of a model's items (see :func:`model_items`)
+    against the catalogue; ``(0, 0, [])`` when it has none to compare."""
+    ids, _ = model_items(adapter)
     unknown = [item for item in ids if item not in catalogue]
     return len(ids) - len(unknown), len(ids), unknown[:3]
 
@@ -184,7 +202,7 @@ def _catalogue_finding(label: str, adapter: ModelAdapter, catalogue: set[str]) -
     known, total, unknown = catalogue_share(adapter, catalogue)
     if total == 0:
         return Finding("ok", label, "not keyed by item ids: nothing to compare")
-    share = f"{known:,} of {total:,} items in the catalogue"
+    share = f"{known:,} of {total:,} {model_items(adapter)[1]} in the catalogue"
     if known == 0:
         return Finding("error", label, f"{share} (e.g. {', '.join(unknown)}): its ids are not "
                        "the catalogue's; was it trained on differently written ids?")  # fmt: skip

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.demo.data import InteractionData
 from models.errors import ConfigError
+from models.training.dataset import InteractionData
 
 __all__ = ["read_movielens"]
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.demo.data import InteractionData
 from models.errors import ConfigError
+from models.training.dataset import InteractionData
 
 __all__ = ["CATEGORIES", "generate_news_dataset"]
 

@@ -24,12 +24,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.demo.data import InteractionData
 from models.demo.feedback import simulate_feedback
 from models.demo.movielens import read_movielens
 from models.demo.synthetic import generate_news_dataset
 from models.store import ArtifactStore, Manifest
 from models.training.data_config import HoldoutConfig, TrainingConfig
+from models.training.dataset import InteractionData
 from models.training.pipeline import STANDARD_MODELS, save_split, train_and_publish
 from models.training.split import last_split
 

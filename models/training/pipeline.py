@@ -35,11 +35,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.demo.data import InteractionData
 from models.errors import ConfigError, VersionExistsError
 from models.store import ArtifactStore, Manifest
 from models.training.collaborative import choose_collaborative
 from models.training.data_config import HoldoutConfig, TrainingConfig, load_data_config
+from models.training.dataset import InteractionData
 from models.training.measure import score_split
 from models.training.split import Split, make_split
 from models.training.tables import read_dataset

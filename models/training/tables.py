@@ -20,9 +20,9 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from models.demo.data import InteractionData
 from models.errors import ConfigError
 from models.training.data_config import DataConfig, InteractionsConfig, ItemsConfig, TableSource
+from models.training.dataset import InteractionData
 
 __all__ = ["read_dataset", "read_table"]
 

@@ -1,4 +1,4 @@
-"""The interaction dataset the demo models train on, and its Parquet layout.
+"""The interaction dataset every model trains on (the demo's and a team's), and its Parquet layout.
 
 A dataset is three frames: ``users`` (``user_id``), ``items`` (``item_id``,
 ``category``, ``published_at`` and optionally ``title``) and ``interactions``
