@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from models.base import ModelAdapter
+from models.catalogue_share import CatalogueShare, catalogue_share
 from models.errors import (
     ArtifactNotFoundError,
     BlendserveError,
@@ -29,6 +31,7 @@ from models.store import ArtifactStore, Manifest
 
 __all__ = [
     "EXAMPLES_KEY",
+    "Published",
     "artifact_files",
     "next_version",
     "parse_extra",
@@ -162,15 +165,28 @@ def _checked_metrics(name: str, metrics: Mapping[str, float] | None) -> dict[str
     return checked
 
 
-def _load_and_smoke_test(store: ArtifactStore, name: str, version: str) -> list[str]:
-    """Load ``name`` at ``version`` from ``store`` and smoke-test it; what was tried."""
+class Published(NamedTuple):
+    """What :func:`publish_artifact` published and found."""
+
+    manifest: Manifest
+    tried: list[str]
+    """What the smoke test tried (empty without a check)."""
+    catalogue: CatalogueShare | None
+    """The model's items against the catalogue it was given (``None``: none given)."""
+
+
+def _load_and_smoke_test(
+    store: ArtifactStore, name: str, version: str
+) -> tuple[ModelAdapter, list[str]]:
+    """Load ``name`` at ``version`` from ``store`` and smoke-test it; the model and what
+    was tried."""
     try:
         adapter = load_model(store, name, version)
     except BlendserveError:
         raise
     except Exception as exc:  # any failure of the framework's loader, re-raised as ours
         raise ModelError(f"model {name!r} {load_failure(version, exc)}") from exc
-    return smoke_test(adapter)
+    return adapter, smoke_test(adapter)
 
 
 def publish_artifact(
@@ -184,14 +200,15 @@ def publish_artifact(
     description: str = "",
     extra: Mapping[str, Any] | None = None,
     check: bool = True,
-) -> tuple[Manifest, list[str]]:
+    catalogue: Collection[str] | None = None,
+) -> Published:
     """Publish the artifact at ``path`` as ``name`` (next numeric version by default).
 
     ``examples`` land in the manifest's ``extra["example_instances"]``, which the
     smoke test predicts. With ``check``, the artifact must load and pass
-    :func:`models.smoke.smoke_test` from a temporary store first; any failure raises
-    and nothing is published. Returns the manifest and what the smoke test tried
-    (empty without ``check``). An existing version is never overwritten.
+    :func:`models.smoke.smoke_test` from a temporary store first, and, given the
+    ``catalogue``'s item ids, know at least one of them; any failure raises and
+    nothing is published. An existing version is never overwritten.
     """
     files = artifact_files(Path(path), format)
     version = next_version(store, name) if version is None else version
@@ -218,11 +235,15 @@ def publish_artifact(
         )
 
     if not check:
-        return publish_into(store, files), []
+        return Published(publish_into(store, files), [], None)
     with tempfile.TemporaryDirectory(prefix="blendserve-publish-") as tmp:
         trial = ArtifactStore(tmp)
         trial_manifest = publish_into(trial, files)
-        tried = _load_and_smoke_test(trial, name, version)
+        adapter, tried = _load_and_smoke_test(trial, name, version)
+        share = None if catalogue is None else catalogue_share(adapter, catalogue)
+        if share is not None and share.level == "error":
+            raise ModelError(f"model {name!r}: {share}")
         # Publish the bytes that passed, not the sources, which may have changed since.
         directory = trial.path(name, version)
-        return publish_into(store, {f: directory / f for f in trial_manifest.files}), tried
+        manifest = publish_into(store, {f: directory / f for f in trial_manifest.files})
+        return Published(manifest, tried, share)

@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -44,7 +44,7 @@ from deployments.catalog.items import (
 )
 from models.errors import ConfigError, InputError
 
-__all__ = ["CatalogStore"]
+__all__ = ["CatalogStore", "live_item_ids"]
 
 logger = logging.getLogger("ray.serve")
 
@@ -247,6 +247,18 @@ class CatalogStore:
 
 
 _SEED_COLUMNS = ("item_id", "title", "category", "published_at", "available")
+
+
+def live_item_ids(path: str | os.PathLike[str]) -> set[str]:
+    """The ids of a catalogue file's live items, read without writing to it (for checks
+    run beside a serving catalogue, such as ``blendserve publish``)."""
+    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as conn:
+            rows = conn.execute("SELECT item_id FROM items WHERE deleted = 0").fetchall()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"catalog {path}: cannot read the live catalogue: {exc}") from exc
+    return {row[0] for row in rows}
 
 
 def _attribute(value: object) -> object:

@@ -16,6 +16,7 @@ from deployments.config import (
     resolve_store,
 )
 from deployments.config.rollout import model_deployment
+from models.catalogue_share import read_item_ids
 from models.errors import ArtifactNotFoundError, BlendserveError
 from models.registry import formats
 from models.store import ArtifactStore, Manifest
@@ -28,7 +29,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     store = ArtifactStore(resolve_store(args.store))
     try:
-        manifest, tried = publish_artifact(
+        catalogue, catalogue_source = _catalogue(args.catalog)
+        manifest, tried, share = publish_artifact(
             store,
             args.path,
             args.model,
@@ -39,21 +41,57 @@ def _cmd_publish(args: argparse.Namespace) -> int:
             description=args.description,
             extra=None if args.extra is None else parse_extra(args.extra),
             check=not args.no_check,
+            catalogue=catalogue,
         )
     except BlendserveError as exc:
         print(f"blendserve publish: {exc}\nnothing was published to {store.root}", file=sys.stderr)
         return 2
-    smoke = "skipped (--no-check)" if args.no_check else _smoke_summary(tried)
+    smoke = "skipped (--no-check)" if args.no_check else _smoke_summary(tried, manifest.format)
     print(_publish_summary(manifest, store.path(manifest.name, manifest.version), smoke))
+    if share is not None:
+        print(f"  catalogue ({catalogue_source}): {share}")
+    elif not args.no_check:
+        print(f"  catalogue: {catalogue_source}")
     print()
     print(_serve_snippet(manifest.name, manifest.version, manifest.format))
     return 0
 
 
-def _smoke_summary(tried: Sequence[str]) -> str:
-    if not tried:
-        return "loaded; nothing to try (publish with --example to check predictions)"
-    return f"passed: {', '.join(tried)}"
+_DEFAULT_LIVE_CATALOGUE = ".blendserve/catalog/blendserve.sqlite"
+"""The default application's live catalogue under ``$BLENDSERVE_HOME``."""
+
+
+def _catalogue(given: str | None) -> tuple[set[str] | None, str]:
+    """The item ids to check a model against, and where they came from: ``given`` (an
+    item table, or a live catalogue's ``.sqlite``), else the default app's live
+    catalogue when there is one; ``None`` and why when there is nothing to read."""
+    from deployments.catalog.store import live_item_ids  # deferred: only when publishing
+
+    if given is None:
+        live = resolve_store(_DEFAULT_LIVE_CATALOGUE)
+        if not live.is_file():
+            return None, (
+                f"not checked (no live catalogue at {live}; give --catalog an item table or "
+                "a live catalogue's .sqlite)"
+            )
+        return live_item_ids(live), f"live, {live}"
+    path = resolve_store(given)
+    if path.suffix == ".sqlite":
+        return live_item_ids(path), f"live, {path}"
+    return read_item_ids(path), str(path)
+
+
+def _smoke_summary(tried: Sequence[str], format: str) -> str:
+    if tried:
+        return f"passed: {', '.join(tried)}"
+    if format in ("torchscript", "onnx"):
+        # A lone model file loads as a tensor model: it takes feature rows, not users.
+        return (
+            "loaded, but nothing to try: without ids.json beside it this is not a "
+            "recommender (README 'Bring your own model'); for a feature model, publish "
+            "with --example to check predictions"
+        )
+    return "loaded; nothing to try (publish with --example to check predictions)"
 
 
 def _publish_summary(manifest: Manifest, directory: Path, smoke: str) -> str:
@@ -218,6 +256,14 @@ def add_store_commands(sub: Any) -> None:
         default=None,
         metavar="JSON",
         help="a JSON object merged into the manifest's extra, e.g. '{\"n_features\": 2}'",
+    )
+    publish.add_argument(
+        "--catalog",
+        default=None,
+        metavar="ITEMS",
+        help="the catalogue to check the model's item ids against: an item table "
+        "(Parquet or CSV with item_id) or a live catalogue's .sqlite (default: "
+        f"{_DEFAULT_LIVE_CATALOGUE} when it exists); none known refuses the model",
     )
     publish.add_argument(
         "--no-check",

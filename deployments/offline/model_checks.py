@@ -22,20 +22,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pyarrow.parquet as pq
 import yaml
 
 from blending.spec import RerankNodeSpec, SourceNodeSpec, StackNodeSpec
 from deployments.config import AppConfig, resolve_store
 from models.base import ModelAdapter, Recommender, RecommendQuery, Scorer
+from models.catalogue_share import catalogue_share, read_item_ids
 from models.errors import BlendserveError, describe_error
 from models.registry import load_model
 from models.store import ArtifactStore
 
-__all__ = ["Finding", "catalogue_share", "check_models", "code_paths", "model_items"]
-
-LOW_SHARE = 0.5
-"""Below this share of a model's items in the catalogue, validate warns."""
+__all__ = ["Finding", "check_models", "code_paths"]
 
 _UNSEEN = RecommendQuery("__blendserve_validate__")
 
@@ -79,34 +76,6 @@ def _importable(paths: list[Path]) -> Iterator[None]:
         yield
     finally:
         sys.path[:] = before
-
-
-_SAMPLE = 100
-"""Items asked of a recommender that does not list its ids, for the catalogue check."""
-
-
-def model_items(adapter: ModelAdapter) -> tuple[list[str], str]:
-    """The ids to check against the catalogue, and what they are: every item the model
-    is keyed by, else (a recommender that does not list them) what it recommends to a
-    new user; nothing for a model that is neither."""
-    ids = adapter.item_ids()
-    if ids is not None:
-        return list(ids), "items"
-    if isinstance(adapter, Recommender) and adapter.describe().get("recommender"):
-        try:
-            (answer,) = adapter.top_items([_UNSEEN], _SAMPLE)
-        except Exception:  # noqa: BLE001 - the role check reports a model that fails
-            return [], "items"
-        return [str(item) for item in answer.ids], "items it recommends to a new user"
-    return [], "items"
-
-
-def catalogue_share(adapter: ModelAdapter, catalogue: set[str]) -> tuple[int, int, list[str]]:
-    """``(known, total, a few unknown ids)`` of a model's items (see :func:`model_items`)
-    against the catalogue; ``(0, 0, [])`` when it has none to compare."""
-    ids, _ = model_items(adapter)
-    unknown = [item for item in ids if item not in catalogue]
-    return len(ids) - len(unknown), len(ids), unknown[:3]
 
 
 def _roles(app: AppConfig, model: str) -> dict[str, list[str]]:
@@ -176,8 +145,7 @@ def check_models(config: str | os.PathLike[str], app_name: str, app: AppConfig) 
     store = ArtifactStore(resolve_store(app.args.store))
     catalogue: set[str] | None = None
     if app.args.catalog is not None and resolve_store(app.args.catalog).is_file():
-        ids = pq.read_table(resolve_store(app.args.catalog), columns=["item_id"])
-        catalogue = {str(i) for i in ids.column("item_id").to_pylist()}
+        catalogue = read_item_ids(resolve_store(app.args.catalog))
     findings: list[Finding] = []
     with _importable(code_paths(config, app_name)):
         for model, rollout in app.rollouts.items():
@@ -199,16 +167,11 @@ def check_models(config: str | os.PathLike[str], app_name: str, app: AppConfig) 
 
 
 def _catalogue_finding(label: str, adapter: ModelAdapter, catalogue: set[str]) -> Finding:
-    known, total, unknown = catalogue_share(adapter, catalogue)
-    if total == 0:
-        return Finding("ok", label, "not keyed by item ids: nothing to compare")
-    share = f"{known:,} of {total:,} {model_items(adapter)[1]} in the catalogue"
-    if known == 0:
-        return Finding("error", label, f"{share} (e.g. {', '.join(unknown)}): its ids are not "
-                       "the catalogue's; was it trained on differently written ids?")  # fmt: skip
-    if known / total < LOW_SHARE:
-        return Finding("warning", label, f"{share} (e.g. unknown {', '.join(unknown)})")
-    return Finding("ok", label, share)
+    share = catalogue_share(adapter, catalogue)
+    level: Literal["error", "warning", "ok"] = (
+        "error" if share.level == "error" else "warning" if share.level == "warning" else "ok"
+    )
+    return Finding(level, label, str(share))
 
 
 def _what_it_does(adapter: ModelAdapter) -> str:

@@ -78,6 +78,19 @@ class SklearnAdapter(ModelAdapter):
     def load(self) -> None:
         """Unpickle the estimator and read its feature names."""
         self._model: Any = joblib.load(self.directory / "model.joblib")
+        if not (hasattr(self._model, "predict") or hasattr(self._model, "predict_proba")):
+            kind = type(self._model).__name__
+            hint = (
+                " A fitted decomposition is a matrix factorisation: publish its user factors "
+                "(its transform of the user x item matrix) and item factors (components_.T) "
+                "with ids.json in the `factors` format (README 'Bring your own model')."
+                if hasattr(self._model, "components_")
+                else ""
+            )
+            raise ModelError(
+                f"model {self.name!r}: {kind} has no predict or predict_proba: the sklearn "
+                f"format serves estimators that predict from feature rows.{hint}"
+            )
         features_path = self.directory / "features.json"
         names: list[str] | None = None
         if features_path.is_file():

@@ -12,6 +12,12 @@ from deployments.cli.main import main
 from models.store import MANIFEST_NAME, ArtifactStore
 
 
+@pytest.fixture(autouse=True)
+def _no_live_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A home without a live catalogue: publish checks one only when given or running."""
+    monkeypatch.setenv("BLENDSERVE_HOME", str(tmp_path / "home"))
+
+
 def _mf_dir(tmp: Path, broken: bool = False) -> Path:
     """A directory with builders' tiny MF (or its always-failing twin) as model.pt + ids.json."""
     directory = tmp / ("broken" if broken else "mf")
@@ -45,6 +51,74 @@ def test_torchscript_publish_prints_the_model_deployments_user_config(
     assert '- name: model-mf\n      user_config: {version: "1"}' in out
     assert "RAY_AUTH_MODE=token serve deploy CONFIG" in out
     assert store.versions("mf") == ["1"]
+
+
+def _live_catalogue(path: Path, ids: list[str]) -> Path:
+    from deployments.catalog.items import CatalogItem
+    from deployments.catalog.store import CatalogStore
+
+    with CatalogStore(path) as catalogue:
+        catalogue.upsert_batch([CatalogItem(item_id=i) for i in ids])
+        catalogue.delete(ids[-1])  # a deleted item is not in the catalogue
+    return path
+
+
+def test_publish_reports_the_share_of_the_live_catalogue_the_model_knows(
+    store: ArtifactStore, scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The tiny model knows i0..i5; the catalogue holds i0..i3, i9 (and a deleted i5).
+    live = _live_catalogue(scratch / "live.sqlite", ["i0", "i1", "i2", "i3", "i9", "i5"])
+    assert _publish(store, _mf_dir(scratch), "mf", "torchscript", "--catalog", str(live)) == 0
+    out = capsys.readouterr().out
+    assert "catalogue (live, " in out
+    assert "4 of 6 items in the catalogue (4 of the catalogue's 5 scorable)" in out
+    assert "unknown ids e.g. i4, i5" in out
+
+
+def test_the_running_apps_live_catalogue_is_checked_by_default(
+    store: ArtifactStore, scratch: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home" / ".blendserve" / "catalog"
+    home.mkdir(parents=True)
+    _live_catalogue(home / "blendserve.sqlite", ["1", "2", "3"])
+    # A model trained on ids written another way: refused before anything is published.
+    assert _publish(store, _mf_dir(scratch), "mf", "torchscript") == 2
+    err = capsys.readouterr().err
+    assert "0 of 6 items in the catalogue" in err and "nothing was published" in err
+    assert store.models() == []
+
+
+def test_an_item_table_is_a_catalogue_too(
+    store: ArtifactStore, scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = scratch / "items.csv"
+    table.write_text("item_id,title\ni0,A\ni1,B\n", encoding="utf-8")
+    assert _publish(store, _mf_dir(scratch), "mf", "torchscript", "--catalog", str(table)) == 0
+    assert "2 of 6 items in the catalogue" in capsys.readouterr().out
+
+
+def test_a_lone_model_file_is_not_a_recommender_and_publish_says_so(
+    store: ArtifactStore, scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lone = _mf_dir(scratch) / "model.pt"
+    assert _publish(store, lone, "mf", "torchscript") == 0
+    out = capsys.readouterr().out
+    assert "without ids.json beside it this is not a recommender" in out
+    assert "catalogue: not checked" in out
+
+
+def test_a_fitted_decomposition_is_pointed_to_the_factors_format(
+    store: ArtifactStore, scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import joblib
+    import numpy as np
+    from sklearn.decomposition import TruncatedSVD
+
+    svd = TruncatedSVD(n_components=2, random_state=0).fit(np.eye(6))
+    joblib.dump(svd, scratch / "model.joblib")
+    assert _publish(store, scratch / "model.joblib", "svd", "sklearn") == 2
+    err = capsys.readouterr().err
+    assert "TruncatedSVD has no predict" in err and "`factors` format" in err
 
 
 def test_curated_publish_prints_the_ingress_user_config_models(

@@ -110,7 +110,8 @@ def test_a_model_keyed_by_other_ids_than_the_catalogue_is_an_error(
     nodes = {"cf": _source("svd"), "final": {"kind": "filter", "input": "cf"}}
     assert main(["validate", str(_config(trained, ["svd"], nodes)), "--load"]) == 1
     err = capsys.readouterr().err
-    assert f"error: svd v1: 0 of {len(items):,} items in the catalogue (e.g. m" in err
+    assert f"error: svd v1: 0 of {len(items):,} items in the catalogue" in err
+    assert "unknown ids e.g. m" in err and "its ids are not the catalogue's" in err
 
 
 _OWN_MODEL = '''

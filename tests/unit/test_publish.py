@@ -61,7 +61,7 @@ def test_directory_is_published_after_it_loads_and_passes_its_smoke_test(
     store: ArtifactStore, scratch: Path
 ) -> None:
     source = _built(scratch, "mf")
-    manifest, tried = publish_artifact(store, source, "mf", "torchscript")
+    manifest, tried, _ = publish_artifact(store, source, "mf", "torchscript")
     assert (manifest.version, manifest.format) == ("1", "torchscript")
     assert manifest.files == {
         "model.pt": sha256_of(source / "model.pt"),
@@ -83,7 +83,7 @@ def test_lone_file_is_stored_under_the_formats_primary_file(
 ) -> None:
     lone = scratch / "trained.bin"
     shutil.copyfile(_built(scratch, kind) / source_name, lone)
-    manifest, _ = publish_artifact(store, lone, "m", format)
+    manifest, *_ = publish_artifact(store, lone, "m", format)
     assert list(manifest.files) == [stored_as]
     load_model(store, "m", "1")  # loads from the renamed file
 
@@ -93,7 +93,7 @@ def test_lone_python_spec_becomes_model_json_and_is_smoke_tested(
 ) -> None:
     spec = scratch / "scorer.json"
     spec.write_text(json.dumps({"class": "support_models:ConstantScorer", "kwargs": {}}))
-    manifest, tried = publish_artifact(store, spec, "const", "python")
+    manifest, tried, _ = publish_artifact(store, spec, "const", "python")
     assert list(manifest.files) == ["model.json"]
     assert tried == ["score"]
 
@@ -115,7 +115,7 @@ def test_lone_file_keeps_its_name_when_the_format_has_no_primary_file(
 ) -> None:
     monkeypatch.setitem(registry._registry, "notes", _NotesAdapter)
     (scratch / "readme.txt").write_text("hello")
-    manifest, _ = publish_artifact(store, scratch / "readme.txt", "notes", "notes")
+    manifest, *_ = publish_artifact(store, scratch / "readme.txt", "notes", "notes")
     assert list(manifest.files) == ["readme.txt"]
 
 
@@ -124,7 +124,7 @@ def test_next_version_follows_the_highest_numeric_one(store: ArtifactStore, scra
     assert next_version(store, "picks") == "1"
     for version in ("1", "7", "beta"):
         publish_artifact(store, source, "picks", "curated", version=version, check=False)
-    manifest, _ = publish_artifact(store, source, "picks", "curated")
+    manifest, *_ = publish_artifact(store, source, "picks", "curated")
     assert manifest.version == "8"
     assert store.versions("picks") == ["1", "7", "8", "beta"]
 
@@ -161,14 +161,14 @@ def test_unloadable_artifact_fails_as_a_model_error_and_publishes_nothing(
 
 def test_extra_is_merged_into_the_manifest(store: ArtifactStore, scratch: Path) -> None:
     source = _built(scratch, "curated")
-    manifest, _ = publish_artifact(store, source, "p", "curated", extra={"owner": "editorial"})
+    manifest, *_ = publish_artifact(store, source, "p", "curated", extra={"owner": "editorial"})
     assert manifest.extra == {"owner": "editorial"}
 
 
 def test_no_check_publishes_without_loading(store: ArtifactStore, scratch: Path) -> None:
     garbage = scratch / "model.pt"
     garbage.write_bytes(b"needs a GPU to load, say")
-    manifest, tried = publish_artifact(store, garbage, "mf", "torchscript", check=False)
+    manifest, tried, _ = publish_artifact(store, garbage, "mf", "torchscript", check=False)
     assert (manifest.version, tried) == ("1", [])
     assert store.versions("mf") == ["1"]
 
@@ -178,7 +178,7 @@ def test_examples_are_stored_and_predicted_by_the_smoke_test(
 ) -> None:
     source = _built(scratch, "sklearn")
     examples = [[0.9, 0.9], {"affinity": 0.1, "freshness": 0.2}]
-    manifest, tried = publish_artifact(store, source, "clicks", "sklearn", examples=examples)
+    manifest, tried, _ = publish_artifact(store, source, "clicks", "sklearn", examples=examples)
     assert manifest.extra[EXAMPLES_KEY] == examples
     assert tried == ["predict (2 examples)"]
     assert load_model(store, "clicks", "1").example_instances() == examples
@@ -195,7 +195,7 @@ def test_examples_the_model_cannot_answer_publish_nothing(
 def test_extra_reaches_the_manifest_and_the_adapter(store: ArtifactStore, scratch: Path) -> None:
     linear = torch.jit.script(torch.nn.Linear(2, 1))
     linear.save(str(scratch / "linear.pt"))  # type: ignore[no-untyped-call]
-    manifest, tried = publish_artifact(
+    manifest, tried, _ = publish_artifact(
         store, scratch / "linear.pt", "lin", "torchscript", extra={"n_features": 2}
     )
     assert manifest.extra == {"n_features": 2}
@@ -218,7 +218,7 @@ def test_metrics_are_recorded_and_non_finite_ones_refused(
     store: ArtifactStore, scratch: Path
 ) -> None:
     source = _built(scratch, "curated")
-    manifest, _ = publish_artifact(store, source, "p", "curated", metrics={"auc": 0.91})
+    manifest, *_ = publish_artifact(store, source, "p", "curated", metrics={"auc": 0.91})
     assert manifest.metrics == {"auc": 0.91}
     with pytest.raises(ConfigError, match=r"metric 'auc': expected a finite number"):
         publish_artifact(store, source, "p", "curated", metrics={"auc": float("nan")})
@@ -272,7 +272,7 @@ def test_hidden_files_are_skipped(store: ArtifactStore, scratch: Path) -> None:
     source = _built(scratch, "curated")
     (source / ".DS_Store").write_bytes(b"finder")
     (source / ".cache").mkdir()
-    manifest, _ = publish_artifact(store, source, "picks", "curated")
+    manifest, *_ = publish_artifact(store, source, "picks", "curated")
     assert list(manifest.files) == ["items.json"]
 
 
