@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem, TopItems
+from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem, Scorer, TopItems
 from models.errors import ModelError
 from models.formats._inputs import to_feature_matrix, to_user_ids
 from models.topk import top_k_columns
@@ -38,8 +38,9 @@ def count_option(adapter: ModelAdapter, key: str, default: int) -> int:
     return value
 
 
-class TensorModelAdapter(ModelAdapter, Recommender):
-    """A recommender over ``ids.json`` or a tensor model over numeric rows."""
+class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
+    """A recommender over ``ids.json`` (which also scores given items for a user, as a
+    reranker) or a tensor model over numeric rows."""
 
     known_options: ClassVar[frozenset[str]] = frozenset({"device", "predict_top_n"})
 
@@ -64,6 +65,7 @@ class TensorModelAdapter(ModelAdapter, Recommender):
                 ) from exc
         # Ids as one numpy array: a top-n answer is a fancy index, sent as one buffer.
         self._item_array = np.array(self.items, dtype=str)
+        self._item_column = {item: j for j, item in enumerate(self.items)}
         self.feature_names: list[str] | None = self.manifest.extra.get("feature_names")
         self.n_features = int(self.manifest.extra.get("n_features") or 0)
         self.open()
@@ -111,6 +113,17 @@ class TensorModelAdapter(ModelAdapter, Recommender):
         return [
             TopItems(self._item_array[cols], row) for cols, row in zip(best, picked, strict=True)
         ]
+
+    def score(self, query: RecommendQuery, item_ids: Sequence[str]) -> list[float]:
+        """The user's scores of ``item_ids``; an item the model does not know scores
+        below every item it does, so a reranked list keeps it, last."""
+        (row,) = self.scores([query.user_id])
+        floor = float(row.min()) - 1.0 if row.size else 0.0
+        columns = np.fromiter(
+            (self._item_column.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids)
+        )
+        picked = np.where(columns >= 0, row[np.maximum(columns, 0)] if row.size else 0.0, floor)
+        return [float(v) for v in picked]
 
     def recommend(self, queries: Sequence[RecommendQuery], n: int) -> list[list[ScoredItem]]:
         """Top ``n`` items per user, best first, as ``(item_id, score)`` pairs."""
@@ -167,6 +180,7 @@ class TensorModelAdapter(ModelAdapter, Recommender):
         return {
             **super().describe(),
             "recommender": self.users is not None,
+            "scorer": self.users is not None,
             "device": str(self.device),
             "n_features": self.n_features or None,
             "feature_names": self.feature_names,

@@ -47,7 +47,7 @@ def test_torchscript_publish_prints_the_model_deployments_user_config(
     assert _publish(store, _mf_dir(scratch), "mf", "torchscript") == 0
     out = capsys.readouterr().out
     assert "published mf version 1 (torchscript)" in out
-    assert "model.pt  sha256 " in out and "smoke test: passed: recommend (6 items)" in out
+    assert "model.pt  sha256 " in out and "smoke test: passed: recommend (6 items), score" in out
     assert '- name: model-mf\n      user_config: {version: "1"}' in out
     assert "RAY_AUTH_MODE=token serve deploy CONFIG" in out
     assert store.versions("mf") == ["1"]

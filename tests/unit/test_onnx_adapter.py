@@ -127,8 +127,22 @@ def test_smoke_test_passes_for_both_shapes(
 ) -> None:
     manifest = publish(store, scratch)
     tried = smoke_test(_load(store, manifest.name))
-    expected = "recommend" if manifest.name == "onnx-mf" else "predict"
-    assert len(tried) == 1 and tried[0].startswith(expected)
+    # A recommender also scores given items (it can rerank); a tensor model predicts.
+    expected = ["recommend", "score"] if manifest.name == "onnx-mf" else ["predict"]
+    assert [t.split(" ")[0] for t in tried] == expected
+
+
+def test_a_recommender_scores_given_items_and_unknown_ones_last(
+    store: ArtifactStore, scratch: Path
+) -> None:
+    publish_tiny_onnx_mf(store, scratch)
+    model = _load(store, "onnx-mf")
+    (ranked,) = model.recommend([RecommendQuery("alice")], 6)
+    scores = model.score(RecommendQuery("alice"), ["i1", "no-such-item", "i0"])
+    assert scores[0] == pytest.approx(dict(ranked)["i1"])
+    assert scores[2] == pytest.approx(dict(ranked)["i0"])
+    assert scores[1] < min(s for _, s in ranked)
+    assert model.describe()["scorer"] is True
 
 
 def test_load_verifies_checksums(store: ArtifactStore, scratch: Path) -> None:

@@ -67,7 +67,7 @@ def test_directory_is_published_after_it_loads_and_passes_its_smoke_test(
         "model.pt": sha256_of(source / "model.pt"),
         "ids.json": sha256_of(source / "ids.json"),
     }
-    assert tried == ["recommend (6 items)"]
+    assert tried == ["recommend (6 items)", "score"]
     assert load_model(store, "mf", "1").version == "1"
 
 
