@@ -96,11 +96,9 @@ def run(markdown: str, workdir: Path, *, skip_shell: tuple[str, ...] = ()) -> li
         elif block.lang == "python":
             python.append(block.body)
         elif block.lang == "bash":
-            lines = [
-                line
-                for line in block.body.splitlines()
-                if line.strip() and not line.lstrip().startswith(skip_shell)
-            ]
+            # One command per logical line: a trailing backslash continues it.
+            commands = block.body.replace("\\\n", " ").splitlines()
+            lines = [c for c in commands if c.strip() and not c.lstrip().startswith(skip_shell)]
             if lines:
                 run_python()
                 outputs.append(_shell("\n".join(lines), workdir))

@@ -13,23 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from local_up import start_up, stop_up, wait_for_line
 from serving_cluster import ROOT, deployment
 
 from deployments.local.cluster import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _wait_for_line(
-    log: Path, needle: str, process: subprocess.Popen[bytes], timeout_s: float
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if needle in log.read_text(errors="replace"):
-            return
-        assert process.poll() is None, f"blendserve up exited early:\n{log.read_text()}"
-        time.sleep(0.5)
-    raise AssertionError(f"{needle!r} not printed within {timeout_s}s:\n{log.read_text()}")
 
 
 def _port_open(port: int) -> bool:
@@ -55,7 +44,7 @@ def test_up_serves_then_sigterm_stops_everything(serve_home: Path, tmp_path: Pat
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
-        _wait_for_line(log, "is ready at", process, timeout_s=300)
+        wait_for_line(log, "is ready at", process, timeout_s=300)
         printed = log.read_text()
         curl = re.search(r"^  (curl .*?\}')$", printed, re.S | re.M)
         assert curl, f"no curl example printed:\n{printed}"
@@ -86,26 +75,6 @@ def test_up_serves_then_sigterm_stops_everything(serve_home: Path, tmp_path: Pat
     assert not _port_open(dashboard_port), "the Ray dashboard still answers after SIGTERM"
 
 
-def _start(
-    config_path: Path, home: Path, log: Path, dashboard_port: int
-) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "deployments.cli.main", "up", str(config_path)]
-    command += ["--dashboard-port", str(dashboard_port), "--num-cpus", "2"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=home)
-    _wait_for_line(log, "is ready at", process, timeout_s=300)
-    return process
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # a SIGKILL would leave its Ray cluster running
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 def test_catalogue_changes_and_learned_state_survive_a_restart_of_the_whole_service(
     serve_home: Path, tmp_path: Path
 ) -> None:
@@ -119,7 +88,7 @@ def test_catalogue_changes_and_learned_state_survive_a_restart_of_the_whole_serv
     config_path = tmp_path / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config))
     base = f"http://127.0.0.1:{http_port}"
-    process = _start(config_path, tmp_path, tmp_path / "up1.log", dashboard_port)
+    process = start_up(config_path, tmp_path, tmp_path / "up1.log", dashboard_port)
     try:
         key = (tmp_path / ".blendserve" / "api_key").read_text().strip()
         http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
@@ -137,8 +106,8 @@ def test_catalogue_changes_and_learned_state_survive_a_restart_of_the_whole_serv
         version = http.get("/v1/catalog").json()["version"]
         time.sleep(2)  # the feedback reaches Parquet within a second
     finally:
-        _stop(process)
-    process = _start(config_path, tmp_path, tmp_path / "up2.log", dashboard_port)
+        stop_up(process)
+    process = start_up(config_path, tmp_path, tmp_path / "up2.log", dashboard_port)
     try:
         http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
         assert http.get("/v1/catalog").json()["version"] == version
@@ -149,4 +118,4 @@ def test_catalogue_changes_and_learned_state_survive_a_restart_of_the_whole_serv
         learned = http.get("/v1/online").json()
         assert learned["clicks"].get(clicked["item_id"], 0) > 0.9, learned
     finally:
-        _stop(process)
+        stop_up(process)
