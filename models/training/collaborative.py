@@ -203,6 +203,7 @@ def choose_collaborative(
     k: int,
     seed: int,
     ease_max_items: int,
+    catalogue_size: int | None = None,
 ) -> tuple[Candidate, list[Candidate]]:
     """Search each candidate's grid on a validation split of ``split.train``, refit
     its best point on all of ``split.train``, score every one on ``split.test``;
@@ -236,7 +237,7 @@ def choose_collaborative(
     matrix = split.matrix()
     for candidate in candidates:
         candidate.fitted = _FITTERS[candidate.name](matrix, **candidate.params, seed=seed)
-        candidate.test = score_split(split, candidate.fitted.score_rows, k)
+        candidate.test = score_split(split, candidate.fitted.score_rows, k, catalogue_size)
     key = f"recall_at_{k}"
     candidates.sort(key=lambda c: -c.validation.get(key, 0.0))  # stable: ties keep config order
     return candidates[0], candidates

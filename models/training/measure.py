@@ -44,10 +44,13 @@ def metric_names(k: int) -> dict[str, str]:
     return {m: f"{m}_at_{k}" for m in ("precision", "recall", "ndcg", "map", "coverage")}
 
 
-def score_split(split: Split, score_rows: ScoreRows, k: int) -> dict[str, float]:
+def score_split(
+    split: Split, score_rows: ScoreRows, k: int, catalogue_size: int | None = None
+) -> dict[str, float]:
     """``recall_at_k``, ``ndcg_at_k``, ``precision_at_k``, ``map_at_k`` and
-    ``coverage_at_k`` (share of training items recommended to anyone) on the held-out
-    pairs, training items excluded."""
+    ``coverage_at_k`` on the held-out pairs, training items excluded. Coverage is the
+    share of the catalogue (``catalogue_size`` items, default the training items)
+    recommended to anyone, as ``blendserve evaluate`` counts it."""
     users, items = split.users, split.items
     held = split.held_out()
     evaluated = sorted(held)
@@ -58,7 +61,7 @@ def score_split(split: Split, score_rows: ScoreRows, k: int) -> dict[str, float]
         user: [str(item_ids[c]) for c in best[i] if c >= 0] for i, user in enumerate(evaluated)
     }
     counts = split.train.groupby("item_id")["user_id"].nunique().to_dict()
-    result = evaluate_lists(lists, held, k, len(items), counts, len(users))
+    result = evaluate_lists(lists, held, k, catalogue_size or len(items), counts, len(users))
     named = {name: float(result[key]) for key, name in metric_names(k).items()}
     named["heldout_users"] = float(len(evaluated))
     return named

@@ -79,7 +79,11 @@ class _Context:
     """Popularity's metrics on the split, which every manifest compares against."""
 
     def __post_init__(self) -> None:
-        self.popularity = score_split(self.split, _constant(_counts(self.split)), self.training.k)
+        self.popularity = self.score(_constant(_counts(self.split)))
+
+    def score(self, score_rows: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
+        """A scorer's metrics on the split, coverage over every item of the dataset."""
+        return score_split(self.split, score_rows, self.training.k, len(self.data.items))
 
 
 def _counts(split: Split) -> np.ndarray:
@@ -157,6 +161,7 @@ def _mf(ctx: _Context, workdir: Path) -> _Trained:
         k=k,
         seed=ctx.training.seed,
         ease_max_items=ctx.training.ease_max_items,
+        catalogue_size=len(ctx.data.items),
     )
     assert best.fitted is not None
     fmt, files, shape = best.fitted.export(
@@ -212,7 +217,7 @@ def _staff_picks(ctx: _Context, workdir: Path) -> _Trained:
     ranked = np.zeros(len(ctx.split.items))
     known = ctx.split.items.get_indexer(picks)
     ranked[known[known >= 0]] = np.arange(len(picks), 0, -1)[known >= 0]
-    metrics = score_split(ctx.split, _constant(ranked), ctx.training.k)
+    metrics = ctx.score(_constant(ranked))
     return _Trained(
         format="curated",
         files={"items.json": workdir / "items.json"},

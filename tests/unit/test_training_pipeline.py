@@ -47,6 +47,7 @@ def _serve_config(root: Path) -> Path:
                 "import_path": "deployments.app:build_app",
                 "args": {
                     "store": str(root / "artifacts"),
+                    "catalog": str(root / "data" / "items.parquet"),
                     "models": {m: {"version": "1"} for m in ("mf", "popularity")},
                 },
                 "deployments": [
@@ -104,7 +105,7 @@ def test_the_evaluator_agrees_with_the_manifests_and_ranks_cf_above_popularity(
     rows = {row.blend.node: row for row in report.rows}
     for node, model in (("cf", "mf"), ("pop", "popularity")):
         manifest = store.manifest(model, "1")
-        for metric in ("recall", "ndcg", "precision", "map"):
+        for metric in ("recall", "ndcg", "precision", "map", "coverage"):
             assert rows[node].metrics[metric] == pytest.approx(
                 manifest.metrics[f"{metric}_at_10"], abs=1e-12
             ), (node, metric)
