@@ -153,7 +153,7 @@ def test_the_table_ranks_the_blend_that_finds_held_out_items_first(
     assert "held-out data itself" in table
 
 
-def test_reported_metrics_are_blending_offlines_on_the_same_lists(
+def test_reported_metrics_are_models_metrics_on_the_same_lists(
     config: Path, held_out: Path
 ) -> None:
     report = evaluate(config, held_out, use_case="discover", k=2, exclude_seen=False)
