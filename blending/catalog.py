@@ -69,6 +69,10 @@ class StaticCatalog:
     def __len__(self) -> int:
         return len(self._items)
 
+    def item_ids(self) -> set[str]:
+        """Every item id it holds."""
+        return set(self._items)
+
     @classmethod
     def from_parquet(cls, path: str | os.PathLike[str]) -> StaticCatalog:
         """Read ``item_id`` and optional ``category`` and ``available`` columns.

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from models.base import ModelAdapter, Recommender, RecommendQuery
 from models.errors import ConfigError
+from models.smoke import SMOKE_USER
 
 __all__ = ["LOW_SHARE", "CatalogueShare", "catalogue_share", "read_item_ids"]
 
@@ -28,7 +29,7 @@ LOW_SHARE = 0.5
 _SAMPLE = 100
 """Items asked of a recommender that does not list its ids."""
 
-_NEW_USER = RecommendQuery("__blendserve_catalogue_check__")
+_NEW_USER = RecommendQuery(SMOKE_USER)
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,3 @@
-"""Measuring blends: online experiment statistics (``stats``) and the reports built
-from them (``experiment_reports``), and offline ranking metrics (``offline``).
-Plain functions over counts and lists; numpy and scipy only."""
+"""Measuring blends online: experiment statistics (``stats``) and the reports built
+from them (``experiment_reports``); the offline ranking metrics are
+``models.metrics``. Plain functions over counts; numpy and scipy only."""

@@ -23,16 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-import pyarrow.parquet as pq
-
 from blending.candidates import BlendContext
 from blending.catalog import ItemCatalog, StaticCatalog
 from blending.dag import BlendPlan
 from blending.gateway import LocalModels
 from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec, SourceNodeSpec, UseCaseSpec
 from deployments.config import AppConfig, load_app, resolve_store
-from models.demo.movielens import read_movielens
+from deployments.offline.held_out import held_out_and_train, pairs
 from models.errors import ConfigError
 from models.metrics import PER_USER_METRICS, evaluate_lists
 from models.registry import load_model
@@ -40,22 +37,16 @@ from models.store import ArtifactStore
 
 __all__ = [
     "METRICS",
-    "RELEVANT_RATING",
     "Blend",
     "BlendScores",
     "EvaluationReport",
     "evaluate",
-    "read_interactions",
     "use_case_blends",
 ]
-
-RELEVANT_RATING = 4.0
-"""A MovieLens rating at or above this makes the movie relevant to the user."""
 
 METRICS = ("precision", "recall", "ndcg", "map", "coverage", "novelty")
 """The columns of the report, in order (keys of ``models.metrics.evaluate_lists``)."""
 
-_MOVIELENS_FILES = ("ratings.dat", "ratings.csv", "u.data")
 _FAR_FUTURE_S = 1e9
 """Added to the start time so no deadline passes offline: completeness over latency."""
 
@@ -164,63 +155,6 @@ class EvaluationReport:
         return "\n".join(lines)
 
 
-def read_interactions(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Relevant ``(user_id, item_id)`` pairs, as strings, without repeats.
-
-    A Parquet file with ``user_id`` and ``item_id`` (rows with ``label <= 0`` dropped
-    when it has a ``label``), a directory written by ``blendserve train`` (its
-    ``heldout.parquet``) or holding ``interactions.parquet``, or MovieLens ratings
-    (``ratings.dat``, ``ratings.csv``, ``u.data``, or a directory holding one) where a
-    rating of at least 4 is relevant.
-    """
-    source = Path(path)
-    if not source.exists():
-        raise ConfigError(f"{source}: interaction data does not exist")
-    for name in ("heldout.parquet", "interactions.parquet"):
-        if source.is_dir() and (source / name).is_file():
-            source = source / name
-            break
-    if source.is_file() and source.suffix in (".parquet", ".pq"):
-        frame = _read_parquet(source)
-    elif (
-        source.is_dir()
-        or source.name in _MOVIELENS_FILES
-        or source.suffix in (".dat", ".data", ".csv")
-    ):
-        ratings = read_movielens(source, min_rating=RELEVANT_RATING).interactions
-        frame = ratings[["user_id", "item_id"]]
-    else:
-        raise ConfigError(
-            f"{source}: expected a Parquet file (.parquet) with user_id and item_id, or "
-            f"MovieLens ratings ({', '.join(_MOVIELENS_FILES)})"
-        )
-    frame = frame.astype({"user_id": str, "item_id": str}).drop_duplicates(ignore_index=True)
-    if frame.empty:
-        raise ConfigError(f"{source}: holds no relevant interaction")
-    return frame
-
-
-def _read_parquet(source: Path) -> pd.DataFrame:
-    try:
-        table = pq.read_table(source)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{source}: cannot read Parquet: {exc}") from exc
-    missing = {"user_id", "item_id"} - set(table.column_names)
-    if missing:
-        raise ConfigError(
-            f"{source}: expected columns user_id and item_id (and optional label), "
-            f"missing {sorted(missing)}"
-        )
-    columns = [c for c in ("user_id", "item_id", "label") if c in table.column_names]
-    frame = table.select(columns).to_pandas()
-    if "label" in frame:
-        try:
-            frame = frame[pd.to_numeric(frame["label"]) > 0]
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{source}: label must be numeric: {exc}") from exc
-    return frame[["user_id", "item_id"]]
-
-
 def use_case_blends(spec: UseCaseSpec) -> list[Blend]:
     """The output, then each experiment arm, each interleaving team and each source
     node; once per node."""
@@ -247,45 +181,6 @@ def _as_output(spec: UseCaseSpec, node: str) -> UseCaseSpec:
     keep = spec.reachable(node)
     nodes = {name: n for name, n in spec.nodes.items() if name in keep}
     return UseCaseSpec(nodes=nodes, output=node, budget_ms=spec.budget_ms)
-
-
-def _pairs(frame: pd.DataFrame) -> pd.MultiIndex:
-    return pd.MultiIndex.from_frame(frame[["user_id", "item_id"]].astype(str))
-
-
-def _default_train(data: Path) -> Path | None:
-    """``train.parquet`` beside held-out data written by ``blendserve train``."""
-    folder = data if data.is_dir() else data.parent
-    candidate = folder / "train.parquet"
-    return candidate if candidate.is_file() and candidate != data else None
-
-
-def _held_out_and_train(
-    data: str | os.PathLike[str] | None,
-    train: str | os.PathLike[str] | None,
-    data_config: str | os.PathLike[str] | None,
-) -> tuple[pd.DataFrame, pd.DataFrame | None, str, str | None]:
-    """Held-out pairs, training pairs (or None), and where each came from."""
-    if data_config is not None:
-        from models.training.data_config import load_data_config
-        from models.training.split import make_split
-        from models.training.tables import read_dataset
-
-        config = load_data_config(data_config)
-        split = make_split(
-            read_dataset(config).interactions, config.holdout.method, config.holdout.fraction
-        )
-        label = f"{data_config} ({split.method} split)"
-        return split.test, split.train[["user_id", "item_id"]], label, label
-    if data is None:
-        raise ConfigError(
-            "give the held-out interactions (--data) or a data config (--data-config)"
-        )
-    held_out = read_interactions(data)
-    train_path = Path(train) if train is not None else _default_train(Path(data))
-    if train_path is None:
-        return held_out, None, str(data), None
-    return held_out, read_interactions(train_path), str(data), str(train_path)
 
 
 def evaluate(
@@ -330,9 +225,9 @@ def evaluate(
             raise ConfigError(f"{path}: no use case {chosen!r} (have {sorted(use_cases)})")
         use_case = chosen
         applications.append((str(path), application, chosen))
-    held_out, trained, data_label, train_label = _held_out_and_train(data, train, data_config)
+    held_out, trained, data_label, train_label = held_out_and_train(data, train, data_config)
     if trained is not None:
-        overlap = _pairs(held_out).intersection(_pairs(trained))
+        overlap = pairs(held_out).intersection(pairs(trained))
         if len(overlap):
             user, item = overlap[0]
             raise ConfigError(
@@ -425,8 +320,7 @@ def _load_catalog(app: AppConfig) -> tuple[ItemCatalog | None, set[str]]:
         return None, set()
     path = resolve_store(app.args.catalog)
     catalog = StaticCatalog.from_parquet(path)  # names the file when it is unreadable
-    ids = pq.read_table(path, columns=["item_id"]).column("item_id").to_pylist()
-    return catalog, {str(item) for item in ids}
+    return catalog, catalog.item_ids()
 
 
 _Replayed = tuple[dict[str, list[str]], int, str | None]

@@ -30,11 +30,12 @@ from models.base import ModelAdapter, Recommender, RecommendQuery, Scorer
 from models.catalogue_share import catalogue_share, read_item_ids
 from models.errors import BlendserveError, describe_error
 from models.registry import load_model
+from models.smoke import SMOKE_USER
 from models.store import ArtifactStore
 
 __all__ = ["Finding", "check_models", "code_paths"]
 
-_UNSEEN = RecommendQuery("__blendserve_validate__")
+_UNSEEN = RecommendQuery(SMOKE_USER)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from models.store import ArtifactStore, Manifest
 from models.training.data_config import HoldoutConfig, TrainingConfig
 from models.training.dataset import InteractionData
 from models.training.pipeline import STANDARD_MODELS, save_split, train_and_publish
-from models.training.split import last_split
+from models.training.split import Split, last_split
 
 __all__ = ["DEMO_MODELS", "demo_train", "save_demo_data", "split_last_click", "train_demo_models"]
 
@@ -62,8 +62,10 @@ def train_demo_models(
     seed: int = 7,
     version: str = "1",
     force: bool = False,
+    split: Split | None = None,
 ) -> list[Manifest]:
-    """Train and publish :data:`DEMO_MODELS` on ``data`` with the demo's split.
+    """Train and publish :data:`DEMO_MODELS` on ``data`` with the demo's split (``split``
+    when the caller already made it).
 
     A model already published at ``version`` is skipped, not retrained (published
     versions are immutable; ``force`` only turns the skip into a warning). Returns the
@@ -76,17 +78,23 @@ def train_demo_models(
         training=_training(data, seed),
         version=version,
         force=force,
+        split=split,
     )
     return report.manifests
 
 
 def save_demo_data(
-    data: InteractionData, data_dir: str | os.PathLike[str], *, seed: int = 7
+    data: InteractionData,
+    data_dir: str | os.PathLike[str],
+    *,
+    seed: int = 7,
+    split: Split | None = None,
 ) -> Path:
     """Save ``data`` with the split the models are measured on (``train.parquet``,
-    ``heldout.parquet``, for ``blendserve evaluate``) and ``feedback.parquet`` (simulated
-    impressions around the held-out interactions); returns the folder."""
-    split = last_split(data.interactions)
+    ``heldout.parquet``, for ``blendserve evaluate``; ``split``, else the demo's) and
+    ``feedback.parquet`` (simulated impressions around the held-out interactions);
+    returns the folder."""
+    split = split or last_split(data.interactions)
     target = save_split(data, split, data_dir)
     feedback = simulate_feedback(split.train, split.test, seed=seed)
     pq.write_table(
@@ -107,7 +115,8 @@ def demo_train(
     """``blendserve demo-train``: build the demo dataset (synthetic, or MovieLens when
     given), save it and its split to ``data_dir``, train and publish to ``store_dir``."""
     data = read_movielens(movielens) if movielens is not None else generate_news_dataset(seed)
-    save_demo_data(data, data_dir, seed=seed)
+    split = last_split(data.interactions)
+    save_demo_data(data, data_dir, seed=seed, split=split)
     return train_demo_models(
-        ArtifactStore(store_dir), data, seed=seed, version=version, force=force
+        ArtifactStore(store_dir), data, seed=seed, version=version, force=force, split=split
     )

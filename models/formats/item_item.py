@@ -35,8 +35,9 @@ def item_item_scores(
 
 def cold_scores(history: sparse.csr_matrix, weights: sparse.csr_matrix) -> np.ndarray:
     """The mean history row through the weights."""
-    mean = np.asarray(history.mean(axis=0), dtype=np.float32)
-    return np.asarray(sparse.csr_matrix(mean) @ weights.astype(np.float32).toarray()).ravel()
+    mean = sparse.csr_matrix(np.asarray(history.mean(axis=0), dtype=np.float32))
+    # Sparse times sparse: the items x items weights are never made dense.
+    return np.asarray((mean @ weights.astype(np.float32)).toarray(), dtype=np.float32).ravel()
 
 
 class ItemItemAdapter(TensorModelAdapter):

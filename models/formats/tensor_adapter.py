@@ -122,8 +122,10 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
         columns = np.fromiter(
             (self._item_column.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids)
         )
-        picked = np.where(columns >= 0, row[np.maximum(columns, 0)] if row.size else 0.0, floor)
-        return [float(v) for v in picked]
+        picked = np.full(len(item_ids), floor, dtype=np.float64)
+        known = columns >= 0
+        picked[known] = row[columns[known]]
+        return picked.tolist()
 
     def recommend(self, queries: Sequence[RecommendQuery], n: int) -> list[list[ScoredItem]]:
         """Top ``n`` items per user, best first, as ``(item_id, score)`` pairs."""

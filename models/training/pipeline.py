@@ -38,7 +38,12 @@ import pyarrow.parquet as pq
 from models.errors import ConfigError, VersionExistsError
 from models.store import ArtifactStore, Manifest
 from models.training.collaborative import choose_collaborative
-from models.training.data_config import HoldoutConfig, TrainingConfig, load_data_config
+from models.training.data_config import (
+    DataConfig,
+    HoldoutConfig,
+    TrainingConfig,
+    load_data_config,
+)
 from models.training.dataset import InteractionData
 from models.training.measure import score_split
 from models.training.split import Split, make_split
@@ -49,6 +54,7 @@ __all__ = [
     "TrainingReport",
     "pick_staff_favourites",
     "save_split",
+    "split_from_config",
     "train_and_publish",
     "train_from_config",
 ]
@@ -288,6 +294,7 @@ def train_and_publish(
     training: TrainingConfig | None = None,
     version: str = "1",
     force: bool = False,
+    split: Split | None = None,
 ) -> TrainingReport:
     """Split ``data``, train :data:`STANDARD_MODELS` and publish them at ``version``.
 
@@ -298,7 +305,8 @@ def train_and_publish(
     training = training or TrainingConfig()
     if data.interactions.empty:
         raise ConfigError("nothing to train on: the dataset holds no interactions")
-    split = make_split(data.interactions, holdout.method, holdout.fraction)
+    if split is None:  # callers that saved the split pass it: it is computed once
+        split = make_split(data.interactions, holdout.method, holdout.fraction)
     ctx = _Context(data, split, holdout, training)
     published: dict[str, Manifest] = {}
     rows: list[tuple[str, dict[str, float]]] = []
@@ -358,6 +366,13 @@ def save_split(data: InteractionData, split: Split, data_dir: str | os.PathLike[
     return target
 
 
+def split_from_config(config: DataConfig) -> tuple[InteractionData, Split]:
+    """The dataset a data config describes and its holdout split: what ``blendserve
+    train`` measures on and ``blendserve evaluate --data-config`` replays."""
+    data = read_dataset(config)
+    return data, make_split(data.interactions, config.holdout.method, config.holdout.fraction)
+
+
 def train_from_config(
     data_config: str | os.PathLike[str],
     store_dir: str | os.PathLike[str],
@@ -369,8 +384,7 @@ def train_from_config(
     """``blendserve train``: read a team's tables through ``data_config``, save the
     dataset and its split to ``data_dir``, train and publish to ``store_dir``."""
     config = load_data_config(data_config)
-    data = read_dataset(config)
-    split = make_split(data.interactions, config.holdout.method, config.holdout.fraction)
+    data, split = split_from_config(config)
     save_split(data, split, data_dir)
     return train_and_publish(
         ArtifactStore(store_dir),
@@ -379,4 +393,5 @@ def train_from_config(
         training=config.training,
         version=version,
         force=force,
+        split=split,
     )

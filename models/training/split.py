@@ -11,6 +11,7 @@ they could never be found again).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -31,12 +32,12 @@ class Split:
     """Held-out ``(user_id, item_id, ts)``, one row per pair (its first time)."""
     method: str
 
-    @property
+    @cached_property  # read for every matrix and every score: computed once
     def users(self) -> pd.Index:
         """Training users, sorted: row ``i`` of :meth:`matrix` is ``users[i]``."""
         return pd.Index(np.sort(self.train["user_id"].unique()))
 
-    @property
+    @cached_property
     def items(self) -> pd.Index:
         """Training items, sorted: column ``j`` of :meth:`matrix` is ``items[j]``."""
         return pd.Index(np.sort(self.train["item_id"].unique()))

@@ -18,7 +18,8 @@ from builders import publish_curated, publish_failing_mf, publish_popularity, pu
 
 from blending.spec import UseCaseSpec
 from deployments.cli.main import main
-from deployments.offline.evaluate import evaluate, read_interactions, use_case_blends
+from deployments.offline.evaluate import evaluate, use_case_blends
+from deployments.offline.held_out import read_interactions
 from models.errors import ConfigError
 from models.metrics import evaluate_lists, precision_at_k
 from models.store import ArtifactStore
