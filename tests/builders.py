@@ -12,12 +12,16 @@ import pyarrow.parquet as pq
 import torch
 import yaml
 
+from models.demo.train import train_demo_models
 from models.formats.click_ranker import CLICK_FEATURES
 from models.formats.python_adapter import publish_python_model
 from models.store import ArtifactStore, Manifest
+from models.training.dataset import InteractionData
 
 ITEMS = [f"i{n}" for n in range(6)]
 USERS = ["alice", "bob", "carol"]
+RETRAIN_SEED = 8
+"""The seed of the lifecycle tests' mf version 2 (version 1 is the demo's, seed 7)."""
 
 
 class TinyMF(torch.nn.Module):
@@ -195,16 +199,22 @@ def api_keys_document(
     )
 
 
-def publish_candidate_versions(store: ArtifactStore, scratch: Path) -> None:
+def publish_candidate_versions(store: ArtifactStore, scratch: Path, data: InteractionData) -> None:
     """Next versions of the demo's ``mf`` and ``popularity`` for the lifecycle tests:
 
-    * mf 2: version 1's TorchScript module again (a retrain that changed nothing);
+    * mf 2: the demo's TorchScript model retrained on ``data`` with another seed, so its
+      top items differ from version 1's for every user (a swap to it is visible);
     * mf 3: a copy of version 1 whose weights were damaged after publishing;
     * mf 4: a TorchScript module that loads, then raises on every call;
     * mf 5: a python model that passes its smoke test, then raises on every call;
     * popularity 2: version 1's counts again.
     """
-    for name, version in (("mf", "2"), ("mf", "3"), ("popularity", "2")):
+    retrained = ArtifactStore(scratch / "retrained")
+    train_demo_models(retrained, data, seed=RETRAIN_SEED)
+    source = retrained.path("mf", "1")
+    manifest = retrained.manifest("mf", "1")
+    store.publish("mf", "2", manifest.format, {f: source / f for f in manifest.files})
+    for name, version in (("mf", "3"), ("popularity", "2")):
         source = store.path(name, "1")
         files = {f: source / f for f in store.manifest(name, "1").files}
         store.publish(name, version, store.manifest(name, "1").format, files)

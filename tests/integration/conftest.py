@@ -62,7 +62,7 @@ def serve_home(
         publish(store, tmp_path_factory.mktemp(name), name=name)
         original = damage(store, name, filename)
         (home / f"{name}.{filename}.good").write_bytes(original)  # for a repair test
-    publish_candidate_versions(store, tmp_path_factory.mktemp("candidates"))
+    publish_candidate_versions(store, tmp_path_factory.mktemp("candidates"), data)
     return home
 
 

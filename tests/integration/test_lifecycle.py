@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from load import ConstantLoad, Sample
 from serving_cluster import LIFECYCLE_PREFIX, Deployed, app_config, deployment
+
+from models.registry import load_model
+from models.store import ArtifactStore
 
 pytestmark = pytest.mark.integration
 
@@ -107,12 +112,39 @@ def _mf_version(sample: Sample) -> str | None:
     return sample.body.get("model_versions", {}).get("mf")
 
 
+def _mf_versions(samples: list[Sample]) -> set[str]:
+    """The mf versions that answered ``samples``. A degraded answer (mf missed its budget
+    on a busy machine) names none; at most 5% may be such."""
+    versions = [_mf_version(sample) for sample in samples]
+    assert versions.count(None) <= 0.05 * len(versions), f"{versions.count(None)} degraded"
+    return {version for version in versions if version is not None}
+
+
+def _trained_top_items(serve_home: Path, version: str, users: list[str]) -> list[list[str]]:
+    """What ``version`` of mf, loaded here from the artifact store, ranks first per user."""
+    adapter = load_model(ArtifactStore(serve_home / "artifacts"), "mf", version)
+    return [prediction["items"] for prediction in adapter.predict(users)]
+
+
+def _served_top_items(client: httpx.Client, users: list[str]) -> tuple[str, list[list[str]]]:
+    """The version the lifecycle app's mf answers with, and its top items per user."""
+    response = client.post(f"{LIFECYCLE_PREFIX}/v1/predict/mf", json={"instances": users})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return body["version"], [prediction["items"] for prediction in body["predictions"]]
+
+
 def test_a_torch_version_swaps_live_under_load_without_a_failed_request(
-    client: httpx.Client, lifecycle: Deployed
+    client: httpx.Client, lifecycle: Deployed, serve_home: Path
 ) -> None:
     users = [f"swap{n}" for n in range(300)]
+    probes = json.loads((serve_home / "artifacts" / "mf" / "1" / "ids.json").read_text())["users"]
+    probes = [str(user) for user in probes[:8]]
+    version_1, version_2 = (_trained_top_items(serve_home, v, probes) for v in ("1", "2"))
+    assert version_1 != version_2, "version 2 was trained differently"
     _deploy(lifecycle, mf={"version": "1"})
     _until_every_replica(client, "mf", _live_is("1"))
+    assert _served_top_items(client, probes) == ("1", version_1)
     with _load(client, users) as load:
         time.sleep(5)
         deployed_at = _deploy(lifecycle, mf={"version": "2"})
@@ -120,19 +152,26 @@ def test_a_torch_version_swaps_live_under_load_without_a_failed_request(
     samples = sorted(load.samples, key=lambda s: s.done)
     assert load.statuses() == {200: len(samples)}, [s for s in samples if s.status != 200][:3]
     assert len(samples) >= 30 * 20
-    served = [(s.done, _mf_version(s)) for s in samples]
+    all_served = [(s.done, _mf_version(s)) for s in samples]
+    # A degraded answer (mf missed its budget on a busy machine) names no mf version;
+    # how many there may be is asserted below.
+    served = [(t, v) for t, v in all_served if v is not None]
     assert {v for t, v in served if t < deployed_at - 1.5} == {"1"}
     last_old = max(t for t, v in served if v == "1")
     assert last_old - deployed_at <= 10, "responses flipped to version 2 within 10 s"
     assert {v for t, v in served if t > last_old} == {"2"}
-    answered_by_mf = sum(v is not None for _, v in served) / len(served)
+    answered_by_mf = len(served) / len(all_served)
     assert answered_by_mf >= 0.95, f"mf answered only {answered_by_mf:.1%} (degraded)"
     print(
         f"swap: {len(samples)} requests, all 200, the last from version 1 "
         f"{last_old - deployed_at:.1f} s after serve deploy returned; mf answered "
         f"{answered_by_mf:.1%}"
     )
-    for status in _until_every_replica(client, "mf", _live_is("2")).values():
+    statuses = _until_every_replica(client, "mf", _live_is("2"))
+    # Both replicas now answer with version 2's own outputs, not version 1's.
+    for _ in range(4):
+        assert _served_top_items(client, probes) == ("2", version_2)
+    for status in statuses.values():
         (live,) = status["versions"]
         assert live["traffic_percent"] == 100 and live["status"] == "serving"
         assert live["load_ms"] > 0 and live["loaded_at"]
@@ -158,7 +197,7 @@ def test_a_version_that_fails_to_load_or_predict_never_takes_traffic(
         statuses = _until_every_replica(client, "mf", refused)
         time.sleep(1)
     assert load.statuses() == {200: len(load.samples)}
-    assert {_mf_version(s) for s in load.samples} == {"2"}
+    assert _mf_versions(load.samples) == {"2"}
     for status in statuses.values():
         versions = _versions(status)
         assert why in versions[f"live:{version}"]["reason"]
@@ -238,7 +277,7 @@ def test_a_failing_canary_is_rolled_back_by_itself_and_no_request_fails(
     assert within_s < 30, "rolled back within its window"
     assert load.statuses() == {200: len(load.samples)}
     # Every canary call failed and was answered again by the live version.
-    assert {_mf_version(s) for s in load.samples} == {"1"}
+    assert _mf_versions(load.samples) == {"1"}
     for status in statuses.values():
         canary_state = _versions(status)["canary:5"]
         assert canary_state["traffic_percent"] == 0
@@ -259,11 +298,13 @@ def test_a_shadow_sees_live_calls_and_never_answers(
     with _load(client, [f"shadow{n}" for n in range(100)], rate=20) as load:
         statuses = _until_every_replica(client, "mf", mirrored, timeout_s=60)
     assert load.statuses() == {200: len(load.samples)}
-    assert {_mf_version(s) for s in load.samples} == {"1"}
+    assert _mf_versions(load.samples) == {"1"}
     for status in statuses.values():
         shadow = _versions(status)["shadow:2"]
         assert shadow["traffic_percent"] == 0 and shadow["window"]["errors"] == 0
-        assert shadow["overlap_at_k"] == 1.0  # version 2 is version 1's weights again
+        # Version 2 was trained with another seed: its top 10 overlaps version 1's, but
+        # not wholly (a copy of version 1 would score 1.0).
+        assert 0.0 < shadow["overlap_at_k"] < 1.0, shadow
     # A loaded version can still be asked for by name (Open Inference Protocol).
     body = {"inputs": [{"name": "user_id", "shape": [1], "datatype": "BYTES", "data": ["s1"]}]}
     infer = f"{LIFECYCLE_PREFIX}/v2/models/mf/versions/{{}}/infer"
