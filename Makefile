@@ -12,7 +12,7 @@ JS_TESTS := $(filter-out %/live.test.js,$(wildcard clients/js/test/*.test.js))
 CLIENT_TESTS = $(BIN)/python -m pytest -q -p no:cacheprovider clients/python/tests \
 		--ignore=clients/python/tests/test_live.py && node --test $(JS_TESTS)
 
-.PHONY: install browser openapi run demo traffic test test-unit test-gpu test-integration lint lint-imports typecheck validate clean bench soak
+.PHONY: install browser services postgres postgres-stop openapi run demo traffic test test-unit test-gpu test-integration lint lint-imports typecheck validate clean bench soak
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,21 @@ browser:
 	@command -v node >/dev/null || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs; }
 
+# Debian's PostgreSQL server, for the live catalogue's PostgreSQL backend and its tests
+# (the test fixture starts a throwaway server from it; nothing runs as a system service).
+services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+# A local PostgreSQL for `live_catalog.url` (README "State off the node"): data in
+# .blendserve/postgres, 127.0.0.1:$(PG_PORT) only; `make postgres-stop` stops it.
+PG_PORT ?= 54329
+postgres: install services
+	$(BIN)/python -m deployments.local.postgres start --data .blendserve/postgres/data --port $(PG_PORT)
+
+postgres-stop: install
+	$(BIN)/python -m deployments.local.postgres stop --data .blendserve/postgres/data
+
 # Trains and publishes the demo models, then the `discover` use case's stacked
 # combiner from the demo's logged feedback; versions already in the store are kept.
 demo: install
@@ -48,19 +63,19 @@ run: demo
 	$(BIN)/blendserve validate $(CONFIG)
 	$(BIN)/blendserve up $(CONFIG)
 
-test: install browser
+test: install browser services
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 	$(CLIENT_TESTS)
 
-test-unit: install browser
+test-unit: install browser services
 	$(BIN)/python -m pytest tests/unit
 	$(CLIENT_TESTS)
 
 test-gpu: install
 	$(BIN)/python -m pytest -m gpu
 
-test-integration: install browser
+test-integration: install browser services
 	$(BIN)/python -m pytest tests/integration
 
 lint: install

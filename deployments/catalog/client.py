@@ -7,11 +7,13 @@ import asyncio
 import logging
 from typing import Any
 
+from ray.exceptions import RayError
 from ray.serve.handle import DeploymentHandle
 
 from blending.catalog import LiveCatalog
-from deployments.catalog.items import CatalogItem, ItemPatch
+from deployments.catalog.items import CatalogItem, CatalogUnavailableError, ItemPatch
 from deployments.catalog.messages import CatalogCounts, CatalogWrite, ChangePage
+from models.errors import BlendserveError
 
 __all__ = ["CatalogClient"]
 
@@ -56,10 +58,23 @@ class CatalogClient:
             except Exception as exc:  # noqa: BLE001 - keep the last state, try again
                 logger.warning("catalogue sync failed (%s); retrying", exc)
 
+    async def _call(self, method: str, *args: object) -> Any:
+        """``method`` of a catalogue replica; its own refusals (an unknown item, bad
+        input) come back as they are, a replica or database that failed as
+        ``CatalogUnavailableError`` (503, retry)."""
+        try:
+            return await getattr(self.handle, method).remote(*args)
+        except (BlendserveError, asyncio.CancelledError):
+            raise
+        except (RayError, OSError) as exc:
+            raise CatalogUnavailableError(
+                f"catalog: {method} failed ({type(exc).__name__}); retry: {_first_line(exc)}"
+            ) from exc
+
     async def _write(self, method: str, *args: object) -> CatalogWrite:
         """A change; this replica applies it before answering, so its next answer
         already reflects it."""
-        result: CatalogWrite = await getattr(self.handle, method).remote(*args)
+        result: CatalogWrite = await self._call(method, *args)
         await self.sync()
         return result
 
@@ -81,10 +96,15 @@ class CatalogClient:
 
     async def get(self, item_id: str) -> CatalogItem | None:
         """One live item, or None."""
-        item: CatalogItem | None = await self.handle.get.remote(item_id)
+        item: CatalogItem | None = await self._call("get", item_id)
         return item
 
     async def status(self) -> CatalogCounts:
         """The store's version and live item count."""
-        counts: CatalogCounts = await self.handle.status.remote()
+        counts: CatalogCounts = await self._call("status")
         return counts
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1][:300] if text else ""

@@ -63,6 +63,12 @@ class ItemNotFoundError(BlendserveError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class CatalogUnavailableError(BlendserveError):
+    """The catalogue could not be reached (its replica died mid-call, its database is
+    down). A write that failed so may or may not have been applied: the client retries
+    it, and a retried put or delete is idempotent."""
+
+
 def _item_id(value: str) -> str:
     if not value.isprintable() or "/" in value:
         raise ValueError(f"expected printable characters and no '/', got {value!r}")

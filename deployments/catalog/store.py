@@ -1,36 +1,38 @@
-"""The durable item catalogue: items, their versions and tombstones, in SQLite.
+"""The durable item catalogue: items, their versions and tombstones, in a SQL database.
 
-Why SQLite: an acknowledged change must survive a restart of the whole service,
-a batch must land all or nothing, and every ingress must be able to read the
-changes since the version it last saw, in order. An embedded transactional store
-gives all three without running a server: each write is one transaction, committed
-to a write-ahead log that is fsync'ed before the call returns (``journal_mode=WAL``,
-``synchronous=FULL``), and the ``version`` column is indexed for the change feed.
-Keep the file on a local disk: SQLite's locking is not safe on network filesystems.
+Two backends share everything here: SQLite (``sqlite_store.py``), the embedded
+default, one file on the catalogue replica's disk; and PostgreSQL
+(``postgres_store.py``), a server that several catalogue replicas on several nodes
+share, so that losing a node loses no catalogue. ``backends.py`` picks one from a
+URL.
 
-Every change takes the next ``version`` (a batch of n items takes n of them, so a
-page of :meth:`CatalogStore.changes_since` never ends inside a batch). An item's
-row holds its latest state and the version that made it; a deleted item keeps its
-row as a tombstone (``deleted = 1``), so the change feed reports deletions. The
-feed therefore gives the latest state of every item changed since a version, not
-every intermediate state, which is all a replica needs to catch up.
+What both guarantee: an acknowledged change survives a restart of the whole service
+(each write is one transaction, durable before the call returns); a batch lands all
+or nothing; and anyone can read the changes since the version they last saw, in
+order. Every change takes the next ``version`` (a batch of n items takes n of them, so
+a page of :meth:`CatalogStore.changes_since` never ends inside a batch). Writers are
+serialised (each backend takes its write lock first) and the current version is read
+inside the write transaction, so versions are committed in order: a reader never sees
+version n + 1 before version n, however many processes write. An item's row holds its
+latest state and the version that made it; a deleted item keeps its row as a tombstone
+(``deleted = 1``), so the change feed reports deletions. The feed gives the latest
+state of every item changed since a version, not every intermediate state, which is
+all a replica needs to catch up.
 
-The current version is read inside each write transaction rather than cached, so
-several processes may share one file safely. Methods block (fsync): async callers
-run them in a worker thread. Plain Python: no Ray.
-The items themselves, and their validation, are in ``items.py``.
+Methods block (fsync, network): async callers run them in a worker thread. Plain
+Python: no Ray. The items themselves, and their validation, are in ``items.py``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import pyarrow.parquet as pq
 
@@ -44,74 +46,91 @@ from deployments.catalog.items import (
 )
 from models.errors import ConfigError, InputError
 
-__all__ = ["CatalogStore", "live_item_ids"]
+__all__ = ["CatalogStore", "Cursor", "read_seed"]
 
-logger = logging.getLogger("ray.serve")
-
-_SCHEMA_VERSION = 1
-"""``PRAGMA user_version`` of the tables below; a future change migrates from it."""
-
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     item_id TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
+    version BIGINT NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0,
     data TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS items_by_version ON items (version);
 """
+"""The one table, in SQL both backends accept; the version index serves the feed."""
 
 
-class CatalogStore:
-    """The durable catalogue: versioned items and tombstones in one SQLite file.
+class Cursor(Protocol):
+    """What the shared SQL needs of a DB-API cursor (sqlite3's and psycopg's both fit)."""
 
-    One connection, guarded by a lock; every method blocks, writes until fsync'ed.
+    def execute(self, sql: Any, params: Any = ..., /) -> Any:
+        """Run one statement."""
+
+    def executemany(self, sql: Any, params: Any, /) -> Any:
+        """Run one statement per parameter row."""
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+
+
+class CatalogStore(ABC):
+    """The durable catalogue's operations, written once over a DB-API cursor.
+
+    A backend supplies a cursor for a read and a transaction for a write (its write
+    lock already taken), and the parameter style of its driver. Every method blocks;
+    one store may be shared by threads.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode: transactions are opened explicitly (BEGIN IMMEDIATE takes
-        # the write lock up front, so the version read inside cannot go stale).
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+    location: str
+    """Where the data lives (a file or a server), for messages."""
+
+    _placeholder = "?"
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        with self._lock:
-            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                # Still durable (rollback journal, synchronous=FULL), only slower.
-                logger.warning("catalog %s: WAL journal unavailable, using %s", self.path, mode)
-            self._conn.execute("PRAGMA synchronous=FULL")
-            found = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            if found not in (0, _SCHEMA_VERSION):
-                self._conn.close()
-                raise ConfigError(
-                    f"catalog {self.path}: expected schema version {_SCHEMA_VERSION}, got {found}"
-                )
-            self._conn.executescript(
-                f"BEGIN; {_SCHEMA} PRAGMA user_version = {_SCHEMA_VERSION}; COMMIT;"
-            )
+
+    def _sql(self, statement: str) -> str:
+        return statement if self._placeholder == "?" else statement.replace("?", self._placeholder)
+
+    @abstractmethod
+    @contextmanager
+    def _reading(self) -> Iterator[Cursor]:
+        """A cursor for reads (called with ``self._lock`` held)."""
+
+    @abstractmethod
+    @contextmanager
+    def _writing(self) -> Iterator[Cursor]:
+        """A transaction that holds the write lock: committed when the block ends,
+        rolled back when it raises (called with ``self._lock`` held)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the database; the store cannot be used afterwards."""
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _read(self) -> Iterator[Cursor]:
+        with self._lock, self._reading() as cursor:
+            yield cursor
+
+    @contextmanager
+    def _write(self) -> Iterator[Cursor]:
+        with self._lock, self._writing() as cursor:
+            yield cursor
 
     @staticmethod
-    def _current(conn: sqlite3.Connection) -> int:
+    def _current(cursor: Cursor) -> int:
         # The row holding the highest version is only ever overwritten with a higher
         # one, so the maximum is the catalogue's version.
-        return int(conn.execute("SELECT COALESCE(MAX(version), 0) FROM items").fetchone()[0])
+        cursor.execute("SELECT COALESCE(MAX(version), 0) FROM items")
+        return int(cursor.fetchone()[0])
 
     def version(self) -> int:
         """The catalogue's version: 0 for a new store, then +1 per change."""
-        with self._lock:
-            return self._current(self._conn)
+        with self._read() as cursor:
+            return self._current(cursor)
 
     def put(self, item: CatalogItem) -> int:
         """Create or replace ``item`` (reviving a deleted one); return the new version."""
@@ -124,19 +143,21 @@ class CatalogStore:
         Raises ``InputError`` (``items.<i>.item_id``) when an id repeats, before writing.
         """
         check_unique(items)
-        with self._write() as conn:
-            return self._upsert(conn, items)
+        with self._write() as cursor:
+            return self._upsert(cursor, items)
 
-    def _upsert(self, conn: sqlite3.Connection, items: Sequence[CatalogItem]) -> int:
-        start = self._current(conn)
-        conn.executemany(
-            "INSERT INTO items (item_id, version, deleted, data) VALUES (?, ?, 0, ?) "
-            "ON CONFLICT (item_id) DO UPDATE SET "
-            "version = excluded.version, deleted = 0, data = excluded.data",
-            (
+    def _upsert(self, cursor: Cursor, items: Sequence[CatalogItem]) -> int:
+        start = self._current(cursor)
+        cursor.executemany(
+            self._sql(
+                "INSERT INTO items (item_id, version, deleted, data) VALUES (?, ?, 0, ?) "
+                "ON CONFLICT (item_id) DO UPDATE SET "
+                "version = excluded.version, deleted = 0, data = excluded.data"
+            ),
+            [
                 (item.item_id, start + offset, item.model_dump_json())
                 for offset, item in enumerate(items, 1)
-            ),
+            ],
         )
         return start + len(items)
 
@@ -145,13 +166,13 @@ class CatalogStore:
 
         Raises ``ItemNotFoundError`` when there is no live item ``item_id``.
         """
-        with self._write() as conn:
-            item = self._live(conn, item_id)
+        with self._write() as cursor:
+            item = self._live(cursor, item_id)
             if item is None:
                 raise ItemNotFoundError(item_id)
-            version = self._current(conn) + 1
-            conn.execute(
-                "UPDATE items SET version = ?, data = ? WHERE item_id = ?",
+            version = self._current(cursor) + 1
+            cursor.execute(
+                self._sql("UPDATE items SET version = ?, data = ? WHERE item_id = ?"),
                 (version, patch.apply_to(item).model_dump_json(), item_id),
             )
             return version
@@ -161,33 +182,41 @@ class CatalogStore:
 
         Raises ``ItemNotFoundError`` when there is no live item ``item_id``.
         """
-        with self._write() as conn:
-            if self._live(conn, item_id) is None:
+        with self._write() as cursor:
+            if self._live(cursor, item_id) is None:
                 raise ItemNotFoundError(item_id)
-            version = self._current(conn) + 1
-            conn.execute(
-                "UPDATE items SET version = ?, deleted = 1, data = NULL WHERE item_id = ?",
+            version = self._current(cursor) + 1
+            cursor.execute(
+                self._sql(
+                    "UPDATE items SET version = ?, deleted = 1, data = NULL WHERE item_id = ?"
+                ),
                 (version, item_id),
             )
             return version
 
-    @staticmethod
-    def _live(conn: sqlite3.Connection, item_id: str) -> CatalogItem | None:
-        row = conn.execute(
-            "SELECT data FROM items WHERE item_id = ? AND deleted = 0", (item_id,)
-        ).fetchone()
+    def _live(self, cursor: Cursor, item_id: str) -> CatalogItem | None:
+        cursor.execute(
+            self._sql("SELECT data FROM items WHERE item_id = ? AND deleted = 0"), (item_id,)
+        )
+        row = cursor.fetchone()
         return None if row is None else CatalogItem.model_validate_json(row[0])
 
     def get(self, item_id: str) -> CatalogItem | None:
         """The live item ``item_id``, or ``None`` (never created, or deleted)."""
-        with self._lock:
-            return self._live(self._conn, item_id)
+        with self._read() as cursor:
+            return self._live(cursor, item_id)
 
     def count(self) -> int:
         """How many live items the catalogue holds."""
-        with self._lock:
-            row = self._conn.execute("SELECT COUNT(*) FROM items WHERE deleted = 0").fetchone()
-        return int(row[0])
+        with self._read() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM items WHERE deleted = 0")
+            return int(cursor.fetchone()[0])
+
+    def live_ids(self) -> set[str]:
+        """The ids of every live item."""
+        with self._read() as cursor:
+            cursor.execute("SELECT item_id FROM items WHERE deleted = 0")
+            return {row[0] for row in cursor.fetchall()}
 
     def changes_since(self, version: int, limit: int = 10_000) -> tuple[int, list[CatalogChange]]:
         """The latest state of up to ``limit`` items changed after ``version``, oldest
@@ -199,13 +228,20 @@ class CatalogStore:
         """
         if limit < 1:
             raise ValueError(f"limit: expected at least 1, got {limit}")
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT item_id, version, deleted, data FROM items "
-                "WHERE version > ? ORDER BY version LIMIT ?",
-                (version, limit),
-            ).fetchall()
-            reached = rows[-1][1] if rows else self._current(self._conn)
+        with self._read() as cursor:
+            # The current version first: every version up to it is committed (writers
+            # are serialised), while one committed after it would be missed if the
+            # rows were read first and the version after them.
+            current = self._current(cursor)
+            cursor.execute(
+                self._sql(
+                    "SELECT item_id, version, deleted, data FROM items "
+                    "WHERE version > ? AND version <= ? ORDER BY version LIMIT ?"
+                ),
+                (version, current, limit),
+            )
+            rows = cursor.fetchall()
+        reached = rows[-1][1] if len(rows) == limit else current
         changes = [
             CatalogChange(
                 item_id,
@@ -222,22 +258,18 @@ class CatalogStore:
         many items it imported (0 when the store was not new).
 
         Reads ``item_id`` and whichever of ``title``, ``category``, ``published_at``
-        (timezone-aware) and ``available`` exist, as one batch. Raises ``ConfigError``
-        naming the file, and the row and field at fault.
+        (timezone-aware) and ``available`` exist, as one batch; every other column
+        becomes the items' attributes. Raises ``ConfigError`` naming the file, and the
+        row and field at fault.
         """
         if self.version() != 0:
             return 0
-        items = _read_seed(Path(path))
-        with self._write() as conn:
-            if self._current(conn) != 0:  # another process seeded it meanwhile
+        items = read_seed(Path(path))
+        with self._write() as cursor:
+            if self._current(cursor) != 0:  # another replica seeded it meanwhile
                 return 0
-            self._upsert(conn, items)
+            self._upsert(cursor, items)
         return len(items)
-
-    def close(self) -> None:
-        """Close the database; the store cannot be used afterwards."""
-        with self._lock:
-            self._conn.close()
 
     def __enter__(self) -> CatalogStore:
         return self
@@ -247,18 +279,6 @@ class CatalogStore:
 
 
 _SEED_COLUMNS = ("item_id", "title", "category", "published_at", "available")
-
-
-def live_item_ids(path: str | os.PathLike[str]) -> set[str]:
-    """The ids of a catalogue file's live items, read without writing to it (for checks
-    run beside a serving catalogue, such as ``blendserve publish``)."""
-    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
-    try:
-        with closing(sqlite3.connect(uri, uri=True)) as conn:
-            rows = conn.execute("SELECT item_id FROM items WHERE deleted = 0").fetchall()
-    except sqlite3.Error as exc:
-        raise ConfigError(f"catalog {path}: cannot read the live catalogue: {exc}") from exc
-    return {row[0] for row in rows}
 
 
 def _attribute(value: object) -> object:
@@ -271,7 +291,7 @@ def _attribute(value: object) -> object:
     return value
 
 
-def _read_seed(source: Path) -> list[CatalogItem]:
+def read_seed(source: Path) -> list[CatalogItem]:
     """The items of a seed file, all validated; ``ConfigError`` names the row at fault."""
     try:
         names = pq.read_schema(source).names

@@ -63,9 +63,10 @@ _DEFAULT_LIVE_CATALOGUE = ".blendserve/catalog/blendserve.sqlite"
 
 def _catalogue(given: str | None) -> tuple[set[str] | None, str]:
     """The item ids to check a model against, and where they came from: ``given`` (an
-    item table, or a live catalogue's ``.sqlite``), else the default app's live
-    catalogue when there is one; ``None`` and why when there is nothing to read."""
-    from deployments.catalog.store import live_item_ids  # deferred: only when publishing
+    item table, a live catalogue's ``.sqlite`` or its PostgreSQL URL), else the default
+    app's live catalogue when there is one; ``None`` and why when there is nothing to
+    read."""
+    from deployments.catalog.backends import is_postgres_url, live_item_ids  # when publishing
 
     if given is None:
         live = resolve_store(_DEFAULT_LIVE_CATALOGUE)
@@ -75,6 +76,8 @@ def _catalogue(given: str | None) -> tuple[set[str] | None, str]:
                 "a live catalogue's .sqlite)"
             )
         return live_item_ids(live), f"live, {live}"
+    if is_postgres_url(given):
+        return live_item_ids(given), "live, PostgreSQL"
     path = resolve_store(given)
     if path.suffix == ".sqlite":
         return live_item_ids(path), f"live, {path}"
@@ -262,7 +265,8 @@ def add_store_commands(sub: Any) -> None:
         default=None,
         metavar="ITEMS",
         help="the catalogue to check the model's item ids against: an item table "
-        "(Parquet or CSV with item_id) or a live catalogue's .sqlite (default: "
+        "(Parquet or CSV with item_id), a live catalogue's .sqlite or its postgresql:// "
+        "URL (default: "
         f"{_DEFAULT_LIVE_CATALOGUE} when it exists); none known refuses the model",
     )
     publish.add_argument(

@@ -78,6 +78,7 @@ def build_app(args: dict[str, Any]) -> Application:
         live = config.live_catalog
         catalog = Catalog.options(  # type: ignore[attr-defined]
             name="Catalog",
+            num_replicas=live.num_replicas,
             ray_actor_options={"num_cpus": live.num_cpus, "resources": live.resources},
         ).bind(live, live.seed or config.catalog)
     app: Application = Ingress.bind(  # type: ignore[attr-defined]

@@ -1,12 +1,14 @@
-"""The live catalogue deployment: one replica that owns the application's durable item
-store and hands out changes since a version.
+"""The live catalogue deployment: the replicas that write the application's durable item
+store and hand out changes since a version.
 
 Writes come from the ingress's admin routes (already validated there); every
 ingress replica polls ``changes_since`` a few times a second and applies the
 changes to its in-memory ``LiveCatalog``, whose ``filter`` is the last step of every
 blend, so a deleted item leaves every answer within a second of the deletion being
-acknowledged. One replica on purpose: one writer keeps one version sequence, and
-SQLite already makes each acknowledged change durable before the answer.
+acknowledged. With the SQLite store, one replica on purpose: its file is on one
+node's disk. With PostgreSQL (``live_catalog.url``), several replicas share the
+database, which allocates one version sequence across them; either store makes
+each acknowledged change durable before the answer.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 
 from ray import serve
 
+from deployments.catalog.backends import open_catalog_store
 from deployments.catalog.items import CatalogItem, ItemPatch
 from deployments.catalog.messages import CatalogCounts, CatalogWrite, ChangePage
 from deployments.catalog.store import CatalogStore
@@ -29,19 +32,17 @@ logger = logging.getLogger("ray.serve")
 
 @serve.deployment(num_replicas=1, max_ongoing_requests=256)
 class Catalog:
-    """Owns the SQLite catalogue of one application."""
+    """Writes and reads the catalogue of one application (SQLite or PostgreSQL)."""
 
     def __init__(self, settings: LiveCatalogConfig, seed: str | None) -> None:
         app = serve.get_replica_context().app_name or "default"
-        path = settings.store_path(app)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.store = CatalogStore(path)
+        self.store: CatalogStore = open_catalog_store(settings.location(app), app)
         seeded = 0
         if seed is not None and resolve_store(seed).is_file():
             seeded = self.store.seed_from_parquet(resolve_store(seed))
         logger.info(
             "catalogue %s: %d items at version %d%s",
-            path,
+            self.store.location,
             self.store.count(),
             self.store.version(),
             f" ({seeded} imported from {seed})" if seeded else "",

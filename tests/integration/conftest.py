@@ -6,7 +6,7 @@ collaborative-filtering model raises on every call (so it fails its smoke test) 
 which has a source that sleeps past its budget; ``pending``, whose model asks for
 more CPUs than the cluster has, so it never becomes ready; ``damaged``, whose
 artifacts are corrupt; and ``lifecycle``, whose model versions the lifecycle tests
-swap (``serving_cluster.py``).
+swap and whose live catalogue is in PostgreSQL (``serving_cluster.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from serving_cluster import ROOT, SLEEPY_DELAY_S, TEST_KEYS, Deployed, serve_con
 from deployments.api.keys import API_KEYS_ENV
 from deployments.config import load_serve_config
 from deployments.local.cluster import LocalRay, free_port, wait_ready
+from deployments.local.postgres import LocalPostgres
 from deployments.offline.training import train_stack
 from models.demo.synthetic import generate_news_dataset
 from models.demo.train import save_demo_data, train_demo_models
@@ -74,7 +75,9 @@ def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
 
 
 @pytest.fixture(scope="session")
-def deployed(serve_home: Path, request: pytest.FixtureRequest) -> Iterator[Deployed]:
+def deployed(
+    serve_home: Path, postgres: LocalPostgres, request: pytest.FixtureRequest
+) -> Iterator[Deployed]:
     """Start Ray on 127.0.0.1, `serve deploy` the config, wait for readiness."""
     # Replicas import the checkout under test (not whichever one the virtualenv's
     # editable install points at) and the test-only models (tests/support_models.py).
@@ -87,7 +90,7 @@ def deployed(serve_home: Path, request: pytest.FixtureRequest) -> Iterator[Deplo
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         running = Deployed(url, cluster, {}, serve_home / "serve.yaml")
-        running.redeploy(serve_config(port))
+        running.redeploy(serve_config(port, postgres.url))
         wait_ready(f"{url}/readyz", timeout_s=300)
         # `pending` never is ready; `flaky` and `damaged` are RUNNING with models that
         # failed to load or failed their smoke test.

@@ -55,7 +55,7 @@ def test_torchscript_publish_prints_the_model_deployments_user_config(
 
 def _live_catalogue(path: Path, ids: list[str]) -> Path:
     from deployments.catalog.items import CatalogItem
-    from deployments.catalog.store import CatalogStore
+    from deployments.catalog.sqlite_store import SqliteCatalogStore as CatalogStore
 
     with CatalogStore(path) as catalogue:
         catalogue.upsert_batch([CatalogItem(item_id=i) for i in ids])
