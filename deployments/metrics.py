@@ -381,13 +381,21 @@ class IngressMetrics:
             "blendserve_rejected_requests_total",
             description=(
                 "Requests refused before their handler: unauthenticated, forbidden, "
-                "rate_limited, body_too_large."
+                "rate_limited, body_too_large; or by it: event_log_backlog."
             ),
             tag_keys=("reason",),
         )
         self.in_flight = Gauge(
             "blendserve_ingress_requests_in_flight",
             description="Requests inside this ingress replica now (sampled every second).",
+        )
+        self.served_buffer_bytes = Gauge(
+            "blendserve_served_buffer_bytes",
+            description=(
+                "Served lists this ingress replica holds until the event log stores them "
+                "(sampled every second); at `events.served_buffer_mb` it refuses new "
+                "recommendations (503 `event_log_backlog`)."
+            ),
         )
         self.model_calls_in_flight = Gauge(
             "blendserve_model_calls_in_flight",

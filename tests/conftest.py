@@ -1,11 +1,17 @@
-"""Shared fixtures for every test: a temporary artifact store."""
+"""Shared fixtures for every test: a temporary artifact store, a PostgreSQL server and
+an S3-compatible object store (moto's standalone server), each a real process."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from object_store import S3Server, start_s3_server
 
+from deployments.local.postgres import LocalPostgres
 from models.store import ArtifactStore
 
 
@@ -21,6 +27,31 @@ def scratch(tmp_path: Path) -> Path:
     path = tmp_path / "scratch"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A PostgreSQL server from Debian's package on 127.0.0.1, for the whole run.
+
+    Its data lives in a directory of its own under /tmp (not pytest's, which only root
+    may enter: under root the server runs as the ``postgres`` user).
+    """
+    home = Path(tempfile.mkdtemp(prefix="blendserve-pg-"))
+    home.chmod(0o755)
+    server = LocalPostgres(home / "data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's standalone S3 server for the whole run, with one bucket."""
+    with start_s3_server() as server:
+        yield server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deployments.api.edge import ApiError, is_oip_path
+from deployments.catalog.items import CatalogUnavailableError
+from deployments.events.client import EventLogUnavailable
 from deployments.json_types import JsonObject
 from models.errors import ArtifactNotFoundError, InputError, ModelError, ModelOverloadedError
 
@@ -94,6 +96,21 @@ async def _on_overloaded(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_catalog_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        error_body("catalog_unavailable", str(exc)), status_code=503, headers={"Retry-After": "1"}
+    )
+
+
+async def _on_event_log_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # Nothing of the batch was acknowledged: the client resends it (with its event ids).
+    return JSONResponse(
+        error_body("event_log_unavailable", str(exc)),
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _on_timeout(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("model_timeout", str(exc)), status_code=504)
 
@@ -109,3 +126,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TimeoutError, _on_timeout)
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(ModelOverloadedError, _on_overloaded)
+    app.add_exception_handler(CatalogUnavailableError, _on_catalog_unavailable)
+    app.add_exception_handler(EventLogUnavailable, _on_event_log_unavailable)

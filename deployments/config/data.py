@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deployments.config.paths import resolve_store
 
@@ -40,6 +40,22 @@ class LiveCatalogConfig(BaseModel):
         min_length=1,
         description="Directory of the SQLite stores, one per app (relative to $BLENDSERVE_HOME).",
     )
+    url: str | None = Field(
+        None,
+        pattern=r"^postgres(ql)?://",
+        description=(
+            "A PostgreSQL database (`postgresql://user@host:5432/db`) instead of the SQLite "
+            "file: the catalogue then survives losing any node and may run several replicas. "
+            "Each app keeps its own schema; put a password in PGPASSWORD or a PGPASSFILE, "
+            "not here."
+        ),
+    )
+    num_replicas: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Catalogue replicas; more than one needs `url` (SQLite has one writer).",
+    )
     seed: str | None = Field(
         None,
         description="Parquet file imported once into a new, empty catalogue (default: `catalog`).",
@@ -54,9 +70,23 @@ class LiveCatalogConfig(BaseModel):
         description="Custom Ray resources of its replica, e.g. to keep it off GPU nodes.",
     )
 
+    @model_validator(mode="after")
+    def _one_sqlite_writer(self) -> LiveCatalogConfig:
+        if self.num_replicas > 1 and self.url is None:
+            raise ValueError(
+                "num_replicas: several catalogue replicas need a shared database (`url`); "
+                "the SQLite file belongs to one replica's disk"
+            )
+        return self
+
     def store_path(self, app: str) -> Path:
         """Application ``app``'s SQLite file."""
         return resolve_store(self.path) / f"{app}.sqlite"
+
+    def location(self, app: str) -> str:
+        """Where application ``app``'s catalogue lives: the PostgreSQL URL, else its
+        SQLite file."""
+        return self.url if self.url is not None else str(self.store_path(app))
 
 
 class EventsConfig(BaseModel):
@@ -75,13 +105,27 @@ class EventsConfig(BaseModel):
     wal_dir: str = Field(
         ".blendserve/wal",
         min_length=1,
-        description="Local write-ahead log directory (relative to $BLENDSERVE_HOME).",
+        description=(
+            "Write-ahead log directory (relative to $BLENDSERVE_HOME): a local disk with "
+            "fsync. On several nodes, the same shared volume on each (or the event log "
+            "pinned to one node): a replica restarted elsewhere must find what its "
+            "predecessor acknowledged."
+        ),
     )
     flush_interval_s: float = Field(
         1.0, gt=0, le=60, description="Events reach Parquet within this many seconds, ..."
     )
     flush_max_events: int = Field(
         5000, ge=1, le=1_000_000, description="... or once this many are waiting."
+    )
+    served_buffer_mb: float = Field(
+        64,
+        gt=0,
+        le=4096,
+        description=(
+            "Served lists each ingress replica keeps while the event log is unreachable; "
+            "once full, recommendations answer 503 `event_log_backlog` (none is dropped)."
+        ),
     )
     num_cpus: float = Field(0.1, gt=0, le=16, description="CPUs of the event log replica.")
     resources: dict[str, float] = Field(
@@ -94,8 +138,11 @@ class EventsConfig(BaseModel):
 
     def dataset_uri(self, app: str) -> str:
         """Application ``app``'s dataset: one per app, so two never mix use cases."""
-        root = self.uri.rstrip("/") if "://" in self.uri else str(resolve_store(self.uri))
-        return f"{root}/{app}"
+        if "://" not in self.uri:
+            return f"{resolve_store(self.uri)}/{app}"
+        # The app goes into the path, before a query such as `?endpoint_override=...`.
+        root, query = self.uri.partition("?")[::2]
+        return f"{root.rstrip('/')}/{app}" + (f"?{query}" if query else "")
 
     def wal_path(self, app: str) -> Path:
         """Application ``app``'s write-ahead log directory."""

@@ -20,53 +20,91 @@ from deployments.events.records import (
 from deployments.json_types import JsonObject
 from models.errors import ModelError
 
-__all__ = ["EventClient", "EventLogUnavailable"]
+__all__ = ["EventClient", "EventLogUnavailable", "served_list_bytes"]
 
 logger = logging.getLogger("ray.serve")
 
 _SHIP_EVERY_S = 0.25
-_BUFFER_MAX = 50_000
-"""Served lists kept while the event log is unreachable; older ones are dropped."""
+_RECORD_OVERHEAD_BYTES = 200
+"""What a queued served list costs besides its strings (the struct, list and dict
+objects), for the buffer's bound."""
 
 
 class EventLogUnavailable(ModelError):
     """The event log did not store the events in time (retry them)."""
 
 
-class EventClient:
-    """Talks to the app's ``EventLog`` deployment through its handle."""
+def served_list_bytes(record: ServedList) -> int:
+    """About what ``record`` holds in memory while it waits: its strings plus a fixed
+    cost per list (an estimate, cheap enough for every request)."""
+    strings = sum(map(len, record.items)) + sum(map(len, record.teams))
+    maps = sum(
+        len(key) + len(value)
+        for mapping in (record.variant, record.model_versions)
+        for key, value in mapping.items()
+    )
+    return _RECORD_OVERHEAD_BYTES + 60 * len(record.items) + strings + maps + len(record.user)
 
-    def __init__(self, handle: DeploymentHandle[Any], timeout_s: float = 5.0) -> None:
+
+class EventClient:
+    """Talks to the app's ``EventLog`` deployment through its handle.
+
+    Served lists wait in a buffer of at most ``buffer_bytes`` until they are shipped
+    (four times a second, in one call). None is ever dropped: while the event log is
+    unreachable the buffer grows, and once it is full the ingress refuses new
+    recommendations (:meth:`has_room`) until the event log takes the backlog.
+    """
+
+    def __init__(
+        self, handle: DeploymentHandle[Any], timeout_s: float = 5.0, buffer_bytes: int = 64 << 20
+    ) -> None:
         self.handle = handle
         self.timeout_s = timeout_s
+        self.buffer_bytes = buffer_bytes
         self._served: list[ServedList] = []
-        self.dropped = 0
-        """Served lists dropped because the event log stayed unreachable."""
+        self.buffered_bytes = 0
+        """What the served lists waiting to be shipped hold (``served_list_bytes``)."""
         self._shipper: asyncio.Task[None] | None = None
+
+    def has_room(self) -> bool:
+        """Whether another served list fits in the buffer."""
+        return self.buffered_bytes < self.buffer_bytes
+
+    def backlog(self) -> str:
+        """What waits in the buffer, for the refusal's message."""
+        return (
+            f"{len(self._served)} served lists ({self.buffered_bytes >> 10} KiB) wait for the "
+            f"event log, the buffer's limit (events.served_buffer_mb)"
+        )
 
     def served(self, record: ServedList) -> None:
         """Queue a served list; a background task ships the queue four times a second."""
         self._served.append(record)
-        if len(self._served) > _BUFFER_MAX:
-            drop = len(self._served) - _BUFFER_MAX
-            del self._served[:drop]
-            self.dropped += drop
+        self.buffered_bytes += served_list_bytes(record)
         if self._shipper is None or self._shipper.done():
             self._shipper = asyncio.get_running_loop().create_task(self._ship_loop())
 
     async def _ship_loop(self) -> None:
         while True:
             await asyncio.sleep(_SHIP_EVERY_S)
-            if not self._served:
-                continue
-            batch, self._served = self._served, []
-            try:
-                await self._call("append_served", batch)
-            except Exception as exc:  # noqa: BLE001 - kept and retried next round
-                self._served = batch + self._served
-                logger.warning(
-                    "event log unreachable (%s): %d lists queued", exc, len(self._served)
-                )
+            await self.ship()
+
+    async def ship(self) -> bool:
+        """Send every queued served list in one call; on failure keep them, in order,
+        for the next round (the event log stores a resent list once). Whether the
+        queue was shipped."""
+        if not self._served:
+            return True
+        batch, self._served = self._served, []
+        shipped = sum(map(served_list_bytes, batch))
+        try:
+            await self._call("append_served", batch)
+        except Exception as exc:  # noqa: BLE001 - kept and retried next round
+            self._served = batch + self._served
+            logger.warning("event log unreachable (%s): %d lists queued", exc, len(self._served))
+            return False
+        self.buffered_bytes -= shipped
+        return True
 
     async def _call(self, method: str, *args: Any) -> Any:
         response = getattr(self.handle, method).remote(*args)
@@ -85,7 +123,10 @@ class EventClient:
         except EventLogUnavailable:
             raise
         except Exception as exc:
-            raise EventLogUnavailable(f"the event log failed: {exc}") from exc
+            # A Ray error's text is the remote traceback: its last line names the cause
+            # ("OSError: [Errno 28] No space left on device").
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            raise EventLogUnavailable(f"the event log failed: {lines[-1][:300]}") from exc
         return result
 
     async def arm_totals(self, use_case: str, node: str) -> dict[str, ArmTotals]:

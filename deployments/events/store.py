@@ -158,7 +158,7 @@ class EventStore:
     def _open_segment(self) -> None:
         self._segment = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         self._path = self.wal_dir / f"{self._segment}.jsonl"
-        self._handle = self._path.open("a", encoding="utf-8")
+        self._handle = self._path.open("ab", buffering=0)
         self._records: list[tuple[str, JsonObject]] = []
         self._opened_at = time.monotonic()
 
@@ -171,10 +171,21 @@ class EventStore:
         if not lines:
             return 0
         text = "".join(json.dumps({"kind": k, **r}, separators=(",", ":")) + "\n" for k, r in lines)
+        data = text.encode()
         with self._lock:
-            self._handle.write(text)
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            fd = self._handle.fileno()
+            end = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                written = 0
+                while written < len(data):
+                    written += os.write(fd, data[written:])
+                os.fsync(fd)
+            except OSError:
+                # A full disk may leave part of the batch behind: cut it off, or the
+                # next batch's first line would be glued to it and lost on recovery.
+                # The caller was not told these were stored; it retries them.
+                os.ftruncate(fd, end)
+                raise
             self._records.extend(lines)
         return len(lines)
 

@@ -36,7 +36,7 @@ from deployments.api.answers import (
     parse_bytes,
 )
 from deployments.api.docs import INFER_ERRORS, model_body
-from deployments.api.edge import EdgeMiddleware, Gatekeeper, require
+from deployments.api.edge import ApiError, EdgeMiddleware, Gatekeeper, require
 from deployments.api.errors import NotFound, error_body, install_error_handlers
 from deployments.api.keys import KeyRing
 from deployments.api.routes.admin import router as admin_router
@@ -77,6 +77,8 @@ async def _housekeeping(ingress: "Ingress", period_s: float) -> None:
         ingress.metrics.in_flight.set(ingress.gate.in_flight)
         for name, remote in ingress.models.remote.items():
             ingress.metrics.model_calls_in_flight.set(remote.in_flight, tags={"model": name})
+        if ingress.events is not None:
+            ingress.metrics.served_buffer_bytes.set(ingress.events.buffered_bytes)
         # Only `bandit` and `fresh` nodes read the online state: no fetch without one.
         if ingress.events is not None and any(p.live for p in ingress.plans.values()):
             try:
@@ -116,7 +118,11 @@ class Ingress:
         catalog: DeploymentHandle[Any] | None = None,
     ) -> None:
         self.config = parse_app_args(args)
-        self.events = EventClient(event_log) if event_log is not None else None
+        self.events = (
+            EventClient(event_log, buffer_bytes=int(events.served_buffer_mb * (1 << 20)))
+            if event_log is not None and (events := self.config.events) is not None
+            else None
+        )
         live = self.config.live_catalog
         self.catalog_client = (
             CatalogClient(catalog, live.poll_interval_s)
@@ -234,6 +240,11 @@ class Ingress:
             raise InputError("k", f"must be <= {self.config.ingress.max_k}, got {request.k}")
         if len(request.exclude) > self.config.ingress.max_exclude:
             raise InputError("exclude", f"at most {self.config.ingress.max_exclude} items allowed")
+        if self.events is not None and not self.events.has_room():
+            # Serving a list that could not be logged would corrupt every experiment
+            # and report built on the log: refuse until the event log catches up.
+            self.metrics.rejected.inc(tags={"reason": "event_log_backlog"})
+            raise ApiError(503, "event_log_backlog", self.events.backlog(), {"Retry-After": "1"})
         request_id = uuid.uuid4().hex
         ctx = BlendContext(
             request.user_id,

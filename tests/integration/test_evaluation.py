@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 from browser import chromium_page
+from load import ConstantLoad
 from serving_cluster import TRIAL_USE_CASE, Deployed, alive_replicas, until
 
 from deployments.events.feedback import Pseudonymizer
@@ -110,9 +111,13 @@ def _event_log_replica(deployed: Deployed) -> dict[str, Any]:
     return actor
 
 
-def test_acknowledged_feedback_survives_killing_the_event_log(
+def test_acknowledged_feedback_and_served_lists_survive_killing_the_event_log_once_each(
     client: httpx.Client, deployed: Deployed, serve_home: Path
 ) -> None:
+    """Feedback batches retried until acknowledged, and recommendations answered
+    meanwhile, while the event log is SIGKILLed: every acknowledged event and every
+    answered list is in Parquet exactly once (a batch the dead replica had written is
+    resent by its client or the ingress, and stored once)."""
     result_ids = [i["result_id"] for i in _served(client, "durable-user", k=10)["items"]]
     prefix = f"durable-{uuid.uuid4().hex[:8]}"
     batches = [
@@ -129,7 +134,17 @@ def test_acknowledged_feedback_survives_killing_the_event_log(
     acked: list[str] = []
     refused: Counter[int] = Counter()
     victim = _event_log_replica(deployed)
-    with httpx.Client(base_url=deployed.url, headers=client.headers, timeout=10) as http:
+    users = [f"listed-{n}" for n in range(40)]
+    recommend = ConstantLoad(
+        f"{deployed.url}/v1/recommend/home",
+        client.headers,
+        20,
+        lambda n: {"user_id": users[n % len(users)], "k": 5},
+    )
+    with (
+        recommend as load,
+        httpx.Client(base_url=deployed.url, headers=client.headers, timeout=10) as http,
+    ):
         for number, batch in enumerate(batches):
             if number == 8:
                 os.kill(int(victim["pid"]), signal.SIGKILL)  # mid-stream, no goodbye
@@ -155,6 +170,15 @@ def test_acknowledged_feedback_survives_killing_the_event_log(
     until(lambda: set(ours()) == set(acked), what="every acknowledged event in Parquet")
     assert set(ours().values()) == {1}, "each acknowledged event exactly once"
     assert len(acked) == 600
+    answered = {s.body["request_id"] for s in load.samples if s.status == 200}
+    assert len(answered) >= 0.99 * len(load.samples) and len(answered) >= 40, load.statuses()
+
+    def listed() -> Counter[str]:
+        ids = _dataset(serve_home, "served").column("request_id").to_pylist()
+        return Counter(i for i in ids if i in answered)
+
+    until(lambda: set(listed()) == answered, timeout_s=90, what="every answered list in Parquet")
+    assert set(listed().values()) == {1}, "each served list exactly once"
 
 
 P_CLICK = {"taste": 1.0, "clicky": 2.0}

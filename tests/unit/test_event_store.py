@@ -1,5 +1,7 @@
 """The event log's store: write-ahead, flush to partitioned Parquet, recovery after a
-kill, exactly once; feedback checked entry by entry; online totals. No Ray."""
+kill, exactly once; feedback checked entry by entry; online totals. The store tests
+run with the dataset on local disk and on an S3-compatible server (moto's, a real
+process speaking S3 over HTTP). No Ray."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pytest
+from object_store import S3Server
 
 from blending.result_ids import ResultIdCodec, ResultRef
 from deployments.events.counts import EventCounts
@@ -17,6 +21,16 @@ from deployments.events.feedback import Pseudonymizer, feedback_records
 from deployments.events.store import EventStore
 
 CODEC = ResultIdCodec(b"k" * 32)
+
+
+@pytest.fixture(params=["local", "s3"])
+def events_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's Parquet dataset goes: a local directory, or a fresh prefix of a
+    bucket on the S3 server."""
+    if request.param == "local":
+        return str(tmp_path / "events")
+    server: S3Server = request.getfixturevalue("s3_server")
+    return server.uri()
 
 
 def _feedback(n: int, event: str = "click", use_case: str = "home") -> dict[str, Any]:
@@ -45,8 +59,10 @@ def _served(n: int) -> dict[str, Any]:
     }
 
 
-def test_events_reach_partitioned_parquet_and_leave_the_wal(tmp_path: Path) -> None:
-    store = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+def test_events_reach_partitioned_parquet_and_leave_the_wal(
+    tmp_path: Path, events_uri: str
+) -> None:
+    store = EventStore(events_uri, tmp_path / "wal")
     store.append("feedback", [_feedback(1), _feedback(2, use_case="discover")])
     store.append("served", [_served(1)])
     assert store.flush() == 3
@@ -54,14 +70,17 @@ def test_events_reach_partitioned_parquet_and_leave_the_wal(tmp_path: Path) -> N
     feedback = store.read("feedback")
     assert sorted(feedback.column("event_id").to_pylist()) == ["e1-click", "e2-click"]
     assert sorted(feedback.column("use_case").to_pylist()) == ["discover", "home"]
-    dates = {p.name for p in (tmp_path / "events" / "feedback").iterdir()}
+    listed = store.filesystem.get_file_info(pafs.FileSelector(f"{store.root}/feedback"))
+    dates = {Path(info.path).name for info in listed}
     assert dates == {f"date={time.strftime('%Y-%m-%d', time.gmtime())}"}
     served = store.read("served").to_pylist()[0]
     assert served["items"] == ["i1", "i2"] and dict(served["variant"]) == {"ab": "b"}
 
 
-def test_a_killed_writer_loses_no_acknowledged_event_and_duplicates_none(tmp_path: Path) -> None:
-    killed = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+def test_a_killed_writer_loses_no_acknowledged_event_and_duplicates_none(
+    tmp_path: Path, events_uri: str
+) -> None:
+    killed = EventStore(events_uri, tmp_path / "wal")
     killed.append("feedback", [_feedback(n) for n in range(5)])
     killed.flush()  # 5 in Parquet
     killed.append("feedback", [_feedback(n) for n in range(5, 8)])  # acked, not flushed
@@ -71,7 +90,7 @@ def test_a_killed_writer_loses_no_acknowledged_event_and_duplicates_none(tmp_pat
     killed._write(segment.stem, pending)
     with segment.open("a") as handle:
         handle.write('{"kind": "feedback", "torn')  # the last write of a killed process
-    restarted = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+    restarted = EventStore(events_uri, tmp_path / "wal")
     assert restarted.recover() == 3
     ids = restarted.read("feedback").column("event_id").to_pylist()
     assert sorted(ids) == sorted(f"e{n}-click" for n in range(8))
@@ -128,8 +147,10 @@ def test_counts_take_one_impression_and_click_per_item_and_interleaving_wins() -
     assert traffic["by_use_case"]["home"]["ctr"] == 1.0  # one item seen, one clicked
 
 
-def test_counts_rebuilt_from_the_dataset_match_the_live_ones(tmp_path: Path) -> None:
-    store = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+def test_counts_rebuilt_from_the_dataset_match_the_live_ones(
+    tmp_path: Path, events_uri: str
+) -> None:
+    store = EventStore(events_uri, tmp_path / "wal")
     live = EventCounts()
     served = [_served(n) for n in range(3)]
     feedback = [_feedback(n, e) for n in range(3) for e in ("impression", "click")]
@@ -145,11 +166,16 @@ def test_counts_rebuilt_from_the_dataset_match_the_live_ones(tmp_path: Path) -> 
     assert rebuilt.interleaving("home", ["t1", "t2"]) == live.interleaving("home", ["t1", "t2"])
 
 
-def test_the_dataset_is_readable_with_plain_pyarrow(tmp_path: Path) -> None:
-    store = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+def test_the_dataset_is_readable_with_plain_pyarrow(tmp_path: Path, events_uri: str) -> None:
+    store = EventStore(events_uri, tmp_path / "wal")
     store.append("feedback", [_feedback(1)])
     store.flush()
-    table = ds.dataset(tmp_path / "events" / "feedback", partitioning="hive").to_table()
+    filesystem, root = (
+        pafs.FileSystem.from_uri(events_uri)
+        if "://" in events_uri
+        else (pafs.LocalFileSystem(), events_uri)
+    )
+    table = ds.dataset(f"{root}/feedback", filesystem=filesystem, partitioning="hive").to_table()
     assert table.num_rows == 1 and table.column("use_case").to_pylist() == ["home"]
     assert json.loads(json.dumps(table.column("event").to_pylist())) == ["click"]
 
@@ -160,11 +186,11 @@ def test_an_unknown_kind_is_refused(tmp_path: Path) -> None:
 
 
 def test_report_prints_the_experiments_from_the_dataset(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, events_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from deployments.cli.main import main
 
-    store = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+    store = EventStore(events_uri, tmp_path / "wal")
     served, feedback = [], []
     for n in range(400):
         arm = ("clicky", "taste", "clicky", "taste", "interleaved")[n % 5]  # 40/40/20
@@ -179,7 +205,7 @@ def test_report_prints_the_experiments_from_the_dataset(
     store.append("feedback", feedback)
     store.flush()
     config = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
-    uri = str(tmp_path / "events")
+    uri = events_uri
     assert main(["report", str(config), "--events", uri, "--experiment", "discover.ab"]) == 0
     out = capsys.readouterr().out
     assert "discover.ab (experiment)" in out and "taste (control)" in out

@@ -1,0 +1,171 @@
+"""The event log's state in one process, without Ray: the durable store (WAL and
+Parquet), the ids stored recently, the totals experiments read and online learning.
+
+``deployments/serve/event_log.py`` hosts one of these per application. Each append
+is acknowledged only once its events are in the write-ahead log (fsync'ed), and
+stored once: feedback by ``event_id``, served lists by ``request_id``, so a batch
+resent after a failed call (the answer lost, the replica killed after writing) or a
+client's retry does not count twice. The ids of the last ``ids_days`` days are read
+back on start, the write-ahead log a killed predecessor left included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from blending.evaluation.stats import ArmTotals
+from blending.online import OnlineSnapshot
+from deployments.config import EventsConfig
+from deployments.events.counts import EventCounts
+from deployments.events.online_state import OnlineState
+from deployments.events.recent_ids import RecentIds
+from deployments.events.records import (
+    FeedbackRecord,
+    FeedbackStored,
+    InterleavingWins,
+    ServedList,
+)
+from deployments.events.store import EventStore
+from deployments.json_types import JsonObject
+from models.store import ArtifactStore
+
+__all__ = ["EventJournal", "Observers"]
+
+logger = logging.getLogger("ray.serve")
+
+IDS_KEPT = 1_000_000
+"""Feedback event ids, and served lists' request ids, remembered for de-duplication
+(about 100 MB each at most)."""
+
+
+@dataclass(frozen=True)
+class Observers:
+    """Who hears of each stored event (the deployment's metrics); no-ops by default."""
+
+    feedback: Callable[[FeedbackRecord, str], None] = lambda record, outcome: None
+    served: Callable[[ServedList], None] = lambda record: None
+
+
+class EventJournal:
+    """Stores events once and durably, and keeps what they add up to."""
+
+    def __init__(
+        self,
+        events: EventsConfig,
+        artifacts: ArtifactStore,
+        app: str,
+        observers: Observers | None = None,
+        ids_days: int = 2,
+    ) -> None:
+        # One dataset and one WAL per application: two apps never recover each
+        # other's segments or mix their use cases.
+        self.store = EventStore(
+            events.dataset_uri(app),
+            events.wal_path(app),
+            events.flush_interval_s,
+            events.flush_max_events,
+        )
+        self.observers = observers or Observers()
+        self.recovered = self.store.recover()
+        # The totals and de-duplication need only these columns of the served lists.
+        served = self.store.read("served", ["use_case", "variant", "request_id", "date"])
+        feedback = self.store.read("feedback")
+        self.counts = EventCounts.rebuild(served, feedback)
+        since = (datetime.now(UTC) - timedelta(days=ids_days)).strftime("%Y-%m-%d")
+        self._event_ids = _recent(feedback, "event_id", since)
+        self._request_ids = _recent(served, "request_id", since)
+        self.online = OnlineState(events.online, artifacts, app)
+        self.online.restore(feedback)
+        logger.info(
+            "event log %s: %d served lists and %d feedback events so far (%d recovered)",
+            self.store.uri,
+            served.num_rows,
+            feedback.num_rows,
+            self.recovered,
+        )
+
+    async def append_feedback(self, records: list[FeedbackRecord]) -> FeedbackStored:
+        """Store feedback events durably; return only once they are in the WAL.
+
+        Events whose ``event_id`` was stored before are dropped as duplicates."""
+        # Reserved before writing: a concurrent retry of the same batch is a duplicate.
+        news = self._event_ids.reserve(r.event_id for r in records)
+        fresh = [record for record, new in zip(records, news, strict=True) if new]
+        try:
+            await asyncio.to_thread(self.store.append, "feedback", [r.row() for r in fresh])
+        except BaseException:
+            self._event_ids.release(r.event_id for r in fresh)
+            raise
+        for record in fresh:
+            self.online.observe(record.item_id, record.event, record.ts)
+            outcome = "counted" if self.counts.add_feedback(record.row()) else "repeat"
+            self.observers.feedback(record, outcome)
+        return FeedbackStored(accepted=len(fresh), duplicates=len(records) - len(fresh))
+
+    async def append_served(self, records: list[ServedList]) -> int:
+        """Store served lists durably; a list whose ``request_id`` was stored before
+        is dropped as a duplicate. Returns how many were new."""
+        news = self._request_ids.reserve(r.request_id for r in records)
+        fresh = [record for record, new in zip(records, news, strict=True) if new]
+        rows = [record.row() for record in fresh]
+        try:
+            await asyncio.to_thread(self.store.append, "served", rows)
+        except BaseException:
+            self._request_ids.release(r.request_id for r in fresh)
+            raise
+        for record, row in zip(fresh, rows, strict=True):
+            self.counts.add_served(row)
+            self.observers.served(record)
+        return len(fresh)
+
+    async def housekeeping(self) -> None:
+        """Flush the WAL to Parquet and checkpoint the online state when due; a
+        failure (a full disk, a lost bucket) keeps the WAL and is retried next time."""
+        if self.store.flush_due():
+            try:
+                await asyncio.to_thread(self.store.flush)
+            except Exception:
+                logger.exception("event log: flush to %s failed; retrying", self.store.uri)
+        if self.online.checkpoint_due():
+            try:
+                await asyncio.to_thread(self.online.checkpoint)
+            except Exception:  # the store is unwritable: the WAL still has it all
+                logger.exception("online state: checkpoint failed; retrying")
+
+    def arm_totals(self, use_case: str, node: str) -> dict[str, ArmTotals]:
+        """Requests, impressions and clicks of each arm of an experiment node."""
+        return self.counts.arm_totals(use_case, node)
+
+    def interleaving(self, use_case: str, teams: list[str]) -> InterleavingWins:
+        """Requests each team won (more clicked items), and ties."""
+        wins, ties = self.counts.interleaving(use_case, teams)
+        return InterleavingWins(wins, ties)
+
+    def online_snapshot(self) -> OnlineSnapshot:
+        """Decayed impressions and clicks of the most seen items (online learning)."""
+        return self.online.snapshot()
+
+    def traffic(self) -> JsonObject:
+        """Served lists per second, latency percentiles, degraded share: last minute."""
+        return self.counts.traffic()
+
+    def close(self) -> None:
+        """Flush what is pending and close the WAL."""
+        self.store.close()
+
+
+def _recent(table: pa.Table, column: str, since: str) -> RecentIds:
+    """The ids in ``column`` of ``table``'s rows dated ``since`` or later."""
+    ids = RecentIds(IDS_KEPT)
+    recent = table.filter(pc.greater_equal(table["date"], since)) if table.num_rows else table
+    for value in recent[column].to_pylist():
+        if value:
+            ids.add(value)
+    return ids
