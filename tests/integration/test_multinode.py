@@ -58,17 +58,25 @@ def _two_node_config(port: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def two_nodes(serve_home: Path, request: pytest.FixtureRequest) -> Iterator[TwoNodes]:
-    """Head (1 CPU, no GPU) plus a GPU worker (1 CPU, 1 GPU), serving the demo config."""
+def two_nodes(
+    serve_home: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[TwoNodes]:
+    """Head (1 CPU, no GPU) plus a GPU worker (1 CPU, 1 GPU), serving the demo config.
+
+    Its home is a copy of the session's models and data: its catalogue, event log and
+    online checkpoints are its own, never the session cluster's."""
     failed_before = request.session.testsfailed
-    cluster = LocalRay(home=serve_home, num_cpus=1, num_gpus=0)
+    home = tmp_path_factory.mktemp("two-nodes-home")
+    for part in ("artifacts", "data"):
+        shutil.copytree(serve_home / part, home / part)
+    cluster = LocalRay(home=home, num_cpus=1, num_gpus=0)
     cluster.start()
     temp_dirs = cluster.temp_dirs
     try:
         worker = cluster.add_worker(num_cpus=1, num_gpus=1, resources={GPU_NODE_RESOURCE: 1})
         temp_dirs = cluster.temp_dirs
         port = free_port()
-        config_path = serve_home / f"two-nodes-{port}.yaml"
+        config_path = home / f"two-nodes-{port}.yaml"
         config_path.write_text(yaml.safe_dump(_two_node_config(port)))
         cluster.deploy(config_path)
         url = f"http://127.0.0.1:{port}"

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serving_cluster import ROOT
+from serving_cluster import ROOT, whole_answer
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +36,7 @@ def _shape(value: Any) -> Any:
 
 def test_readme_curl_example_answers_as_shown(client: httpx.Client) -> None:
     path, body, shown = _readme_example()
-    response = client.post(path, json=body)
-    assert response.status_code == 200
-    answer = response.json()
+    answer = whole_answer(client, path, body)  # the README shows a whole answer
     assert _shape(answer) == _shape(shown)
     assert answer["use_case"] == shown["use_case"] and answer["degraded"] is shown["degraded"]
     assert answer["model_versions"] == shown["model_versions"]

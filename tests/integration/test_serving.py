@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from serving_cluster import FLAKY_MAX_K, Deployed, app_config
+from serving_cluster import FLAKY_MAX_K, Deployed, app_config, whole_answer
 
 from deployments.local.cluster import wait_ready
 
@@ -18,22 +18,8 @@ def _recommend(client: httpx.Client, user: str, prefix: str = "", **body: object
     return client.post(f"{prefix}/v1/recommend/home", json={"user_id": user, **body})
 
 
-def _undegraded(client: httpx.Client, user: str, timeout_s: float = 30.0, **body: object) -> dict:
-    """The first whole answer for ``user``: on a starved machine a model may miss its
-    latency budget for a while (the answer is then degraded, which other tests cover)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        response = _recommend(client, user, **body)
-        assert response.status_code == 200, response.text
-        answer: dict = response.json()
-        if not answer["degraded"]:
-            return answer
-        assert time.monotonic() < deadline, f"every answer degraded for {timeout_s} s: {answer}"
-        time.sleep(0.5)
-
-
 def test_recommend_returns_k_items_with_provenance(client: httpx.Client, known_user: str) -> None:
-    body = _undegraded(client, known_user, k=10)
+    body = whole_answer(client, "/v1/recommend/home", {"user_id": known_user, "k": 10})
     items = body["items"]
     assert len(items) == 10
     assert len({i["item_id"] for i in items}) == 10
