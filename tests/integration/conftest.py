@@ -5,8 +5,8 @@ small synthetic dataset) plus four extra applications: ``flaky``, whose
 collaborative-filtering model raises on every call (so it fails its smoke test) and
 which has a source that sleeps past its budget; ``pending``, whose model asks for
 more CPUs than the cluster has, so it never becomes ready; ``damaged``, whose
-artifacts are corrupt; and ``lifecycle``, whose model versions the lifecycle tests
-swap and whose live catalogue is in PostgreSQL (``serving_cluster.py``).
+artifacts are corrupt; ``lifecycle``, whose model versions the lifecycle tests
+swap; and ``shared``, whose live catalogue is in PostgreSQL (``serving_cluster.py``).
 """
 
 from __future__ import annotations
@@ -94,7 +94,9 @@ def deployed(
         wait_ready(f"{url}/readyz", timeout_s=300)
         # `pending` never is ready; `flaky` and `damaged` are RUNNING with models that
         # failed to load or failed their smoke test.
-        cluster.wait_running(["blendserve", "flaky", "damaged", "lifecycle"], timeout_s=180)
+        cluster.wait_running(
+            ["blendserve", "flaky", "damaged", "lifecycle", "shared"], timeout_s=180
+        )
         yield running
     finally:
         cluster.stop()

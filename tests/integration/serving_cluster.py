@@ -131,9 +131,9 @@ def mf_in_its_own_replica(app: dict[str, Any]) -> None:
 
 
 def serve_config(port: int, catalog_url: str) -> dict[str, Any]:
-    """The default config on ``port``, plus the ``flaky``, ``pending``, ``damaged`` and
-    ``lifecycle`` applications; the last keeps its live catalogue in the PostgreSQL
-    database at ``catalog_url``, with two catalogue replicas."""
+    """The default config on ``port``, plus the ``flaky``, ``pending``, ``damaged``,
+    ``lifecycle`` and ``shared`` applications; the last keeps its live catalogue in the
+    PostgreSQL database at ``catalog_url``, with two catalogue replicas."""
     config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
     config["http_options"]["port"] = port
     main = config["applications"][0]
@@ -194,8 +194,54 @@ def serve_config(port: int, catalog_url: str) -> dict[str, Any]:
     pending["args"]["live_catalog"] = None
     pending["args"]["models"]["mf"]["num_cpus"] = 64  # more than the cluster has
     deployment(pending)["num_replicas"] = 1
-    config["applications"] += [flaky, pending, _damaged(main), _lifecycle(main, catalog_url)]
+    config["applications"] += [
+        flaky,
+        pending,
+        _damaged(main),
+        _lifecycle(main),
+        _shared_catalogue(main, catalog_url),
+    ]
     return config
+
+
+SHARED_PREFIX = "/shared"
+"""Where the ``shared`` app answers: its live catalogue is in PostgreSQL."""
+
+
+def _shared_catalogue(main: dict[str, Any], catalog_url: str) -> dict[str, Any]:
+    """A small app whose live catalogue is in the PostgreSQL database at ``catalog_url``,
+    in two catalogue replicas, as a multi-node cluster would run it: the catalogue
+    tests run on it and on the main app's SQLite file alike. Its `home` blends
+    popularity and staff picks, inline."""
+    app = copy.deepcopy(main)
+    app.update(name="shared", route_prefix=SHARED_PREFIX)
+    app["args"]["events"] = None
+    app["args"]["live_catalog"] = {"poll_interval_s": 0.2, "url": catalog_url, "num_replicas": 2}
+    models = main["args"]["models"]
+    app["args"]["models"] = {
+        "popularity": models["popularity"],
+        "staff_picks": models["staff_picks"],
+    }
+    ingress = {
+        "name": "Ingress",
+        "num_replicas": 1,
+        "ray_actor_options": {"num_cpus": 0.1},
+        "user_config": {
+            "use_cases": {
+                "home": {
+                    "output": "final",
+                    "nodes": {
+                        "popular": {"kind": "source", "model": "popularity", "candidates": 50},
+                        "picks": {"kind": "source", "model": "staff_picks", "candidates": 10},
+                        "blended": {"kind": "blend", "weights": {"popular": 0.8, "picks": 0.2}},
+                        "final": {"kind": "filter", "input": "blended"},
+                    },
+                }
+            }
+        },
+    }
+    app["deployments"] = [ingress]
+    return app
 
 
 FLAKY_MAX_K = 300
@@ -208,15 +254,13 @@ LIFECYCLE_PREFIX = "/lifecycle"
 """Where the ``lifecycle`` app (model version swaps, canaries, code updates) answers."""
 
 
-def _lifecycle(main: dict[str, Any], catalog_url: str) -> dict[str, Any]:
+def _lifecycle(main: dict[str, Any]) -> dict[str, Any]:
     """An app whose model versions the lifecycle tests change: mf (TorchScript, two
-    replicas) in its own deployment, popularity inline, both versions set live. Its
-    live catalogue is the PostgreSQL one (the catalogue tests run on it and on the main
-    app's SQLite file alike), in two replicas, as a multi-node cluster would run it."""
+    replicas) in its own deployment, popularity inline, both versions set live."""
     app = copy.deepcopy(main)
     app.update(name="lifecycle", route_prefix=LIFECYCLE_PREFIX)
     app["args"]["events"] = None
-    app["args"]["live_catalog"] = {"poll_interval_s": 0.2, "url": catalog_url, "num_replicas": 2}
+    app["args"]["live_catalog"] = None
     app["runtime_env"] = {"env_vars": {"BLENDSERVE_BUILD": "1"}}  # a code update changes it
     models = main["args"]["models"]
     app["args"]["models"] = {

@@ -3,7 +3,7 @@ and new items reach every answer within a second, changes and learned state surv
 restarts, the bandit learns from clicks, bad input writes nothing.
 
 The catalogue tests run on both backends: the main app's SQLite file (one catalogue
-replica) and the ``lifecycle`` app's PostgreSQL database (two catalogue replicas).
+replica) and the ``shared`` app's PostgreSQL database (two catalogue replicas).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from load import ConstantLoad
-from serving_cluster import LIFECYCLE_PREFIX, Deployed, alive_replicas, until
+from serving_cluster import SHARED_PREFIX, Deployed, alive_replicas, until
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(params=["sqlite", "postgres"])
 def prefix(request: pytest.FixtureRequest) -> str:
     """The route prefix of an app whose live catalogue is in SQLite, or in PostgreSQL."""
-    return "" if request.param == "sqlite" else LIFECYCLE_PREFIX
+    return "" if request.param == "sqlite" else SHARED_PREFIX
 
 
 def _version(client: httpx.Client, prefix: str = "") -> int:
@@ -257,17 +257,17 @@ def test_killing_one_of_two_postgres_catalogue_replicas_loses_no_acknowledged_wr
     """Writes go on through the other replica; every write answered 200 is stored, a
     deleted item stays deleted, and a write the dead replica dropped is a 503 the
     client may retry (never a 500, never an acknowledged loss)."""
-    base = f"{LIFECYCLE_PREFIX}/v1/catalog/items"
+    base = f"{SHARED_PREFIX}/v1/catalog/items"
     doomed = f"doomed-{uuid.uuid4().hex[:8]}"
     assert client.put(f"{base}/{doomed}", json={"category": "tech"}).status_code == 200
-    replicas = alive_replicas(deployed, "Catalog", app="lifecycle")
+    replicas = alive_replicas(deployed, "Catalog", app="shared")
     assert len(replicas) == 2, replicas
     statuses: Counter[int] = Counter()
     acknowledged: list[str] = []
     started = time.monotonic()
     killed = False
     n = 0
-    while time.monotonic() < started + 8:  # about 10 writes a second, one at a time
+    while time.monotonic() < started + 8:  # writes one after another, throughout
         if not killed and time.monotonic() > started + 2:
             os.kill(int(replicas[0]["pid"]), signal.SIGKILL)
             assert client.delete(f"{base}/{doomed}").status_code in (200, 503)
@@ -283,7 +283,8 @@ def test_killing_one_of_two_postgres_catalogue_replicas_loses_no_acknowledged_wr
             assert answer.json()["error"]["code"] == "catalog_unavailable"
         time.sleep(0.1)
     print(f"writes while a catalogue replica died: {dict(statuses)}")
-    assert statuses[200] >= 40 and statuses[503] <= 2, statuses
+    # One write at a time, each through the ingress and the catalogue (about 5 a s).
+    assert statuses[200] >= 25 and statuses[503] <= 2, statuses
     # The delete may have met the dead replica: retried, as a client would.
     until(
         lambda: client.delete(f"{base}/{doomed}").status_code in (200, 404),
@@ -293,7 +294,7 @@ def test_killing_one_of_two_postgres_catalogue_replicas_loses_no_acknowledged_wr
     lost = [i for i in acknowledged if client.get(f"{base}/{i}").status_code != 200]
     assert not lost, f"{len(lost)} acknowledged writes lost: {lost[:3]}"
     until(
-        lambda: len(alive_replicas(deployed, "Catalog", app="lifecycle")) == 2,
+        lambda: len(alive_replicas(deployed, "Catalog", app="shared")) == 2,
         timeout_s=90,
         what="Serve replaced the killed catalogue replica",
     )

@@ -150,6 +150,9 @@ def test_a_torch_version_swaps_live_under_load_without_a_failed_request(
     assert _served_top_items(client, probes) == ("1", version_1)
     with _load(client, users) as load:
         time.sleep(5)
+        # Serve may swap before `serve deploy` returns: only answers finished before
+        # the command started must all be version 1.
+        deploying_at = time.monotonic()
         deployed_at = _deploy(lifecycle, mf={"version": "2"})
         time.sleep(15)
     samples = sorted(load.samples, key=lambda s: s.done)
@@ -159,7 +162,7 @@ def test_a_torch_version_swaps_live_under_load_without_a_failed_request(
     # A degraded answer (mf missed its budget on a busy machine) names no mf version;
     # how many there may be is asserted below.
     served = [(t, v) for t, v in all_served if v is not None]
-    assert {v for t, v in served if t < deployed_at - 1.5} == {"1"}
+    assert {v for t, v in served if t < deploying_at} == {"1"}
     last_old = max(t for t, v in served if v == "1")
     assert last_old - deployed_at <= 10, "responses flipped to version 2 within 10 s"
     assert {v for t, v in served if t > last_old} == {"2"}
