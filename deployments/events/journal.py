@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,6 +38,8 @@ from deployments.json_types import JsonObject
 from models.store import ArtifactStore
 
 __all__ = ["EventJournal", "Observers"]
+
+_Record = TypeVar("_Record", FeedbackRecord, ServedList)
 
 logger = logging.getLogger("ray.serve")
 
@@ -81,6 +84,8 @@ class EventJournal:
         since = (datetime.now(UTC) - timedelta(days=ids_days)).strftime("%Y-%m-%d")
         self._event_ids = _recent(feedback, "event_id", since)
         self._request_ids = _recent(served, "request_id", since)
+        self._writes: dict[str, asyncio.Future[None]] = {}
+        """Ids whose write is in flight, and that write."""
         self.online = OnlineState(events.online, artifacts, app)
         self.online.restore(feedback)
         logger.info(
@@ -95,35 +100,78 @@ class EventJournal:
         """Store feedback events durably; return only once they are in the WAL.
 
         Events whose ``event_id`` was stored before are dropped as duplicates."""
-        # Reserved before writing: a concurrent retry of the same batch is a duplicate.
-        news = self._event_ids.reserve(r.event_id for r in records)
-        fresh = [record for record, new in zip(records, news, strict=True) if new]
-        try:
-            await asyncio.to_thread(self.store.append, "feedback", [r.row() for r in fresh])
-        except BaseException:
-            self._event_ids.release(r.event_id for r in fresh)
-            raise
-        for record in fresh:
-            self.online.observe(record.item_id, record.event, record.ts)
-            outcome = "counted" if self.counts.add_feedback(record.row()) else "repeat"
-            self.observers.feedback(record, outcome)
+
+        def account(fresh: list[FeedbackRecord]) -> None:
+            for record in fresh:
+                self.online.observe(record.item_id, record.event, record.ts)
+                outcome = "counted" if self.counts.add_feedback(record.row()) else "repeat"
+                self.observers.feedback(record, outcome)
+
+        ids = [record.event_id for record in records]
+        fresh = await self._store_once("feedback", records, ids, self._event_ids, account)
         return FeedbackStored(accepted=len(fresh), duplicates=len(records) - len(fresh))
 
     async def append_served(self, records: list[ServedList]) -> int:
         """Store served lists durably; a list whose ``request_id`` was stored before
         is dropped as a duplicate. Returns how many were new."""
-        news = self._request_ids.reserve(r.request_id for r in records)
-        fresh = [record for record, new in zip(records, news, strict=True) if new]
-        rows = [record.row() for record in fresh]
-        try:
-            await asyncio.to_thread(self.store.append, "served", rows)
-        except BaseException:
-            self._request_ids.release(r.request_id for r in fresh)
-            raise
-        for record, row in zip(fresh, rows, strict=True):
-            self.counts.add_served(row)
-            self.observers.served(record)
+
+        def account(fresh: list[ServedList]) -> None:
+            for record in fresh:
+                self.counts.add_served(record.row())
+                self.observers.served(record)
+
+        ids = [record.request_id for record in records]
+        fresh = await self._store_once("served", records, ids, self._request_ids, account)
         return len(fresh)
+
+    async def _store_once(
+        self,
+        kind: str,
+        records: Sequence[_Record],
+        ids: list[str],
+        seen: RecentIds,
+        account: Callable[[list[_Record]], None],
+    ) -> list[_Record]:
+        """Write the records whose ids are new to the WAL, once; return them.
+
+        A sender that gave up on a call (its timeout, a dead replica's handle) sends
+        the batch again while the first write may still be going on: the retry waits
+        for that write, and fails if it failed (its ids are then free again, for the
+        next retry), so an id is never both skipped as a duplicate and lost."""
+        waiting = {self._writes[i] for i in ids if i in self._writes}
+        if waiting:
+            await asyncio.gather(*map(asyncio.shield, waiting))
+        news = seen.reserve(ids)  # before writing: a concurrent retry is a duplicate
+        fresh = [record for record, new in zip(records, news, strict=True) if new]
+        fresh_ids = [i for i, new in zip(ids, news, strict=True) if new]
+        if not fresh:
+            return []
+        write = asyncio.ensure_future(self._write(kind, fresh, fresh_ids, seen, account))
+        write.add_done_callback(_retrieve)
+        for event_id in fresh_ids:
+            self._writes[event_id] = write
+        # Shielded: a cancelled caller does not stop a write its thread has begun (the
+        # events may be in the WAL already; their ids must stay taken).
+        await asyncio.shield(write)
+        return fresh
+
+    async def _write(
+        self,
+        kind: str,
+        fresh: list[_Record],
+        ids: list[str],
+        seen: RecentIds,
+        account: Callable[[list[_Record]], None],
+    ) -> None:
+        try:
+            await asyncio.to_thread(self.store.append, kind, [r.row() for r in fresh])
+        except BaseException:
+            seen.release(ids)
+            raise
+        finally:
+            for event_id in ids:
+                self._writes.pop(event_id, None)
+        account(fresh)
 
     async def housekeeping(self) -> None:
         """Flush the WAL to Parquet and checkpoint the online state when due; a
@@ -159,6 +207,13 @@ class EventJournal:
     def close(self) -> None:
         """Flush what is pending and close the WAL."""
         self.store.close()
+
+
+def _retrieve(write: asyncio.Future[None]) -> None:
+    """Mark a write's failure as seen (its caller may have gone; the failure was
+    handled by freeing its ids)."""
+    if not write.cancelled():
+        write.exception()
 
 
 def _recent(table: pa.Table, column: str, since: str) -> RecentIds:

@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from object_store import S3Server
@@ -98,6 +99,65 @@ def test_a_resent_batch_and_a_retried_event_are_stored_once_even_after_a_restart
     requests, events = _stored(second)
     assert requests == Counter({f"r{n}": 1 for n in range(6)})
     assert events == Counter({"e1": 1, "e2": 1})
+
+
+def _slow_writes(journal: EventJournal, seconds: float, fail: bool = False) -> None:
+    """Make each WAL write take ``seconds`` (and then fail, with ``fail``): the window
+    in which a sender gives up on its call and sends the batch again."""
+    append = journal.store.append
+
+    def slow(kind: str, rows: Any) -> int:
+        time.sleep(seconds)
+        if fail:
+            raise OSError(errno.EIO, "the disk failed")
+        return append(kind, rows)
+
+    journal.store.append = slow  # type: ignore[method-assign]
+
+
+def test_a_batch_resent_while_its_first_write_is_in_flight_is_stored_once(
+    tmp_path: Path,
+) -> None:
+    """The sender cancels its call mid-write (its timeout) and resends at once: the
+    first write still lands, the resend waits for it and stores nothing twice."""
+    journal = _journal(tmp_path)
+    batch = [_served(f"slow-{n}") for n in range(3)]
+    _slow_writes(journal, 0.5)
+
+    async def scenario() -> int:
+        first = asyncio.ensure_future(journal.append_served(batch))
+        await asyncio.sleep(0.1)
+        first.cancel()  # what asyncio.wait_for does to the sender's call
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return await journal.append_served(batch)
+
+    assert asyncio.run(scenario()) == 0
+    requests, _ = _stored(journal)
+    assert requests == Counter({f"slow-{n}": 1 for n in range(3)})
+    assert journal.traffic()["requests"] == 3, "counted once, though its caller left"
+
+
+def test_a_resend_of_a_write_that_then_fails_fails_too_and_a_later_one_stores_it(
+    tmp_path: Path,
+) -> None:
+    journal = _journal(tmp_path)
+    batch = [_feedback("flaky-1"), _feedback("flaky-2")]
+    _slow_writes(journal, 0.3, fail=True)
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(journal.append_feedback(batch))
+        await asyncio.sleep(0.05)
+        with pytest.raises(OSError, match="the disk failed"):
+            await journal.append_feedback(batch)  # not "2 duplicates": it was never stored
+        with pytest.raises(OSError):
+            await first
+
+    asyncio.run(scenario())
+    journal.store.append = type(journal.store).append.__get__(journal.store)  # type: ignore[method-assign]
+    assert asyncio.run(journal.append_feedback(batch)).accepted == 2
+    _, events = _stored(journal)
+    assert events == Counter({"flaky-1": 1, "flaky-2": 1})
 
 
 SUDO = [] if os.geteuid() == 0 else ["sudo", "-n"]
