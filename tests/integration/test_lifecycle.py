@@ -370,6 +370,8 @@ def test_a_code_update_restarts_every_replica_without_a_failed_request(
     ][:3]
     degraded = sum(bool(s.body.get("degraded")) for s in load.samples) / len(load.samples)
     print(f"code update: {len(load.samples)} requests, {degraded:.1%} degraded")
+    # Measured here: 0.4%. Surge replicas take over before the old ones stop.
+    assert degraded <= 0.05, f"{degraded:.1%} of answers degraded during the code update"
 
 
 @pytest.mark.slow
