@@ -54,6 +54,16 @@ def s3_server() -> Iterator[S3Server]:
         yield server
 
 
+@pytest.fixture(params=["local", "s3"])
+def events_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where an event-log test's Parquet dataset goes: a local directory, or a fresh
+    prefix of a bucket on the S3 server."""
+    if request.param == "local":
+        return str(tmp_path / "events")
+    server: S3Server = request.getfixturevalue("s3_server")
+    return server.uri()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run every test that does not need the shared serving cluster first.
 

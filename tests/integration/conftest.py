@@ -11,6 +11,7 @@ swap; and ``shared``, whose live catalogue is in PostgreSQL (``serving_cluster.p
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from collections.abc import Iterator
@@ -103,6 +104,14 @@ def deployed(
         # Ray's logs (under the cluster's temp dir) are kept only when something failed.
         if request.session.testsfailed == 0:
             shutil.rmtree(cluster.temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def lifecycle(deployed: Deployed) -> Iterator[Deployed]:
+    """The cluster; the lifecycle app's first config is restored after the module."""
+    original = copy.deepcopy(deployed.config)
+    yield deployed
+    deployed.redeploy(original)
 
 
 @pytest.fixture(scope="session")

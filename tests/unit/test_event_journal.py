@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from object_store import S3Server
 
 from blending.result_ids import ResultIdCodec, ResultRef
 from deployments.config import EventsConfig
@@ -53,15 +52,6 @@ def _feedback(event_id: str) -> FeedbackRecord:
     )
     assert not rejected
     return record
-
-
-@pytest.fixture(params=["local", "s3"])
-def events_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The dataset on local disk, or under a fresh prefix of the S3 server's bucket."""
-    if request.param == "local":
-        return str(tmp_path / "events")
-    server: S3Server = request.getfixturevalue("s3_server")
-    return server.uri()
 
 
 def _journal(root: Path, wal: Path | None = None, uri: str | None = None) -> EventJournal:

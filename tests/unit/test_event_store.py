@@ -13,7 +13,6 @@ from typing import Any
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
-from object_store import S3Server
 
 from blending.result_ids import ResultIdCodec, ResultRef
 from deployments.events.counts import EventCounts
@@ -21,16 +20,6 @@ from deployments.events.feedback import Pseudonymizer, feedback_records
 from deployments.events.store import EventStore
 
 CODEC = ResultIdCodec(b"k" * 32)
-
-
-@pytest.fixture(params=["local", "s3"])
-def events_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where a test's Parquet dataset goes: a local directory, or a fresh prefix of a
-    bucket on the S3 server."""
-    if request.param == "local":
-        return str(tmp_path / "events")
-    server: S3Server = request.getfixturevalue("s3_server")
-    return server.uri()
 
 
 def _feedback(n: int, event: str = "click", use_case: str = "home") -> dict[str, Any]:
