@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -75,13 +76,6 @@ async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_model_error(_: Request, exc: Exception) -> JSONResponse:
-    # A model that cannot answer is a server-side condition the client may retry.
-    return JSONResponse(
-        error_body("model_unavailable", str(exc)), status_code=503, headers={"Retry-After": "1"}
-    )
-
-
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     route = getattr(request.scope.get("route"), "path", "")
@@ -89,26 +83,17 @@ async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
-async def _on_overloaded(_: Request, exc: Exception) -> JSONResponse:
-    # A model deployment's queue is full: the caller should come back shortly.
-    return JSONResponse(
-        error_body("overloaded", str(exc)), status_code=503, headers={"Retry-After": "1"}
-    )
+def _retry_later(code: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A handler answering 503 ``code`` with ``Retry-After: 1``: a server-side
+    condition the client may retry (a model that cannot answer, a full model queue,
+    the catalogue or event log unreachable; nothing of the request was acknowledged)."""
 
+    async def handler(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            error_body(code, str(exc)), status_code=503, headers={"Retry-After": "1"}
+        )
 
-async def _on_catalog_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse(
-        error_body("catalog_unavailable", str(exc)), status_code=503, headers={"Retry-After": "1"}
-    )
-
-
-async def _on_event_log_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    # Nothing of the batch was acknowledged: the client resends it (with its event ids).
-    return JSONResponse(
-        error_body("event_log_unavailable", str(exc)),
-        status_code=503,
-        headers={"Retry-After": "1"},
-    )
+    return handler
 
 
 async def _on_timeout(_: Request, exc: Exception) -> JSONResponse:
@@ -122,9 +107,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _on_not_found)
     app.add_exception_handler(ArtifactNotFoundError, _on_not_found)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_exception_handler(ModelError, _on_model_error)
+    app.add_exception_handler(ModelError, _retry_later("model_unavailable"))
     app.add_exception_handler(TimeoutError, _on_timeout)
     app.add_exception_handler(ApiError, _on_api_error)
-    app.add_exception_handler(ModelOverloadedError, _on_overloaded)
-    app.add_exception_handler(CatalogUnavailableError, _on_catalog_unavailable)
-    app.add_exception_handler(EventLogUnavailable, _on_event_log_unavailable)
+    app.add_exception_handler(ModelOverloadedError, _retry_later("overloaded"))
+    app.add_exception_handler(CatalogUnavailableError, _retry_later("catalog_unavailable"))
+    app.add_exception_handler(EventLogUnavailable, _retry_later("event_log_unavailable"))

@@ -31,8 +31,9 @@ def live_item_ids(location: str | os.PathLike[str], app: str = "blendserve") -> 
     """The ids of the live items of the catalogue at ``location``, without writing to a
     SQLite file (for checks beside a serving catalogue, such as ``blendserve publish``)."""
     if is_postgres_url(location):
-        with open_catalog_store(location, app) as store:
-            return store.live_ids()
+        from deployments.catalog.postgres_store import postgres_live_item_ids
+
+        return postgres_live_item_ids(str(location), app)
     from deployments.catalog.sqlite_store import sqlite_live_item_ids
 
     return sqlite_live_item_ids(location)

@@ -13,7 +13,7 @@ from ray.serve.handle import DeploymentHandle
 from blending.catalog import LiveCatalog
 from deployments.catalog.items import CatalogItem, CatalogUnavailableError, ItemPatch
 from deployments.catalog.messages import CatalogCounts, CatalogWrite, ChangePage
-from models.errors import BlendserveError
+from models.errors import BlendserveError, describe_error
 
 __all__ = ["CatalogClient"]
 
@@ -68,7 +68,7 @@ class CatalogClient:
             raise
         except (RayError, OSError) as exc:
             raise CatalogUnavailableError(
-                f"catalog: {method} failed ({type(exc).__name__}); retry: {_first_line(exc)}"
+                f"catalog: {method} failed; retry: {describe_error(exc)}"
             ) from exc
 
     async def _write(self, method: str, *args: object) -> CatalogWrite:
@@ -103,8 +103,3 @@ class CatalogClient:
         """The store's version and live item count."""
         counts: CatalogCounts = await self._call("status")
         return counts
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[-1][:300] if text else ""

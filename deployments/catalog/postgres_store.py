@@ -27,7 +27,7 @@ from psycopg import sql
 from deployments.catalog.store import SCHEMA, CatalogStore, Cursor
 from models.errors import ConfigError
 
-__all__ = ["PostgresCatalogStore"]
+__all__ = ["PostgresCatalogStore", "postgres_live_item_ids"]
 
 _APP_NAME = re.compile(r"[A-Za-z0-9_-]{1,50}")
 
@@ -46,6 +46,7 @@ class PostgresCatalogStore(CatalogStore):
     """Application ``app``'s catalogue in the PostgreSQL database at ``url``."""
 
     _placeholder = "%s"
+    _conn: psycopg.Connection[Any]
 
     def __init__(self, url: str, app: str, connect_timeout_s: float = 10.0) -> None:
         super().__init__()
@@ -74,8 +75,7 @@ class PostgresCatalogStore(CatalogStore):
             )
         except psycopg.OperationalError as exc:
             raise ConfigError(f"catalog {self.location}: cannot connect: {exc}") from exc
-        if hasattr(self, "schema"):
-            conn.execute(self._in_schema())
+        conn.execute(self._in_schema())  # absent before the first start: created next
         return conn
 
     def _connection(self) -> psycopg.Connection:
@@ -96,11 +96,6 @@ class PostgresCatalogStore(CatalogStore):
         with conn.transaction(), conn.cursor() as cursor:
             cursor.execute("LOCK TABLE items IN SHARE ROW EXCLUSIVE MODE")
             yield cursor
-
-    def close(self) -> None:
-        """Close the connection; the store cannot be used afterwards."""
-        with self._lock:
-            self._conn.close()
 
 
 class _RetryingCursor:
@@ -131,6 +126,20 @@ class _RetryingCursor:
     def fetchall(self) -> list[Any]:
         """The remaining rows."""
         return self._cursor.fetchall()
+
+
+def postgres_live_item_ids(url: str, app: str) -> set[str]:
+    """The ids of application ``app``'s live items, read without creating anything (for
+    checks beside a serving catalogue, such as ``blendserve publish``)."""
+    items = sql.SQL("SELECT item_id FROM {}.items WHERE deleted = 0").format(
+        sql.Identifier(schema_name(app))
+    )
+    try:
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            return {row[0] for row in conn.execute(items).fetchall()}
+    except psycopg.Error as exc:
+        where = _without_password(url)
+        raise ConfigError(f"catalog {where}: cannot read the live catalogue: {exc}") from exc
 
 
 def _without_password(url: str) -> str:

@@ -31,6 +31,8 @@ _SCHEMA_VERSION = 1
 class SqliteCatalogStore(CatalogStore):
     """The catalogue in the SQLite file ``path``: one connection, guarded by a lock."""
 
+    _conn: sqlite3.Connection
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
         self.path = Path(path)
@@ -68,11 +70,6 @@ class SqliteCatalogStore(CatalogStore):
                 cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
-
-    def close(self) -> None:
-        """Close the database; the store cannot be used afterwards."""
-        with self._lock:
-            self._conn.close()
 
 
 def sqlite_live_item_ids(path: str | os.PathLike[str]) -> set[str]:

@@ -76,6 +76,10 @@ class Cursor(Protocol):
         """The remaining rows."""
 
 
+class _Connection(Protocol):
+    def close(self) -> None: ...
+
+
 class CatalogStore(ABC):
     """The durable catalogue's operations, written once over a DB-API cursor.
 
@@ -86,6 +90,8 @@ class CatalogStore(ABC):
 
     location: str
     """Where the data lives (a file or a server), for messages."""
+
+    _conn: _Connection
 
     _placeholder = "?"
 
@@ -106,9 +112,10 @@ class CatalogStore(ABC):
         """A transaction that holds the write lock: committed when the block ends,
         rolled back when it raises (called with ``self._lock`` held)."""
 
-    @abstractmethod
     def close(self) -> None:
-        """Release the database; the store cannot be used afterwards."""
+        """Close the database connection; the store cannot be used afterwards."""
+        with self._lock:
+            self._conn.close()
 
     @contextmanager
     def _read(self) -> Iterator[Cursor]:
@@ -211,12 +218,6 @@ class CatalogStore(ABC):
         with self._read() as cursor:
             cursor.execute("SELECT COUNT(*) FROM items WHERE deleted = 0")
             return int(cursor.fetchone()[0])
-
-    def live_ids(self) -> set[str]:
-        """The ids of every live item."""
-        with self._read() as cursor:
-            cursor.execute("SELECT item_id FROM items WHERE deleted = 0")
-            return {row[0] for row in cursor.fetchall()}
 
     def changes_since(self, version: int, limit: int = 10_000) -> tuple[int, list[CatalogChange]]:
         """The latest state of up to ``limit`` items changed after ``version``, oldest

@@ -18,7 +18,7 @@ from deployments.events.records import (
     ServedList,
 )
 from deployments.json_types import JsonObject
-from models.errors import ModelError
+from models.errors import ModelError, describe_error
 
 __all__ = ["EventClient", "EventLogUnavailable", "served_list_bytes"]
 
@@ -28,6 +28,8 @@ _SHIP_EVERY_S = 0.25
 _RECORD_OVERHEAD_BYTES = 200
 """What a queued served list costs besides its strings (the struct, list and dict
 objects), for the buffer's bound."""
+_ITEM_OVERHEAD_BYTES = 60
+"""What each item id costs besides its characters (a str object and its pointer)."""
 
 
 class EventLogUnavailable(ModelError):
@@ -43,7 +45,8 @@ def served_list_bytes(record: ServedList) -> int:
         for mapping in (record.variant, record.model_versions)
         for key, value in mapping.items()
     )
-    return _RECORD_OVERHEAD_BYTES + 60 * len(record.items) + strings + maps + len(record.user)
+    per_item = _ITEM_OVERHEAD_BYTES * len(record.items)
+    return _RECORD_OVERHEAD_BYTES + per_item + strings + maps + len(record.user)
 
 
 class EventClient:
@@ -61,7 +64,8 @@ class EventClient:
         self.handle = handle
         self.timeout_s = timeout_s
         self.buffer_bytes = buffer_bytes
-        self._served: list[ServedList] = []
+        self._served: list[tuple[ServedList, int]] = []
+        """Queued served lists, each with its ``served_list_bytes`` (counted once)."""
         self.buffered_bytes = 0
         """What the served lists waiting to be shipped hold (``served_list_bytes``)."""
         self._shipper: asyncio.Task[None] | None = None
@@ -79,8 +83,9 @@ class EventClient:
 
     def served(self, record: ServedList) -> None:
         """Queue a served list; a background task ships the queue four times a second."""
-        self._served.append(record)
-        self.buffered_bytes += served_list_bytes(record)
+        size = served_list_bytes(record)
+        self._served.append((record, size))
+        self.buffered_bytes += size
         if self._shipper is None or self._shipper.done():
             self._shipper = asyncio.get_running_loop().create_task(self._ship_loop())
 
@@ -96,14 +101,13 @@ class EventClient:
         if not self._served:
             return True
         batch, self._served = self._served, []
-        shipped = sum(map(served_list_bytes, batch))
         try:
-            await self._call("append_served", batch)
+            await self._call("append_served", [record for record, _ in batch])
         except Exception as exc:  # noqa: BLE001 - kept and retried next round
             self._served = batch + self._served
             logger.warning("event log unreachable (%s): %d lists queued", exc, len(self._served))
             return False
-        self.buffered_bytes -= shipped
+        self.buffered_bytes -= sum(size for _, size in batch)
         return True
 
     async def _call(self, method: str, *args: Any) -> Any:
@@ -125,8 +129,7 @@ class EventClient:
         except Exception as exc:
             # A Ray error's text is the remote traceback: its last line names the cause
             # ("OSError: [Errno 28] No space left on device").
-            lines = str(exc).strip().splitlines() or [type(exc).__name__]
-            raise EventLogUnavailable(f"the event log failed: {lines[-1][:300]}") from exc
+            raise EventLogUnavailable(f"the event log failed: {describe_error(exc)}") from exc
         return result
 
     async def arm_totals(self, use_case: str, node: str) -> dict[str, ArmTotals]:

@@ -77,13 +77,17 @@ class EventJournal:
         )
         self.observers = observers or Observers()
         self.recovered = self.store.recover()
-        # The totals and de-duplication need only these columns of the served lists.
-        served = self.store.read("served", ["use_case", "variant", "request_id", "date"])
+        # The totals need only these columns of the served lists; de-duplication only
+        # the request ids of the last days (their partitions alone are read).
+        served = self.store.read("served", ["use_case", "variant"])
         feedback = self.store.read("feedback")
         self.counts = EventCounts.rebuild(served, feedback)
         since = (datetime.now(UTC) - timedelta(days=ids_days)).strftime("%Y-%m-%d")
-        self._event_ids = _recent(feedback, "event_id", since)
-        self._request_ids = _recent(served, "request_id", since)
+        recent_feedback = feedback.filter(pc.field("date") >= since)
+        self._event_ids = _remembered(recent_feedback["event_id"])
+        self._request_ids = _remembered(
+            self.store.read("served", ["request_id"], since)["request_id"]
+        )
         self._writes: dict[str, asyncio.Future[None]] = {}
         """Ids whose write is in flight, and that write."""
         self.online = OnlineState(events.online, artifacts, app)
@@ -216,11 +220,10 @@ def _retrieve(write: asyncio.Future[None]) -> None:
         write.exception()
 
 
-def _recent(table: pa.Table, column: str, since: str) -> RecentIds:
-    """The ids in ``column`` of ``table``'s rows dated ``since`` or later."""
-    ids = RecentIds(IDS_KEPT)
-    recent = table.filter(pc.greater_equal(table["date"], since)) if table.num_rows else table
-    for value in recent[column].to_pylist():
+def _remembered(ids: pa.ChunkedArray) -> RecentIds:
+    """The non-empty ids of a column, remembered in the order read."""
+    remembered = RecentIds(IDS_KEPT)
+    for value in ids.to_pylist():
         if value:
-            ids.add(value)
-    return ids
+            remembered.add(value)
+    return remembered

@@ -119,9 +119,15 @@ def _to_row(kind: str, record: Mapping[str, Any]) -> JsonObject:
 
 
 def read_events(
-    filesystem: pafs.FileSystem, root: str, kind: str, columns: list[str] | None = None
+    filesystem: pafs.FileSystem,
+    root: str,
+    kind: str,
+    columns: list[str] | None = None,
+    since: str | None = None,
 ) -> pa.Table:
-    """Every event of ``kind`` (``served`` or ``feedback``) in the dataset at ``root``."""
+    """Every event of ``kind`` (``served`` or ``feedback``) in the dataset at ``root``;
+    only those dated ``since`` (``YYYY-MM-DD``) or later when given, reading only their
+    date partitions."""
     directory = f"{root}/{kind}"
     if filesystem.get_file_info(directory).type == pafs.FileType.NotFound:
         return _SCHEMAS[kind].empty_table().select(columns or _SCHEMAS[kind].names)
@@ -132,7 +138,8 @@ def read_events(
         partitioning=_PARTITIONING,
         schema=_SCHEMAS[kind],
     )
-    return dataset.to_table(columns=columns)
+    recent = None if since is None else ds.field("date") >= since
+    return dataset.to_table(columns=columns, filter=recent)
 
 
 class EventStore:
@@ -254,9 +261,12 @@ class EventStore:
                 existing_data_behavior="overwrite_or_ignore",
             )
 
-    def read(self, kind: str, columns: list[str] | None = None) -> pa.Table:
-        """Every flushed event of ``kind`` (empty when none yet)."""
-        return read_events(self.filesystem, self.root, kind, columns)
+    def read(
+        self, kind: str, columns: list[str] | None = None, since: str | None = None
+    ) -> pa.Table:
+        """Every flushed event of ``kind`` (empty when none yet), or those dated
+        ``since`` or later."""
+        return read_events(self.filesystem, self.root, kind, columns, since)
 
     def pending(self) -> list[tuple[str, JsonObject]]:
         """Events in the current segment, not yet in Parquet."""

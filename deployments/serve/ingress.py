@@ -118,11 +118,11 @@ class Ingress:
         catalog: DeploymentHandle[Any] | None = None,
     ) -> None:
         self.config = parse_app_args(args)
-        self.events = (
-            EventClient(event_log, buffer_bytes=int(events.served_buffer_mb * (1 << 20)))
-            if event_log is not None and (events := self.config.events) is not None
-            else None
-        )
+        events = self.config.events
+        self.events = None
+        if event_log is not None and events is not None:
+            buffer_bytes = int(events.served_buffer_mb * (1 << 20))
+            self.events = EventClient(event_log, buffer_bytes=buffer_bytes)
         live = self.config.live_catalog
         self.catalog_client = (
             CatalogClient(catalog, live.poll_interval_s)

@@ -373,3 +373,20 @@ def test_an_invalid_batch_leaves_the_store_untouched(store: CatalogStore) -> Non
         store.upsert_batch(parse_batch(body, 10))
     assert caught.value.field == "items.1.published_at"
     assert store.version() == 0
+
+
+def test_live_item_ids_read_a_catalogue_without_creating_one(backend: Backend) -> None:
+    """What `blendserve publish --catalog` reads: the live ids of either backend, and
+    a clear error, not a new empty catalogue, where there is none."""
+    from deployments.catalog.backends import live_item_ids
+
+    with backend.open() as store:
+        store.upsert_batch([_item("a"), _item("b"), _item("c")])
+        store.delete("b")
+    assert live_item_ids(backend.location, backend.app) == {"a", "c"}
+    missing = backend.location.replace("catalog.sqlite", "never.sqlite")
+    with pytest.raises(ConfigError, match="cannot read the live catalogue"):
+        live_item_ids(missing, f"{backend.app}x")
+    if backend.kind == "postgres":
+        with pytest.raises(ConfigError, match="cannot read the live catalogue"):
+            live_item_ids(missing, f"{backend.app}x")  # still absent: nothing was created

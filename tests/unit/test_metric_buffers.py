@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.metrics import Counter, Histogram, flush_metrics
+from deployments.metric_buffers import Counter, Histogram, flush_metrics
 
 
 class _Recorder:
