@@ -203,7 +203,9 @@ def test_the_bandit_learns_from_clicks_through_the_service(client: httpx.Client)
             if any(c["model"] == "bandit" for c in i["components"])
         ]
 
-    # Every ingress fetches the online state each second: wait for the warm-up's.
+    # Every ingress fetches the online state each second: let the warm-up's arrive
+    # before choosing the item (chosen earlier, it may already rank near the top).
+    time.sleep(2.5)
     candidates = until(bandit_candidates, what="the bandit shows items")
     favourite = candidates[-1]  # the bandit's least favourite of what it shows now
     probe = [f"probe-{n}" for n in range(40)]
