@@ -9,10 +9,13 @@ __all__ = ["free_port", "free_port_block"]
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that nothing listens on right now, below the ephemeral range.
+
+    Not ``bind(0)``: that hands out an ephemeral port, which the kernel may give
+    to any of Ray's many outgoing connections or gRPC servers before the caller
+    binds it (CI lost a run to HAProxy finding its port taken that way).
+    """
+    return free_port_block(1, low=30_000, high=32_700)
 
 
 def free_port_block(size: int, low: int = 20_000, high: int = 30_000) -> int:
