@@ -123,11 +123,21 @@ def _cmd_train_stack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_haproxy_standby(args: argparse.Namespace) -> int:
+    from deployments.local import haproxy_standby
+
+    return haproxy_standby.main(["--port", str(args.port), "--state-dir", args.state_dir])
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from deployments.local.cluster import LocalRay, wait_ready
+    from deployments.local.ports import port_is_free
 
     load_serve_config(args.config)  # a bad config fails here, before Ray starts
     port = _http_port(args.config)
+    if not port_is_free(port):
+        # HAProxy shares its port (SO_REUSEPORT): a second service would split it.
+        raise BlendserveError(f"port {port} is in use (another `blendserve up`?); free it first")
     cluster = LocalRay(home=Path.cwd(), num_cpus=args.num_cpus, dashboard_port=args.dashboard_port)
     # SIGTERM takes Ctrl-C's path, so it also cleans up while Ray is still starting.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -138,6 +148,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     try:
         cluster.start()
         cluster.deploy(Path(args.config))
+        if not args.no_haproxy_standby:
+            cluster.start_haproxy_standby(port)
         print("deployed; waiting until every model is ready...", flush=True)
         wait_ready(f"http://127.0.0.1:{port}/readyz", timeout_s=args.timeout_s)
         base = f"http://127.0.0.1:{port}"
@@ -266,7 +278,21 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--num-cpus", type=float, default=2)
     up.add_argument("--dashboard-port", type=int, default=8265)
     up.add_argument("--timeout-s", type=float, default=600)
+    up.add_argument(
+        "--no-haproxy-standby",
+        action="store_true",
+        help="do not run a standby HAProxy on the HTTP port (Serve's alone then: its "
+        "death stops the service for ~30 s, docs/RELIABILITY.md)",
+    )
     up.set_defaults(func=_cmd_up)
+
+    standby = sub.add_parser(
+        "haproxy-standby",
+        help="run a standby HAProxy beside Serve's on this node (docs/RELIABILITY.md)",
+    )
+    standby.add_argument("--port", type=int, required=True, help="Serve's HTTP port")
+    standby.add_argument("--state-dir", default=".blendserve/haproxy-standby")
+    standby.set_defaults(func=_cmd_haproxy_standby)
 
     keys = sub.add_parser(
         "keys", help="add an API key: prints it once, stores only its SHA-256 digest"

@@ -47,6 +47,10 @@ INGRESS_PORTS = 50
 SERVE_ENV = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    # HAProxy binds the HTTP port with SO_REUSEPORT, so a standby HAProxy can share it
+    # (deployments/local/haproxy_standby.py). The cost: a second cluster started on the
+    # same port shares it too instead of failing; `blendserve up` checks the port first.
+    "SERVE_SOCKET_REUSE_PORT_ENABLED": "1",
     # The serve CLI only sends the cluster's token when told to.
     "RAY_AUTH_MODE": "token",
 }
@@ -362,6 +366,22 @@ class LocalRay:
         if result.returncode != 0:
             raise RuntimeError(f"ray list {kind} failed:\n{result.stdout}\n{result.stderr}")
         return json.loads(result.stdout)
+
+    def start_haproxy_standby(self, port: int) -> subprocess.Popen[bytes]:
+        """Run a standby HAProxy for the Serve HTTP ``port`` (stopped with the cluster).
+
+        It shares the port with the HAProxy Serve manages, so killing that one costs
+        only the requests it was answering (docs/RELIABILITY.md).
+        """
+        log = (self.temp_dir / "haproxy-standby.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "deployments.local.haproxy_standby", "--port", str(port),
+             "--state-dir", str(self.temp_dir / "haproxy-standby")],
+            env=self.env(), cwd=self.home, stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        self._sessions.append(process.pid)
+        return process
 
     def stop(self, grace_s: float = 10.0) -> None:
         """End every process of every node: SIGTERM, then SIGKILL after ``grace_s``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import socket
 
-__all__ = ["free_port", "free_port_block"]
+__all__ = ["free_port", "free_port_block", "port_is_free"]
 
 
 def free_port() -> int:
@@ -24,12 +24,13 @@ def free_port_block(size: int, low: int = 20_000, high: int = 30_000) -> int:
     rng = random.SystemRandom()
     for _ in range(200):
         base = rng.randrange(low, high - size)
-        if all(_bindable(port) for port in range(base, base + size)):
+        if all(port_is_free(port) for port in range(base, base + size)):
             return base
     raise RuntimeError(f"no {size} free consecutive ports between {low} and {high}")
 
 
-def _bindable(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """True when nothing on this machine listens on TCP ``port``, on any address."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind(("0.0.0.0", port))
