@@ -12,7 +12,7 @@ JS_TESTS := $(filter-out %/live.test.js,$(wildcard clients/js/test/*.test.js))
 CLIENT_TESTS = $(BIN)/python -m pytest -q -p no:cacheprovider clients/python/tests \
 		--ignore=clients/python/tests/test_live.py && node --test $(JS_TESTS)
 
-.PHONY: install browser services postgres postgres-stop openapi run demo traffic test test-unit test-gpu test-integration lint lint-imports typecheck validate clean bench soak
+.PHONY: install browser services chaos chaos-soak chaos-services postgres postgres-stop openapi run demo traffic test test-unit test-gpu test-integration lint lint-imports typecheck validate clean bench soak
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,21 @@ browser:
 services:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+# Debian's Redis, for the chaos suite's GCS fault tolerance (started by the suite).
+chaos-services:
+	@command -v redis-server >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+# Every part of the service SIGKILLed under load, one at a time (~20 min); rewrites
+# docs/RELIABILITY.md. Not part of `make test`.
+chaos: install chaos-services
+	$(BIN)/python -m pytest -m "chaos and not slow" tests/chaos
+
+# Thirty minutes at 60% of the default config's capacity: errors and memory growth
+# per replica, into docs/RELIABILITY.md (BLENDSERVE_SOAK_S=300 for a shorter run).
+chaos-soak: install chaos-services
+	$(BIN)/python -m pytest -m "chaos and slow" tests/chaos
 
 # A local PostgreSQL for `live_catalog.url` (README "State off the node"): data in
 # .blendserve/postgres, 127.0.0.1:$(PG_PORT) only; `make postgres-stop` stops it.

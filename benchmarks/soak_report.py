@@ -77,6 +77,9 @@ class SoakReport:
     """Worst delay between a request's due time and its send: this client's own health."""
     windows: list[SoakWindow] = field(default_factory=list)
     """Per-window summaries over consecutive ``window_s`` windows of due time."""
+    shed_p99_ms: float | None = None
+    """99th-percentile latency of the 429 and 503 answers (load shed): how fast a
+    client learns to back off. None when there were none."""
 
     @property
     def ok(self) -> int:
@@ -110,6 +113,7 @@ class SoakReport:
             f"  errors  {errors}",
             f"  latency ms (2xx)  p50 {_fmt(self.p50_ms)}  p90 {_fmt(self.p90_ms)}  "
             f"p99 {_fmt(self.p99_ms)}  max {_fmt(self.max_ms)}",
+            f"  latency ms (429/503)  p99 {_fmt(self.shed_p99_ms)}",
             "",
             f"  {'window':>8} {'sent':>7} {'ok':>7} {'non2xx':>7} {'errors':>7} "
             f"{'p50 ms':>8} {'p99 ms':>8}",
@@ -162,6 +166,7 @@ def summarise(
     statuses: Counter[int] = Counter()
     errors: Counter[str] = Counter()
     ok_latencies: list[float] = []
+    shed_latencies: list[float] = []
     n_windows = max(1, math.ceil(nominal_duration_s / window_s - 1e-9))
     win_sent = [0] * n_windows
     win_ok = [0] * n_windows
@@ -188,6 +193,8 @@ def summarise(
         else:
             win_non2xx[w] += 1
             retry_after += o.retry_after
+            if o.status in (429, 503) and o.latency_ms is not None:
+                shed_latencies.append(o.latency_ms)
     windows = []
     for w in range(n_windows):
         p50, p99 = _percentiles(win_latencies[w], (50, 99))
@@ -220,4 +227,5 @@ def summarise(
         retry_after_seen=retry_after,
         max_send_lag_ms=max_lag_s * 1000.0,
         windows=windows,
+        shed_p99_ms=_percentiles(shed_latencies, (99,))[0],
     )

@@ -12,23 +12,18 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from deployments.api.keys import API_KEYS_FILE_ENV, write_dev_keys, write_secret
 from deployments.config import PSEUDONYM_SALT_ENV, RESULT_KEY_ENV
 from deployments.local.ports import free_port, free_port_block
-from deployments.local.processes import stop_sessions, wait_ready
-from deployments.local.ray_state import RayActor, RayNode, ServeStatus
+from deployments.local.processes import kill_sessions, stop_sessions, wait_ready
+from deployments.local.ray_state import RayStateReader, tool
 
 __all__ = [
     "INGRESS_PORTS",
@@ -56,12 +51,6 @@ SERVE_ENV = {
 }
 
 
-def _bin(name: str) -> str:
-    # Prefer the tools of the interpreter running us (the project's .venv).
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
-
-
 @dataclass(frozen=True)
 class WorkerNode:
     """A worker node that :meth:`LocalRay.add_worker` started on this machine."""
@@ -78,7 +67,7 @@ class WorkerNode:
 
 
 @dataclass
-class LocalRay:
+class LocalRay(RayStateReader):
     """A Ray cluster on this machine, with its own ports and temp directories.
 
     The head node comes first (:meth:`start`); :meth:`add_worker` adds worker nodes to
@@ -228,10 +217,10 @@ class LocalRay:
         Ray's daemons, replicas and HAProxy all inherit the new session of ``ray
         start``, which is how :meth:`stop` finds exactly this cluster's processes.
         """
-        self._run(_bin("ray"), "get-auth-token", "--generate")
+        self._run(tool("ray"), "get-auth-token", "--generate")
         gpus = () if self.num_gpus is None else ("--num-gpus", str(self.num_gpus))
         result = self._run(
-            _bin("ray"), "start", "--head",
+            tool("ray"), "start", "--head",
             "--node-ip-address", "127.0.0.1",
             "--port", str(self.gcs_port),
             "--dashboard-host", "127.0.0.1",
@@ -270,7 +259,7 @@ class LocalRay:
         before = {node["node_id"] for node in self.list_nodes()}
         temp_dir = self.temp_dir.with_name(f"{self.temp_dir.name}-w{len(self.workers) + 1}")
         command = [
-            _bin("ray"), "start",
+            tool("ray"), "start",
             "--address", f"127.0.0.1:{self.gcs_port}",
             "--node-ip-address", "127.0.0.1",
             "--num-cpus", str(num_cpus),
@@ -312,60 +301,9 @@ class LocalRay:
 
     def deploy(self, config: Path) -> None:
         """``serve deploy`` a config to this cluster (returns before replicas are up)."""
-        result = self._run(_bin("serve"), "deploy", str(config), "--address", self.dashboard_url)
+        result = self._run(tool("serve"), "deploy", str(config), "--address", self.dashboard_url)
         if result.returncode != 0:
             raise RuntimeError(f"serve deploy failed:\n{result.stdout}\n{result.stderr}")
-
-    def serve_status(self) -> ServeStatus | None:
-        """``serve status`` of this cluster as data (``None`` while it cannot answer)."""
-        result = self._run(_bin("serve"), "status", "--address", self.dashboard_url)
-        if result.returncode != 0:
-            return None
-        status: ServeStatus | None = yaml.safe_load(result.stdout)
-        return status
-
-    def wait_running(self, apps: Collection[str] | None = None, timeout_s: float = 300.0) -> None:
-        """Wait until ``apps`` (default: every application) report RUNNING.
-
-        ``/readyz`` answers as soon as a replica does; Serve's controller marks replicas
-        running and updates HAProxy a little later, and a ``serve deploy`` in between
-        can meet an ingress that HAProxy does not list yet.
-        """
-        deadline = time.monotonic() + timeout_s
-        status: ServeStatus | None = None
-        while time.monotonic() < deadline:
-            status = self.serve_status()
-            found = status.get("applications", {}) if status else {}
-            wanted = found.keys() if apps is None else apps
-            if found and all(app in found and found[app]["status"] == "RUNNING" for app in wanted):
-                return
-            time.sleep(0.5)
-        raise TimeoutError(f"applications not RUNNING after {timeout_s}s: {status}")
-
-    def list_actors(self) -> list[RayActor]:
-        """Ray's state API view of this cluster's live actors (replicas included).
-
-        Each has a ``node_id``; :meth:`list_nodes` says which node that is.
-        """
-        actors: list[RayActor] = self._list_state("actors")
-        return actors
-
-    def list_nodes(self) -> list[RayNode]:
-        """This cluster's live nodes: ``node_id``, ``is_head_node``, ``resources_total``..."""
-        nodes: list[RayNode] = self._list_state("nodes")
-        return nodes
-
-    def _list_state(self, kind: str) -> Any:
-        result = self._run(
-            _bin("ray"), "list", kind,
-            "--address", self.dashboard_url,
-            "--format", "json",
-            "--filter", "state=ALIVE",
-            "--limit", "10000",
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise RuntimeError(f"ray list {kind} failed:\n{result.stdout}\n{result.stderr}")
-        return json.loads(result.stdout)
 
     def start_haproxy_standby(self, port: int) -> subprocess.Popen[bytes]:
         """Run a standby HAProxy for the Serve HTTP ``port`` (stopped with the cluster).
@@ -382,6 +320,25 @@ class LocalRay:
         log.close()
         self._sessions.append(process.pid)
         return process
+
+    def stop_haproxy_standby(self, process: subprocess.Popen[bytes]) -> None:
+        """Stop a standby that :meth:`start_haproxy_standby` started (and its HAProxy)."""
+        stop_sessions([process.pid], grace_s=5.0)
+        process.wait(timeout=10)
+        self._sessions.remove(process.pid)
+
+    def kill_head(self) -> None:
+        """SIGKILL every process of the head node at once, as a crash would."""
+        if self.session_id is None:
+            raise RuntimeError("the head node is not running")
+        kill_sessions([self._sessions.pop(0)])
+
+    def restart_head(self) -> None:
+        """Start the head node again after :meth:`kill_head`: same ports, token and temp
+        directory. With GCS fault tolerance (``RAY_REDIS_ADDRESS`` in ``extra_env``)
+        the cluster's actors, the Serve controller among them, come back."""
+        self.start()
+        self._sessions.insert(0, self._sessions.pop())
 
     def stop(self, grace_s: float = 10.0) -> None:
         """End every process of every node: SIGTERM, then SIGKILL after ``grace_s``."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["stop_sessions", "wait_ready"]
+__all__ = ["kill_sessions", "stop_sessions", "wait_ready"]
 
 
 def stop_sessions(session_ids: list[int], grace_s: float) -> None:
@@ -22,6 +22,11 @@ def stop_sessions(session_ids: list[int], grace_s: float) -> None:
     deadline = time.monotonic() + grace_s
     while _session_pids(session_ids) and time.monotonic() < deadline:
         time.sleep(0.2)
+    _signal_sessions(session_ids, signal.SIGKILL)
+
+
+def kill_sessions(session_ids: list[int]) -> None:
+    """SIGKILL every process of the sessions at once, as a crash of their machine would."""
     _signal_sessions(session_ids, signal.SIGKILL)
 
 

@@ -27,7 +27,16 @@ from builders import (
     publish_tiny_click_ranker,
     publish_tiny_mf,
 )
-from serving_cluster import ROOT, SLEEPY_DELAY_S, TEST_KEYS, Deployed, serve_config
+from object_store import S3Server
+from serving_cluster import (
+    ROOT,
+    SLEEPY_DELAY_S,
+    TEST_KEYS,
+    Deployed,
+    SharedState,
+    serve_config,
+)
+from small_disk import mounted_tmpfs
 
 from deployments.api.keys import API_KEYS_ENV
 from deployments.config import load_serve_config
@@ -76,8 +85,17 @@ def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
 
 
 @pytest.fixture(scope="session")
+def shared_state(
+    postgres: LocalPostgres, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedState]:
+    """Where the ``shared`` app keeps its state: PostgreSQL, S3 and a 4 MiB tmpfs."""
+    with mounted_tmpfs(tmp_path_factory.mktemp("small-wal") / "mount", "4m") as wal:
+        yield SharedState(postgres.url, s3_server.uri("shared"), wal)
+
+
+@pytest.fixture(scope="session")
 def deployed(
-    serve_home: Path, postgres: LocalPostgres, request: pytest.FixtureRequest
+    serve_home: Path, shared_state: SharedState, request: pytest.FixtureRequest
 ) -> Iterator[Deployed]:
     """Start Ray on 127.0.0.1, `serve deploy` the config, wait for readiness."""
     # Replicas import the checkout under test (not whichever one the virtualenv's
@@ -91,7 +109,7 @@ def deployed(
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         running = Deployed(url, cluster, {}, serve_home / "serve.yaml")
-        running.redeploy(serve_config(port, postgres.url))
+        running.redeploy(serve_config(port, shared_state))
         wait_ready(f"{url}/readyz", timeout_s=300)
         # `pending` never is ready; `flaky` and `damaged` are RUNNING with models that
         # failed to load or failed their smoke test.

@@ -130,10 +130,10 @@ def mf_in_its_own_replica(app: dict[str, Any]) -> None:
     deployment(app, "model-mf")["max_surge_percent"] = 100
 
 
-def serve_config(port: int, catalog_url: str) -> dict[str, Any]:
+def serve_config(port: int, shared: SharedState) -> dict[str, Any]:
     """The default config on ``port``, plus the ``flaky``, ``pending``, ``damaged``,
-    ``lifecycle`` and ``shared`` applications; the last keeps its live catalogue in the
-    PostgreSQL database at ``catalog_url``, with two catalogue replicas."""
+    ``lifecycle`` and ``shared`` applications; the last keeps its state off the node:
+    its live catalogue in PostgreSQL (two catalogue replicas), its events on S3."""
     config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
     config["http_options"]["port"] = port
     main = config["applications"][0]
@@ -199,24 +199,44 @@ def serve_config(port: int, catalog_url: str) -> dict[str, Any]:
         pending,
         _damaged(main),
         _lifecycle(main),
-        _shared_catalogue(main, catalog_url),
+        _shared_state(main, shared),
     ]
     return config
 
 
 SHARED_PREFIX = "/shared"
-"""Where the ``shared`` app answers: its live catalogue is in PostgreSQL."""
+"""Where the ``shared`` app answers: its state is off the node."""
 
 
-def _shared_catalogue(main: dict[str, Any], catalog_url: str) -> dict[str, Any]:
-    """A small app whose live catalogue is in the PostgreSQL database at ``catalog_url``,
-    in two catalogue replicas, as a multi-node cluster would run it: the catalogue
-    tests run on it and on the main app's SQLite file alike. Its `home` blends
-    popularity and staff picks, inline."""
+@dataclass(frozen=True)
+class SharedState:
+    """Where the ``shared`` app keeps its state."""
+
+    catalog_url: str
+    """The live catalogue's PostgreSQL database."""
+    events_uri: str
+    """The event log's Parquet dataset: a prefix of a bucket on the S3 server."""
+    wal_dir: Path
+    """The event log's write-ahead log: a small tmpfs, which the disk-full test fills."""
+
+
+def _shared_state(main: dict[str, Any], shared: SharedState) -> dict[str, Any]:
+    """A small app whose live catalogue is in PostgreSQL, in two catalogue replicas, and
+    whose events go to S3, as a multi-node cluster would run it: the catalogue tests run
+    on it and on the main app's SQLite file alike. Its `home` blends popularity and staff
+    picks, inline."""
     app = copy.deepcopy(main)
     app.update(name="shared", route_prefix=SHARED_PREFIX)
-    app["args"]["events"] = None
-    app["args"]["live_catalog"] = {"poll_interval_s": 0.2, "url": catalog_url, "num_replicas": 2}
+    app["args"]["events"] = {
+        "uri": shared.events_uri,
+        "wal_dir": str(shared.wal_dir),
+        "flush_interval_s": 0.5,
+    }
+    app["args"]["live_catalog"] = {
+        "poll_interval_s": 0.2,
+        "url": shared.catalog_url,
+        "num_replicas": 2,
+    }
     models = main["args"]["models"]
     app["args"]["models"] = {
         "popularity": models["popularity"],

@@ -9,8 +9,12 @@ import asyncio
 import time
 from typing import Any
 
-from deployments.events.client import EventClient, served_list_bytes
-from deployments.events.records import ServedList
+import pytest
+from ray.exceptions import ActorDiedError
+
+from deployments.events import client as event_client
+from deployments.events.client import EventClient, EventLogUnavailable, served_list_bytes
+from deployments.events.records import FeedbackStored, ServedList
 
 
 def _served(request_id: str) -> ServedList:
@@ -74,3 +78,58 @@ def test_the_buffer_keeps_every_list_while_the_log_is_down_and_refuses_once_full
     sent = asyncio.run(scenario())
     assert log.stored == sent, "every list, in order, none dropped or doubled"
     assert log.calls == 3, "two failed rounds, then one call for the whole backlog"
+
+
+class _DyingEventLog:
+    """``append_feedback.remote(records)``: raises ``ActorDiedError`` while ``dead``,
+    else answers after ``delay_s``; counts the calls that reached it."""
+
+    def __init__(self) -> None:
+        self.dead, self.delay_s, self.calls = True, 0.0, 0
+
+    @property
+    def append_feedback(self) -> _DyingEventLog:
+        return self
+
+    def remote(self, records: list[Any]) -> Any:
+        self.calls += 1
+
+        async def call() -> FeedbackStored:
+            await asyncio.sleep(self.delay_s)
+            if self.dead:
+                raise ActorDiedError()
+            return FeedbackStored(len(records), 0)
+
+        return call()
+
+
+def test_a_dead_event_log_is_asked_once_per_interval_not_once_per_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While its replica restarts, feedback fails at once (a 503 with Retry-After, not
+    an ingress slot held for the whole timeout); one call at a time finds out whether
+    it is back."""
+    monkeypatch.setattr(event_client, "_UNREACHABLE_FOR_S", 0.2)
+    log = _DyingEventLog()
+    client = EventClient(log)  # type: ignore[arg-type]
+
+    async def refused() -> bool:
+        try:
+            await client.feedback([])
+        except EventLogUnavailable:
+            return True
+        return False
+
+    async def scenario() -> None:
+        assert await refused() and log.calls == 1  # the replica died: learnt here
+        assert all([await refused() for _ in range(20)]) and log.calls == 1
+        await asyncio.sleep(0.25)
+        log.dead, log.delay_s = False, 0.1  # back, and slow to answer the probe
+        probe = asyncio.create_task(client.feedback([]))
+        await asyncio.sleep(0.01)
+        assert await refused() and log.calls == 2, "others wait for the probe's answer"
+        assert (await probe).accepted == 0
+        log.delay_s = 0.0
+        assert not await refused() and log.calls == 3, "reachable again"
+
+    asyncio.run(scenario())

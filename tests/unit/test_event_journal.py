@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from small_disk import grow, mounted_tmpfs
+
 from blending.result_ids import ResultIdCodec, ResultRef
 from deployments.config import EventsConfig
 from deployments.events.feedback import feedback_records
@@ -157,21 +159,9 @@ SUDO = [] if os.geteuid() == 0 else ["sudo", "-n"]
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MiB tmpfs (needs root, which CI and `make test` have, or sudo)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(
-        [*SUDO, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True
-    )
-    try:
+    """A real 1 MiB tmpfs."""
+    with mounted_tmpfs(tmp_path / "small", "1m") as mount:
         yield mount
-    finally:
-        subprocess.run([*SUDO, "umount", "-l", str(mount)], check=False)
-
-
-def _grow(mount: Path, size: str) -> None:
-    """Give the filesystem more room, as an operator freeing space would."""
-    subprocess.run([*SUDO, "mount", "-o", f"remount,size={size}", str(mount)], check=True)
 
 
 def test_a_full_disk_refuses_writes_loses_nothing_acknowledged_and_writing_resumes(
@@ -197,7 +187,7 @@ def test_a_full_disk_refuses_writes_loses_nothing_acknowledged_and_writing_resum
     # Space returns. The refused batch, sent again as the ingress does, is stored (its
     # ids were not kept as seen), after whatever part of it the full disk took was cut
     # off (else the first line written now would be glued to it and lost on recovery).
-    _grow(small_disk, "4m")
+    grow(small_disk, "4m")
     assert asyncio.run(journal.append_served(lists)) == len(lists)
     later = [_served(f"later-{n}") for n in range(20)]
     assert asyncio.run(journal.append_served(later)) == 20

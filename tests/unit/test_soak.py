@@ -134,6 +134,7 @@ def test_mixed_answers_are_counted_per_kind(server: Server) -> None:
     assert report.error_counts == {"timeout": quarter}
     assert report.degraded == quarter
     assert report.retry_after_seen == quarter
+    assert report.shed_p99_ms is not None and 0 < report.shed_p99_ms < 500  # the 429s
     assert report.ok_share() == pytest.approx(0.5)
     # Everything reached the server, with the key.
     assert sum(server.state.received[u] for u in users) == report.sent

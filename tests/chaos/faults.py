@@ -1,0 +1,146 @@
+"""The faults of the chaos suite: each SIGKILLs one part of a running local cluster and
+returns a check that is true once Ray has replaced it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from deployments.local.cluster import LocalRay
+from deployments.local.processes import kill_sessions
+
+Restored = Callable[[], bool]
+
+
+@dataclass
+class ChaosCluster:
+    """The cluster under test, its HTTP port and the standby HAProxy beside it."""
+
+    cluster: LocalRay
+    port: int
+    standby: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The service's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def replicas(self, deployment: str) -> dict[str, int]:
+        """Live replicas of a deployment of the ``blendserve`` app: actor id -> pid."""
+        name = f"ServeReplica:blendserve:{deployment}"
+        return {
+            a["actor_id"]: a["pid"]
+            for a in self.cluster.list_actors()
+            if a.get("class_name") == name and a.get("state") == "ALIVE"
+        }
+
+    def serves(self) -> bool:
+        """``/readyz`` answers 200."""
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=5.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def kill_replica(chaos: ChaosCluster, deployment: str) -> Restored:
+    """SIGKILL one replica of ``deployment``; restored when as many run as before, the
+    killed one not among them."""
+    before = chaos.replicas(deployment)
+    actor_id, pid = sorted(before.items())[0]
+    os.kill(pid, signal.SIGKILL)
+
+    def restored() -> bool:
+        now = chaos.replicas(deployment)
+        return len(now) >= len(before) and actor_id not in now
+
+    return restored
+
+
+def kill_controller(chaos: ChaosCluster) -> Restored:
+    """SIGKILL the Serve controller; restored when a new one is alive and serving."""
+    (old,) = _actor_pids(chaos.cluster, "ServeController")
+    os.kill(old, signal.SIGKILL)
+    return lambda: _actor_pids(chaos.cluster, "ServeController") not in ([], [old])
+
+
+def serve_haproxy_pids() -> list[int]:
+    """The HAProxy processes Ray Serve runs (not the standby's)."""
+    found = subprocess.run(
+        ["pgrep", "-f", "haproxy -db -f /tmp/haproxy-serve/"], capture_output=True, text=True
+    )
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def kill_haproxy(chaos: ChaosCluster) -> Restored:
+    """SIGKILL Serve's HAProxy; restored when Serve runs a new one."""
+    old = serve_haproxy_pids()
+    for pid in old:
+        os.kill(pid, signal.SIGKILL)
+    return lambda: bool(serve_haproxy_pids()) and not set(old) & set(serve_haproxy_pids())
+
+
+def kill_worker_node(chaos: ChaosCluster) -> Restored:
+    """SIGKILL every process of the worker node at once, as if its machine died;
+    restored when each deployment runs as many replicas as before, on the head."""
+    (worker,) = chaos.cluster.workers
+    before = {name: len(chaos.replicas(name)) for name in ("Ingress", "model-mf")}
+    kill_sessions([worker.session_id])
+    chaos.cluster.workers.remove(worker)
+
+    def restored() -> bool:
+        nodes = {node["node_id"] for node in chaos.cluster.list_nodes()}
+        if worker.node_id in nodes:
+            return False
+        return all(len(chaos.replicas(name)) >= n for name, n in before.items())
+
+    return restored
+
+
+def restart_head(chaos: ChaosCluster) -> Restored:
+    """SIGKILL every process of the head node, then start it again on the same ports:
+    GCS fault tolerance (Redis) brings back the Serve controller, which redeploys."""
+    chaos.cluster.kill_head()
+    chaos.cluster.restart_head()
+    return chaos.serves
+
+
+def worker_replicas(chaos: ChaosCluster) -> dict[str, int]:
+    """How many replicas of each deployment run on the worker node."""
+    (worker,) = chaos.cluster.workers
+    counts: dict[str, int] = {}
+    for actor in chaos.cluster.list_actors():
+        name = str(actor.get("class_name", ""))
+        if actor.get("node_id") == worker.node_id and name.startswith("ServeReplica:"):
+            deployment = name.rsplit(":", 1)[1]
+            counts[deployment] = counts.get(deployment, 0) + 1
+    return counts
+
+
+def _actor_pids(cluster: LocalRay, class_name: str) -> list[int]:
+    return [
+        int(a["pid"])
+        for a in cluster.list_actors()
+        if a.get("class_name") == class_name and a.get("state") == "ALIVE"
+    ]
+
+
+def standby_running(chaos: ChaosCluster) -> bool:
+    """The standby HAProxy process is alive."""
+    return chaos.standby is not None and chaos.standby.poll() is None
+
+
+def stop_standby(chaos: ChaosCluster) -> None:
+    """Stop the standby (to measure what Serve's own HAProxy manager does alone)."""
+    if chaos.standby is not None:
+        chaos.cluster.stop_haproxy_standby(chaos.standby)
+        chaos.standby = None
+
+
+def start_standby(chaos: ChaosCluster) -> None:
+    """Start the standby again."""
+    chaos.standby = chaos.cluster.start_haproxy_standby(chaos.port)

@@ -1,0 +1,128 @@
+"""Thirty minutes at 60% of the default config's capacity (issue 19, item 6; ``make
+chaos-soak``, not in CI): no errors, and no replica's resident memory grows by 5% or
+more after a five-minute warm-up. The figures go to docs/RELIABILITY.md."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from capacity import closed_loop_capacity
+from faults import ChaosCluster
+from report import write_section
+from serving_cluster import ROOT
+
+from benchmarks.soak import SoakReport, run_soak
+
+pytestmark = pytest.mark.chaos
+
+SOAK_S = float(os.environ.get("BLENDSERVE_SOAK_S", 1800))
+WARM_UP_S = min(300.0, SOAK_S / 6)
+SHARE = 0.6
+SAMPLE_EVERY_S = 15.0
+REPORT = ROOT / "docs" / "RELIABILITY.md"
+
+
+def _rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _replicas(service: ChaosCluster) -> dict[str, int]:
+    """Every live Serve actor of the cluster (replicas, controller, HAProxy manager):
+    a readable name -> pid."""
+    named = {}
+    for actor in service.cluster.list_actors():
+        name = str(actor.get("class_name", ""))
+        if name.startswith(("ServeReplica:", "ServeController", "HAProxyManager")):
+            named[f"{name} {str(actor['actor_id'])[:6]}"] = int(actor["pid"])
+    return named
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(7200)
+def test_thirty_minutes_at_sixty_percent(
+    default_service: ChaosCluster, known_users: list[str]
+) -> None:
+    url, headers = default_service.url, default_service.cluster.auth_headers()
+    asyncio.run(closed_loop_capacity(url, headers, known_users))  # warm-up
+    capacity = asyncio.run(closed_loop_capacity(url, headers, known_users))
+    pids = _replicas(default_service)
+    samples: dict[str, list[tuple[float, int]]] = {name: [] for name in pids}
+    done = threading.Event()
+    started = time.monotonic()
+
+    def sample_memory() -> None:
+        while not done.is_set():
+            for name, pid in pids.items():
+                rss = _rss_kib(pid)
+                if rss is not None:
+                    samples[name].append((time.monotonic() - started, rss))
+            done.wait(SAMPLE_EVERY_S)
+
+    sampler = threading.Thread(target=sample_memory, daemon=True)
+    sampler.start()
+    key = headers["Authorization"].split(" ", 1)[1]
+    report = asyncio.run(
+        run_soak(
+            url,
+            rate=SHARE * capacity,
+            duration_s=SOAK_S,
+            api_key=key,
+            users=known_users,
+            timeout_s=5.0,
+            window_s=SOAK_S / 10,
+        )
+    )
+    done.set()
+    sampler.join()
+    growth = {name: _growth(points) for name, points in samples.items()}
+    write_section(REPORT, "soak", _markdown(capacity, report, samples, growth))
+
+    assert report.ok == report.sent, report.render()
+    assert _replicas(default_service) == pids, "a process was replaced during the soak"
+    assert all(g < 5.0 for g in growth.values()), growth
+
+
+def _growth(points: list[tuple[float, int]]) -> float:
+    """Percent growth of resident memory from the end of the warm-up to the end."""
+    after = [rss for at, rss in points if at >= WARM_UP_S]
+    return 100.0 * (after[-1] - after[0]) / after[0] if len(after) >= 2 else 0.0
+
+
+def _markdown(
+    capacity: float,
+    report: SoakReport,
+    samples: dict[str, list[tuple[float, int]]],
+    growth: dict[str, float],
+) -> str:
+    lines = [
+        f"{SOAK_S / 60:.0f} minutes at {SHARE:.0%} of the default config's capacity "
+        f"({capacity:.0f} req/s with 16 closed-loop clients): {report.sent} requests at "
+        f"{report.achieved_rate:.0f}/s, {report.ok} answered 200 "
+        f"({report.ok_share():.2%}), {report.degraded} degraded, errors "
+        f"{report.error_counts or 'none'}; latency p50 {report.p50_ms or 0:.1f} ms, "
+        f"p99 {report.p99_ms or 0:.1f} ms. Resident memory of every Serve process, "
+        f"after a {WARM_UP_S / 60:.0f}-minute warm-up and at the end:",
+        "",
+        "| process | after warm-up | at the end | growth |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, points in sorted(samples.items()):
+        after = [rss for at, rss in points if at >= WARM_UP_S] or [0]
+        lines.append(
+            f"| {name} | {after[0] / 1024:.0f} MiB | {after[-1] / 1024:.0f} MiB "
+            f"| {growth[name]:+.1f}% |"
+        )
+    lines += ["", "p99 per tenth of the run (ms): "]
+    lines[-1] += ", ".join(f"{w.p99_ms or 0:.0f}" for w in report.windows)
+    return "\n".join(lines)
