@@ -1,34 +1,13 @@
-"""The capacity of a running service with this suite's client, and how long it takes
-to answer well again after a load."""
+"""How long a service takes to answer well again after a load."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import httpx
 
 BUDGET_MS = 150.0
 """``home``'s budget in configs/default.yaml."""
-
-
-async def closed_loop_capacity(url: str, headers: dict[str, str], users: list[str]) -> float:
-    """2xx answers per second with 16 clients each waiting for its answer (10 s)."""
-    done = 0
-    deadline = time.monotonic() + 10.0
-
-    async def worker(offset: int, http: httpx.AsyncClient) -> None:
-        nonlocal done
-        n = offset
-        while time.monotonic() < deadline:
-            body = {"user_id": users[n % len(users)], "k": 10}
-            response = await http.post(f"{url}/v1/recommend/home", json=body)
-            done += response.is_success
-            n += 16
-
-    async with httpx.AsyncClient(headers=headers, timeout=10.0) as http:
-        await asyncio.gather(*(worker(i, http) for i in range(16)))
-    return done / 10.0
 
 
 def recovery_s(url: str, headers: dict[str, str], users: list[str], stopped: float) -> float:

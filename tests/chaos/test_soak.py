@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from capacity import closed_loop_capacity
 from faults import ChaosCluster
 from report import write_section
 from serving_cluster import ROOT
 
-from benchmarks.soak import SoakReport, run_soak
+from benchmarks.open_loop import closed_loop_rate, open_loop
+from benchmarks.soak import SoakReport
 
 pytestmark = pytest.mark.chaos
 
@@ -54,8 +54,9 @@ def test_thirty_minutes_at_sixty_percent(
     default_service: ChaosCluster, known_users: list[str]
 ) -> None:
     url, headers = default_service.url, default_service.cluster.auth_headers()
-    asyncio.run(closed_loop_capacity(url, headers, known_users))  # warm-up
-    capacity = asyncio.run(closed_loop_capacity(url, headers, known_users))
+    bodies = [{"user_id": user, "k": 10} for user in known_users]
+    closed_loop_rate(url, "/v1/recommend/home", bodies, headers, 10.0)  # warm-up
+    capacity = closed_loop_rate(url, "/v1/recommend/home", bodies, headers, 10.0)
     pids = _replicas(default_service)
     samples: dict[str, list[tuple[float, int]]] = {name: [] for name in pids}
     done = threading.Event()
@@ -71,14 +72,14 @@ def test_thirty_minutes_at_sixty_percent(
 
     sampler = threading.Thread(target=sample_memory, daemon=True)
     sampler.start()
-    key = headers["Authorization"].split(" ", 1)[1]
     report = asyncio.run(
-        run_soak(
+        open_loop(
             url,
+            "/v1/recommend/home",
+            bodies,
             rate=SHARE * capacity,
             duration_s=SOAK_S,
-            api_key=key,
-            users=known_users,
+            headers=headers,
             timeout_s=5.0,
             window_s=SOAK_S / 10,
         )

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from benchmarks.open_loop import closed_loop_rate, open_loop
 from benchmarks.soak import DROPPED_BY_CLIENT, SoakReport, main, run_soak
 
 SLOW_S = 1.0
@@ -248,3 +249,49 @@ def test_cli_exit_code_follows_min_ok(
     assert server.state.auth["Bearer from-file"] == 20
     assert main([*common, "--users", "ok-cli", "--api-key", "from-flag"]) == 0
     assert server.state.auth["Bearer from-flag"] == 20
+
+
+def test_the_lean_open_loop_client_counts_answers_like_the_soak_client(server: Server) -> None:
+    """benchmarks/open_loop.py over raw keep-alive connections: same report shape,
+    every request counted once, statuses and degraded answers told apart."""
+    users = ("ok-lean", "deg-lean", "busy-lean", "slow-lean")
+    bodies = [{"user_id": user, "k": 10} for user in users]
+    report = asyncio.run(
+        open_loop(
+            server.url,
+            "/v1/recommend/home",
+            bodies,
+            rate=80,
+            duration_s=2.0,
+            headers={"Authorization": "Bearer lean"},
+            timeout_s=0.5,
+            window_s=0.5,
+        )
+    )
+    _assert_consistent(report)
+    quarter = report.sent // 4
+    assert report.sent == 160
+    assert report.status_counts == {200: 2 * quarter, 429: quarter}
+    assert report.error_counts == {"timeout": quarter}
+    assert report.degraded == quarter and report.retry_after_seen == quarter
+    assert sum(server.state.received[u] for u in users) == report.sent
+    assert server.state.auth["Bearer lean"] == report.sent
+
+
+def test_the_lean_client_drops_past_its_in_flight_cap(server: Server) -> None:
+    report = asyncio.run(
+        open_loop(
+            server.url,
+            "/v1/recommend/home",
+            [{"user_id": "slow-lean-cap", "k": 1}],
+            rate=50,
+            duration_s=1.0,
+            timeout_s=2.0,
+            max_connections=5,
+        )
+    )
+    _assert_consistent(report)
+    assert report.status_counts == {200: 5} and report.error_counts == {DROPPED_BY_CLIENT: 45}
+    assert server.state.peak_in_flight["slow-lean-cap"] == 5
+    rate = closed_loop_rate(server.url, "/v1/recommend/home", [{"user_id": "ok-cl"}], {}, 0.5)
+    assert rate > 50, "sixteen clients each waiting for their answer"
