@@ -32,6 +32,10 @@ def free_port_block(size: int, low: int = 20_000, high: int = 30_000) -> int:
 def port_is_free(port: int) -> bool:
     """True when nothing on this machine listens on TCP ``port``, on any address."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Connections of a stopped server linger in TIME_WAIT on its port for a minute;
+        # they do not stop a new listener (servers set SO_REUSEADDR), nor should they
+        # make the port look taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("0.0.0.0", port))
         except OSError:
