@@ -203,12 +203,9 @@ def test_the_bandit_learns_from_clicks_through_the_service(client: httpx.Client)
             if any(c["model"] == "bandit" for c in i["components"])
         ]
 
-    # Every ingress fetches the online state each second: let the warm-up's arrive
-    # before choosing the item (chosen earlier, it may already rank near the top).
-    time.sleep(2.5)
     candidates = until(bandit_candidates, what="the bandit shows items")
-    favourite = candidates[-1]  # the bandit's least favourite of what it shows now
     probe = [f"probe-{n}" for n in range(40)]
+    favourite = candidates[-1]  # the bandit's least favourite of what it shows now
     before = _bandit_rank(client, favourite, probe)
     clicks = _click_through(client, "latest", [f"fan-{n}" for n in range(150)], favourite)
     assert clicks >= 10
@@ -216,10 +213,14 @@ def test_the_bandit_learns_from_clicks_through_the_service(client: httpx.Client)
 
     def risen() -> bool:
         ranks.append(_bandit_rank(client, favourite, probe))
-        return ranks[-1] < before - 2
+        # Two places up, or to the top when it started within two of it (the warm-up's
+        # clicks may reach the ingresses after the choice, and lift it a little).
+        return ranks[-1] <= max(1.5, before - 2)
 
-    until(risen, timeout_s=30, what=f"{favourite} rose from rank {before:.1f}: {ranks}")
-    print(f"bandit: {favourite} clicked {clicks} times; mean rank {before:.1f} -> {ranks[-1]:.1f}")
+    try:
+        until(risen, timeout_s=30, what=f"{favourite} rose from rank {before:.1f}")
+    finally:
+        print(f"bandit: {favourite} ranks after {clicks} clicks: {before:.1f} -> {ranks}")
 
 
 def test_catalogue_and_learned_state_survive_their_processes_being_killed(

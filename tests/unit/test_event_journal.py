@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from small_disk import grow, mounted_tmpfs
 
 from blending.result_ids import ResultIdCodec, ResultRef
