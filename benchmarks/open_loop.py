@@ -9,6 +9,11 @@ protocols and reads only the status line, ``Content-Length`` or chunked framing 
 answer: a few tens of microseconds per request. It speaks just enough HTTP/1.1 for a
 JSON API behind HAProxy; use a real client for anything else.
 
+:func:`run_open_loop` runs it on uvloop with the garbage collector paused (a minute at
+3x keeps a hundred thousand outcomes alive): at three times the default config's
+capacity that cut the client's worst send lag from 449 to 124 ms, lag the latencies
+below would otherwise charge to the service.
+
 Request ``i`` is due at ``start + i / rate`` and its latency counts from then. A request
 due while ``max_connections`` connections are busy is not sent (``dropped_by_client``).
 The outcomes fold into the same :class:`~benchmarks.soak_report.SoakReport` as the
@@ -18,15 +23,18 @@ httpx soak client's.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
+
+import uvloop
 
 from benchmarks.soak_report import DROPPED_BY_CLIENT, Outcome, SoakReport, summarise
 
-__all__ = ["open_loop"]
+__all__ = ["closed_loop_rate", "open_loop", "run_open_loop"]
 
 
 class _Connection(asyncio.Protocol):
@@ -39,8 +47,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not subclasses of asyncio.Transport, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -104,6 +112,17 @@ def _request(host: str, port: int, path: str, headers: Mapping[str, str], body: 
         *(f"{k}: {v}" for k, v in headers.items()),
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+
+
+def run_open_loop(url: str, path: str, bodies: Sequence[Any], **options: Any) -> SoakReport:
+    """:func:`open_loop` on uvloop, without garbage collection while it runs."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return uvloop.run(open_loop(url, path, bodies, **options))
+    finally:
+        if collecting:
+            gc.enable()
 
 
 async def open_loop(
@@ -217,4 +236,4 @@ def closed_loop_rate(
         await asyncio.gather(*(client(i) for i in range(16)))
         return ok / seconds
 
-    return asyncio.run(run())
+    return uvloop.run(run())

@@ -123,10 +123,14 @@ def _cmd_train_stack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_haproxy_standby(args: argparse.Namespace) -> int:
-    from deployments.local import haproxy_standby
+def _cmd_front_door(args: argparse.Namespace) -> int:
+    from deployments.local import front_door
 
-    return haproxy_standby.main(["--port", str(args.port), "--state-dir", args.state_dir])
+    argv = ["--port", str(args.port), "--serve-port", str(args.serve_port)]
+    argv += ["--state-dir", args.state_dir, "--queue-timeout-ms", str(args.queue_timeout_ms)]
+    if args.max_per_replica:
+        argv += ["--max-per-replica", str(args.max_per_replica)]
+    return front_door.main(argv)
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -136,7 +140,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     load_serve_config(args.config)  # a bad config fails here, before Ray starts
     port = _http_port(args.config)
     if not port_is_free(port):
-        # HAProxy shares its port (SO_REUSEPORT): a second service would split it.
+        # The front door shares its port (SO_REUSEPORT): a second service would split it.
         raise BlendserveError(f"port {port} is in use (another `blendserve up`?); free it first")
     cluster = LocalRay(home=Path.cwd(), num_cpus=args.num_cpus, dashboard_port=args.dashboard_port)
     # SIGTERM takes Ctrl-C's path, so it also cleans up while Ray is still starting.
@@ -147,9 +151,15 @@ def _cmd_up(args: argparse.Namespace) -> int:
     )
     try:
         cluster.start()
-        cluster.deploy(Path(args.config))
-        if not args.no_haproxy_standby:
-            cluster.start_haproxy_standby(port)
+        if args.no_front_door:
+            cluster.deploy(Path(args.config))
+        else:
+            door = cluster.deploy_behind_front_door(Path(args.config))
+            print(
+                f"front door on port {port} (two HAProxy, {door.admission}); Serve's own "
+                f"HAProxy on {door.serve_port}",
+                flush=True,
+            )
         print("deployed; waiting until every model is ready...", flush=True)
         wait_ready(f"http://127.0.0.1:{port}/readyz", timeout_s=args.timeout_s)
         base = f"http://127.0.0.1:{port}"
@@ -279,20 +289,31 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--dashboard-port", type=int, default=8265)
     up.add_argument("--timeout-s", type=float, default=600)
     up.add_argument(
-        "--no-haproxy-standby",
+        "--no-front-door",
         action="store_true",
-        help="do not run a standby HAProxy on the HTTP port (Serve's alone then: its "
-        "death stops the service for ~30 s, docs/RELIABILITY.md)",
+        help="let Serve's own HAProxy take the HTTP port, without the front door: no "
+        "admission control, and its death stops the service for ~24 s (docs/RELIABILITY.md)",
     )
     up.set_defaults(func=_cmd_up)
 
-    standby = sub.add_parser(
-        "haproxy-standby",
-        help="run a standby HAProxy beside Serve's on this node (docs/RELIABILITY.md)",
+    front = sub.add_parser(
+        "front-door",
+        help="run the front door (two HAProxy with admission control) on this node's "
+        "public HTTP port, in front of Serve's (docs/ops.md)",
     )
-    standby.add_argument("--port", type=int, required=True, help="Serve's HTTP port")
-    standby.add_argument("--state-dir", default=".blendserve/haproxy-standby")
-    standby.set_defaults(func=_cmd_haproxy_standby)
+    front.add_argument("--port", type=int, required=True, help="the public HTTP port")
+    front.add_argument(
+        "--serve-port", type=int, required=True, help="Serve's own port (http_options.port)"
+    )
+    front.add_argument(
+        "--max-per-replica",
+        type=int,
+        help="requests at once per ingress replica (its max_ongoing_requests); "
+        "without it, no admission control",
+    )
+    front.add_argument("--queue-timeout-ms", type=int, default=30)
+    front.add_argument("--state-dir", default=".blendserve/front-door")
+    front.set_defaults(func=_cmd_front_door)
 
     keys = sub.add_parser(
         "keys", help="add an API key: prints it once, stores only its SHA-256 digest"

@@ -19,8 +19,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from deployments.api.keys import API_KEYS_FILE_ENV, write_dev_keys, write_secret
 from deployments.config import PSEUDONYM_SALT_ENV, RESULT_KEY_ENV
+from deployments.local.front_door import Admission, admission_for
 from deployments.local.ports import free_port, free_port_block
 from deployments.local.processes import kill_sessions, stop_sessions, wait_ready
 from deployments.local.ray_state import RayStateReader, tool
@@ -28,6 +31,7 @@ from deployments.local.ray_state import RayStateReader, tool
 __all__ = [
     "INGRESS_PORTS",
     "SERVE_ENV",
+    "FrontDoor",
     "LocalRay",
     "WorkerNode",
     "free_port",
@@ -42,13 +46,19 @@ INGRESS_PORTS = 50
 SERVE_ENV = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
-    # HAProxy binds the HTTP port with SO_REUSEPORT, so a standby HAProxy can share it
-    # (deployments/local/haproxy_standby.py). The cost: a second cluster started on the
-    # same port shares it too instead of failing; `blendserve up` checks the port first.
-    "SERVE_SOCKET_REUSE_PORT_ENABLED": "1",
     # The serve CLI only sends the cluster's token when told to.
     "RAY_AUTH_MODE": "token",
 }
+
+
+@dataclass(frozen=True)
+class FrontDoor:
+    """A running front door: the public ``port`` in front of Serve's ``serve_port``."""
+
+    port: int
+    serve_port: int
+    admission: Admission | None
+    process: subprocess.Popen[bytes]
 
 
 @dataclass(frozen=True)
@@ -305,27 +315,47 @@ class LocalRay(RayStateReader):
         if result.returncode != 0:
             raise RuntimeError(f"serve deploy failed:\n{result.stdout}\n{result.stderr}")
 
-    def start_haproxy_standby(self, port: int) -> subprocess.Popen[bytes]:
-        """Run a standby HAProxy for the Serve HTTP ``port`` (stopped with the cluster).
+    def deploy_behind_front_door(self, config: Path) -> FrontDoor:
+        """``serve deploy`` a config with Serve's HTTP port moved to a free internal
+        port, and run the front door (:mod:`deployments.local.front_door`) on the
+        config's port, with the admission the config implies (stopped with the cluster).
+        Returns before replicas are up."""
+        data = yaml.safe_load(config.read_text()) or {}
+        http_options = data.setdefault("http_options", {})
+        port = int(http_options.get("port", 8000))
+        http_options["port"] = serve_port = free_port()
+        internal = self.temp_dir / f"behind-front-door-{config.name}"
+        internal.write_text(yaml.safe_dump(data, sort_keys=False))
+        self.deploy(internal)
+        return self.start_front_door(port, serve_port, admission_for(data))
 
-        It shares the port with the HAProxy Serve manages, so killing that one costs
-        only the requests it was answering (docs/RELIABILITY.md).
-        """
-        log = (self.temp_dir / "haproxy-standby.log").open("ab")
+    def start_front_door(
+        self, port: int, serve_port: int, admission: Admission | None
+    ) -> FrontDoor:
+        """Run the front door on ``port`` for Serve's HAProxy on ``serve_port``."""
+        command = [
+            sys.executable, "-m", "deployments.local.front_door", "--port", str(port),
+            "--serve-port", str(serve_port), "--state-dir", str(self.temp_dir / "front-door"),
+        ]  # fmt: skip
+        if admission is not None:
+            command += [
+                "--max-per-replica", str(admission.max_per_replica),
+                "--queue-timeout-ms", str(admission.queue_timeout_ms),
+            ]  # fmt: skip
+        log = (self.temp_dir / "front-door.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "deployments.local.haproxy_standby", "--port", str(port),
-             "--state-dir", str(self.temp_dir / "haproxy-standby")],
-            env=self.env(), cwd=self.home, stdout=log, stderr=log, start_new_session=True,
+            command, env=self.env(), cwd=self.home, stdout=log, stderr=log,
+            start_new_session=True,
         )  # fmt: skip
         log.close()
         self._sessions.append(process.pid)
-        return process
+        return FrontDoor(port, serve_port, admission, process)
 
-    def stop_haproxy_standby(self, process: subprocess.Popen[bytes]) -> None:
-        """Stop a standby that :meth:`start_haproxy_standby` started (and its HAProxy)."""
-        stop_sessions([process.pid], grace_s=5.0)
-        process.wait(timeout=10)
-        self._sessions.remove(process.pid)
+    def stop_front_door(self, door: FrontDoor) -> None:
+        """Stop a front door that :meth:`start_front_door` started (and its HAProxy)."""
+        stop_sessions([door.process.pid], grace_s=5.0)
+        door.process.wait(timeout=10)
+        self._sessions.remove(door.process.pid)
 
     def kill_head(self) -> None:
         """SIGKILL every process of the head node at once, as a crash would."""

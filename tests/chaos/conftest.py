@@ -1,6 +1,6 @@
 """The chaos suite's cluster: the default config on two nodes of this machine (a head
 and a worker, each a ``ray start``), ``mf`` in its own replica as on a GPU machine, GCS
-fault tolerance on a Redis server started here, and the standby HAProxy of
+fault tolerance on a Redis server started here, and the front door of
 ``blendserve up``. Opt in with ``make chaos`` (``pytest -m chaos tests/chaos``)."""
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def chaos_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def chaos(chaos_home: Path, redis_address: str) -> Iterator[ChaosCluster]:
-    """The running two-node cluster with its standby HAProxy."""
+    """The running two-node cluster behind its front door."""
     env = {
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
         "RAY_REDIS_ADDRESS": redis_address,
@@ -78,9 +78,8 @@ def chaos(chaos_home: Path, redis_address: str) -> Iterator[ChaosCluster]:
     cluster.start()
     try:
         cluster.add_worker(num_cpus=1)
-        port = free_port()
         config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
-        config["http_options"]["port"] = port
+        config["http_options"]["port"] = free_port()
         (app,) = config["applications"]
         app["args"].update(
             store=str(chaos_home / "artifacts"), catalog=str(chaos_home / "data/items.parquet")
@@ -89,11 +88,9 @@ def chaos(chaos_home: Path, redis_address: str) -> Iterator[ChaosCluster]:
         deployment(app, "model-mf")["num_replicas"] = 2
         path = chaos_home / "serve.yaml"
         path.write_text(yaml.safe_dump(config))
-        cluster.deploy(path)
-        wait_ready(f"http://127.0.0.1:{port}/readyz", timeout_s=300)
+        running = ChaosCluster(cluster, cluster.deploy_behind_front_door(path))
+        wait_ready(f"{running.url}/readyz", timeout_s=300)
         cluster.wait_running(["blendserve"], timeout_s=180)
-        running = ChaosCluster(cluster, port)
-        running.standby = cluster.start_haproxy_standby(port)
         yield running
     finally:
         cluster.stop()
@@ -108,22 +105,21 @@ def known_users(chaos_home: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def default_service(chaos_home: Path) -> Iterator[ChaosCluster]:
-    """``configs/default.yaml`` as ``make run`` serves it, with the standby HAProxy."""
+    """``configs/default.yaml`` as ``make run`` serves it, behind the front door."""
     cluster = LocalRay(home=chaos_home, num_cpus=2)
     cluster.start()
     try:
-        port = free_port()
         config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
-        config["http_options"]["port"] = port
+        config["http_options"]["port"] = free_port()
         (app,) = config["applications"]
         app["args"].update(
             store=str(chaos_home / "artifacts"), catalog=str(chaos_home / "data/items.parquet")
         )
         path = chaos_home / "serve-default.yaml"
         path.write_text(yaml.safe_dump(config))
-        cluster.deploy(path)
-        wait_ready(f"http://127.0.0.1:{port}/readyz", timeout_s=300)
+        running = ChaosCluster(cluster, cluster.deploy_behind_front_door(path))
+        wait_ready(f"{running.url}/readyz", timeout_s=300)
         cluster.wait_running(["blendserve"], timeout_s=180)
-        yield ChaosCluster(cluster, port, cluster.start_haproxy_standby(port))
+        yield running
     finally:
         cluster.stop()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from deployments.local.cluster import LocalRay
+from deployments.local.cluster import FrontDoor, LocalRay
 from deployments.local.processes import kill_sessions
 
 Restored = Callable[[], bool]
@@ -19,16 +19,20 @@ Restored = Callable[[], bool]
 
 @dataclass
 class ChaosCluster:
-    """The cluster under test, its HTTP port and the standby HAProxy beside it."""
+    """The cluster under test and the front door on its public HTTP port."""
 
     cluster: LocalRay
-    port: int
-    standby: subprocess.Popen[bytes] | None = None
+    door: FrontDoor
 
     @property
     def url(self) -> str:
-        """The service's base URL."""
-        return f"http://127.0.0.1:{self.port}"
+        """The service's base URL: the front door."""
+        return f"http://127.0.0.1:{self.door.port}"
+
+    @property
+    def serve_url(self) -> str:
+        """Serve's own HAProxy, behind the front door."""
+        return f"http://127.0.0.1:{self.door.serve_port}"
 
     def replicas(self, deployment: str) -> dict[str, int]:
         """Live replicas of a deployment of the ``blendserve`` app: actor id -> pid."""
@@ -69,7 +73,7 @@ def kill_controller(chaos: ChaosCluster) -> Restored:
 
 
 def serve_haproxy_pids() -> list[int]:
-    """The HAProxy processes Ray Serve runs (not the standby's)."""
+    """The HAProxy processes Ray Serve runs (not the front door's)."""
     found = subprocess.run(
         ["pgrep", "-f", "haproxy -db -f /tmp/haproxy-serve/"], capture_output=True, text=True
     )
@@ -82,6 +86,23 @@ def kill_haproxy(chaos: ChaosCluster) -> Restored:
     for pid in old:
         os.kill(pid, signal.SIGKILL)
     return lambda: bool(serve_haproxy_pids()) and not set(old) & set(serve_haproxy_pids())
+
+
+def front_door_haproxy_pids(chaos: ChaosCluster, instance: int = 0) -> list[int]:
+    """The HAProxy processes of one of the front door's instances (two while reloading)."""
+    config = chaos.cluster.temp_dir / "front-door" / str(instance) / "haproxy.cfg"
+    found = subprocess.run(["pgrep", "-f", f"-f {config}"], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def kill_front_door_haproxy(chaos: ChaosCluster) -> Restored:
+    """SIGKILL one of the front door's two HAProxy processes; restored when it runs again."""
+    old = front_door_haproxy_pids(chaos)
+    for pid in old:
+        os.kill(pid, signal.SIGKILL)
+    return lambda: (
+        bool(front_door_haproxy_pids(chaos)) and not set(old) & set(front_door_haproxy_pids(chaos))
+    )
 
 
 def kill_worker_node(chaos: ChaosCluster) -> Restored:
@@ -127,20 +148,3 @@ def _actor_pids(cluster: LocalRay, class_name: str) -> list[int]:
         for a in cluster.list_actors()
         if a.get("class_name") == class_name and a.get("state") == "ALIVE"
     ]
-
-
-def standby_running(chaos: ChaosCluster) -> bool:
-    """The standby HAProxy process is alive."""
-    return chaos.standby is not None and chaos.standby.poll() is None
-
-
-def stop_standby(chaos: ChaosCluster) -> None:
-    """Stop the standby (to measure what Serve's own HAProxy manager does alone)."""
-    if chaos.standby is not None:
-        chaos.cluster.stop_haproxy_standby(chaos.standby)
-        chaos.standby = None
-
-
-def start_standby(chaos: ChaosCluster) -> None:
-    """Start the standby again."""
-    chaos.standby = chaos.cluster.start_haproxy_standby(chaos.port)

@@ -4,7 +4,6 @@ more after a five-minute warm-up. The figures go to docs/RELIABILITY.md."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
@@ -15,7 +14,7 @@ from faults import ChaosCluster
 from report import write_section
 from serving_cluster import ROOT
 
-from benchmarks.open_loop import closed_loop_rate, open_loop
+from benchmarks.open_loop import closed_loop_rate, run_open_loop
 from benchmarks.soak import SoakReport
 
 pytestmark = pytest.mark.chaos
@@ -72,17 +71,15 @@ def test_thirty_minutes_at_sixty_percent(
 
     sampler = threading.Thread(target=sample_memory, daemon=True)
     sampler.start()
-    report = asyncio.run(
-        open_loop(
-            url,
-            "/v1/recommend/home",
-            bodies,
-            rate=SHARE * capacity,
-            duration_s=SOAK_S,
-            headers=headers,
-            timeout_s=5.0,
-            window_s=SOAK_S / 10,
-        )
+    report = run_open_loop(
+        url,
+        "/v1/recommend/home",
+        bodies,
+        rate=SHARE * capacity,
+        duration_s=SOAK_S,
+        headers=headers,
+        timeout_s=5.0,
+        window_s=SOAK_S / 10,
     )
     done.set()
     sampler.join()

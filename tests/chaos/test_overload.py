@@ -10,7 +10,6 @@ to docs/RELIABILITY.md.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -19,7 +18,7 @@ from faults import ChaosCluster
 from report import write_section
 from serving_cluster import ROOT
 
-from benchmarks.open_loop import closed_loop_rate, open_loop
+from benchmarks.open_loop import closed_loop_rate, run_open_loop
 from benchmarks.soak import SoakReport
 
 pytestmark = pytest.mark.chaos
@@ -37,17 +36,15 @@ def test_three_times_capacity_for_a_minute(
     closed_loop_rate(url, "/v1/recommend/home", bodies, headers, 10.0)  # warm-up
     capacity = closed_loop_rate(url, "/v1/recommend/home", bodies, headers, 10.0)
     started = time.monotonic()
-    report = asyncio.run(
-        open_loop(
-            url,
-            "/v1/recommend/home",
-            bodies,
-            rate=OVERLOAD * capacity,
-            duration_s=DURATION_S,
-            headers=headers,
-            timeout_s=5.0,
-            max_connections=2000,
-        )
+    report = run_open_loop(
+        url,
+        "/v1/recommend/home",
+        bodies,
+        rate=OVERLOAD * capacity,
+        duration_s=DURATION_S,
+        headers=headers,
+        timeout_s=5.0,
+        max_connections=2000,
     )
     recovery = recovery_s(url, headers, known_users, started + report.duration_s)
     write_section(REPORT, "overload", _markdown(capacity, report, recovery))

@@ -67,6 +67,8 @@ class MixedLoad:
     items: dict[str, dict[str, Any]]
     """The items the catalogue stream deletes and restores: id -> stored fields."""
     timeout_s: float = 10.0
+    writes: bool = True
+    """Feedback and catalogue writes beside the recommendations (else those alone)."""
     samples: list[Sample] = field(default_factory=list)
     attempts: list[tuple[float, str, int]] = field(default_factory=list)
     """Every attempt on the wire, retries included: (sent, kind, status or 0)."""
@@ -99,11 +101,12 @@ class MixedLoad:
         async with AsyncClient(
             self.url, api_key=key, timeout_s=self.timeout_s, transport=transport
         ) as client:
-            streams = [
-                self._stream(RECOMMEND_PER_S, lambda n: self._recommend(client, n)),
-                self._stream(FEEDBACK_PER_S, lambda n: self._feedback(client)),
-                self._stream(CATALOG_WRITES_PER_S, lambda n: self._catalog_write(client, n)),
-            ]
+            streams = [self._stream(RECOMMEND_PER_S, lambda n: self._recommend(client, n))]
+            if self.writes:
+                streams += [
+                    self._stream(FEEDBACK_PER_S, lambda n: self._feedback(client)),
+                    self._stream(CATALOG_WRITES_PER_S, lambda n: self._catalog_write(client, n)),
+                ]
             await asyncio.gather(*streams)
 
     async def _stream(self, rate: float, one: Callable[[int], Awaitable[None]]) -> None:

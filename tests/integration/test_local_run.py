@@ -60,6 +60,11 @@ def test_up_serves_then_sigterm_stops_everything(serve_home: Path, tmp_path: Pat
         assert refused.status_code == 401, "the API answered without a key"
         metrics = re.search(r"Prometheus metrics.*: (http://\S+)", printed)
         assert metrics and httpx.get(metrics.group(1), timeout=10).status_code == 200
+        # The front door takes the public port; Serve's own HAProxy serves it on another.
+        behind = re.search(rf"front door on port {http_port} .*HAProxy on (\d+)", printed)
+        assert behind, f"no front door printed:\n{printed}"
+        serve_port = int(behind.group(1))
+        assert serve_port != http_port and _port_open(serve_port)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     finally:
@@ -71,6 +76,7 @@ def test_up_serves_then_sigterm_stops_everything(serve_home: Path, tmp_path: Pat
             except subprocess.TimeoutExpired:
                 process.kill()
     assert not _port_open(http_port), "the HTTP port still answers after SIGTERM"
+    assert not _port_open(serve_port), "Serve's own port still answers after SIGTERM"
     assert not _port_open(dashboard_port), "the Ray dashboard still answers after SIGTERM"
 
 

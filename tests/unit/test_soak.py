@@ -9,6 +9,7 @@ so the tests can check what actually reached the wire, not only what the client 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import threading
@@ -25,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from benchmarks.open_loop import closed_loop_rate, open_loop
+from benchmarks.open_loop import closed_loop_rate, open_loop, run_open_loop
 from benchmarks.soak import DROPPED_BY_CLIENT, SoakReport, main, run_soak
 
 SLOW_S = 1.0
@@ -256,18 +257,17 @@ def test_the_lean_open_loop_client_counts_answers_like_the_soak_client(server: S
     every request counted once, statuses and degraded answers told apart."""
     users = ("ok-lean", "deg-lean", "busy-lean", "slow-lean")
     bodies = [{"user_id": user, "k": 10} for user in users]
-    report = asyncio.run(
-        open_loop(
-            server.url,
-            "/v1/recommend/home",
-            bodies,
-            rate=80,
-            duration_s=2.0,
-            headers={"Authorization": "Bearer lean"},
-            timeout_s=0.5,
-            window_s=0.5,
-        )
+    report = run_open_loop(  # on uvloop, as the chaos suite runs it
+        server.url,
+        "/v1/recommend/home",
+        bodies,
+        rate=80,
+        duration_s=2.0,
+        headers={"Authorization": "Bearer lean"},
+        timeout_s=0.5,
+        window_s=0.5,
     )
+    assert gc.isenabled(), "the garbage collector runs again afterwards"
     _assert_consistent(report)
     quarter = report.sent // 4
     assert report.sent == 160
