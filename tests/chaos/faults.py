@@ -83,6 +83,8 @@ def serve_haproxy_pids() -> list[int]:
 def kill_haproxy(chaos: ChaosCluster) -> Restored:
     """SIGKILL Serve's HAProxy; restored when Serve runs a new one."""
     old = serve_haproxy_pids()
+    if not old:
+        raise RuntimeError("no HAProxy of Serve's runs: nothing to kill")
     for pid in old:
         os.kill(pid, signal.SIGKILL)
     return lambda: bool(serve_haproxy_pids()) and not set(old) & set(serve_haproxy_pids())
@@ -91,13 +93,17 @@ def kill_haproxy(chaos: ChaosCluster) -> Restored:
 def front_door_haproxy_pids(chaos: ChaosCluster, instance: int = 0) -> list[int]:
     """The HAProxy processes of one of the front door's instances (two while reloading)."""
     config = chaos.cluster.temp_dir / "front-door" / str(instance) / "haproxy.cfg"
-    found = subprocess.run(["pgrep", "-f", f"-f {config}"], capture_output=True, text=True)
+    # The whole command line: a pattern starting with "-f" would be read as options.
+    pattern = f"haproxy -db -f {config}"
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return [int(pid) for pid in found.stdout.split()]
 
 
 def kill_front_door_haproxy(chaos: ChaosCluster) -> Restored:
     """SIGKILL one of the front door's two HAProxy processes; restored when it runs again."""
     old = front_door_haproxy_pids(chaos)
+    if not old:
+        raise RuntimeError("no front-door HAProxy runs: nothing to kill")
     for pid in old:
         os.kill(pid, signal.SIGKILL)
     return lambda: (

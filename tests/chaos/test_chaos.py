@@ -166,6 +166,8 @@ def test_every_part_killed_under_load(
                 print(f"{window.name}: {kind}: {s.error}")
     write_section(REPORT, "faults", table)
 
+    for window in windows:  # each part came back (a kill that missed never does)
+        assert "not recovered" not in window.note, (window.name, window.note)
     for r in rows_in_order:
         assert r.feedback_lost == 0 and r.writes_lost == 0, r
         assert r.deleted_served == 0, r

@@ -126,14 +126,18 @@ def test_the_front_config_moves_the_port_limits_replicas_and_drops_single_parts(
 ) -> None:
     ray_dir, state = tmp_path / "ray" / "node", tmp_path / "front"
     text = _primary_text(ray_dir, 8000, 9000)
-    config, copies = front_config(text, state, 8000, 8080, Admission(4, 50))
+    config, copies = front_config(text, state, 8000, 8080, Admission(16, 50, hot_per_replica=4))
     assert "admin.sock" not in config and "server-state" not in config
     assert "prometheus" not in config and "listen stats" not in config
     assert "bind 127.0.0.1:8080" in config and ":8000" not in config
-    assert "127.0.0.1:9000 check maxconn 4" in config
-    # A request that finds a full round of slots queued (one server x 4) is refused at once.
-    overloaded = state / "overloaded.http"
-    assert f"http-request return status 503 errorfile {overloaded} if {{ queue() ge 4 }}" in config
+    # Recommendations get 4 slots per replica of their own, every other route 12.
+    hot, other = config.split("backend http-app-hot\n")[1], config.split("backend http-app\n")[1]
+    assert "127.0.0.1:9000 check maxconn 4" in hot and "maxconn 12" in other.split("backend")[0]
+    assert "use_backend http-app-hot if { path_beg / } METH_POST blendserve_hot" in config
+    assert "acl blendserve_hot path_beg /v1/recommend/ /v1/predict/ /v2/models/" in config
+    # A request that finds a full round of its slots queued is refused at once.
+    refuse = f"http-request return status 503 errorfile {state / 'overloaded.http'}"
+    assert f"{refuse} if {{ queue() ge 4 }}" in hot and f"{refuse} if {{ queue() ge 12 }}" in other
     assert "timeout queue 50ms" in config and "timeout queue 30s" not in config
     # Two processes share the cores: half of them each.
     assert f"nbthread {max(1, (os.cpu_count() or 2) // 2)}\n" in config
