@@ -206,12 +206,14 @@ def _admit(lines: list[str], admission: Admission, page: Path) -> list[str]:
             out += block
     paths = " ".join(HOT_PATHS)
     routed: list[str] = []
+    declared = False
     for line in out:
         route = re.match(r"^(\s*)use_backend (\S+) if (.+)$", line)
         if route and route.group(2) in split:
             indent, name, condition = route.groups()
-            if "blendserve_hot" not in "".join(routed):
+            if not declared:
                 routed.append(f"{indent}acl blendserve_hot path_beg {paths}")
+                declared = True
             routed.append(f"{indent}use_backend {name}-hot if {condition} METH_POST blendserve_hot")
         routed.append(line)
     return routed
