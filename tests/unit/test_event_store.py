@@ -217,3 +217,19 @@ def test_per_list_sums_follow_each_lists_counts() -> None:
     totals = counts.arm_totals("home", "ab")["b"]
     # Lists: r1 has 1 click in 2 impressions, r2 none in 1.
     assert (totals.units, totals.clicks_sq, totals.impressions_sq, totals.cross) == (2, 1, 5, 2)
+
+
+def test_recent_traffic_keeps_one_window_even_when_no_dashboard_reads_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 30-minute soak with nobody on the dashboard grew the event log by every
+    served list; only the last minute is ever shown."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    counts = EventCounts()
+    served = {"use_case": "home", "variant": {}, "latency_ms": 3.0, "degraded": False}
+    for _ in range(600):  # ten minutes at one a second
+        counts.add_served(served)
+        clock[0] += 1.0
+    assert len(counts.recent) <= 61
+    assert counts.traffic()["by_use_case"]["home"]  # what the dashboard reads still works
