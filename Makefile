@@ -48,7 +48,7 @@ chaos-services:
 	@command -v redis-server >/dev/null || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
-# Every part of the service SIGKILLed under load, one at a time (~20 min); rewrites
+# Every part of the service SIGKILLed under load, one at a time (~10 min); rewrites
 # docs/RELIABILITY.md. Not part of `make test`.
 chaos: install chaos-services
 	$(BIN)/python -m pytest -m "chaos and not slow" tests/chaos
