@@ -19,6 +19,7 @@ from deployments.config import (
     misplaced_versions,
     resolve_store,
 )
+from deployments.local import front_door
 from models.errors import BlendserveError
 from models.store import ArtifactStore
 
@@ -121,17 +122,6 @@ def _cmd_train_stack(args: argparse.Namespace) -> int:
         f"{n_examples} examples): {metrics}"
     )
     return 0
-
-
-def _cmd_front_door(args: argparse.Namespace) -> int:
-    from deployments.local import front_door
-
-    argv = ["--port", str(args.port), "--serve-port", str(args.serve_port)]
-    argv += ["--state-dir", args.state_dir, "--queue-timeout-ms", str(args.queue_timeout_ms)]
-    if args.max_per_replica:
-        argv += ["--max-per-replica", str(args.max_per_replica)]
-        argv += ["--hot-per-replica", str(args.hot_per_replica)]
-    return front_door.main(argv)
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -302,25 +292,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run the front door (two HAProxy with admission control) on this node's "
         "public HTTP port, in front of Serve's (docs/ops.md)",
     )
-    front.add_argument("--port", type=int, required=True, help="the public HTTP port")
-    front.add_argument(
-        "--serve-port", type=int, required=True, help="Serve's own port (http_options.port)"
-    )
-    front.add_argument(
-        "--max-per-replica",
-        type=int,
-        help="requests at once per ingress replica (its max_ongoing_requests); "
-        "without it, no admission control",
-    )
-    front.add_argument("--queue-timeout-ms", type=int, default=30)
-    front.add_argument(
-        "--hot-per-replica",
-        type=int,
-        default=4,
-        help="of those, recommend/predict/infer requests (CPU-bound) at once",
-    )
-    front.add_argument("--state-dir", default=".blendserve/front-door")
-    front.set_defaults(func=_cmd_front_door)
+    front_door.add_arguments(front)
+    front.set_defaults(func=front_door.run)
 
     keys = sub.add_parser(
         "keys", help="add an API key: prints it once, stores only its SHA-256 digest"

@@ -352,12 +352,6 @@ class LocalRay(RayStateReader):
         self._sessions.append(process.pid)
         return FrontDoor(port, serve_port, admission, process)
 
-    def stop_front_door(self, door: FrontDoor) -> None:
-        """Stop a front door that :meth:`start_front_door` started (and its HAProxy)."""
-        stop_sessions([door.process.pid], grace_s=5.0)
-        door.process.wait(timeout=10)
-        self._sessions.remove(door.process.pid)
-
     def kill_head(self) -> None:
         """SIGKILL every process of the head node at once, as a crash would."""
         if self.session_id is None:

