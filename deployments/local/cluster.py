@@ -323,7 +323,12 @@ class LocalRay(RayStateReader):
         data = yaml.safe_load(config.read_text()) or {}
         http_options = data.setdefault("http_options", {})
         port = int(http_options.get("port", 8000))
-        http_options["port"] = serve_port = free_port()
+        # Not one this cluster chose already: its HAProxy binds those only later.
+        taken = {port, self.haproxy_stats_port, self.haproxy_metrics_port}
+        serve_port = free_port()
+        while serve_port in taken:
+            serve_port = free_port()
+        http_options["port"] = serve_port
         internal = self.temp_dir / f"behind-front-door-{config.name}"
         internal.write_text(yaml.safe_dump(data, sort_keys=False))
         self.deploy(internal)
