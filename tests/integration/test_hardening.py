@@ -27,6 +27,9 @@ from models.store import ArtifactStore
 
 pytestmark = pytest.mark.integration
 
+SERVE_BACKPRESSURE_TEXT = "Request dropped due to backpressure"
+"""The body of the 503 Serve's own replica sends when its queue is full."""
+
 
 async def _concurrent_posts(
     url: str, headers: dict[str, str], bodies: list[dict[str, Any]]
@@ -263,7 +266,13 @@ def test_a_full_model_queue_fails_fast_instead_of_waiting(
     assert len(served) + len(shed) + len(timed_out) == 5, [r.text for r, _ in predicts]
     assert len(served) >= 1 and len(shed) >= 2 and len(timed_out) <= 1
     assert all(r.headers.get("retry-after") == "1" for r, _ in shed), [r.text for r, _ in shed]
-    assert all(r.json()["error"]["code"] == "overloaded" for r, _ in shed)
+    # Serve counts all five as queued at the ingress for a moment before four take its
+    # slots, so it may refuse one itself (its own plain-text 503) before our code runs;
+    # every other refusal is the model's full queue, answered as our JSON error.
+    at_ingress = [r for r, _ in shed if r.text == SERVE_BACKPRESSURE_TEXT]
+    by_model_queue = [r for r, _ in shed if r.text != SERVE_BACKPRESSURE_TEXT]
+    assert len(at_ingress) <= 1 and by_model_queue, [r.text for r, _ in shed]
+    assert all(r.json()["error"]["code"] == "overloaded" for r in by_model_queue)
     assert max(seconds for _, seconds in shed) < 1.0, "a refused call waited"
     _until_sleepy_tight_is_idle(client)
     # As many blends as the flaky ingress queues (4): Serve counts a burst's requests as
