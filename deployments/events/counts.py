@@ -11,7 +11,7 @@ CTR.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from blending.evaluation.stats import ArmTotals
+from deployments.events.recent_ids import RecentIds
 from deployments.json_types import JsonObject
 
 __all__ = ["TRAFFIC_WINDOW_S", "EventCounts"]
@@ -28,7 +29,7 @@ TRAFFIC_WINDOW_S = 60.0
 """The dashboard's traffic numbers cover this many seconds."""
 
 _SEEN_KEPT = 2_000_000
-"""Result id and event pairs remembered for counting each item once (about 200 MB)."""
+"""Result id and event pairs remembered for counting each item once (16 MB)."""
 
 
 @dataclass
@@ -68,7 +69,7 @@ class EventCounts:
     """Use case -> [impressions, clicks], every item counted once."""
     recent: deque[tuple[float, str, float, bool]] = field(default_factory=deque)
     """(monotonic time, use case, latency ms, degraded) of recently served lists."""
-    _seen: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
+    _seen: RecentIds = field(default_factory=lambda: RecentIds(_SEEN_KEPT))
 
     def _arm(self, use_case: str, node: str, arm: str) -> _Arm:
         key = (use_case, node, arm)
@@ -99,9 +100,7 @@ class EventCounts:
         key = (str(record["result_id"]), event)
         if key in self._seen:
             return False
-        self._seen[key] = None
-        if len(self._seen) > _SEEN_KEPT:
-            self._seen.popitem(last=False)
+        self._seen.add(key)
         use_case = str(record["use_case"])
         if event in ("impression", "click"):
             overall = self.use_cases.setdefault(use_case, [0, 0])

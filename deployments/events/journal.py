@@ -45,7 +45,7 @@ logger = logging.getLogger("ray.serve")
 
 IDS_KEPT = 1_000_000
 """Feedback event ids, and served lists' request ids, remembered for de-duplication
-(about 100 MB each at most)."""
+(8 MB each; at 500 served lists a second, the last half hour's)."""
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,5 @@ def _retrieve(write: asyncio.Future[None]) -> None:
 def _remembered(ids: pa.ChunkedArray) -> RecentIds:
     """The non-empty ids of a column, remembered in the order read."""
     remembered = RecentIds(IDS_KEPT)
-    for value in ids.to_pylist():
-        if value:
-            remembered.add(value)
+    remembered.reserve(value for value in ids.to_pylist() if value)
     return remembered
