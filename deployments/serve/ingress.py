@@ -12,6 +12,7 @@ weights, slots and experiment splits change live with ``serve deploy``.
 
 import asyncio
 import gc
+import itertools
 import logging
 import time
 import uuid
@@ -56,7 +57,7 @@ from deployments.events.client import EventClient
 from deployments.events.feedback import served_record
 from deployments.hosting.checks import UnknownItems, check_node_models, unknown_model_items
 from deployments.hosting.gateway import build_gateway
-from deployments.metrics import IngressMetrics, start_flushing
+from deployments.metrics import NODE_LATENCY_SAMPLE_EVERY, IngressMetrics, start_flushing
 from deployments.serve.replica import flush_logs, load_catalog, pseudonymizer, result_codec
 from models.errors import InputError, describe_error
 
@@ -133,6 +134,8 @@ class Ingress:
         self.online: OnlineSnapshot | None = None
         self.pseudonym = pseudonymizer()
         self.metrics = IngressMetrics()
+        self._blends = itertools.count()
+        """Recommendations answered: node latencies are recorded for one in a few."""
         start_flushing()
         self.models = build_gateway(self.config, handles, self.metrics.rollouts)
         self.catalog: ItemCatalog | None = (
@@ -335,12 +338,15 @@ class Ingress:
     def _observe(
         self, use_case: str, plan: BlendPlan, outcome: BlendOutcome, started: float
     ) -> None:
-        """Record the blend's latency, per node too, and whether it missed its budget."""
+        """Record the blend's latency, per node too (a sample), and whether it missed
+        its budget."""
         elapsed_ms = (time.monotonic() - started) * 1000.0
         tags = {"use_case": use_case}
         self.metrics.recommend_latency.observe(elapsed_ms, tags=tags)
-        for node, node_ms in outcome.node_ms.items():
-            self.metrics.node_latency.observe(node_ms, tags={"use_case": use_case, "node": node})
+        if next(self._blends) % NODE_LATENCY_SAMPLE_EVERY == 0:
+            for node, node_ms in outcome.node_ms.items():
+                node_tags = {"use_case": use_case, "node": node}
+                self.metrics.node_latency.observe(node_ms, tags=node_tags)
         if elapsed_ms > plan.spec.budget_ms:
             self.metrics.deadline_missed.inc(tags=tags)
         if outcome.degraded:

@@ -13,7 +13,11 @@ from deployments.config import AppConfig, ModelConfig, load_serve_config
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "configs" / "kuberay" / "rayservice.yaml"
-SERVE_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
+SERVE_ENV = {
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_metrics_report_interval_ms": "5000",
+}
 
 
 def _documents() -> list[dict[str, Any]]:
