@@ -353,6 +353,8 @@ class LocalRay(RayStateReader):
                 "--max-per-replica", str(admission.max_per_replica),
                 "--hot-per-replica", str(admission.hot_per_replica),
                 "--queue-timeout-ms", str(admission.queue_timeout_ms),
+                "--queue-rounds", str(admission.queue_rounds),
+                "--sustained-per-s", str(admission.sustained_per_s),
             ]  # fmt: skip
         log = (self.temp_dir / "front-door.log").open("ab")
         process = subprocess.Popen(

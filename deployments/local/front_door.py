@@ -17,8 +17,9 @@ front door adds:
   costs a Python HTTP request on a core the answers need. The front door holds at most
   ``max_per_replica`` requests at each ingress replica (recommend, predict and infer
   at most ``hot_per_replica`` of them, in slots of their own); the rest wait in HAProxy's
-  queue, at most one round of slots and at most ``queue_timeout_ms``; beyond either,
-  HAProxy itself refuses them (microseconds of C): 503, JSON error ``overloaded``,
+  queue, at most ``queue_timeout_ms`` and at most ``queue_rounds`` rounds of slots in
+  a passing burst, half a round once the overload is sustained; beyond either, HAProxy
+  itself refuses them (microseconds of C): 503, JSON error ``overloaded``,
   ``Retry-After: 1``.
 
 Each process follows the configuration Ray writes (polled a few times a second) with
@@ -47,7 +48,7 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,8 @@ _OVERLOADED_BODY = json.dumps(
 
 @dataclass(frozen=True)
 class Admission:
-    """How much the front door lets through to each ingress replica.
+    """How much the front door lets through to each ingress replica (in all: its
+    HAProxy processes each enforce their :meth:`shared_by` share).
 
     Hot routes (recommend, predict, OIP infer: CPU-bound in the ingress) and the rest
     (catalogue, feedback, reports: mostly waiting on other deployments) get separate
@@ -106,11 +108,29 @@ class Admission:
     hot_per_replica: int = 4
     """Of those, hot-route requests: more at once only queue inside Python, on the same
     cores (at 3x capacity, p99 112 ms with 4 against 362 ms with 16: docs/RELIABILITY.md)."""
+    queue_rounds: int = 4
+    """Requests that may wait during a passing burst (a stall of this machine, a
+    replica's garbage collection), in rounds of every server's slots."""
+    sustained_per_s: int = 100
+    """Arrivals a second that find half a round waiting, past which the overload is
+    taken as sustained: only that many may then wait, since a longer queue would add
+    its wait to every accepted answer."""
 
     @property
     def other_per_replica(self) -> int:
         """Slots per replica for every other route."""
         return max(1, self.max_per_replica - self.hot_per_replica)
+
+    def shared_by(self, processes: int) -> Admission:
+        """Each one's share when ``processes`` HAProxy enforce this admission side by
+        side (each counts only what passes through it): the slots and the rate that
+        makes an overload sustained are split; times are not."""
+        return replace(
+            self,
+            max_per_replica=max(1, self.max_per_replica // processes),
+            hot_per_replica=max(1, self.hot_per_replica // processes),
+            sustained_per_s=max(1, self.sustained_per_s // processes),
+        )
 
 
 HOT_PATHS = ("/v1/recommend/", "/v1/predict/", "/v2/models/")
@@ -119,7 +139,7 @@ HOT_PATHS = ("/v1/recommend/", "/v1/predict/", "/v2/models/")
 
 def admission_for(serve_config: dict[str, Any]) -> Admission:
     """The admission a Serve config implies: each ``Ingress`` holds its
-    ``max_ongoing_requests``; a request waits at most a fifth of the tightest use
+    ``max_ongoing_requests``; a request waits at most half of the tightest use
     case's ``budget_ms`` for a slot (the rest of the budget is for answering it)."""
     limit, budgets = 16, [150.0]
     for app in serve_config.get("applications") or []:
@@ -131,7 +151,7 @@ def admission_for(serve_config: dict[str, Any]) -> Admission:
             budgets += [float(u["budget_ms"]) for u in use_cases.values() if "budget_ms" in u]
     return Admission(
         max_per_replica=limit,
-        queue_timeout_ms=max(10, int(min(budgets) / 5)),
+        queue_timeout_ms=max(10, int(min(budgets) / 2)),
         hot_per_replica=min(4, limit),
     )
 
@@ -183,11 +203,8 @@ def front_config(
 
 def _admit(lines: list[str], admission: Admission, page: Path) -> list[str]:
     """Split each backend with servers in two, ``X`` (other routes) and ``X-hot`` (hot
-    routes), each with its per-server limit; route hot POSTs to ``X-hot``.
-
-    In each, a request that finds a full round of slots already queued is refused at
-    once: it would wait for that round to finish, likely past ``timeout queue``, and
-    holding it costs the client that wait for nothing."""
+    routes), each with its per-server limit and queue bound (:func:`_limited`); route
+    hot POSTs to ``X-hot``."""
     blocks: list[list[str]] = [[]]
     for line in lines:
         if _SECTION.match(line):
@@ -201,9 +218,9 @@ def _admit(lines: list[str], admission: Admission, page: Path) -> list[str]:
         if header.startswith("backend ") and servers:
             name = header.split()[1]
             split.add(name)
-            out += _limited(block, admission.other_per_replica, len(servers), page)
+            out += _limited(block, admission.other_per_replica, len(servers), admission, page)
             hot = [f"backend {name}-hot", *block[1:]]
-            out += _limited(hot, admission.hot_per_replica, len(servers), page)
+            out += _limited(hot, admission.hot_per_replica, len(servers), admission, page)
         else:
             out += block
     paths = " ".join(HOT_PATHS)
@@ -221,10 +238,29 @@ def _admit(lines: list[str], admission: Admission, page: Path) -> list[str]:
     return routed
 
 
-def _limited(block: list[str], per_server: int, servers: int, page: Path) -> list[str]:
-    """A backend block whose servers each take ``per_server`` requests at once."""
+def _limited(block: list[str], per_server: int, servers: int, admission: Admission,
+             page: Path) -> list[str]:  # fmt: skip
+    """A backend block whose servers each take ``per_server`` requests at once.
+
+    A newcomer that finds ``queue_rounds`` rounds of slots waiting is refused at once
+    (it would likely wait past ``timeout queue``, for nothing). So is one that finds
+    half a round waiting while that has happened to more than ``sustained_per_s``
+    others in the last second (counted in a one-entry stick table): a burst may queue
+    deep, a sustained overload only shallow, since every accepted answer would wait
+    out the whole queue."""
+    round_ = servers * per_server
+    shallow = max(1, round_ // 2)
     refuse = f"    http-request return status 503 errorfile {page}"
-    limited = [block[0], f"{refuse} if {{ queue() ge {servers * per_server} }}"]
+    limited = [
+        block[0],
+        "    stick-table type integer size 1 expire 10s store gpc0_rate(1s)",
+        "    http-request track-sc0 int(0)",
+        f"    acl blendserve_queue_not_shallow queue() ge {shallow}",
+        "    http-request sc-inc-gpc0(0) if blendserve_queue_not_shallow",
+        f"{refuse} if {{ queue() ge {round_ * admission.queue_rounds} }}",
+        f"{refuse} if blendserve_queue_not_shallow "
+        f"{{ sc0_gpc0_rate() gt {admission.sustained_per_s} }}",
+    ]
     for line in block[1:]:
         limited.append(f"{line} maxconn {per_server}" if _SERVER.match(line) else line)
     return limited
@@ -366,6 +402,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--queue-timeout-ms", type=int, default=30)
     parser.add_argument(
+        "--queue-rounds", type=int, default=4,
+        help="requests that may wait in a passing burst, in rounds of every replica's slots",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sustained-per-s", type=int, default=100,
+        help="arrivals a second finding half a round waiting that make an overload "
+        "sustained (then only that many may wait)",
+    )  # fmt: skip
+    parser.add_argument(
         "--hot-per-replica", type=int, default=4,
         help="of those, recommend/predict/infer requests (CPU-bound) at once",
     )  # fmt: skip
@@ -384,7 +429,13 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the front door that :func:`add_arguments`' options describe until SIGTERM."""
     admission = (
-        Admission(args.max_per_replica, args.queue_timeout_ms, args.hot_per_replica)
+        Admission(
+            args.max_per_replica,
+            args.queue_timeout_ms,
+            args.hot_per_replica,
+            args.queue_rounds,
+            args.sustained_per_s,
+        )
         if args.max_per_replica
         else None
     )
@@ -394,8 +445,9 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    share = admission.shared_by(args.instances) if admission is not None else None
     doors = [
-        FrontDoorHAProxy(args.port, args.state_dir / str(n), serve_port, admission, args.ray_dir)
+        FrontDoorHAProxy(args.port, args.state_dir / str(n), serve_port, share, args.ray_dir)
         for n in range(args.instances)
     ]
     threads = [threading.Thread(target=door.run, args=(stop,)) for door in doors]

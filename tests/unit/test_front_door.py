@@ -135,9 +135,10 @@ def test_the_front_config_moves_the_port_limits_replicas_and_drops_single_parts(
     assert "127.0.0.1:9000 check maxconn 4" in hot and "maxconn 12" in other.split("backend")[0]
     assert "use_backend http-app-hot if { path_beg / } METH_POST blendserve_hot" in config
     assert "acl blendserve_hot path_beg /v1/recommend/ /v1/predict/ /v2/models/" in config
-    # A request that finds a full round of its slots queued is refused at once.
+    # A request that finds four rounds of its slots queued is refused at once (the
+    # behaviour is tested against real HAProxy below).
     refuse = f"http-request return status 503 errorfile {state / 'overloaded.http'}"
-    assert f"{refuse} if {{ queue() ge 4 }}" in hot and f"{refuse} if {{ queue() ge 12 }}" in other
+    assert f"{refuse} if {{ queue() ge 16 }}" in hot and f"{refuse} if {{ queue() ge 48 }}" in other
     assert "timeout queue 50ms" in config and "timeout queue 30s" not in config
     # Two processes share the cores: half of them each.
     assert f"nbthread {max(1, (os.cpu_count() or 2) // 2)}\n" in config
@@ -159,8 +160,18 @@ def test_admission_follows_the_ingress_settings_of_the_serve_config() -> None:
         "user_config": {"use_cases": {"a": {"budget_ms": 300}, "b": {"budget_ms": 90}}},
     }
     config = {"applications": [{"deployments": [{"name": "Catalog"}, ingress]}]}
-    assert admission_for(config) == Admission(max_per_replica=12, queue_timeout_ms=18)
-    assert admission_for({}) == Admission(max_per_replica=16, queue_timeout_ms=30)
+    assert admission_for(config) == Admission(max_per_replica=12, queue_timeout_ms=45)
+    assert admission_for({}) == Admission(max_per_replica=16, queue_timeout_ms=75)
+
+
+def test_side_by_side_processes_split_the_slots_so_a_replica_gets_no_more_in_all() -> None:
+    # Each HAProxy counts only the requests through it: two with 16 each would let 32
+    # reach a replica that holds 16.
+    share = Admission(max_per_replica=16, queue_timeout_ms=75, hot_per_replica=4).shared_by(2)
+    assert (share.max_per_replica, share.hot_per_replica, share.other_per_replica) == (8, 2, 6)
+    assert share.queue_timeout_ms == 75 and share.sustained_per_s == 50
+    least = Admission(max_per_replica=1, queue_timeout_ms=75, hot_per_replica=1).shared_by(2)
+    assert (least.max_per_replica, least.hot_per_replica) == (1, 1), "never no slot at all"
 
 
 def test_the_primary_config_is_the_newest_one_binding_the_port(tmp_path: Path) -> None:
@@ -256,6 +267,63 @@ def test_what_the_replicas_cannot_take_is_refused_fast_with_503_and_retry_after(
                 assert answer.headers["Retry-After"] == "1"
                 assert answer.json()["error"]["code"] == "overloaded"
         assert httpx.get(f"http://127.0.0.1:{port}/slow", timeout=5.0).status_code == 200
+    finally:
+        stop.set()
+        follower.join(timeout=10)
+
+
+def test_a_passing_burst_may_queue_deep_but_a_sustained_overload_only_one_round(
+    tmp_path: Path, backends: Callable[[str], int]
+) -> None:
+    port, serve_port = free_port(), free_port()
+    node = tmp_path / "ray" / "node-1"
+    node.mkdir(parents=True)
+    (node / "500.http").write_text("HTTP/1.0 500 Internal Server Error\r\n\r\n")
+    (node / "haproxy.cfg").write_text(_primary_text(node, serve_port, backends("only")))
+    # One slot; in a burst four may wait, under sustained pressure (more than five
+    # arrivals a second finding one waiting) only one.
+    admission = Admission(
+        max_per_replica=1, queue_timeout_ms=3000, queue_rounds=4, sustained_per_s=5
+    )
+    door = FrontDoorHAProxy(
+        port, tmp_path / "front", serve_port, admission, ray_dir=tmp_path / "ray", poll_s=0.05
+    )
+    stop = threading.Event()
+    follower = threading.Thread(target=door.run, args=(stop,), daemon=True)
+    follower.start()
+
+    def slow() -> tuple[int, float]:
+        sent = time.monotonic()
+        answer = httpx.get(f"http://127.0.0.1:{port}/slow", timeout=10.0)
+        return answer.status_code, time.monotonic() - sent
+
+    def statuses(at_once: int) -> list[int]:
+        """``at_once`` half-second requests sent together: their sorted statuses."""
+        with ThreadPoolExecutor(at_once) as pool:
+            return sorted(status for status, _ in pool.map(lambda _: slow(), range(at_once)))
+
+    try:
+        _until(lambda: _listeners(port) == 1)
+        # A burst: one served, four wait their turn, a sixth finds four waiting.
+        with ThreadPoolExecutor(6) as pool:
+            burst = list(pool.map(lambda _: slow(), range(6)))
+        assert sorted(status for status, _ in burst) == [200] * 5 + [503]
+        assert max(took for _, took in burst) > 2.0, "the fifth waited for four others"
+        # Four seconds of 50 requests a second: once the pressure is sustained, only one
+        # request waits at a time, so an answer takes at most its own half second and
+        # what is left of the one before it.
+        started = time.monotonic()
+        with ThreadPoolExecutor(64) as pool:
+            flood = []
+            for n in range(200):
+                flood.append((n / 50, pool.submit(slow)))
+                time.sleep(max(0.0, started + (n + 1) / 50 - time.monotonic()))  # pacing
+            answers = [(at, *future.result()) for at, future in flood]
+        served = [took for at, status, took in answers if status == 200 and at >= 1.0]
+        assert served and max(served) < 1.4, served
+        assert {status for _, status, _ in answers} == {200, 503}
+        # A second later the pressure is forgotten: a burst may queue deep again.
+        _until(lambda: statuses(3) == [200, 200, 200], timeout_s=10.0)
     finally:
         stop.set()
         follower.join(timeout=10)
