@@ -11,14 +11,16 @@ import numpy as np
 
 __all__ = ["RecentIds"]
 
-_GENERATIONS = 8
-"""How many sealed blocks the capacity is split into: the oldest leaves as a block."""
+BLOCK_SIZE = 4096
+"""Newest ids held as a Python dict before they join the sorted array: small, so the
+dict's memory (~80 bytes an id) stays a fixed few hundred KB however long the run."""
 
 
 class RecentIds:
-    """The last ``capacity`` ids (about; the oldest leave a block at a time), kept as
-    64-bit hashes in sorted numpy blocks: 8 bytes an id instead of ~170 for a Python
-    string in a dict, so that a million ids cost 8 MB and a long run's memory stays flat.
+    """The last ``capacity`` ids (about: the oldest leave a block at a time), kept as
+    64-bit hashes in one sorted numpy array: 8 bytes an id instead of ~170 for a
+    Python string in a dict, so that a million ids cost 8 MB and a long run's memory
+    stays flat once full.
 
     Two different ids share a hash with odds of about ``len(self) / 2**64`` per new id
     (5e-14 for a million): such an id would be taken for a resend. Ids are reserved
@@ -28,26 +30,20 @@ class RecentIds:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._block_size = max(1, capacity // _GENERATIONS)
+        self._block_size = max(1, min(BLOCK_SIZE, capacity // 4))
         self._open: dict[int, None] = {}
         """Hashes of the newest ids, until there are a block's worth."""
-        self._sealed: deque[np.ndarray] = deque()
-        """Sorted uint64 blocks of older hashes, oldest first."""
-        self._sealed_count = 0
+        self._sealed = np.empty(0, dtype=np.uint64)
+        """Every older hash, sorted: one binary search answers membership."""
+        self._blocks: deque[np.ndarray] = deque()
+        """The same hashes by block, oldest first: what leaves when full."""
 
     def __len__(self) -> int:
-        return len(self._open) + self._sealed_count
+        return len(self._open) + len(self._sealed)
 
     def __contains__(self, key: object) -> bool:
         digest = _digest(key)
-        if digest in self._open:
-            return True
-        value = np.uint64(digest)
-        for block in self._sealed:
-            at = int(np.searchsorted(block, value))
-            if at < len(block) and block[at] == value:
-                return True
-        return False
+        return digest in self._open or bool(self._in_sealed([digest])[0])
 
     def add(self, key: Hashable) -> None:
         """Remember ``key`` (forgetting the oldest block beyond the capacity)."""
@@ -61,11 +57,9 @@ class RecentIds:
         digests = [_digest(key) for key in keys]
         sealed = self._in_sealed(digests)
         fresh = []
-        taken: set[int] = set()
         for digest, old in zip(digests, sealed, strict=True):
-            is_new = not old and digest not in self._open and digest not in taken
+            is_new = not old and digest not in self._open
             if is_new:
-                taken.add(digest)
                 self._open[digest] = None
             fresh.append(is_new)
         if len(self._open) >= self._block_size:
@@ -79,32 +73,37 @@ class RecentIds:
             if digest in self._open:
                 del self._open[digest]
                 continue
-            value = np.uint64(digest)
-            for i, block in enumerate(self._sealed):  # rare: sealed while being written
-                at = int(np.searchsorted(block, value))
-                if at < len(block) and block[at] == value:
-                    self._sealed[i] = np.delete(block, at)
-                    self._sealed_count -= 1
+            value = np.uint64(digest)  # rare: sealed while its write was going on
+            self._sealed = _without(self._sealed, value)
+            for i, block in enumerate(self._blocks):
+                shorter = _without(block, value)
+                if len(shorter) < len(block):
+                    self._blocks[i] = shorter
                     break
 
     def _in_sealed(self, digests: list[int]) -> np.ndarray:
         values = np.fromiter(digests, dtype=np.uint64, count=len(digests))
-        found = np.zeros(len(values), dtype=bool)
-        for block in self._sealed:
-            if not len(block):
-                continue
-            at = np.minimum(np.searchsorted(block, values), len(block) - 1)
-            found |= block[at] == values
-        return found
+        if not len(self._sealed):
+            return np.zeros(len(values), dtype=bool)
+        at = np.minimum(np.searchsorted(self._sealed, values), len(self._sealed) - 1)
+        return np.asarray(self._sealed[at] == values)
 
     def _seal(self) -> None:
         block = np.fromiter(self._open, dtype=np.uint64, count=len(self._open))
         block.sort()
-        self._sealed.append(block)
-        self._sealed_count += len(block)
         self._open = {}
-        while len(self) > self.capacity and self._sealed:
-            self._sealed_count -= len(self._sealed.popleft())
+        self._blocks.append(block)
+        self._sealed = np.insert(self._sealed, np.searchsorted(self._sealed, block), block)
+        while len(self) > self.capacity and len(self._blocks) > 1:
+            oldest = self._blocks.popleft()
+            # One occurrence of each (a value added twice is in two blocks).
+            self._sealed = np.delete(self._sealed, np.searchsorted(self._sealed, oldest))
+
+
+def _without(values: np.ndarray, value: np.uint64) -> np.ndarray:
+    """A sorted array less one occurrence of ``value`` (itself if absent)."""
+    at = int(np.searchsorted(values, value))
+    return np.delete(values, at) if at < len(values) and values[at] == value else values
 
 
 def _digest(key: object) -> int:

@@ -16,7 +16,7 @@ def test_a_resent_id_is_a_duplicate_and_a_repeat_in_one_batch_counts_once() -> N
 
 
 def test_ids_stay_known_after_their_block_is_sealed() -> None:
-    ids = RecentIds(capacity=80)  # blocks of 10
+    ids = RecentIds(capacity=80)  # blocks of 20
     first = [f"id{i}" for i in range(35)]
     assert all(ids.reserve(first))
     assert all(key in ids for key in first)
@@ -25,7 +25,7 @@ def test_ids_stay_known_after_their_block_is_sealed() -> None:
 
 def test_released_ids_are_stored_on_retry_even_once_sealed() -> None:
     ids = RecentIds(capacity=80)
-    ids.reserve([f"id{i}" for i in range(25)])  # id0..id9 and id10..id19 sealed
+    ids.reserve([f"id{i}" for i in range(25)])  # id0..id19 sealed
     ids.release(["id3", "id22"])  # one sealed, one still open
     assert "id3" not in ids and "id22" not in ids and "id4" in ids
     assert ids.reserve(["id3", "id22", "id4"]) == [True, True, False]
@@ -54,7 +54,7 @@ def test_a_full_set_of_a_hundred_thousand_ids_takes_about_a_megabyte() -> None:
         ids.reserve(keys[start : start + 1000])
     held, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    # 8 bytes a sealed id, ~100 an id of the open block (one eighth): a dict of the
+    # 8 bytes a sealed id, ~100 one of the open block (4096 at most): a dict of the
     # strings themselves would hold ~17 MB.
     assert held < 3_000_000, held
     assert all(key in ids for key in keys[-80_000:])
