@@ -111,7 +111,7 @@ class Admission:
     queue_rounds: int = 4
     """Requests that may wait during a passing burst (a stall of this machine, a
     replica's garbage collection), in rounds of every server's slots."""
-    sustained_per_s: int = 100
+    sustained_per_s: int = 400
     """Arrivals a second that find half a round waiting, past which the overload is
     taken as sustained: only that many may then wait, since a longer queue would add
     its wait to every accepted answer."""
@@ -408,7 +408,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="requests that may wait in a passing burst, in rounds of every replica's slots",
     )  # fmt: skip
     parser.add_argument(
-        "--sustained-per-s", type=int, default=100,
+        "--sustained-per-s", type=int, default=400,
         help="arrivals a second finding half a round waiting that make an overload "
         "sustained (then only that many may wait)",
     )  # fmt: skip

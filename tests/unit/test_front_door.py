@@ -169,7 +169,7 @@ def test_side_by_side_processes_split_the_slots_so_a_replica_gets_no_more_in_all
     # reach a replica that holds 16.
     share = Admission(max_per_replica=16, queue_timeout_ms=75, hot_per_replica=4).shared_by(2)
     assert (share.max_per_replica, share.hot_per_replica, share.other_per_replica) == (8, 2, 6)
-    assert share.queue_timeout_ms == 75 and share.sustained_per_s == 50
+    assert share.queue_timeout_ms == 75 and share.sustained_per_s == 200
     least = Admission(max_per_replica=1, queue_timeout_ms=75, hot_per_replica=1).shared_by(2)
     assert (least.max_per_replica, least.hot_per_replica) == (1, 1), "never no slot at all"
 
