@@ -23,7 +23,7 @@ import yaml
 
 from deployments.api.keys import API_KEYS_FILE_ENV, write_dev_keys, write_secret
 from deployments.config import PSEUDONYM_SALT_ENV, RESULT_KEY_ENV
-from deployments.local.front_door import Admission, admission_for
+from deployments.local.front_door_config import Admission, admission_for
 from deployments.local.ports import free_port, free_port_block
 from deployments.local.processes import kill_sessions, stop_sessions, wait_ready
 from deployments.local.ray_state import RayStateReader, tool

@@ -5,6 +5,7 @@ any one HAProxy dies, and refuses what its backends cannot take."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deployments.local.front_door import (
+from deployments.local.front_door import FrontDoorHAProxy
+from deployments.local.front_door_config import (
     Admission,
-    FrontDoorHAProxy,
     admission_for,
     front_config,
     primary_config,
@@ -234,23 +235,34 @@ def test_any_one_haproxy_dies_without_a_failed_request_and_changes_are_followed(
     assert _listeners(port) == 0, "stopping the front door stops its HAProxy"
 
 
-def test_what_the_replicas_cannot_take_is_refused_fast_with_503_and_retry_after(
-    tmp_path: Path, backends: Callable[[str], int]
-) -> None:
+@contextlib.contextmanager
+def _admitting_door(tmp_path: Path, backend_port: int, admission: Admission) -> Iterator[int]:
+    """One front-door HAProxy with ``admission`` before one backend, following a
+    primary config on disk (no primary process): its public port, once it listens."""
     port, serve_port = free_port(), free_port()
     node = tmp_path / "ray" / "node-1"
     node.mkdir(parents=True)
     (node / "500.http").write_text("HTTP/1.0 500 Internal Server Error\r\n\r\n")
-    (node / "haproxy.cfg").write_text(_primary_text(node, serve_port, backends("only")))
+    (node / "haproxy.cfg").write_text(_primary_text(node, serve_port, backend_port))
     door = FrontDoorHAProxy(
-        port, tmp_path / "front", serve_port, Admission(max_per_replica=1, queue_timeout_ms=50),
-        ray_dir=tmp_path / "ray", poll_s=0.05,
-    )  # fmt: skip
+        port, tmp_path / "front", serve_port, admission, ray_dir=tmp_path / "ray", poll_s=0.05
+    )
     stop = threading.Event()
     follower = threading.Thread(target=door.run, args=(stop,), daemon=True)
     follower.start()
     try:
         _until(lambda: _listeners(port) == 1)
+        yield port
+    finally:
+        stop.set()
+        follower.join(timeout=10)
+
+
+def test_what_the_replicas_cannot_take_is_refused_fast_with_503_and_retry_after(
+    tmp_path: Path, backends: Callable[[str], int]
+) -> None:
+    admission = Admission(max_per_replica=1, queue_timeout_ms=50)
+    with _admitting_door(tmp_path, backends("only"), admission) as port:
 
         def slow() -> tuple[int, float, httpx.Response]:
             sent = time.monotonic()
@@ -267,31 +279,16 @@ def test_what_the_replicas_cannot_take_is_refused_fast_with_503_and_retry_after(
                 assert answer.headers["Retry-After"] == "1"
                 assert answer.json()["error"]["code"] == "overloaded"
         assert httpx.get(f"http://127.0.0.1:{port}/slow", timeout=5.0).status_code == 200
-    finally:
-        stop.set()
-        follower.join(timeout=10)
 
 
 def test_a_passing_burst_may_queue_deep_but_a_sustained_overload_only_shallow(
     tmp_path: Path, backends: Callable[[str], int]
 ) -> None:
-    port, serve_port = free_port(), free_port()
-    node = tmp_path / "ray" / "node-1"
-    node.mkdir(parents=True)
-    (node / "500.http").write_text("HTTP/1.0 500 Internal Server Error\r\n\r\n")
-    (node / "haproxy.cfg").write_text(_primary_text(node, serve_port, backends("only")))
     # One slot; in a burst four may wait, under sustained pressure (more than five
     # arrivals a second finding one waiting) only one.
     admission = Admission(
         max_per_replica=1, queue_timeout_ms=3000, queue_rounds=4, sustained_per_s=5
     )
-    door = FrontDoorHAProxy(
-        port, tmp_path / "front", serve_port, admission, ray_dir=tmp_path / "ray", poll_s=0.05
-    )
-    stop = threading.Event()
-    follower = threading.Thread(target=door.run, args=(stop,), daemon=True)
-    follower.start()
-
     # One pooled client: a new one per request costs milliseconds of the client's
     # own CPU, which at 50 a second would count in the latencies measured.
     http = httpx.Client(timeout=10.0, limits=httpx.Limits(max_connections=64))
@@ -306,8 +303,7 @@ def test_a_passing_burst_may_queue_deep_but_a_sustained_overload_only_shallow(
         with ThreadPoolExecutor(at_once) as pool:
             return sorted(status for status, _ in pool.map(lambda _: slow(), range(at_once)))
 
-    try:
-        _until(lambda: _listeners(port) == 1)
+    with _admitting_door(tmp_path, backends("only"), admission) as port, http:
         # A burst: one served, four wait their turn, a sixth finds four waiting.
         with ThreadPoolExecutor(6) as pool:
             burst = list(pool.map(lambda _: slow(), range(6)))
@@ -328,7 +324,3 @@ def test_a_passing_burst_may_queue_deep_but_a_sustained_overload_only_shallow(
         assert {status for _, status, _ in answers} == {200, 503}
         # A second later the pressure is forgotten: a burst may queue deep again.
         _until(lambda: statuses(3) == [200, 200, 200], timeout_s=10.0)
-    finally:
-        http.close()
-        stop.set()
-        follower.join(timeout=10)
