@@ -4,23 +4,31 @@ items already had a feedback event of a kind (for counting each item once)."""
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Hashable, Iterable
 
 import numpy as np
 
 __all__ = ["RecentIds"]
 
-BLOCK_SIZE = 4096
-"""Newest ids held as a Python dict before they join the sorted array: small, so the
-dict's memory (~80 bytes an id) stays a fixed few hundred KB however long the run."""
+GENERATIONS = 4
+"""Hash tables in the ring: the oldest is emptied when the newest is full, so at least
+``GENERATIONS - 1`` tables' worth of ids (the capacity) are always remembered."""
+MAX_LOAD = 0.7
+"""Slots a table fills at most (linear probing: about 6 probes for a missing id)."""
+_EMPTY = np.uint64(0)
+_RELEASED = np.uint64(1)
+"""A released id's slot: not a match, but probing goes on past it."""
+_SCALAR_UP_TO = 8
+"""Batches up to this size are looked up one by one (a few scalar reads each, where
+the vectorised probing costs tens of numpy calls)."""
 
 
 class RecentIds:
-    """The last ``capacity`` ids (about: the oldest leave a block at a time), kept as
-    64-bit hashes in one sorted numpy array: 8 bytes an id instead of ~170 for a
-    Python string in a dict, so that a million ids cost 8 MB and a long run's memory
-    stays flat once full.
+    """At least the last ``capacity`` ids, kept as 64-bit hashes in a ring of
+    fixed-size hash tables (numpy, open addressing): about 15 bytes per id of the
+    capacity, all of it allocated and touched when the set is made, so memory does
+    not grow as ids arrive (a soak's resident memory stays flat) and nothing is
+    reallocated or copied after that.
 
     Two different ids share a hash with odds of about ``len(self) / 2**64`` per new id
     (5e-14 for a million): such an id would be taken for a resend. Ids are reserved
@@ -30,83 +38,102 @@ class RecentIds:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._block_size = max(1, min(BLOCK_SIZE, capacity // 4))
-        self._open: dict[int, None] = {}
-        """Hashes of the newest ids, until there are a block's worth."""
-        self._sealed = np.empty(0, dtype=np.uint64)
-        """Every older hash, sorted: one binary search answers membership."""
-        self._blocks: deque[np.ndarray] = deque()
-        """The same hashes by block, oldest first: what leaves when full."""
+        self._per_table = max(1, -(-capacity // (GENERATIONS - 1)))
+        size = max(2, int(self._per_table / MAX_LOAD) + 1)
+        self._tables = np.empty((GENERATIONS, size), dtype=np.uint64)
+        self._tables.fill(_EMPTY)  # written, so its pages are resident from the start
+        self._counts = [0] * GENERATIONS
+        self._newest = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the tables hold, fixed from the start."""
+        return int(self._tables.nbytes)
 
     def __len__(self) -> int:
-        return len(self._open) + len(self._sealed)
+        return sum(self._counts)
 
     def __contains__(self, key: object) -> bool:
-        digest = _digest(key)
-        return digest in self._open or bool(self._in_sealed([digest])[0])
+        return bool(self._known(np.array([_digest(key)], dtype=np.uint64))[0])
 
     def add(self, key: Hashable) -> None:
-        """Remember ``key`` (forgetting the oldest block beyond the capacity)."""
-        self._open[_digest(key)] = None
-        if len(self._open) >= self._block_size:
-            self._seal()
+        """Remember ``key`` (forgetting the oldest table's ids once the newest is full)."""
+        self.reserve([key])
 
     def reserve(self, keys: Iterable[Hashable]) -> list[bool]:
         """For each key, whether it is new; the new ones are remembered at once (a key
         twice in one batch is new only the first time)."""
-        digests = [_digest(key) for key in keys]
-        sealed = self._in_sealed(digests)
+        digests = np.fromiter(map(_digest, keys), dtype=np.uint64)
+        known = self._known(digests)
         fresh = []
-        for digest, old in zip(digests, sealed, strict=True):
-            is_new = not old and digest not in self._open
+        added: set[int] = set()
+        for digest, old in zip(digests.tolist(), known.tolist(), strict=True):
+            is_new = not old and digest not in added
             if is_new:
-                self._open[digest] = None
+                added.add(digest)
+                self._insert(digest)
             fresh.append(is_new)
-        if len(self._open) >= self._block_size:
-            self._seal()
         return fresh
 
     def release(self, keys: Iterable[Hashable]) -> None:
         """Forget keys whose write failed, so that their retry is stored."""
         for key in keys:
-            digest = _digest(key)
-            if digest in self._open:
-                del self._open[digest]
-                continue
-            value = np.uint64(digest)  # rare: sealed while its write was going on
-            self._sealed = _without(self._sealed, value)
-            for i, block in enumerate(self._blocks):
-                shorter = _without(block, value)
-                if len(shorter) < len(block):
-                    self._blocks[i] = shorter
+            digest = np.uint64(_digest(key))
+            for table in self._tables:
+                at = _slot_of(table, digest)
+                if at is not None:
+                    table[at] = _RELEASED
                     break
 
-    def _in_sealed(self, digests: list[int]) -> np.ndarray:
-        values = np.fromiter(digests, dtype=np.uint64, count=len(digests))
-        if not len(self._sealed):
-            return np.zeros(len(values), dtype=bool)
-        at = np.minimum(np.searchsorted(self._sealed, values), len(self._sealed) - 1)
-        return np.asarray(self._sealed[at] == values)
+    def _known(self, digests: np.ndarray) -> np.ndarray:
+        """Which of ``digests`` some table holds (every table probed at once per step)."""
+        if len(digests) <= _SCALAR_UP_TO:
+            return np.array(
+                [any(_slot_of(t, d) is not None for t in self._tables) for d in digests],
+                dtype=bool,
+            )
+        found = np.zeros(len(digests), dtype=bool)
+        size = self._tables.shape[1]
+        for table in self._tables:
+            pending = np.flatnonzero(~found)
+            at = digests[pending] % np.uint64(size)
+            while len(pending):
+                held = table[at]
+                hit = held == digests[pending]
+                found[pending[hit]] = True
+                going_on = ~hit & (held != _EMPTY)
+                pending, at = pending[going_on], (at[going_on] + np.uint64(1)) % np.uint64(size)
+        return found
 
-    def _seal(self) -> None:
-        block = np.fromiter(self._open, dtype=np.uint64, count=len(self._open))
-        block.sort()
-        self._open = {}
-        self._blocks.append(block)
-        self._sealed = np.insert(self._sealed, np.searchsorted(self._sealed, block), block)
-        while len(self) > self.capacity and len(self._blocks) > 1:
-            oldest = self._blocks.popleft()
-            # One occurrence of each (a value added twice is in two blocks).
-            self._sealed = np.delete(self._sealed, np.searchsorted(self._sealed, oldest))
+    def _insert(self, digest: int) -> None:
+        if self._counts[self._newest] >= self._per_table:
+            # The newest table is full: the oldest becomes the newest, emptied in place.
+            self._newest = (self._newest + 1) % GENERATIONS
+            self._tables[self._newest].fill(_EMPTY)
+            self._counts[self._newest] = 0
+        table = self._tables[self._newest]
+        size = len(table)
+        at = digest % size
+        while table[at] > _RELEASED:
+            at = (at + 1) % size
+        table[at] = digest
+        self._counts[self._newest] += 1
 
 
-def _without(values: np.ndarray, value: np.uint64) -> np.ndarray:
-    """A sorted array less one occurrence of ``value`` (itself if absent)."""
-    at = int(np.searchsorted(values, value))
-    return np.delete(values, at) if at < len(values) and values[at] == value else values
+def _slot_of(table: np.ndarray, digest: np.uint64) -> int | None:
+    """Where ``table`` holds ``digest``, if it does."""
+    size = len(table)
+    at = int(digest) % size
+    while table[at] != _EMPTY:
+        if table[at] == digest:
+            return at
+        at = (at + 1) % size
+    return None
 
 
 def _digest(key: object) -> int:
     """A key's 64-bit hash as an unsigned int (Python's SipHash for strings, seeded
-    per process: these sets live only in one process's memory)."""
-    return hash(key) & 0xFFFF_FFFF_FFFF_FFFF
+    per process: these sets live only in one process's memory), never one of the two
+    marker values."""
+    digest = hash(key) & 0xFFFF_FFFF_FFFF_FFFF
+    return digest if digest > 1 else digest + 2

@@ -23,6 +23,7 @@ SOAK_S = float(os.environ.get("BLENDSERVE_SOAK_S", 1800))
 WARM_UP_S = min(300.0, SOAK_S / 6)
 SHARE = 0.6
 SAMPLE_EVERY_S = 15.0
+CAPACITY_RUNS = 3
 REPORT = ROOT / "docs" / "RELIABILITY.md"
 
 
@@ -55,10 +56,17 @@ def test_thirty_minutes_at_sixty_percent(
     url, headers = default_service.url, default_service.cluster.auth_headers()
     bodies = [{"user_id": user, "k": 10} for user in known_users]
     # Capacity is what the service answers, measured on Serve's own port: through the
-    # front door, 16 closed-loop clients are themselves an overload of its slots.
+    # front door, 16 closed-loop clients are themselves an overload of its slots. This
+    # shared machine's capacity varies twofold between its fast and slow phases (535
+    # to 934 req/s in three consecutive runs): 60% of a fast phase's is an overload in
+    # a slow one, so the soak takes the slowest of three.
     serve_url = default_service.serve_url
     closed_loop_rate(serve_url, "/v1/recommend/home", bodies, headers, 10.0)  # warm-up
-    capacity = closed_loop_rate(serve_url, "/v1/recommend/home", bodies, headers, 10.0)
+    measured = [
+        closed_loop_rate(serve_url, "/v1/recommend/home", bodies, headers, 10.0)
+        for _ in range(CAPACITY_RUNS)
+    ]
+    capacity = min(measured)
     pids = _replicas(default_service)
     samples: dict[str, list[tuple[float, int]]] = {name: [] for name in pids}
     done = threading.Event()
@@ -87,7 +95,7 @@ def test_thirty_minutes_at_sixty_percent(
     done.set()
     sampler.join()
     growth = {name: _growth(points) for name, points in samples.items()}
-    write_section(REPORT, "soak", _markdown(capacity, report, samples, growth))
+    write_section(REPORT, "soak", _markdown(measured, report, samples, growth))
 
     assert report.ok == report.sent, report.render()
     assert _replicas(default_service) == pids, "a process was replaced during the soak"
@@ -101,14 +109,15 @@ def _growth(points: list[tuple[float, int]]) -> float:
 
 
 def _markdown(
-    capacity: float,
+    measured: list[float],
     report: SoakReport,
     samples: dict[str, list[tuple[float, int]]],
     growth: dict[str, float],
 ) -> str:
     lines = [
         f"{SOAK_S / 60:.0f} minutes at {SHARE:.0%} of the default config's capacity "
-        f"({capacity:.0f} req/s with 16 closed-loop clients on Serve's own port): "
+        f"({min(measured):.0f} req/s with 16 closed-loop clients on Serve's own port, the "
+        f"slowest of {', '.join(f'{rate:.0f}' for rate in measured)}): "
         f"{report.sent} requests at "
         f"{report.achieved_rate:.0f}/s, {report.ok} answered 200 "
         f"({report.ok_share():.2%}), {report.degraded} degraded, errors "
