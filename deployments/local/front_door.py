@@ -84,6 +84,7 @@ class FrontDoorHAProxy:
         self.reloads = 0
         self._applied, self._last = "", ""
         self._draining: list[subprocess.Popen[bytes]] = []
+        self._configs_seen: dict[Path, tuple[int, int, bool]] = {}
 
     def run(self, stop: threading.Event) -> None:
         """Follow Serve's configuration until ``stop`` is set, then stop."""
@@ -97,7 +98,7 @@ class FrontDoorHAProxy:
     def step(self) -> None:
         """Apply a changed configuration of Serve's; restart a dead HAProxy."""
         self._draining = [p for p in self._draining if p.poll() is None]
-        source = primary_config(self.ray_dir, self.serve_port)
+        source = primary_config(self.ray_dir, self.serve_port, self._configs_seen)
         try:
             text = source.read_text() if source else ""
         except OSError:  # Ray replaced the file between the look-up and the read

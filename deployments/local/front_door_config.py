@@ -247,15 +247,30 @@ def overloaded_page() -> str:
     return "\r\n".join(head) + "\r\n\r\n" + body
 
 
-def primary_config(ray_dir: Path, port: int) -> Path | None:
+def primary_config(
+    ray_dir: Path, port: int, seen: dict[Path, tuple[int, int, bool]] | None = None
+) -> Path | None:
     """The most recently written Ray HAProxy configuration under ``ray_dir`` whose HTTP
-    frontend binds ``port`` (older clusters on this machine leave theirs behind)."""
+    frontend binds ``port`` (older clusters on this machine leave theirs behind).
+
+    ``seen`` (kept by the caller between polls) remembers each file's modification
+    time, size and whether it binds ``port``, so that only changed files are read: a
+    machine that ran a hundred clusters has a hundred of them, and reading them all
+    five times a second took a tenth of a core."""
     bind = re.compile(rf"^\s*bind \S*:{port}\s*$", re.MULTILINE)
-    found: list[tuple[float, Path]] = []
+    seen = {} if seen is None else seen
+    found: list[tuple[int, Path]] = []
     for path in ray_dir.glob("*/haproxy.cfg"):
-        with contextlib.suppress(OSError):
-            if bind.search(path.read_text()):
-                found.append((path.stat().st_mtime, path))
+        try:
+            info = path.stat()
+            known = seen.get(path)
+            if known is None or known[:2] != (info.st_mtime_ns, info.st_size):
+                known = (info.st_mtime_ns, info.st_size, bool(bind.search(path.read_text())))
+                seen[path] = known
+        except OSError:
+            continue
+        if known[2]:
+            found.append((known[0], path))
     return max(found)[1] if found else None
 
 

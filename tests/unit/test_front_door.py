@@ -182,6 +182,13 @@ def test_the_primary_config_is_the_newest_one_binding_the_port(tmp_path: Path) -
         time.sleep(0.01)  # distinct modification times
     assert primary_config(tmp_path, 8000) == tmp_path / "new" / "haproxy.cfg"
     assert primary_config(tmp_path, 8200) is None
+    # Between polls only changed files are read again, and a change is seen.
+    seen: dict[Path, tuple[int, int, bool]] = {}
+    assert primary_config(tmp_path, 8000, seen) == tmp_path / "new" / "haproxy.cfg"
+    assert len(seen) == 3
+    (tmp_path / "new" / "haproxy.cfg").write_text(_primary_text(tmp_path / "new", 8100, 2))
+    assert primary_config(tmp_path, 8000, seen) == tmp_path / "old" / "haproxy.cfg"
+    assert primary_config(tmp_path, 8100, {}) == tmp_path / "new" / "haproxy.cfg"
 
 
 def test_any_one_haproxy_dies_without_a_failed_request_and_changes_are_followed(
