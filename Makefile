@@ -12,7 +12,7 @@ JS_TESTS := $(filter-out %/live.test.js,$(wildcard clients/js/test/*.test.js))
 CLIENT_TESTS = $(BIN)/python -m pytest -q -p no:cacheprovider clients/python/tests \
 		--ignore=clients/python/tests/test_live.py && node --test $(JS_TESTS)
 
-.PHONY: install browser services chaos chaos-soak chaos-services postgres postgres-stop openapi run demo traffic test test-unit test-gpu test-integration lint lint-imports typecheck validate clean bench soak
+.PHONY: install browser services chaos chaos-soak chaos-services postgres postgres-stop openapi run demo traffic test test-unit test-gpu test-integration lint lint-imports typecheck validate clean bench bench-scale soak
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -120,6 +120,11 @@ clean:
 # on first use. `make bench BENCH_ARGS=--quick` is a smoke run.
 bench: demo
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# The collaborative model at 10k, 100k and 1M items: exact scoring against the
+# approximate index (BENCHMARKS.md, "Scale"); SCALE_ARGS=--quick is a small smoke run.
+bench-scale: install
+	$(BIN)/python -m benchmarks.scale $(SCALE_ARGS)
 
 # Simulated readers who click what they like, against a running `make run`: watch
 # CTR per experiment arm move on http://127.0.0.1:8000/dashboard.

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from benchmarks.report import Measurement, Target, find, ratios
 
-__all__ = ["LABELS", "render"]
+__all__ = ["LABELS", "render", "write_section"]
 
 LABELS = {
     "a": "(a) blendserve",
@@ -330,3 +331,17 @@ at c=16; each sample is charged to the layer of its innermost Python frame:
 
 {findings}
 {failed}"""
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Replace the generated section ``name`` of ``path`` (between its markers) with
+    ``text``, or append it; the hand-written rest of the file stays."""
+    start, end = f"<!-- generated:{name} -->", f"<!-- end:{name} -->"
+    document = path.read_text() if path.exists() else ""
+    block = f"{start}\n{text.rstrip()}\n{end}"
+    if start in document and end in document:
+        before, rest = document.split(start, 1)
+        document = before + block + rest.split(end, 1)[1]
+    else:
+        document = document.rstrip() + "\n\n" + block + "\n"
+    path.write_text(document)

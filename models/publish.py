@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from models.ann import INDEX_FILE, ItemVectors, build_tuned
 from models.base import ModelAdapter
 from models.catalogue_share import CatalogueShare, catalogue_share
 from models.errors import (
@@ -25,20 +26,27 @@ from models.errors import (
     ModelError,
     VersionExistsError,
 )
+from models.formats.tensor_adapter import TensorModelAdapter
 from models.registry import adapter_class, load_failure, load_model
 from models.smoke import smoke_test
 from models.store import ArtifactStore, Manifest
 
 __all__ = [
+    "ANN_MIN_ITEMS",
     "EXAMPLES_KEY",
     "Published",
     "artifact_files",
+    "index_beside",
     "next_version",
     "parse_extra",
     "parse_metrics",
     "publish_artifact",
     "read_examples",
 ]
+
+ANN_MIN_ITEMS = 10_000
+"""A factor model of at least this many items is published with an approximate index
+(``ann.faiss``, :mod:`models.ann`); serving uses it from ``exact_below`` items on."""
 
 EXAMPLES_KEY = "example_instances"
 """The manifest ``extra`` key holding the examples a smoke test predicts."""
@@ -165,6 +173,17 @@ def _checked_metrics(name: str, metrics: Mapping[str, float] | None) -> dict[str
     return checked
 
 
+def index_beside(
+    vectors: ItemVectors | None, directory: Path, min_items: int | None = ANN_MIN_ITEMS
+) -> tuple[Path, dict[str, Any]] | None:
+    """An approximate index of a factor model's ``vectors`` in ``directory`` and what
+    was measured, when the model has ``min_items`` items or more (``None``: never)."""
+    if vectors is None or min_items is None or len(vectors.items) < min_items:
+        return None
+    path = directory / INDEX_FILE
+    return path, dict(build_tuned(vectors, path))
+
+
 class Published(NamedTuple):
     """What :func:`publish_artifact` published and found."""
 
@@ -201,6 +220,7 @@ def publish_artifact(
     extra: Mapping[str, Any] | None = None,
     check: bool = True,
     catalogue: Collection[str] | None = None,
+    ann_min_items: int | None = ANN_MIN_ITEMS,
 ) -> Published:
     """Publish the artifact at ``path`` as ``name`` (next numeric version by default).
 
@@ -209,6 +229,11 @@ def publish_artifact(
     :func:`models.smoke.smoke_test` from a temporary store first, and, given the
     ``catalogue``'s item ids, know at least one of them; any failure raises and
     nothing is published. An existing version is never overwritten.
+
+    A checked factor model of ``ann_min_items`` items or more (``None``: never) gets
+    an approximate index built from its vectors, tuned to recall@100 >=
+    ``models.ann.TARGET_RECALL``, published with it; the manifest's ``extra["ann"]``
+    says what was built and measured.
     """
     files = artifact_files(Path(path), format)
     version = next_version(store, name) if version is None else version
@@ -223,7 +248,9 @@ def publish_artifact(
             "publish the next one"
         )
 
-    def publish_into(into: ArtifactStore, sources: Mapping[str, Path]) -> Manifest:
+    def publish_into(
+        into: ArtifactStore, sources: Mapping[str, Path], extra: Mapping[str, Any]
+    ) -> Manifest:
         return into.publish(
             name,
             version,
@@ -231,19 +258,29 @@ def publish_artifact(
             sources,
             metrics=checked_metrics,
             description=description,
-            extra=merged_extra,
+            extra=dict(extra),
         )
 
     if not check:
-        return Published(publish_into(store, files), [], None)
+        return Published(publish_into(store, files, merged_extra), [], None)
     with tempfile.TemporaryDirectory(prefix="blendserve-publish-") as tmp:
         trial = ArtifactStore(tmp)
-        trial_manifest = publish_into(trial, files)
+        trial_manifest = publish_into(trial, files, merged_extra)
         adapter, tried = _load_and_smoke_test(trial, name, version)
         share = None if catalogue is None else catalogue_share(adapter, catalogue)
         if share is not None and share.level == "error":
             raise ModelError(f"model {name!r}: {share}")
         # Publish the bytes that passed, not the sources, which may have changed since.
         directory = trial.path(name, version)
-        manifest = publish_into(store, {f: directory / f for f in trial_manifest.files})
+        verified = {f: directory / f for f in trial_manifest.files}
+        extra = dict(merged_extra)
+        vectors = adapter.item_vectors() if isinstance(adapter, TensorModelAdapter) else None
+        if (
+            vectors is not None
+            and ann_min_items is not None
+            and len(vectors.items) >= ann_min_items
+        ):
+            verified[INDEX_FILE] = Path(tmp) / INDEX_FILE
+            extra["ann"] = build_tuned(vectors, verified[INDEX_FILE])
+        manifest = publish_into(store, verified, extra)
         return Published(manifest, tried, share)

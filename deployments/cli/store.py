@@ -25,7 +25,13 @@ __all__ = ["add_store_commands"]
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from models.publish import parse_extra, parse_metrics, publish_artifact, read_examples
+    from models.publish import (
+        ANN_MIN_ITEMS,
+        parse_extra,
+        parse_metrics,
+        publish_artifact,
+        read_examples,
+    )
 
     store = ArtifactStore(resolve_store(args.store))
     try:
@@ -42,6 +48,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
             extra=None if args.extra is None else parse_extra(args.extra),
             check=not args.no_check,
             catalogue=catalogue,
+            ann_min_items=None if args.no_ann else ANN_MIN_ITEMS,
         )
     except BlendserveError as exc:
         print(f"blendserve publish: {exc}\nnothing was published to {store.root}", file=sys.stderr)
@@ -275,6 +282,13 @@ def add_store_commands(sub: Any) -> None:
         help="publish without loading and smoke-testing first: for artifacts that need "
         "hardware this machine lacks (e.g. a GPU), or a service it cannot reach (an "
         "http model's endpoint)",
+    )
+    publish.add_argument(
+        "--no-ann",
+        action="store_true",
+        help="no approximate index for a factor model (by default one of 10,000 items or "
+        "more gets ann.faiss, tuned to recall@100 >= 0.95; serving uses it from the "
+        "model option exact_below, 50,000 items, on)",
     )
     publish.set_defaults(func=_cmd_publish)
 

@@ -7,7 +7,6 @@ processes that run it are in ``front_door.py``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re

@@ -11,12 +11,15 @@ cold-start row instead.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from models.ann import ItemVectors
 from models.errors import ModelError
 from models.formats.tensor_adapter import TensorModelAdapter
 
-__all__ = ["FactorsAdapter", "save_factors"]
+__all__ = ["FactorsAdapter", "read_factors", "save_factors"]
 
 
 def save_factors(
@@ -32,6 +35,40 @@ def save_factors(
     np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub wants positional arrays
 
 
+def read_factors(directory: Path, n_users: int, n_items: int, name: str) -> ItemVectors:
+    """``directory/factors.npz`` checked against ``n_users`` and ``n_items`` (ids.json),
+    with its cold-start user row (the mean user when the file has none)."""
+    try:
+        with np.load(directory / "factors.npz") as arrays:
+            users = np.asarray(arrays["user_factors"], dtype=np.float32)
+            items = np.asarray(arrays["item_factors"], dtype=np.float32)
+            bias = (
+                np.asarray(arrays["item_bias"], dtype=np.float32)
+                if "item_bias" in arrays
+                else np.zeros(len(items), dtype=np.float32)
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelError(
+            f"model {name!r}: factors.npz needs user_factors and item_factors: {exc}"
+        ) from exc
+    if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
+        raise ModelError(
+            f"model {name!r}: factor shapes {users.shape} and {items.shape} "
+            "do not share a dimension"
+        )
+    if items.shape[0] != n_items or bias.shape != (n_items,):
+        raise ModelError(
+            f"model {name!r}: {items.shape[0]} item rows for {n_items} items in ids.json"
+        )
+    if users.shape[0] == n_users:
+        users = np.vstack([users, users.mean(axis=0, keepdims=True)])
+    if users.shape[0] != n_users + 1:
+        raise ModelError(
+            f"model {name!r}: {users.shape[0]} user rows for {n_users} users in ids.json"
+        )
+    return ItemVectors(users, items, bias)
+
+
 class FactorsAdapter(TensorModelAdapter):
     """A recommender from user and item factor matrices, scored with numpy."""
 
@@ -43,40 +80,16 @@ class FactorsAdapter(TensorModelAdapter):
         self.device = "cpu"
         if self.users is None:
             raise ModelError(f"model {self.name!r}: the factors format needs ids.json")
-        try:
-            with np.load(self.directory / "factors.npz") as arrays:
-                users = np.asarray(arrays["user_factors"], dtype=np.float32)
-                items = np.asarray(arrays["item_factors"], dtype=np.float32)
-                bias = (
-                    np.asarray(arrays["item_bias"], dtype=np.float32)
-                    if "item_bias" in arrays
-                    else np.zeros(len(items), dtype=np.float32)
-                )
-        except (OSError, KeyError, ValueError) as exc:
-            raise ModelError(
-                f"model {self.name!r}: factors.npz needs user_factors and item_factors: {exc}"
-            ) from exc
-        n_users, n_items = len(self.users), len(self.items)
-        if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
-            raise ModelError(
-                f"model {self.name!r}: factor shapes {users.shape} and {items.shape} "
-                "do not share a dimension"
-            )
-        if items.shape[0] != n_items or bias.shape != (n_items,):
-            raise ModelError(
-                f"model {self.name!r}: {items.shape[0]} item rows for {n_items} items in ids.json"
-            )
-        if users.shape[0] == n_users:
-            users = np.vstack([users, users.mean(axis=0, keepdims=True)])
-        if users.shape[0] != n_users + 1:
-            raise ModelError(
-                f"model {self.name!r}: {users.shape[0]} user rows for {n_users} users in ids.json"
-            )
-        self._user_factors = users
-        self._item_factors_t = np.ascontiguousarray(items.T)
-        self._item_bias = bias
+        self._vectors = read_factors(self.directory, len(self.users), len(self.items), self.name)
+        self._item_factors_t = np.ascontiguousarray(self._vectors.items.T)
+
+    def item_vectors(self) -> ItemVectors:
+        """The factors themselves."""
+        assert self._vectors is not None
+        return self._vectors
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Scores of every item for a batch of user rows."""
-        scores: np.ndarray = self._user_factors[batch] @ self._item_factors_t + self._item_bias
+        assert self._vectors is not None
+        scores: np.ndarray = self._vectors.users[batch] @ self._item_factors_t + self._vectors.bias
         return scores

@@ -22,12 +22,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from models.ann import FIRST_PROBES, INDEX_FILE, ItemIndex, ItemVectors, ranked
 from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem, Scorer, TopItems
 from models.errors import ModelError
 from models.formats._inputs import to_feature_matrix, to_user_ids
 from models.topk import top_k_columns
 
-__all__ = ["TensorModelAdapter", "count_option"]
+__all__ = ["EXACT_BELOW", "TensorModelAdapter", "count_option"]
+
+EXACT_BELOW = 50_000
+"""Below this many items a recommender scores every item even when its version has an
+approximate index (``ann.faiss``): exact, and a matrix product of this size costs
+less than a millisecond a user."""
 
 
 def count_option(adapter: ModelAdapter, key: str, default: int) -> int:
@@ -42,10 +48,15 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
     """A recommender over ``ids.json`` (which also scores given items for a user, as a
     reranker) or a tensor model over numeric rows."""
 
-    known_options: ClassVar[frozenset[str]] = frozenset({"device", "predict_top_n"})
+    known_options: ClassVar[frozenset[str]] = frozenset(
+        {"device", "predict_top_n", "exact_below", "ann_probes"}
+    )
 
     device: Any
     """Where the model runs (the runtime's own device object or name)."""
+    index: ItemIndex | None = None
+    """The approximate index a recommender retrieves with (``None``: exact scoring)."""
+    _vectors: ItemVectors | None = None
 
     def load(self) -> None:
         """Read ``ids.json``, then open the runtime."""
@@ -69,6 +80,37 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
         self.feature_names: list[str] | None = self.manifest.extra.get("feature_names")
         self.n_features = int(self.manifest.extra.get("n_features") or 0)
         self.open()
+        self.index = self._open_index()
+
+    def item_vectors(self) -> ItemVectors | None:
+        """The user and item vectors of a factor model (``user . item + bias``), for
+        an approximate index; ``None`` for any other model."""
+        return None
+
+    def _open_index(self) -> ItemIndex | None:
+        """The version's approximate index, when it has one and enough items to need it
+        (option ``exact_below``); the cells a query scans: option ``ann_probes``, else
+        what ``blendserve publish`` measured its recall with."""
+        path = self.directory / INDEX_FILE
+        if self.users is None or not path.is_file():
+            return None
+        if len(self.items) < count_option(self, "exact_below", EXACT_BELOW):
+            return None
+        self._vectors = self.item_vectors()
+        if self._vectors is None:
+            raise ModelError(
+                f"model {self.name!r}: {INDEX_FILE} needs a factor model (user and item "
+                "vectors) to query it"
+            )
+        published = int((self.manifest.extra.get("ann") or {}).get("probes") or 0)
+        probes = count_option(self, "ann_probes", published or FIRST_PROBES)
+        index = ItemIndex.load(path, probes)
+        if index.size != len(self.items):
+            raise ModelError(
+                f"model {self.name!r}: {INDEX_FILE} holds {index.size} items, ids.json "
+                f"{len(self.items)}"
+            )
+        return index
 
     @abstractmethod
     def open(self) -> None:
@@ -90,9 +132,7 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
         """Scores ``[len(users), len(items)]``; unknown users get the cold-start row."""
         if self.users is None:
             raise ModelError(f"model {self.name!r} is not a recommender (no ids.json)")
-        cold = len(self.users)
-        index = np.asarray([self.users.get(u, cold) for u in users], dtype=np.int64)
-        scores = self.run(index)
+        scores = self.run(self._user_rows(users))
         if scores.shape != (len(users), len(self.items)):
             raise ModelError(
                 f"model {self.name!r}: expected scores of shape {(len(users), len(self.items))}, "
@@ -100,12 +140,21 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
             )
         return scores
 
+    def _user_rows(self, users: Sequence[str]) -> np.ndarray:
+        """Each user's row; unknown users get the cold-start row."""
+        assert self.users is not None
+        cold = len(self.users)
+        return np.asarray([self.users.get(u, cold) for u in users], dtype=np.int64)
+
     def top_items(self, queries: Sequence[RecommendQuery], n: int) -> list[TopItems]:
-        """Top ``n`` items per user as columns, best first; the same answer every call."""
+        """Top ``n`` items per user as columns, best first; the same answer every call.
+        With an approximate index, the top ``n`` of the items it retrieves."""
         if self.users is None:
             raise ModelError(f"model {self.name!r} is not a recommender (no ids.json)")
         if not queries or n <= 0:
             return [TopItems([], np.zeros(0)) for _ in queries]
+        if self.index is not None:
+            return self._retrieved_top_items(queries, n)
         scores = self.scores([q.user_id for q in queries])
         # Best first, ties by item order: the order training measured the model in.
         best = top_k_columns(scores, n)
@@ -113,6 +162,19 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
         return [
             TopItems(self._item_array[cols], row) for cols, row in zip(best, picked, strict=True)
         ]
+
+    def _retrieved_top_items(self, queries: Sequence[RecommendQuery], n: int) -> list[TopItems]:
+        assert self.index is not None and self._vectors is not None
+        rows = self._user_rows([q.user_id for q in queries])
+        found = self.index.candidates(self._vectors.searchable_users(rows), n)
+        columns, scores = ranked(self._vectors.scores(rows, np.maximum(found, 0)), found)
+        answers = []
+        for row_columns, row_scores in zip(columns, scores, strict=True):
+            kept = row_columns >= 0
+            answers.append(
+                TopItems(self._item_array[row_columns[kept]], row_scores[kept].astype(np.float64))
+            )
+        return answers
 
     def score(self, query: RecommendQuery, item_ids: Sequence[str]) -> list[float]:
         """The user's scores of ``item_ids``; an item the model does not know scores
@@ -186,4 +248,5 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
             "device": str(self.device),
             "n_features": self.n_features or None,
             "feature_names": self.feature_names,
+            "retrieval": "approximate" if self.index is not None else "exact",
         }

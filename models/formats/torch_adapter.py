@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import torch
 
+from models.ann import ItemVectors
 from models.errors import ModelError
 from models.formats.tensor_adapter import TensorModelAdapter
 
@@ -52,6 +53,19 @@ class TorchScriptAdapter(TensorModelAdapter):
         with torch.inference_mode():
             output: torch.Tensor = self._module(torch.from_numpy(batch).to(self.device))
         return output.cpu().numpy()
+
+    def item_vectors(self) -> ItemVectors | None:
+        """The vectors of a module that keeps them as ``user_factors`` (its last row the
+        cold-start user), ``item_factors`` and ``item_bias`` (the demo's ``MFScorer``
+        contract); ``None`` for any other module."""
+        try:
+            tensors = [
+                getattr(self._module, name).detach().cpu().numpy().astype(np.float32, copy=False)
+                for name in ("user_factors", "item_factors", "item_bias")
+            ]
+        except AttributeError:
+            return None
+        return ItemVectors(*tensors)
 
     def check_health(self) -> None:
         """On a GPU, run a tiny kernel: a lost device or a sticky CUDA error raises."""

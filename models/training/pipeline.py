@@ -35,7 +35,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from models.ann import INDEX_FILE, ItemVectors
 from models.errors import ConfigError, VersionExistsError
+from models.formats.factors import read_factors
+from models.publish import index_beside
 from models.store import ArtifactStore, Manifest
 from models.training.collaborative import choose_collaborative
 from models.training.data_config import (
@@ -73,6 +76,13 @@ class _Trained:
     metrics: dict[str, float]
     description: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _factors_of(files: dict[str, Path]) -> ItemVectors:
+    """The vectors of a factor model just exported (``factors.npz`` and ``ids.json``)."""
+    ids = json.loads(files["ids.json"].read_text(encoding="utf-8"))
+    directory = files["factors.npz"].parent
+    return read_factors(directory, len(ids["users"]), len(ids["items"]), "collaborative")
 
 
 @dataclass
@@ -328,12 +338,17 @@ def train_and_publish(
                 "trained_on": data.source,
                 **trained.extra,
             }
+            files = dict(trained.files)
+            if trained.format == "factors":  # large catalogues retrieve through an index
+                built = index_beside(_factors_of(files), Path(tmp))
+                if built is not None:
+                    files[INDEX_FILE], extra["ann"] = built
             try:
                 manifest = store.publish(
                     name,
                     version,
                     trained.format,
-                    trained.files,
+                    files,
                     metrics=trained.metrics,
                     description=trained.description,
                     extra=extra,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from traffic import Sample
 
@@ -128,20 +127,6 @@ def expected_catalogue(samples: list[Sample]) -> dict[str, str | None]:
 
 def _sent(sample: Sample) -> float:
     return sample.sent
-
-
-def write_section(path: Path, name: str, text: str) -> None:
-    """Replace the generated section ``name`` of ``path`` (between its markers) with
-    ``text``, or append it; the hand-written rest of the file stays."""
-    start, end = f"<!-- generated:{name} -->", f"<!-- end:{name} -->"
-    document = path.read_text() if path.exists() else ""
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in document and end in document:
-        before, rest = document.split(start, 1)
-        document = before + block + rest.split(end, 1)[1]
-    else:
-        document = document.rstrip() + "\n\n" + block + "\n"
-    path.write_text(document)
 
 
 def markdown(rows: list[FaultRow], setup: str) -> str:

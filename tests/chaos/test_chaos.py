@@ -34,11 +34,11 @@ from report import (
     expected_catalogue,
     markdown,
     row,
-    write_section,
 )
 from serving_cluster import ROOT
 from traffic import RECOMMEND_PER_S, MixedLoad, Sample
 
+from benchmarks.markdown import write_section
 from deployments.events.store import read_events
 
 pytestmark = pytest.mark.chaos

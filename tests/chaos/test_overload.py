@@ -15,9 +15,9 @@ import time
 import pytest
 from capacity import BUDGET_MS, recovery_s
 from faults import ChaosCluster
-from report import write_section
 from serving_cluster import ROOT
 
+from benchmarks.markdown import write_section
 from benchmarks.open_loop import closed_loop_rate, run_open_loop
 from benchmarks.soak import SoakReport
 

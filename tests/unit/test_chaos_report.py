@@ -11,9 +11,10 @@ from report import (
     deleted_items_served,
     expected_catalogue,
     row,
-    write_section,
 )
 from traffic import Sample
+
+from benchmarks.markdown import write_section
 
 
 def _recommend(sent: float, done: float, *items: str, status: int = 200) -> Sample:
