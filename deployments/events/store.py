@@ -91,6 +91,9 @@ FEEDBACK_SCHEMA = pa.schema(
 about, as its result id recorded it."""
 
 _SCHEMAS = {"served": SERVED_SCHEMA, "feedback": FEEDBACK_SCHEMA}
+_STAGING = "_staging"
+"""Where a local dataset's files are written before they are renamed into place
+(pyarrow's dataset discovery skips names that start with "_")."""
 _PARTITIONING = ds.partitioning(
     pa.schema([("date", pa.string()), ("use_case", pa.string())]), flavor="hive"
 )
@@ -246,20 +249,43 @@ class EventStore:
                 yield record.pop("kind"), record
 
     def _write(self, segment: str, records: list[tuple[str, JsonObject]]) -> None:
+        # A reader (a report, `blendserve evaluate`, the tests) must never open a
+        # half-written file. On a local disk each file is written in a staging
+        # directory that dataset discovery skips (its name starts with "_"), then
+        # renamed into place; an object store shows an object only once it is whole.
+        local = isinstance(self.filesystem, pafs.LocalFileSystem)
         for kind, schema in _SCHEMAS.items():
             rows = [_to_row(kind, r) for k, r in records if k == kind]
             if not rows:
                 continue
             table = pa.Table.from_pylist(rows, schema=schema)
+            target = f"{self.root}/{kind}"
+            staging = f"{target}/{_STAGING}/{segment}"
             ds.write_dataset(
                 table,
-                f"{self.root}/{kind}",
+                staging if local else target,
                 filesystem=self.filesystem,
                 format="parquet",
                 partitioning=_PARTITIONING,
                 basename_template=f"part-{segment}-{{i}}.parquet",
                 existing_data_behavior="overwrite_or_ignore",
             )
+            if local:
+                self._publish_staged(staging, target)
+                # Flushes run one at a time: what else is staged was left by a killed
+                # writer, and its WAL segment, still there, is written again.
+                self.filesystem.delete_dir(f"{target}/{_STAGING}")
+
+    def _publish_staged(self, staging: str, target: str) -> None:
+        """Rename every file written under ``staging`` to the same place under
+        ``target`` (a rewrite after a crash replaces it)."""
+        selector = pafs.FileSelector(staging, recursive=True)
+        for info in self.filesystem.get_file_info(selector):
+            if info.type != pafs.FileType.File:
+                continue
+            final = f"{target}/{info.path[len(staging) + 1 :]}"
+            self.filesystem.create_dir(final.rsplit("/", 1)[0], recursive=True)
+            self.filesystem.move(info.path, final)
 
     def read(
         self, kind: str, columns: list[str] | None = None, since: str | None = None

@@ -66,6 +66,23 @@ def test_events_reach_partitioned_parquet_and_leave_the_wal(
     assert served["items"] == ["i1", "i2"] and dict(served["variant"]) == {"ab": "b"}
 
 
+def test_readers_never_open_a_file_being_written(tmp_path: Path) -> None:
+    store = EventStore(str(tmp_path / "events"), tmp_path / "wal")
+    store.append("served", [_served(1)])
+    # What a writer killed mid-file leaves: readers do not look where files are written.
+    partition = f"date={time.strftime('%Y-%m-%d', time.gmtime())}/use_case=home"
+    torn = tmp_path / "events" / "served" / "_staging" / "old" / partition / "part-old-0.parquet"
+    torn.parent.mkdir(parents=True)
+    torn.write_bytes(b"PAR1")
+    assert store.read("served").num_rows == 0
+    assert store.flush() == 1
+    assert store.read("served").column("request_id").to_pylist() == ["r1"]
+    served = tmp_path / "events" / "served"
+    assert not (served / "_staging").exists()
+    (written,) = served.rglob("*.parquet")
+    assert written.parent == served / partition
+
+
 def test_a_killed_writer_loses_no_acknowledged_event_and_duplicates_none(
     tmp_path: Path, events_uri: str
 ) -> None:
