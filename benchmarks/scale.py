@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -38,6 +39,7 @@ from benchmarks.markdown import write_section
 from models.ann import (
     INDEX_FILE,
     TARGET_RECALL,
+    ItemIndex,
     ItemVectors,
     recall_against_exact,
 )
@@ -221,7 +223,7 @@ def compare_index_kinds(n_items: int, n_users: int) -> list[dict[str, float | st
     )
     searchable = vectors.searchable_items()
     raw = np.ascontiguousarray(searchable[:, :-1])  # [item, bias]: inner product as is
-    cells = int(4 * np.sqrt(n_items))
+    cells = ItemIndex.cells_for(n_items)
     sample = np.sort(np.random.default_rng(0).choice(n_items, min(n_items, 64 * cells), False))
 
     def hnsw(metric: int, data: np.ndarray) -> Any:
@@ -257,7 +259,7 @@ def compare_index_kinds(n_items: int, n_users: int) -> list[dict[str, float | st
         (f"IVF{cells}, inner product", lambda: ivf(inner, raw), set_probes, "probes", False),
         (
             f"IVF{cells}, transformed (ours)",
-            lambda: ivf(l2, searchable),
+            lambda: ItemIndex.build(vectors).index,
             set_probes,
             "probes",
             True,
@@ -267,7 +269,7 @@ def compare_index_kinds(n_items: int, n_users: int) -> list[dict[str, float | st
     queries = vectors.searchable_users(np.arange(min(REPEATS, n_users)))
     results: list[dict[str, float | str]] = []
     for name, make, set_effort, effort, transformed in kinds:
-        faiss.omp_set_num_threads(0)  # every core to build
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # every core to build
         started = time.perf_counter()
         index = make()  # type: ignore[no-untyped-call]
         build_s = time.perf_counter() - started

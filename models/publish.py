@@ -275,12 +275,8 @@ def publish_artifact(
         verified = {f: directory / f for f in trial_manifest.files}
         extra = dict(merged_extra)
         vectors = adapter.item_vectors() if isinstance(adapter, TensorModelAdapter) else None
-        if (
-            vectors is not None
-            and ann_min_items is not None
-            and len(vectors.items) >= ann_min_items
-        ):
-            verified[INDEX_FILE] = Path(tmp) / INDEX_FILE
-            extra["ann"] = build_tuned(vectors, verified[INDEX_FILE])
+        built = index_beside(vectors, Path(tmp), ann_min_items)
+        if built is not None:
+            verified[INDEX_FILE], extra["ann"] = built
         manifest = publish_into(store, verified, extra)
         return Published(manifest, tried, share)
