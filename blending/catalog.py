@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from blending.items import ItemTable
@@ -26,7 +27,7 @@ from models.errors import ConfigError
 __all__ = ["ItemCatalog", "ItemInfo", "LiveCatalog", "StaticCatalog"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemInfo:
     """The facts about one item that blending rules use."""
 
@@ -36,8 +37,6 @@ class ItemInfo:
     """Whether the item may be shown; ``filter`` drops it otherwise."""
     published_at: float | None = None
     """When it was published, in unix seconds; ``None``: unknown."""
-    title: str = ""
-    """A human-readable title (dashboards, debugging); blending ignores it."""
 
 
 class ItemCatalog(Protocol):
@@ -113,6 +112,8 @@ _DELETED = ItemInfo(available=False)
 """What :meth:`LiveCatalog.get` answers for a deleted item: unavailable, so a
 ``filter`` drops it even while a model still recommends it."""
 
+_UNSEEN, _LIVE, _DELETED_STATE = 0, 1, 2
+
 
 class LiveCatalog:
     """An in-memory catalogue kept in step with the durable store by applying its changes.
@@ -122,6 +123,12 @@ class LiveCatalog:
     ``(item_id, None)`` for one deleted. A deleted item stays known as a tombstone
     (``get`` answers an unavailable :class:`ItemInfo`), because models trained before
     the deletion keep recommending it.
+
+    The facts live in columns over the table's item indices (the table's own, plus
+    publication times and whether each item is live or deleted), not in an object
+    per item: a million items cost about 250 bytes each in every ingress replica
+    (ids, their index, the recency index), not a kilobyte. ``get`` builds the
+    :class:`ItemInfo` it answers.
 
     Beside the lookup it keeps the live, available items that have a publication
     time sorted by ``(published_at, item_id)``, updated on each change, so
@@ -136,8 +143,10 @@ class LiveCatalog:
     of it (the first sync of a large catalogue): one sort beats that many inserts."""
 
     def __init__(self) -> None:
-        self._items: dict[str, ItemInfo] = {}
-        self._deleted: set[str] = set()
+        self._state = np.zeros(1024, dtype=np.int8)
+        """Per table index: ``_UNSEEN``, ``_LIVE`` or ``_DELETED_STATE``."""
+        self._published_at = np.full(1024, np.nan)
+        self._live = 0
         self._recent = _SortedKeys()
         self.table = ItemTable()
         self.version = 0
@@ -152,38 +161,71 @@ class LiveCatalog:
             raise ValueError(f"live catalogue: expected a version >= {self.version}, got {version}")
         batch = list(changes)
         rebuild = len(batch) > max(64, len(self._recent) // self._REBUILD_SHARE)
+        table = self.table
         for item_id, info in batch:
-            _record(self.table, item_id, info)
-            old = self._items.get(item_id)
-            if not rebuild and old is not None and (key := _recent_key(item_id, old)):
-                self._recent.remove(key)
+            code = table.add(item_id)
+            if code >= len(self._state):
+                self._grow(max(2 * len(self._state), code + 1))
+            if not rebuild and (old := self._recent_key(code, item_id)):
+                self._recent.remove(old)
+            self._live += int(info is not None) - int(self._state[code] == _LIVE)
+            _record(table, item_id, info)
             if info is None:
-                self._items.pop(item_id, None)
-                self._deleted.add(item_id)
+                self._state[code] = _DELETED_STATE
+                self._published_at[code] = np.nan
                 continue
-            self._items[item_id] = info
-            self._deleted.discard(item_id)
-            if not rebuild and (key := _recent_key(item_id, info)):
+            self._state[code] = _LIVE
+            published = info.published_at
+            self._published_at[code] = np.nan if published is None else published
+            if not rebuild and (key := self._recent_key(code, item_id)):
                 self._recent.add(key)
         if rebuild:
-            keys = (_recent_key(item_id, info) for item_id, info in self._items.items())
-            self._recent = _SortedKeys(sorted(key for key in keys if key is not None))
+            live = np.flatnonzero(
+                (self._state[: len(table)] == _LIVE)
+                & table.available(np.arange(len(table)))
+                & np.isfinite(self._published_at[: len(table)])
+            )
+            ids = table.ids
+            times = self._published_at[live].tolist()
+            keys = zip(times, [ids[i] for i in live.tolist()], strict=True)
+            self._recent = _SortedKeys(sorted(keys))
         self.version = version
 
     def get(self, item_id: str) -> ItemInfo | None:
         """The item's facts; an unavailable tombstone if deleted; ``None`` if never seen."""
-        info = self._items.get(item_id)
-        if info is None and item_id in self._deleted:
+        code = self.table.index_of(item_id)
+        if code is None or code >= len(self._state) or self._state[code] == _UNSEEN:
+            return None
+        if self._state[code] == _DELETED_STATE:
             return _DELETED
-        return info
+        published = float(self._published_at[code])
+        return ItemInfo(
+            self.table.category_of(code),
+            self.table.is_available(code),
+            None if math.isnan(published) else published,
+        )
 
     def known(self, item_id: str) -> bool:
         """Whether ``item_id`` is a live item (deleted and unseen ones are not)."""
-        return item_id in self._items
+        code = self.table.index_of(item_id)
+        return code is not None and code < len(self._state) and self._state[code] == _LIVE
 
     def __len__(self) -> int:
         """How many live items (available or not) the catalogue holds."""
-        return len(self._items)
+        return self._live
+
+    def _recent_key(self, code: int, item_id: str) -> _Key | None:
+        """The item's place in the recency index, or ``None`` when it does not belong
+        there (deleted, unavailable, or without a finite publication time)."""
+        published = float(self._published_at[code])
+        if self._state[code] != _LIVE or not math.isfinite(published):
+            return None
+        return (published, item_id) if self.table.is_available(code) else None
+
+    def _grow(self, capacity: int) -> None:
+        extra = capacity - len(self._state)
+        self._state = np.concatenate([self._state, np.zeros(extra, dtype=np.int8)])
+        self._published_at = np.concatenate([self._published_at, np.full(extra, np.nan)])
 
     def recent(self, now: float, max_age_s: float, limit: int) -> list[tuple[str, float]]:
         """Up to ``limit`` live, available items published in ``[now - max_age_s, now]``,
@@ -201,14 +243,6 @@ _Key = tuple[float, str]
 
 def _published(key: _Key) -> float:
     return key[0]
-
-
-def _recent_key(item_id: str, info: ItemInfo) -> _Key | None:
-    """The item's place in the recency index, or ``None`` when it does not belong there."""
-    published = info.published_at
-    if not info.available or published is None or not math.isfinite(published):
-        return None
-    return (published, item_id)
 
 
 class _SortedKeys:

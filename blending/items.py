@@ -128,6 +128,15 @@ class ItemTable:
         found: np.ndarray = self._available[indices]
         return found
 
+    def is_available(self, index: int) -> bool:
+        """Whether one item may be shown (:meth:`available` for a single index)."""
+        return bool(self._available[index])
+
+    def category_of(self, index: int) -> str | None:
+        """One item's category name, or ``None``."""
+        code = int(self._category[index])
+        return None if code == NO_CATEGORY else self.category_names[code]
+
     def categories(self, indices: np.ndarray) -> np.ndarray:
         """Each item's category code (``NO_CATEGORY`` when it has none)."""
         found: np.ndarray = self._category[indices]
