@@ -11,23 +11,34 @@ cold-start row instead.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from models.ann import ItemVectors
 from models.errors import ModelError
-from models.formats.tensor_adapter import TensorModelAdapter
+from models.formats.mapped_npz import map_npz
+from models.formats.tensor_adapter import EXACT_BELOW, TensorModelAdapter
 
 __all__ = ["FactorsAdapter", "read_factors", "save_factors"]
 
 
 def save_factors(
-    path: str, user_factors: np.ndarray, item_factors: np.ndarray, item_bias: np.ndarray | None
+    path: str,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    item_bias: np.ndarray | None,
+    cold_row: bool = True,
 ) -> None:
-    """Write ``factors.npz`` as this format reads it (float32)."""
+    """Write ``factors.npz`` as this format reads it (float32), with the cold-start
+    user row (the mean user) unless ``cold_row`` is false: a file with it is served
+    straight from the page cache, one without it needs a copy of the user matrix."""
+    users = np.asarray(user_factors, dtype=np.float32)
+    if cold_row:
+        users = np.vstack([users, users.mean(axis=0, keepdims=True)])
     arrays = {
-        "user_factors": np.asarray(user_factors, dtype=np.float32),
+        "user_factors": users,
         "item_factors": np.asarray(item_factors, dtype=np.float32),
     }
     if item_bias is not None:
@@ -37,17 +48,21 @@ def save_factors(
 
 def read_factors(directory: Path, n_users: int, n_items: int, name: str) -> ItemVectors:
     """``directory/factors.npz`` checked against ``n_users`` and ``n_items`` (ids.json),
-    with its cold-start user row (the mean user when the file has none)."""
+    with its cold-start user row (the mean user when the file has none).
+
+    The arrays are mapped from the file, not read (:func:`map_npz`): the processes of a
+    node that serve the same version share one copy. Arrays that are not float32, and
+    a user matrix without its cold-start row, are copied."""
     try:
-        with np.load(directory / "factors.npz") as arrays:
-            users = np.asarray(arrays["user_factors"], dtype=np.float32)
-            items = np.asarray(arrays["item_factors"], dtype=np.float32)
-            bias = (
-                np.asarray(arrays["item_bias"], dtype=np.float32)
-                if "item_bias" in arrays
-                else np.zeros(len(items), dtype=np.float32)
-            )
-    except (OSError, KeyError, ValueError) as exc:
+        arrays = map_npz(directory / "factors.npz")
+        users = np.asarray(arrays["user_factors"], dtype=np.float32)
+        items = np.asarray(arrays["item_factors"], dtype=np.float32)
+        bias = (
+            np.asarray(arrays["item_bias"], dtype=np.float32)
+            if "item_bias" in arrays
+            else np.zeros(len(items), dtype=np.float32)
+        )
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise ModelError(
             f"model {name!r}: factors.npz needs user_factors and item_factors: {exc}"
         ) from exc
@@ -81,7 +96,13 @@ class FactorsAdapter(TensorModelAdapter):
         if self.users is None:
             raise ModelError(f"model {self.name!r}: the factors format needs ids.json")
         self._vectors = read_factors(self.directory, len(self.users), len(self.items), self.name)
-        self._item_factors_t = np.ascontiguousarray(self._vectors.items.T)
+        # A contiguous transposed copy makes the small catalogue's exact product a
+        # little faster; a large one is shared from the page cache instead (and
+        # retrieved through its index): the copy would be private to each process.
+        transposed = self._vectors.items.T
+        if len(self.items) < EXACT_BELOW:
+            transposed = np.ascontiguousarray(transposed)
+        self._item_factors_t = transposed
 
     def item_vectors(self) -> ItemVectors:
         """The factors themselves."""

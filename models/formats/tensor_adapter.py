@@ -22,10 +22,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from models.ann import FIRST_PROBES, INDEX_FILE, ItemIndex, ItemVectors, ranked
+from models.ann import FIRST_PROBES, INDEX_FILE, ItemIndex, ItemVectors, Retriever
 from models.base import ModelAdapter, Recommender, RecommendQuery, ScoredItem, Scorer, TopItems
 from models.errors import ModelError
 from models.formats._inputs import to_feature_matrix, to_user_ids
+from models.id_table import IdTable
 from models.topk import top_k_columns
 
 __all__ = ["EXACT_BELOW", "TensorModelAdapter", "count_option"]
@@ -57,26 +58,23 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
     index: ItemIndex | None = None
     """The approximate index a recommender retrieves with (``None``: exact scoring)."""
     _vectors: ItemVectors | None = None
+    _retriever: Retriever | None = None
 
     def load(self) -> None:
         """Read ``ids.json``, then open the runtime."""
         self.top_n = count_option(self, "predict_top_n", 10)
-        self.users: dict[str, int] | None = None
-        self.items: list[str] = []
+        self.users: IdTable | None = None
+        self.items = IdTable([])
         ids_path = self.directory / "ids.json"
         if ids_path.is_file():
             try:
                 ids = json.loads(ids_path.read_text(encoding="utf-8"))
-                self.users = {str(u): i for i, u in enumerate(ids["users"])}
-                self.items = [str(i) for i in ids["items"]]
+                self.users, self.items = IdTable(ids["users"]), IdTable(ids["items"])
             except (ValueError, KeyError, TypeError) as exc:
                 raise ModelError(
                     f'model {self.name!r}: malformed ids.json (expected {{"users": [...], '
                     f'"items": [...]}}): {exc!r}'
                 ) from exc
-        # Ids as one numpy array: a top-n answer is a fancy index, sent as one buffer.
-        self._item_array = np.array(self.items, dtype=str)
-        self._item_column = {item: j for j, item in enumerate(self.items)}
         self.feature_names: list[str] | None = self.manifest.extra.get("feature_names")
         self.n_features = int(self.manifest.extra.get("n_features") or 0)
         self.open()
@@ -105,11 +103,10 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
         published = int((self.manifest.extra.get("ann") or {}).get("probes") or 0)
         probes = count_option(self, "ann_probes", published or FIRST_PROBES)
         index = ItemIndex.load(path, probes)
-        if index.size != len(self.items):
-            raise ModelError(
-                f"model {self.name!r}: {INDEX_FILE} holds {index.size} items, ids.json "
-                f"{len(self.items)}"
-            )
+        try:
+            self._retriever = Retriever(index, self._vectors)
+        except ModelError as exc:
+            raise ModelError(f"model {self.name!r}: {exc}") from exc
         return index
 
     @abstractmethod
@@ -143,8 +140,7 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
     def _user_rows(self, users: Sequence[str]) -> np.ndarray:
         """Each user's row; unknown users get the cold-start row."""
         assert self.users is not None
-        cold = len(self.users)
-        return np.asarray([self.users.get(u, cold) for u in users], dtype=np.int64)
+        return self.users.rows(users, missing=len(self.users))
 
     def top_items(self, queries: Sequence[RecommendQuery], n: int) -> list[TopItems]:
         """Top ``n`` items per user as columns, best first; the same answer every call.
@@ -159,20 +155,17 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
         # Best first, ties by item order: the order training measured the model in.
         best = top_k_columns(scores, n)
         picked = np.take_along_axis(scores, best, axis=1).astype(np.float64)
-        return [
-            TopItems(self._item_array[cols], row) for cols, row in zip(best, picked, strict=True)
-        ]
+        return [TopItems(self.items.ids[cols], row) for cols, row in zip(best, picked, strict=True)]
 
     def _retrieved_top_items(self, queries: Sequence[RecommendQuery], n: int) -> list[TopItems]:
-        assert self.index is not None and self._vectors is not None
+        assert self._retriever is not None
         rows = self._user_rows([q.user_id for q in queries])
-        found = self.index.candidates(self._vectors.searchable_users(rows), n)
-        columns, scores = ranked(self._vectors.scores(rows, np.maximum(found, 0)), found)
+        columns, scores = self._retriever.columns(rows, n)
         answers = []
         for row_columns, row_scores in zip(columns, scores, strict=True):
             kept = row_columns >= 0
             answers.append(
-                TopItems(self._item_array[row_columns[kept]], row_scores[kept].astype(np.float64))
+                TopItems(self.items.ids[row_columns[kept]], row_scores[kept].astype(np.float64))
             )
         return answers
 
@@ -181,9 +174,7 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
         below every item it does, so a reranked list keeps it, last."""
         (row,) = self.scores([query.user_id])
         floor = float(row.min()) - 1.0 if row.size else 0.0
-        columns = np.fromiter(
-            (self._item_column.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids)
-        )
+        columns = self.items.rows(item_ids, missing=-1)
         picked = np.full(len(item_ids), floor, dtype=np.float64)
         known = columns >= 0
         picked[known] = row[columns[known]]
@@ -237,7 +228,7 @@ class TensorModelAdapter(ModelAdapter, Recommender, Scorer):
 
     def item_ids(self) -> Sequence[str] | None:
         """The items of ``ids.json`` (a recommender), else ``None``."""
-        return self.items if self.users is not None else None
+        return self.items.ids.tolist() if self.users is not None else None
 
     def describe(self) -> dict[str, Any]:
         """Which shape of model this is, where it runs and what it takes."""

@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.ann import INDEX_FILE, ItemIndex, ItemVectors, build_tuned, recall_against_exact
+from models.ann import (
+    INDEX_FILE,
+    ItemIndex,
+    ItemVectors,
+    Retriever,
+    build_tuned,
+    recall_against_exact,
+)
 from models.base import RecommendQuery
 from models.errors import ModelError
 from models.formats.factors import save_factors
@@ -61,7 +68,8 @@ def test_publish_builds_an_index_tuned_to_the_target_recall(
     assert ann["items"] == N_ITEMS and ann["recall_at_100"] >= 0.95
     # The recall the manifest states is the one the published file gives.
     index = ItemIndex.load(store.path("mf", "1") / INDEX_FILE, ann["probes"])
-    assert recall_against_exact(index, vectors) == pytest.approx(ann["recall_at_100"], abs=1e-4)
+    recall = recall_against_exact(Retriever(index, vectors))
+    assert recall == pytest.approx(ann["recall_at_100"], abs=1e-4)
 
 
 def test_a_higher_target_explores_more_until_it_is_met(tmp_path: Path) -> None:
@@ -113,5 +121,57 @@ def test_an_index_that_does_not_match_the_model_is_refused(tmp_path: Path) -> No
     smaller = ItemVectors(vectors.users, vectors.items[:-10], vectors.bias[:-10])
     ItemIndex.build(smaller).save(tmp_path / "export" / INDEX_FILE)
     publish_artifact(store, tmp_path / "export", "mf", "factors", check=False)
-    with pytest.raises(ModelError, match=r"holds 3990 items, ids\.json 4000"):
+    with pytest.raises(ModelError, match=r"holds 3990 items, the model 4000 with a vector"):
         load_model(store, "mf", "1", options={"exact_below": 1000})
+
+
+def test_items_without_a_vector_stay_out_of_the_index_and_are_still_served(
+    tmp_path: Path,
+) -> None:
+    export = tmp_path / "export"
+    vectors = _factor_model(export)
+    # What training leaves for the last 1,000 items, which nobody clicked: no
+    # vector, only a bias; one of them has a bias that beats every scored item.
+    items, bias = vectors.items.copy(), vectors.bias.copy()
+    items[-1000:] = 0.0
+    bias[-1000:] = -5.0
+    bias[-7] = 100.0
+    save_factors(str(export / "factors.npz"), vectors.users[:-1], items, bias)
+    store = ArtifactStore(tmp_path / "store")
+    publish_artifact(store, export, "mf", "factors", ann_min_items=1000)
+    ann = store.manifest("mf", "1").extra["ann"]
+    assert (ann["items"], ann["indexed"]) == (N_ITEMS, N_ITEMS - 1000)
+    assert ann["recall_at_100"] >= 0.95
+
+    approximate = load_model(store, "mf", "1", options={"exact_below": 1000})
+    exact = load_model(store, "mf", "1")
+    assert approximate.describe()["retrieval"] == "approximate"
+    queries = [RecommendQuery(f"user{i}") for i in range(0, N_USERS, 5)]
+    for got, want in zip(
+        approximate.top_items(queries, 20), exact.top_items(queries, 20), strict=True
+    ):
+        assert got.id_list()[0] == want.id_list()[0] == f"item{N_ITEMS - 7}"
+
+
+def test_an_index_of_every_item_as_earlier_releases_built_it_still_serves(
+    tmp_path: Path,
+) -> None:
+    import faiss
+
+    export = tmp_path / "export"
+    vectors = _factor_model(export)
+    every = vectors.searchable_items()
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(every.shape[1]), every.shape[1], 64)
+    index.train(every)
+    index.add(every)
+    faiss.write_index(index, str(export / INDEX_FILE))
+    store = ArtifactStore(tmp_path / "store")
+    publish_artifact(store, export, "mf", "factors", check=False)
+    approximate = load_model(store, "mf", "1", options={"exact_below": 1000, "ann_probes": 64})
+    exact = load_model(store, "mf", "1")
+    assert approximate.describe()["retrieval"] == "approximate"
+    queries = [RecommendQuery(f"user{i}") for i in range(0, N_USERS, 5)]
+    for got, want in zip(
+        approximate.top_items(queries, 50), exact.top_items(queries, 50), strict=True
+    ):
+        assert got.id_list() == want.id_list()
