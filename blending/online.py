@@ -161,6 +161,17 @@ class DecayedCounts:
             del self._items[item]
         return len(gone)
 
+    def trim(self, now: float, max_items: int) -> int:
+        """Keep the ``max_items`` items with the most decayed impressions at ``now``
+        (ties: more clicks, then the smaller id), forget the rest; returns how many went."""
+        if len(self._items) <= max_items:
+            return 0
+        decayed = ((item, *self.counts(item, now)) for item in self._items)
+        kept = heapq.nsmallest(max_items, decayed, key=lambda r: (-r[1], -r[2], r[0]))
+        before = len(self._items)
+        self._items = {item: self._items[item] for item, _, _ in kept}
+        return before - len(self._items)
+
     def to_json(self) -> dict[str, Any]:
         """A checkpoint: every item's counts decayed to one reference time ``at``, the
         latest time any item was updated (so nothing is decayed backwards)."""

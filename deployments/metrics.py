@@ -192,6 +192,17 @@ class EventLogMetrics:
             description="Recommendation lists written to the event log, by use case.",
             tag_keys=("use_case",),
         )
+        self.online_items = Gauge(
+            "blendserve_online_state_items",
+            description=(
+                "Items the online learning state holds (bounded by events.online.max_items)."
+            ),
+        )
+        self.online_forgotten = Counter(
+            "blendserve_online_state_forgotten_total",
+            description="Items the online learning state forgot: decayed to nothing, or "
+            "the least seen beyond max_items.",
+        )
 
 
 class IngressMetrics:

@@ -24,6 +24,16 @@ class OnlineConfig(BaseModel):
     snapshot_items: int = Field(
         2000, ge=1, le=1_000_000, description="Items (most seen) each ingress receives."
     )
+    max_items: int = Field(
+        200_000,
+        ge=1,
+        le=10_000_000,
+        description=(
+            "Items the state keeps at most, the least seen forgotten first (about 200 "
+            "bytes each in the event log); items whose counts have decayed to nothing "
+            "are forgotten anyway."
+        ),
+    )
     checkpoint_every_s: float = Field(
         30, gt=0, le=86_400, description="How often the state is saved to the artifact store."
     )

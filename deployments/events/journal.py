@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,6 +56,8 @@ class Observers:
 
     feedback: Callable[[FeedbackRecord, str], None] = lambda record, outcome: None
     served: Callable[[ServedList], None] = lambda record: None
+    online: Callable[[int, int], None] = lambda items, forgotten: None
+    """The online state's size after bounding it, and how many items that forgot."""
 
 
 class EventJournal:
@@ -187,6 +190,10 @@ class EventJournal:
             except Exception:
                 logger.exception("event log: flush to %s failed; retrying", self.store.uri)
         if self.online.checkpoint_due():
+            # On the event loop, not in the checkpoint's thread: feedback arriving
+            # meanwhile changes the same dictionary.
+            forgotten = self.online.bound(time.time())
+            self.observers.online(len(self.online.counts), forgotten)
             try:
                 await asyncio.to_thread(self.online.checkpoint)
             except Exception:  # the store is unwritable: the WAL still has it all

@@ -32,6 +32,9 @@ logger = logging.getLogger("ray.serve")
 
 _CHECKPOINTS_KEPT = 3
 _FORMAT = "online_state"
+FORGET_BELOW = 0.01
+"""An item whose decayed impressions and clicks are both below this is forgotten
+(at a 6-hour half-life, one impression goes after 40 hours without another)."""
 
 
 class OnlineState:
@@ -86,6 +89,14 @@ class OnlineState:
             replayed,
         )
         return replayed
+
+    def bound(self, now: float) -> int:
+        """Forget items whose counts have decayed to nothing, then the least seen
+        beyond ``max_items``; how many went. Bounds the state whatever the catalogue's
+        size or churn (it keeps an entry per item ever seen otherwise)."""
+        forgotten = self.counts.prune(now, FORGET_BELOW)
+        forgotten += self.counts.trim(now, self.config.max_items)
+        return forgotten
 
     def checkpoint_due(self) -> bool:
         """Whether it changed and the checkpoint interval has passed."""

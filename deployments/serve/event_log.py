@@ -48,7 +48,9 @@ class EventLog:
     def __init__(self, events: EventsConfig, store: str) -> None:
         app = serve.get_replica_context().app_name or "default"
         self.metrics = EventLogMetrics()
-        observers = Observers(feedback=self._on_feedback, served=self._on_served)
+        observers = Observers(
+            feedback=self._on_feedback, served=self._on_served, online=self._on_online
+        )
         self.journal = EventJournal(events, ArtifactStore(resolve_store(store)), app, observers)
         start_flushing()
         self._flusher: asyncio.Task[None] | None = None
@@ -59,6 +61,11 @@ class EventLog:
 
     def _on_served(self, record: ServedList) -> None:
         self.metrics.served.inc(tags={"use_case": record.use_case})
+
+    def _on_online(self, items: int, forgotten: int) -> None:
+        self.metrics.online_items.set(items)
+        if forgotten:
+            self.metrics.online_forgotten.inc(forgotten)
 
     def _start_flusher(self) -> None:
         if self._flusher is None or self._flusher.done():

@@ -73,3 +73,25 @@ def test_without_a_checkpoint_all_feedback_is_replayed_and_old_ones_are_pruned(
         state.checkpoint()
     assert len(store.versions("online_app")) == 3, "the last three checkpoints are kept"
     assert not state.checkpoint_due(), "nothing new since the last checkpoint"
+
+
+def test_the_state_is_bounded_by_decay_and_by_max_items(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "artifacts")
+    state = OnlineState(OnlineConfig(half_life_hours=1, max_items=100), store, "app")
+    now = time.time()
+    # 50 items seen once two days ago (48 half-lives: nothing left of them), then
+    # 300 items seen now, item i i+1 times.
+    for i in range(50):
+        state.observe(f"old{i}", "impression", now - 48 * 3600)
+    for i in range(300):
+        for _ in range(i + 1):
+            state.observe(f"new{i}", "impression", now)
+    state.observe("new0", "click", now)
+    assert len(state.counts) == 350
+
+    assert state.bound(now) == 250
+    assert len(state.counts) == 100
+    kept = set(state.snapshot().impressions)
+    # The most seen stay; a click does not save an item seen once.
+    assert kept == {f"new{i}" for i in range(200, 300)}
+    assert state.bound(now) == 0
