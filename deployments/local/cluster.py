@@ -54,6 +54,13 @@ SERVE_ENV = {
     # door's queue timeout). Smaller pieces of the same work (ingress replicas also
     # sample node latencies, deployments/metrics.py) no longer stall anything.
     "RAY_metrics_report_interval_ms": "5000",
+    # Ray starts its workers, Serve's replicas among them, at nice 15, below every
+    # other process of the node (raylet, GCS, dashboard and metrics agents, HAProxy):
+    # whenever one of those woke up on a busy two-core node, the replicas lost the
+    # CPU (weights 36 against 1,024) and answers waited past the front door's queue
+    # timeout. The soak found it: docs/RELIABILITY.md. Ray's job manager does the same
+    # for job drivers.
+    "RAY_worker_niceness": "0",
 }
 
 

@@ -17,6 +17,7 @@ SERVE_ENV = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
     "RAY_metrics_report_interval_ms": "5000",
+    "RAY_worker_niceness": "0",
 }
 
 
