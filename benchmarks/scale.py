@@ -23,25 +23,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy import sparse
 
 from benchmarks.markdown import write_section
+from benchmarks.scale_serving import ServingRow, serve_size, serving_markdown, write_home
+from blending.online import DecayedCounts
 from models.ann import (
     INDEX_FILE,
-    TARGET_RECALL,
-    ItemIndex,
-    ItemVectors,
-    recall_against_exact,
 )
 from models.base import RecommendQuery
 from models.formats.factors import save_factors
@@ -50,7 +46,16 @@ from models.publish import publish_artifact
 from models.registry import load_model
 from models.store import ArtifactStore
 
-__all__ = ["ScaleRow", "generate_clicks", "main", "measure_size"]
+__all__ = [
+    "ScaleRow",
+    "generate_clicks",
+    "home_of",
+    "main",
+    "measure_size",
+    "online_state_bytes_per_item",
+    "timed_ms",
+    "train_als",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = ((10_000, 100_000), (100_000, 100_000), (1_000_000, 1_000_000))
@@ -87,6 +92,8 @@ class ScaleRow:
     ann_p99_ms: float
     exact_batch16_ms: float
     ann_batch16_ms: float
+    user_mib_per_million: float
+    """What the served model holds per million users: their ids and vectors."""
 
 
 def generate_clicks(n_items: int, n_users: int, seed: int = 0) -> sparse.csr_matrix:
@@ -118,7 +125,8 @@ def generate_clicks(n_items: int, n_users: int, seed: int = 0) -> sparse.csr_mat
     return matrix
 
 
-def _train_als(matrix: sparse.csr_matrix, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def train_als(matrix: sparse.csr_matrix, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """User and item factors of ``matrix`` (implicit's ALS, ``FACTORS`` factors)."""
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
@@ -135,7 +143,8 @@ def _train_als(matrix: sparse.csr_matrix, seed: int = 0) -> tuple[np.ndarray, np
     return np.asarray(model.user_factors), np.asarray(model.item_factors)
 
 
-def _timed_ms(call: object, repeats: int) -> np.ndarray:
+def timed_ms(call: object, repeats: int) -> np.ndarray:
+    """Milliseconds of each of ``repeats`` calls ``call(i)``."""
     times = np.empty(repeats)
     for i in range(repeats):
         started = time.perf_counter()
@@ -144,13 +153,19 @@ def _timed_ms(call: object, repeats: int) -> np.ndarray:
     return times
 
 
+def home_of(work: Path, n_items: int, n_users: int) -> Path:
+    """The ``BLENDSERVE_HOME`` :func:`measure_size` leaves for one size in ``work``."""
+    return work / f"home-{n_items}x{n_users}"
+
+
 def measure_size(n_items: int, n_users: int, work: Path) -> ScaleRow:
-    """Generate, train, publish and measure one size in ``work``."""
+    """Generate, train, publish and measure one size in ``work``; leave a home
+    (:func:`home_of`) that :mod:`benchmarks.scale_serving` serves."""
     started = time.perf_counter()
     matrix = generate_clicks(n_items, n_users)
     generate_s = time.perf_counter() - started
     started = time.perf_counter()
-    users, items = _train_als(matrix)
+    users, items = train_als(matrix)
     train_s = time.perf_counter() - started
     export = work / f"export-{n_items}"
     export.mkdir()
@@ -158,7 +173,8 @@ def measure_size(n_items: int, n_users: int, work: Path) -> ScaleRow:
     user_ids = [f"u{i}" for i in range(n_users)]
     ids = {"users": user_ids, "items": [f"a{j}" for j in range(n_items)]}
     (export / "ids.json").write_text(json.dumps(ids))
-    store = ArtifactStore(work / "store")
+    home = home_of(work, n_items, n_users)
+    store = ArtifactStore(home / "artifacts")
     started = time.perf_counter()
     manifest = publish_artifact(store, export, "mf", "factors", ann_min_items=1).manifest
     publish_s = time.perf_counter() - started
@@ -176,16 +192,17 @@ def measure_size(n_items: int, n_users: int, work: Path) -> ScaleRow:
     rng = np.random.default_rng(1)
     asked = [RecommendQuery(user_ids[u]) for u in rng.integers(0, n_users, REPEATS)]
     batches = [asked[i : i + 16] for i in range(0, REPEATS - 16, 16)]
-    exact_ms = _timed_ms(lambda i: exact.top_items([asked[i]], CANDIDATES), REPEATS)
-    ann_ms = _timed_ms(lambda i: approximate.top_items([asked[i]], CANDIDATES), REPEATS)
-    exact_batch = _timed_ms(lambda i: exact.top_items(batches[i], CANDIDATES), len(batches))
-    ann_batch = _timed_ms(lambda i: approximate.top_items(batches[i], CANDIDATES), len(batches))
+    exact_ms = timed_ms(lambda i: exact.top_items([asked[i]], CANDIDATES), REPEATS)
+    ann_ms = timed_ms(lambda i: approximate.top_items([asked[i]], CANDIDATES), REPEATS)
+    exact_batch = timed_ms(lambda i: exact.top_items(batches[i], CANDIDATES), len(batches))
+    ann_batch = timed_ms(lambda i: approximate.top_items(batches[i], CANDIDATES), len(batches))
     index_bytes = (store.path("mf", manifest.version) / INDEX_FILE).stat().st_size
     found = 0
     for got, want in zip(
         approximate.top_items(asked, 100), exact.top_items(asked, 100), strict=True
     ):
         found += len(set(got.id_list()) & set(want.id_list()))
+    write_home(home, store, matrix)
     return ScaleRow(
         items=n_items,
         users=n_users,
@@ -205,107 +222,28 @@ def measure_size(n_items: int, n_users: int, work: Path) -> ScaleRow:
         ann_p99_ms=round(float(np.percentile(ann_ms, 99)), 3),
         exact_batch16_ms=round(float(np.percentile(exact_batch, 50)), 3),
         ann_batch16_ms=round(float(np.percentile(ann_batch, 50)), 3),
+        user_mib_per_million=round(_user_bytes(approximate) / n_users * 1e6 / 2**20, 1),
     )
 
 
-def compare_index_kinds(n_items: int, n_users: int) -> list[dict[str, float | str]]:
-    """Four faiss indexes on the same trained vectors, each searched harder until
-    recall@100 >= 0.95 (or its last setting): the graph this project builds (HNSW over
-    vectors where the best scored is the nearest), HNSW built for inner products, and
-    inverted files over the raw and the transformed vectors."""
-    import faiss
-
-    users, items = _train_als(generate_clicks(n_items, n_users))
-    vectors = ItemVectors(
-        np.vstack([users, users.mean(axis=0, keepdims=True)]).astype(np.float32),
-        items.astype(np.float32),
-        np.zeros(n_items, dtype=np.float32),
-    )
-    searchable = vectors.searchable_items()
-    raw = np.ascontiguousarray(searchable[:, :-1])  # [item, bias]: inner product as is
-    cells = ItemIndex.cells_for(n_items)
-    sample = np.sort(np.random.default_rng(0).choice(n_items, min(n_items, 64 * cells), False))
-
-    def hnsw(metric: int, data: np.ndarray) -> Any:
-        index = faiss.IndexHNSWFlat(data.shape[1], 32, metric)
-        index.hnsw.efConstruction = 80
-        index.add(data)
-        return index
-
-    def ivf(metric: int, data: np.ndarray) -> Any:
-        index = faiss.IndexIVFFlat(
-            faiss.IndexFlat(data.shape[1], metric), data.shape[1], cells, metric
-        )
-        index.train(data[sample])
-        index.add(data)
-        return index
-
-    def set_ef(index: Any, value: int) -> None:
-        index.hnsw.efSearch = value
-
-    def set_probes(index: Any, value: int) -> None:
-        index.nprobe = value
-
-    inner, l2 = faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2
-    kinds = [
-        (
-            "HNSW32, transformed",
-            lambda: hnsw(l2, searchable),
-            set_ef,
-            "efSearch",
-            True,
-        ),
-        ("HNSW32, inner product", lambda: hnsw(inner, raw), set_ef, "efSearch", False),
-        (f"IVF{cells}, inner product", lambda: ivf(inner, raw), set_probes, "probes", False),
-        (
-            f"IVF{cells}, transformed (ours)",
-            lambda: ItemIndex.build(vectors).index,
-            set_probes,
-            "probes",
-            True,
-        ),
-    ]
-    efforts = {"efSearch": (128, 256, 512, 1024, 2048), "probes": (8, 32, 128, 256, 512, 1024)}
-    queries = vectors.searchable_users(np.arange(min(REPEATS, n_users)))
-    results: list[dict[str, float | str]] = []
-    for name, make, set_effort, effort, transformed in kinds:
-        faiss.omp_set_num_threads(os.cpu_count() or 1)  # every core to build
-        started = time.perf_counter()
-        index = make()  # type: ignore[no-untyped-call]
-        build_s = time.perf_counter() - started
-        faiss.omp_set_num_threads(1)  # one thread to serve, as a replica does
-        probe = _Searcher(index, transformed)
-        for value in efforts[effort]:
-            set_effort(index, value)
-            recall = recall_against_exact(probe, vectors)  # type: ignore[arg-type]
-            if recall >= TARGET_RECALL:
-                break
-        times = _timed_ms(
-            lambda i, p=probe: p.candidates(queries[i : i + 1], CANDIDATES), len(queries)
-        )
-        results.append(
-            {
-                "index": name,
-                "build_s": round(build_s, 1),
-                "effort": f"{effort} {value}",
-                "recall_at_100": round(recall, 3),
-                "query_p50_ms": round(float(np.percentile(times, 50)), 3),
-            }
-        )
-    return results
+def _user_bytes(model: TensorModelAdapter) -> int:
+    """Bytes the model holds per user: the id table and the vector rows."""
+    vectors = model.item_vectors()
+    assert model.users is not None and vectors is not None
+    return model.users.nbytes() + int(vectors.users.nbytes)
 
 
-class _Searcher:
-    """Any faiss index answering :meth:`ItemIndex.candidates`'s way, for the comparison
-    (given transformed user rows; an index over the raw vectors drops the last column)."""
+def online_state_bytes_per_item(n_items: int = 100_000) -> float:
+    """Bytes the event log's online state (decayed counts) holds per item it keeps."""
+    import tracemalloc
 
-    def __init__(self, index: Any, transformed: bool) -> None:
-        self.index, self.transformed = index, transformed
-
-    def candidates(self, queries: np.ndarray, n: int) -> np.ndarray:
-        rows = queries if self.transformed else np.ascontiguousarray(queries[:, :-1])
-        _, columns = self.index.search(rows, n)
-        return np.asarray(columns, dtype=np.int64)
+    tracemalloc.start()
+    counts = DecayedCounts(6 * 3600.0)
+    for j in range(n_items):
+        counts.observe(f"a{j}", "impression", 1.7e9 + j)
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return held / n_items
 
 
 def markdown(rows: Sequence[ScaleRow], command: str, seconds: float) -> str:
@@ -318,8 +256,8 @@ def markdown(rows: Sequence[ScaleRow], command: str, seconds: float) -> str:
         "",
         "| items | users | clicks | train | publish (index + tuning) | index | probes "
         "| recall@100 published / served | exact p50 / p99 | index p50 / p99 "
-        "| batch of 16: exact / index |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| batch of 16: exact / index | per 1M users |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
@@ -327,7 +265,7 @@ def markdown(rows: Sequence[ScaleRow], command: str, seconds: float) -> str:
             f"| {r.index_mib} MiB | {r.probes} | {r.recall_published:.3f} / "
             f"{r.recall_served:.3f} | {r.exact_p50_ms} / {r.exact_p99_ms} ms "
             f"| {r.ann_p50_ms} / {r.ann_p99_ms} ms | {r.exact_batch16_ms} / "
-            f"{r.ann_batch16_ms} ms |"
+            f"{r.ann_batch16_ms} ms | {r.user_mib_per_million:.0f} MiB |"
         )
     if len(rows) >= 2:
         small, large = rows[0], rows[-1]
@@ -338,6 +276,15 @@ def markdown(rows: Sequence[ScaleRow], command: str, seconds: float) -> str:
             f"{large.ann_p50_ms / small.exact_p50_ms:.2f}x the small catalogue's exact p50 "
             "(the issue's target: at most 2x).",
         ]
+    lines += [
+        "",
+        'Per user, blendserve holds only what the model was trained with ("per 1M '
+        'users": the id table and the vectors, the vectors mapped from the file and '
+        "shared by the processes of a node); nothing is learned or kept per user while "
+        "serving. The online state is per item: "
+        f"{online_state_bytes_per_item():.0f} bytes an item, at most "
+        "`events.online.max_items` of them (200,000 by default).",
+    ]
     return "\n".join(lines)
 
 
@@ -361,9 +308,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the file whose scale section is written (default: BENCHMARKS.md, except "
         "with --quick, which only prints it)",
     )
+    parser.add_argument(
+        "--no-serve", action="store_true", help="only the in-process half (no Ray, no HTTP)"
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.compare:
+        from benchmarks.scale_compare import compare_index_kinds
+
         for result in compare_index_kinds(*_size(args.compare)):
             print(json.dumps(result))
         return 0
@@ -372,20 +324,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = [_size(text) for text in args.sizes.split(",")]
     report = args.report or (None if args.quick else ROOT / "BENCHMARKS.md")
     started = time.perf_counter()
-    rows = []
+    rows: list[ScaleRow] = []
+    served: list[ServingRow] = []
     with tempfile.TemporaryDirectory(prefix="blendserve-scale-") as work:
         for n_items, n_users in sizes:
             row = measure_size(n_items, n_users, Path(work))
             print(json.dumps(asdict(row)), flush=True)
             rows.append(row)
+            if args.no_serve:
+                continue
+            home = home_of(Path(work), n_items, n_users)
+            served.append(serve_size(home, n_items, n_users))
+            print(json.dumps(asdict(served[-1])), flush=True)
+        if served:
+            # Item 4's comparison: the largest size again with one ingress replica.
+            served.append(serve_size(home, n_items, n_users, ingress_replicas=1))
+            print(json.dumps(asdict(served[-1])), flush=True)
     seconds = time.perf_counter() - started
     command = "make bench-scale" + (f" SCALE_ARGS='{' '.join(argv or [])}'" if argv else "")
     text = markdown(rows, command, seconds)
+    if served:
+        text += "\n\n" + serving_markdown(served)
     print(text)
     if report is not None:
         write_section(report, "scale", text)
         results = ROOT / "benchmarks" / "results" / "scale.json"
-        results.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+        payload = {"in_process": [asdict(r) for r in rows], "served": [asdict(r) for r in served]}
+        results.write_text(json.dumps(payload, indent=1) + "\n")
     return 0
 
 

@@ -187,6 +187,8 @@ class RayServeSystem(System):
         )
         self._scratch = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
         self._session: int | None = None
+        self.deploy_to_serving_s: float | None = None
+        """Seconds from ``serve deploy`` until it served (Ray's own start not counted)."""
 
     @property
     def session_id(self) -> int:
@@ -203,6 +205,7 @@ class RayServeSystem(System):
         self._session = self.cluster.session_id
         if self.worker is not None:
             self.cluster.add_worker(**self.worker)
+        deployed = time.monotonic()
         self.cluster.deploy(path)
         self.headers = self.cluster.auth_headers()
         if self.ready_path:
@@ -210,6 +213,7 @@ class RayServeSystem(System):
         path_, body = self.probe
         wait_serving(f"{self.base_url}{path_}", body, self.timeout_s, self.headers)
         self.cluster.wait_running(timeout_s=self.timeout_s)
+        self.deploy_to_serving_s = time.monotonic() - deployed
 
     @property
     def session_ids(self) -> list[int]:
