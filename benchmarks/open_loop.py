@@ -208,6 +208,40 @@ async def open_loop(
     )
 
 
+def sustained_rate(
+    url: str,
+    path: str,
+    bodies: Sequence[Any],
+    headers: Mapping[str, str],
+    *,
+    start: float,
+    step: float,
+    step_s: float,
+    budget_ms: float,
+    limit: float,
+) -> float:
+    """The capacity an open-loop client sustains: its rate from ``start`` up by ``step``
+    every ``step_s`` seconds (at most ``limit``), while every request of a step is
+    answered 2xx and the step's p99 stays within ``budget_ms``; the last such rate
+    (0 when ``start`` already fails).
+
+    A closed-loop measurement (:func:`closed_loop_rate`) overstates what an open-loop
+    load of the same service can be on a machine the client shares: its clients wait
+    instead of sending, and a request then costs the client less CPU.
+    """
+    sustained = 0.0
+    rate = start
+    while rate <= limit:
+        report = run_open_loop(
+            url, path, bodies, rate=rate, duration_s=step_s, headers=headers, window_s=step_s
+        )
+        if report.ok != report.sent or (report.p99_ms or 0.0) > budget_ms:
+            break
+        sustained = rate
+        rate += step
+    return sustained
+
+
 def closed_loop_rate(
     url: str, path: str, bodies: Sequence[Any], headers: Mapping[str, str], seconds: float
 ) -> float:

@@ -14,7 +14,7 @@ import json
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +26,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from benchmarks.open_loop import closed_loop_rate, open_loop, run_open_loop
+from benchmarks.open_loop import closed_loop_rate, open_loop, run_open_loop, sustained_rate
 from benchmarks.soak import DROPPED_BY_CLIENT, SoakReport, main, run_soak
 
 SLOW_S = 1.0
 """How long ``slow*`` users take: well past the timeouts the tests use."""
+CAPPED_PER_S = 100
+"""``capped*`` users are refused (503) beyond this many requests in any second."""
 
 
 @dataclass
@@ -41,6 +43,8 @@ class ServerState:
     in_flight: Counter[str] = field(default_factory=Counter)
     peak_in_flight: Counter[str] = field(default_factory=Counter)
     auth: Counter[str] = field(default_factory=Counter)
+    capped: deque[float] = field(default_factory=deque)
+    """Arrival times of ``capped*`` users' requests in the last second."""
 
 
 @dataclass
@@ -60,6 +64,13 @@ def _app(state: ServerState) -> Starlette:
         state.in_flight[user] += 1
         state.peak_in_flight[user] = max(state.peak_in_flight[user], state.in_flight[user])
         try:
+            if user.startswith("capped"):
+                now = time.monotonic()
+                state.capped.append(now)
+                while state.capped[0] < now - 1.0:
+                    state.capped.popleft()
+                if len(state.capped) > CAPPED_PER_S:
+                    return JSONResponse({"error": "overloaded"}, status_code=503)
             if user.startswith("busy"):
                 return JSONResponse(
                     {"error": "busy"}, status_code=429, headers={"Retry-After": "1"}
@@ -295,3 +306,23 @@ def test_the_lean_client_drops_past_its_in_flight_cap(server: Server) -> None:
     assert server.state.peak_in_flight["slow-lean-cap"] == 5
     rate = closed_loop_rate(server.url, "/v1/recommend/home", [{"user_id": "ok-cl"}], {}, 0.5)
     assert rate > 50, "sixteen clients each waiting for their answer"
+
+
+def test_the_sustained_rate_is_the_last_step_answered_in_full(server: Server) -> None:
+    bodies = [{"user_id": "capped-a", "k": 3}]
+    rate = sustained_rate(
+        server.url,
+        "/v1/recommend/home",
+        bodies,
+        {},
+        start=25,
+        step=50,
+        step_s=1.5,
+        budget_ms=500,
+        limit=400,
+    )
+    # 25 and 75/s pass; 125/s is refused past 100 in a second, so the climb stops.
+    assert rate == 75
+    # A budget no answer meets fails the first step.
+    too_tight = dict(start=40, step=40, step_s=1.0, budget_ms=0.0001, limit=400)
+    assert sustained_rate(server.url, "/v1/recommend/home", bodies, {}, **too_tight) == 0
