@@ -121,8 +121,9 @@ clean:
 bench: demo
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
-# The collaborative model at 10k, 100k and 1M items: exact scoring against the
-# approximate index (BENCHMARKS.md, "Scale"); SCALE_ARGS=--quick is a small smoke run.
+# 10k, 100k and 1M items: the collaborative model in process, exact scoring against
+# the approximate index, then each size served over HTTP (BENCHMARKS.md, "Scale");
+# SCALE_ARGS=--quick is a small smoke run.
 bench-scale: install
 	$(BIN)/python -m benchmarks.scale $(SCALE_ARGS)
 

@@ -18,7 +18,6 @@ demo, measured through the real port (issue 20, item 1).
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -33,8 +32,11 @@ import pyarrow.parquet as pq
 import yaml
 from scipy import sparse
 
+from benchmarks.cpu import parse_stat
 from benchmarks.loadgen import run_wrk
+from benchmarks.server_state import memory_kib
 from benchmarks.systems import RayServeSystem
+from benchmarks.tooling import ensure_wrk
 from models.publish import publish_artifact
 from models.store import ArtifactStore
 
@@ -49,7 +51,6 @@ DELETES = 20
 WATCH_S = 2.0
 """How long a deleted item's user is watched after the delete is acknowledged."""
 LOAD_S = 10.0
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -143,7 +144,9 @@ def serve_size(
     ingress_replicas: int = 2,
     exact_below: int | None = None,
 ) -> ServingRow:
-    """Serve ``home`` (see :func:`write_home`) and measure it."""
+    """Serve ``home`` (see :func:`write_home`) and measure it (installs wrk, Debian's
+    package, when it is missing)."""
+    ensure_wrk()
     path = f"/v1/recommend/{USE_CASE}"
     body = {"user_id": "u1", "k": 10}
     version = ArtifactStore(home / "artifacts").latest("mf")
@@ -161,9 +164,9 @@ def serve_size(
         ).json()
         c1 = run_wrk(url, body, 1, LOAD_S, None, system.headers)
         c16 = run_wrk(url, body, 16, LOAD_S, None, system.headers)
-        pids = _ingress_pids(system)
-        rss = [_memory_kib(pid, "/proc/{}/status", "VmRSS:") / 1024 for pid in pids]
-        pss = [_memory_kib(pid, "/proc/{}/smaps_rollup", "Pss:") / 1024 for pid in pids]
+        pids = system.replica_pids("Ingress")
+        rss = [(memory_kib(pid) or 0) / 1024 for pid in pids]
+        pss = [(memory_kib(pid, "Pss") or 0) / 1024 for pid in pids]
         with httpx.Client(base_url=system.base_url, headers=system.headers, timeout=10) as client:
             apply_cost = _apply_cost(client, pids, n_items)
             delays = _delete_delays(client, path, n_users)
@@ -189,29 +192,9 @@ def serve_size(
     )
 
 
-def _ingress_pids(system: RayServeSystem) -> list[int]:
-    return [
-        int(actor["pid"])
-        for actor in system.cluster.list_actors()
-        if str(actor.get("class_name", "")).endswith(":Ingress") and actor.get("state") == "ALIVE"
-    ]
-
-
-def _memory_kib(pid: int, template: str, field: str) -> float:
-    """One ``field`` (kB) of a /proc file of ``pid``."""
-    for line in Path(template.format(pid)).read_text().splitlines():
-        if line.startswith(field):
-            return float(line.split()[1])
-    raise ValueError(f"{field} not in {template.format(pid)}")
-
-
 def _cpu_s(pids: list[int]) -> float:
     """User + system CPU seconds of ``pids`` so far."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / _TICK
+    return sum(parse_stat(Path(f"/proc/{pid}/stat").read_text())[1] for pid in pids)
 
 
 def _paced(seconds: float, rate: float, call: Callable[[int], None]) -> None:

@@ -13,7 +13,7 @@ import httpx
 
 from benchmarks.systems import RayServeSystem
 
-__all__ = ["replica_memory_mb", "stage_means_ms"]
+__all__ = ["memory_kib", "replica_memory_mb", "stage_means_ms"]
 
 _SAMPLE = re.compile(r"^(\w+)\{([^}]*)\} ([0-9.eE+-]+)$")
 
@@ -71,15 +71,23 @@ def replica_memory_mb(system: RayServeSystem) -> dict[str, float]:
         if not name.startswith("ServeReplica:") or not pid or actor.get("state") != "ALIVE":
             continue
         deployment = name.rsplit(":", 1)[1]
-        status = Path(f"/proc/{pid}/status")
-        try:
-            rss_kb = next(
-                int(line.split()[1])
-                for line in status.read_text(encoding="utf-8").splitlines()
-                if line.startswith("VmRSS:")
-            )
-        except (OSError, StopIteration):
+        rss_kb = memory_kib(int(pid))
+        if rss_kb is None:
             continue
         n = sum(key.startswith(f"{deployment}#") for key in memory) + 1
         memory[f"{deployment}#{n}"] = round(rss_kb / 1024, 1)
     return memory
+
+
+def memory_kib(pid: int, field: str = "VmRSS") -> int | None:
+    """One memory figure of a process, in KiB, ``None`` once it is gone: ``VmRSS``
+    (resident, from ``/proc/<pid>/status``) or ``Pss`` (resident with each shared
+    page split between the processes that map it, from ``smaps_rollup``)."""
+    source = "smaps_rollup" if field == "Pss" else "status"
+    try:
+        for line in Path(f"/proc/{pid}/{source}").read_text(encoding="utf-8").splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None

@@ -222,12 +222,19 @@ class RayServeSystem(System):
 
     def replica_pid(self, deployment: str) -> int | None:
         """The pid of the first live replica of ``deployment`` (by Serve actor name)."""
-        for actor in self.cluster.list_actors():
-            name = str(actor.get("class_name", ""))
-            if name.startswith("ServeReplica:") and name.endswith(f":{deployment}"):
-                pid = actor.get("pid")
-                return int(pid) if pid else None
-        return None
+        pids = self.replica_pids(deployment)
+        return pids[0] if pids else None
+
+    def replica_pids(self, deployment: str) -> list[int]:
+        """The pids of the live replicas of ``deployment`` (by Serve actor name)."""
+        return [
+            int(actor["pid"])
+            for actor in self.cluster.list_actors()
+            if str(actor.get("class_name", "")).startswith("ServeReplica:")
+            and str(actor.get("class_name", "")).endswith(f":{deployment}")
+            and actor.get("pid")
+            and actor.get("state") == "ALIVE"
+        ]
 
     def stop(self) -> None:
         """Stop the cluster's session and remove its temp directory and config."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from faults import ChaosCluster
@@ -15,6 +14,7 @@ from serving_cluster import ROOT
 
 from benchmarks.markdown import write_section
 from benchmarks.open_loop import closed_loop_rate, run_open_loop, sustained_rate
+from benchmarks.server_state import memory_kib
 from benchmarks.soak import SoakReport
 
 pytestmark = pytest.mark.chaos
@@ -28,16 +28,6 @@ STEP_S = 10.0
 BUDGET_MS = 150.0
 """``home``'s budget_ms in configs/default.yaml: a step whose p99 exceeds it fails."""
 REPORT = ROOT / "docs" / "RELIABILITY.md"
-
-
-def _rss_kib(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def _replicas(service: ChaosCluster) -> dict[str, int]:
@@ -89,7 +79,7 @@ def test_thirty_minutes_at_sixty_percent(
     def sample_memory() -> None:
         while not done.is_set():
             for name, pid in pids.items():
-                rss = _rss_kib(pid)
+                rss = memory_kib(pid)
                 if rss is not None:
                     samples[name].append((time.monotonic() - started, rss))
             done.wait(SAMPLE_EVERY_S)
