@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from blending.catalog import ItemCatalog
     from blending.items import ItemTable
     from blending.online import OnlineSnapshot
+    from blending.rules import CompiledRules
+    from blending.seen import SeenItems
 
 __all__ = [
     "BlendContext",
@@ -144,3 +146,9 @@ class BlendContext:
     table: ItemTable | None = None
     """The item id table the blend works in; ``None``: the catalogue's (or, without
     a catalogue, a new one for this request)."""
+    rules: CompiledRules | None = None
+    """The use case's and the request's filters (applied to every source's list)
+    and boosts (applied to the output)."""
+    seen: SeenItems | None = None
+    """What the user has acted on (hidden) and ignored (demoted), by the use case's
+    ``seen`` config."""

@@ -13,18 +13,25 @@ from __future__ import annotations
 import math
 import os
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
-from typing import Protocol
+from types import MappingProxyType
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow.parquet as pq
+import pyarrow.types as pa_types
 
+from blending.attributes import AttributeColumns, AttributeKind
 from blending.items import ItemTable
 from models.errors import ConfigError
 
 __all__ = ["ItemCatalog", "ItemInfo", "LiveCatalog", "StaticCatalog"]
+
+
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +44,19 @@ class ItemInfo:
     """Whether the item may be shown; ``filter`` drops it otherwise."""
     published_at: float | None = None
     """When it was published, in unix seconds; ``None``: unknown."""
+    attributes: Mapping[str, Any] = field(default_factory=lambda: _NO_ATTRIBUTES)
+    """The team's own facts (``price``, ``in_stock``...); rules read the declared ones."""
 
 
 class ItemCatalog(Protocol):
     """Looks items up by id; ``None`` for an item it does not know.
 
-    ``table`` holds the same facts as columns, for the blending engine.
+    ``table`` holds the same facts as columns, for the blending engine, and
+    ``attributes`` the declared attributes, for query-time rules.
     """
 
     table: ItemTable
+    attributes: AttributeColumns
 
     def get(self, item_id: str) -> ItemInfo | None:
         """The item's facts, or ``None``."""
@@ -55,11 +66,14 @@ class ItemCatalog(Protocol):
 class StaticCatalog:
     """An immutable in-memory catalogue."""
 
-    def __init__(self, items: dict[str, ItemInfo]) -> None:
+    def __init__(
+        self, items: dict[str, ItemInfo], attributes: Mapping[str, AttributeKind] | None = None
+    ) -> None:
         self._items = items
         self.table = ItemTable()
+        self.attributes = AttributeColumns(self.table, attributes or {})
         for item_id, info in items.items():
-            _record(self.table, item_id, info)
+            _record(self.attributes, item_id, info)
 
     def get(self, item_id: str) -> ItemInfo | None:
         """The item's facts, or ``None``."""
@@ -73,8 +87,11 @@ class StaticCatalog:
         return set(self._items)
 
     @classmethod
-    def from_parquet(cls, path: str | os.PathLike[str]) -> StaticCatalog:
-        """Read ``item_id`` and optional ``category`` and ``available`` columns.
+    def from_parquet(
+        cls, path: str | os.PathLike[str], attributes: Mapping[str, AttributeKind] | None = None
+    ) -> StaticCatalog:
+        """Read ``item_id`` and optional ``category``, ``available`` and
+        ``published_at`` columns, and a column per declared attribute it has.
 
         Raises ``ConfigError`` naming the file when it is missing or lacks ``item_id``.
         """
@@ -92,20 +109,45 @@ class StaticCatalog:
         n = len(ids)
         categories = table.column("category").to_pylist() if "category" in names else [None] * n
         available = table.column("available").to_pylist() if "available" in names else [True] * n
+        published = _times(table.column("published_at")) if "published_at" in names else [None] * n
+        declared = [name for name in attributes or {} if name in names]
+        facts = [table.column(name).to_pylist() for name in declared]
+        rows = zip(ids, categories, available, published, strict=True)
         return cls(
             {
-                item: ItemInfo(None if cat is None else str(cat), bool(avail))
-                for item, cat, avail in zip(ids, categories, available, strict=True)
-            }
+                item: ItemInfo(
+                    None if cat is None else str(cat),
+                    bool(avail),
+                    when,
+                    {name: column[row] for name, column in zip(declared, facts, strict=True)},
+                )
+                for row, (item, cat, avail, when) in enumerate(rows)
+            },
+            attributes,
         )
 
 
-def _record(table: ItemTable, item_id: str, info: ItemInfo | None) -> None:
-    """Write one item's facts into ``table`` (``None``: deleted, an unavailable tombstone)."""
+def _times(column: Any) -> list[float | None]:
+    """A Parquet column of timestamps or unix seconds as unix seconds."""
+    values = column.to_pylist()
+    if not pa_types.is_timestamp(column.type):
+        return [None if v is None else float(v) for v in values]
+    return [None if v is None else v.replace(tzinfo=v.tzinfo or UTC).timestamp() for v in values]
+
+
+def _record(columns: AttributeColumns, item_id: str, info: ItemInfo | None) -> int:
+    """Write one item's facts into the table and attribute columns (``None``: deleted,
+    an unavailable tombstone without attributes); its index."""
+    table = columns.table
     if info is None:
         table.set_facts(item_id, known=True, available=False, category=None)
-    else:
-        table.set_facts(item_id, known=True, available=info.available, category=info.category)
+        code = table.add(item_id)
+        columns.clear(code)
+        return code
+    table.set_facts(item_id, known=True, available=info.available, category=info.category)
+    code = table.add(item_id)
+    columns.write(code, info.published_at, info.attributes)
+    return code
 
 
 _DELETED = ItemInfo(available=False)
@@ -124,8 +166,9 @@ class LiveCatalog:
     (``get`` answers an unavailable :class:`ItemInfo`), because models trained before
     the deletion keep recommending it.
 
-    The facts live in columns over the table's item indices (the table's own, plus
-    publication times and whether each item is live or deleted), not in an object
+    The facts live in columns over the table's item indices (the table's own, the
+    attribute columns with publication times, and whether each item is live or
+    deleted), not in an object
     per item: a million items cost about 250 bytes each in every ingress replica
     (ids, their index, the recency index), not a kilobyte. ``get`` builds the
     :class:`ItemInfo` it answers.
@@ -142,13 +185,14 @@ class LiveCatalog:
     """Sort the recency index anew when one batch changes more than 1/``_REBUILD_SHARE``
     of it (the first sync of a large catalogue): one sort beats that many inserts."""
 
-    def __init__(self) -> None:
+    def __init__(self, attributes: Mapping[str, AttributeKind] | None = None) -> None:
         self._state = np.zeros(1024, dtype=np.int8)
         """Per table index: ``_UNSEEN``, ``_LIVE`` or ``_DELETED_STATE``."""
-        self._published_at = np.full(1024, np.nan)
         self._live = 0
         self._recent = _SortedKeys()
         self.table = ItemTable()
+        self.attributes = AttributeColumns(self.table, attributes or {})
+        """Publication times and the declared attributes, as columns."""
         self.version = 0
 
     def apply(self, version: int, changes: Iterable[tuple[str, ItemInfo | None]]) -> None:
@@ -169,24 +213,23 @@ class LiveCatalog:
             if not rebuild and (old := self._recent_key(code, item_id)):
                 self._recent.remove(old)
             self._live += int(info is not None) - int(self._state[code] == _LIVE)
-            _record(table, item_id, info)
+            _record(self.attributes, item_id, info)
             if info is None:
                 self._state[code] = _DELETED_STATE
-                self._published_at[code] = np.nan
                 continue
             self._state[code] = _LIVE
-            published = info.published_at
-            self._published_at[code] = np.nan if published is None else published
             if not rebuild and (key := self._recent_key(code, item_id)):
                 self._recent.add(key)
         if rebuild:
+            every = np.arange(len(table))
+            published = self.attributes.values("published_at", every)
             live = np.flatnonzero(
                 (self._state[: len(table)] == _LIVE)
-                & table.available(np.arange(len(table)))
-                & np.isfinite(self._published_at[: len(table)])
+                & table.available(every)
+                & np.isfinite(published)
             )
             ids = table.ids
-            times = self._published_at[live].tolist()
+            times = published[live].tolist()
             keys = zip(times, [ids[i] for i in live.tolist()], strict=True)
             self._recent = _SortedKeys(sorted(keys))
         self.version = version
@@ -198,7 +241,7 @@ class LiveCatalog:
             return None
         if self._state[code] == _DELETED_STATE:
             return _DELETED
-        published = float(self._published_at[code])
+        published = self.attributes.published_at(code)
         return ItemInfo(
             self.table.category_of(code),
             self.table.is_available(code),
@@ -217,7 +260,7 @@ class LiveCatalog:
     def _recent_key(self, code: int, item_id: str) -> _Key | None:
         """The item's place in the recency index, or ``None`` when it does not belong
         there (deleted, unavailable, or without a finite publication time)."""
-        published = float(self._published_at[code])
+        published = self.attributes.published_at(code)
         if self._state[code] != _LIVE or not math.isfinite(published):
             return None
         return (published, item_id) if self.table.is_available(code) else None
@@ -225,7 +268,6 @@ class LiveCatalog:
     def _grow(self, capacity: int) -> None:
         extra = capacity - len(self._state)
         self._state = np.concatenate([self._state, np.zeros(extra, dtype=np.int8)])
-        self._published_at = np.concatenate([self._published_at, np.full(extra, np.nan)])
 
     def recent(self, now: float, max_age_s: float, limit: int) -> list[tuple[str, float]]:
         """Up to ``limit`` live, available items published in ``[now - max_age_s, now]``,

@@ -18,6 +18,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from blending.assign import bucket, pick_arm
 from blending.candidates import BlendContext, Candidate, ScoreResult, SourceResult
 from blending.gateway import ModelGateway
@@ -36,6 +38,7 @@ from blending.nodes import (
 )
 from blending.ranked import Ranked, empty_ranked
 from blending.request_run import Answer, DeadlineExceeded, RequestRun, reason
+from blending.rules import apply_boosts
 from blending.spec import (
     BanditNodeSpec,
     BlendNodeSpec,
@@ -155,7 +158,7 @@ class BlendPlan:
         output = branches[self.spec.output]
         # The output is filtered once more so no path can return an excluded item;
         # only the k returned become Python objects.
-        final = apply_filter(output.items, run.items, limit=ctx.k)
+        final = apply_filter(self._boosted(run, output.items), run.items, limit=ctx.k)
         return BlendOutcome(
             items=final.candidates(run.items.table),
             degraded=bool(output.failures),
@@ -167,6 +170,17 @@ class BlendPlan:
             answered=run.answered,
             node_ms=run.node_ms,
         )
+
+    @staticmethod
+    def _boosted(run: RequestRun, ranked: Ranked) -> Ranked:
+        """The output with the rules' boosts and the seen-item demotion applied."""
+        boosts = run.rules.factors(ranked.items, run.now) if run.rules else []
+        seen = run.ctx.seen
+        if seen is not None and len(seen.demoted) and len(ranked):
+            demoted = np.isin(ranked.items, seen.demoted)
+            if demoted.any():
+                boosts.append(("seen: shown without a click", demoted, seen.demote_factor))
+        return apply_boosts(ranked, boosts)
 
     async def evaluate(
         self, ctx: BlendContext, models: ModelGateway, nodes: Sequence[str]
@@ -212,8 +226,8 @@ class BlendPlan:
             run.answered += 1
             if isinstance(answer, SourceResult):
                 run.versions[answer.model] = answer.version
-                return _Branch(from_source(name, answer, run.items.table))
-            return _Branch(answer)
+                return _Branch(run.filtered(from_source(name, answer, run.items.table)))
+            return _Branch(run.filtered(answer))
         if isinstance(node, BlendNodeSpec):
             inputs = [(w, branches[n]) for n, w in node.weights.items()]
             lists = [(w, b.items) for w, b in inputs]
@@ -233,8 +247,10 @@ class BlendPlan:
             return _Branch(items, _merge_failures(ranked, curated))
         if isinstance(node, FilterNodeSpec):
             source = branches[node.input]
-            # The output node's list is cut to k anyway: stop filtering there.
-            limit = ctx.k if name == self.spec.output else None
+            # The output node's list is cut to k anyway: stop filtering there (unless
+            # boosts may still lift an item from below the k-th).
+            reorders = (run.rules is not None and bool(run.rules.boosts)) or ctx.seen is not None
+            limit = ctx.k if name == self.spec.output and not reorders else None
             items = apply_filter(source.items, run.items, node.drop, node.drop_unknown, limit)
             return _Branch(items, source.failures)
         if isinstance(node, DiversifyNodeSpec):

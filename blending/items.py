@@ -137,6 +137,10 @@ class ItemTable:
         code = int(self._category[index])
         return None if code == NO_CATEGORY else self.category_names[code]
 
+    def category_code(self, name: str) -> int | None:
+        """The code of category ``name``, or ``None`` when no item has had it."""
+        return self._category_codes.get(name)
+
     def categories(self, indices: np.ndarray) -> np.ndarray:
         """Each item's category code (``NO_CATEGORY`` when it has none)."""
         found: np.ndarray = self._category[indices]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Sequence
-from functools import cached_property
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from blending.ranked import (
     Summed,
     empty_ranked,
 )
+from blending.request_items import RequestItems
 
 __all__ = [
     "RequestItems",
@@ -43,26 +43,6 @@ __all__ = [
     "team_draft",
     "weighted_blend",
 ]
-
-
-class RequestItems:
-    """The request's view of items: the id table, whether a catalogue fills its facts,
-    and the indices of the ids the request excludes.
-
-    The excluded indices are looked up (never added: a request must not grow the
-    shared table) on first use, after every source has been turned into indices,
-    so an excluded id missing from the table cannot be in any list.
-    """
-
-    def __init__(self, table: ItemTable, exclude: Collection[str], catalog: bool) -> None:
-        self.table = table
-        self.exclude = exclude
-        self.catalog = catalog
-
-    @cached_property
-    def excluded(self) -> np.ndarray:
-        """Indices of the excluded ids the table knows."""
-        return self.table.lookup(self.exclude)
 
 
 def from_source(source: str, result: SourceResult, table: ItemTable) -> Ranked:
@@ -294,7 +274,7 @@ def apply_filter(
     only the first that many.
     """
     keep: np.ndarray | None = None
-    if "excluded" in drop and len(items.exclude) and len(ranked):
+    if "excluded" in drop and items.excludes and len(ranked):
         keep = ~_member(ranked.items, items.excluded)
     if items.catalog and len(ranked) and ("unavailable" in drop or drop_unknown):
         known = items.table.known(ranked.items)

@@ -19,6 +19,7 @@ from blending.candidates import Candidate, Component
 from blending.items import ItemTable
 
 __all__ = [
+    "Boosted",
     "Gathered",
     "Listed",
     "Provenance",
@@ -294,3 +295,33 @@ class Slotted:
             for c in self.curated.why.components(pick)
         )
         return before + pinned
+
+
+class Boosted:
+    """Rows of ``parent`` (``rows[r]``) whose scores rules multiplied: each boost that
+    applied to a row adds a component with role ``boost``, its rule as ``model``, its
+    factor as ``weight``, the row's score before (``raw_score``) and after (``score``).
+
+    ``boosts`` are ``(rule, applies, factor)`` with ``applies`` over the parent's rows.
+    """
+
+    def __init__(
+        self,
+        parent: Ranked,
+        rows: np.ndarray,
+        boosts: Sequence[tuple[str, np.ndarray, float]],
+        scores: np.ndarray,
+    ) -> None:
+        self.parent, self.rows, self.boosts, self.scores = parent, rows, boosts, scores
+
+    def components(self, row: int) -> tuple[Component, ...]:
+        """The parent row's components, plus one per boost that applied to it."""
+        before = int(self.rows[row])
+        earlier = self.parent.why.components(before)
+        raw, score = float(self.parent.scores[before]), float(self.scores[row])
+        mine = tuple(
+            Component("boost", rule, "", factor, score, raw, role="boost")
+            for rule, applies, factor in self.boosts
+            if applies[before]
+        )
+        return earlier + mine

@@ -8,9 +8,12 @@ when the use case's budget runs out. ``dag.py`` runs the nodes with it.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
+
+import numpy as np
 
 from blending.candidates import BlendContext, SourceResult
 from blending.gateway import ModelGateway
@@ -24,7 +27,11 @@ from models.base import RecommendQuery
 if TYPE_CHECKING:
     from blending.dag import BlendPlan
 
-__all__ = ["Answer", "DeadlineExceeded", "RequestRun", "reason"]
+__all__ = ["MAX_FETCH_SCALE", "Answer", "DeadlineExceeded", "RequestRun", "reason"]
+
+MAX_FETCH_SCALE = 20.0
+"""The most a filter multiplies what sources are asked for (a filter that keeps
+1% of the catalogue is better served by a source that filters itself)."""
 
 _T = TypeVar("_T")
 Answer: TypeAlias = SourceResult | Ranked | BaseException
@@ -54,15 +61,31 @@ class RequestRun:
         table = ctx.table
         if table is None:
             table = catalog.table if catalog is not None else ItemTable()
-        self.items = RequestItems(table, ctx.exclude, catalog is not None)
+        seen = ctx.seen
+        hidden = seen.excluded if seen is not None else None
+        self.items = RequestItems(table, ctx.exclude, catalog is not None, hidden)
+        self.now = time.time() if ctx.now is None else ctx.now
+        self.rules = ctx.rules
         self.late: set[str] = set()
         self.versions: dict[str, str] = {}
         self.fallbacks: list[str] = []
         self.answered = 0
         self.node_ms: dict[str, float] = {}
-        # Sources over-fetch by the request's exclusions, so excluding never leaves
+        # Sources over-fetch by the request's exclusions and what its user has seen,
+        # and by the share of the catalogue its filters keep, so that neither leaves
         # a list short.
-        self.over_fetch = len(ctx.exclude)
+        self.over_fetch = len(ctx.exclude) + (0 if hidden is None else len(hidden))
+        passing = self.rules.share_passing(self.now) if self.rules else 1.0
+        self.fetch_scale = 1.0 / max(passing, 1.0 / MAX_FETCH_SCALE)
+
+    def fetch(self, candidates: int) -> int:
+        """How many items to ask a source for, for ``candidates`` to survive."""
+        return math.ceil((candidates + self.over_fetch) * self.fetch_scale)
+
+    def filtered(self, ranked: Ranked) -> Ranked:
+        """``ranked`` without the items the request's filters rule out."""
+        keep = self.rules.keep(ranked.items, self.now) if self.rules else None
+        return ranked if keep is None else ranked.take(np.flatnonzero(keep))
 
     def timed(self, node: str, since: float) -> None:
         """Record that ``node`` has taken the time since ``since`` (a perf_counter)."""
@@ -99,7 +122,7 @@ class RequestRun:
         sent = time.perf_counter()
         remote = {
             name: asyncio.ensure_future(
-                self.models.recommend(node.model, self.query, node.candidates + self.over_fetch)
+                self.models.recommend(node.model, self.query, self.fetch(node.candidates))
             )
             for name, node in sources.items()
             if not self.models.is_inline(node.model)
@@ -112,7 +135,7 @@ class RequestRun:
             began = time.perf_counter()
             try:
                 answers[name] = await self.models.recommend(
-                    node.model, self.query, node.candidates + self.over_fetch
+                    node.model, self.query, self.fetch(node.candidates)
                 )
             except Exception as exc:  # noqa: BLE001 - one failing model must not fail the blend
                 answers[name] = exc

@@ -14,6 +14,9 @@ message naming the node, never on the first request::
       final:   {kind: filter, input: pinned}
     output: final
 
+A use case may also carry standing ``rules`` (filters and boosts over catalogue
+attributes, :mod:`blending.rules`) and a ``seen`` policy (:mod:`blending.seen`).
+
 Node kinds: ``source``, ``blend``, ``rerank``, ``stack``, ``slots``, ``filter``,
 ``diversify``, ``experiment``, ``interleave`` and ``fallback``; ``fresh`` and
 ``bandit`` are sources computed in process from the live catalogue and the online
@@ -45,6 +48,8 @@ from blending.node_specs import (
     SourceNodeSpec,
     StackNodeSpec,
 )
+from blending.rules import RulesSpec
+from blending.seen import SeenSpec
 from models.errors import ConfigError
 
 # The node kinds are re-exported: a use case and its nodes are one public spec.
@@ -80,6 +85,16 @@ class UseCaseSpec(BaseModel):
         gt=0,
         le=60_000,
         description="Latency budget: the answer is built from whatever arrived by then.",
+    )
+    rules: RulesSpec | None = Field(
+        None,
+        description="Standing filters (on every source's list) and boosts (on the output) "
+        "over the catalogue's attributes, before each request's own.",
+    )
+    seen: SeenSpec | None = Field(
+        None,
+        description="Hide what each user clicked or converted on, and demote what they "
+        "were shown often without a click, from the event log.",
     )
 
     @model_validator(mode="after")

@@ -36,6 +36,8 @@ class ScriptedModels:
     def __init__(self, **models: Scripted) -> None:
         self.models = models
         self.calls: list[tuple[str, str]] = []
+        self.asked: dict[str, int] = {}
+        """How many items each model was last asked to recommend."""
 
     def is_inline(self, model: str) -> bool:
         return not self.models[model].remote
@@ -50,6 +52,7 @@ class ScriptedModels:
         return script
 
     async def recommend(self, model: str, query: RecommendQuery, n: int) -> SourceResult:
+        self.asked[model] = n
         script = await self._behave(model, "recommend")
         return SourceResult.from_pairs(model, script.version, script.items[:n], script.curated)
 

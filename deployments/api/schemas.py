@@ -13,6 +13,7 @@ from pydantic import (
     field_validator,
 )
 
+from blending.rules import MAX_RULES, BoostRule, FilterRule
 from deployments.events.feedback import FEEDBACK_MAX_EVENTS, FeedbackEvent, Rejected
 
 __all__ = [
@@ -92,6 +93,26 @@ class RecommendRequest(BaseModel):
         description=(
             "Item ids that must not be returned: at most the ingress's `max_exclude` "
             "(1,000 by default)."
+        ),
+    )
+
+    filters: list[FilterRule] = Field(
+        default_factory=list,
+        max_length=MAX_RULES,
+        description=(
+            "Keep only items whose catalogue attributes pass every filter, e.g. "
+            '`{"attribute": "price", "max": 50}`, `{"attribute": "category", "in": '
+            '["sport"]}`: one of `equals`, `in`, `min`/`max`, `max_age_s` (times), and '
+            f"`negate`; at most {MAX_RULES}, after the use case's own."
+        ),
+    )
+    boosts: list[BoostRule] = Field(
+        default_factory=list,
+        max_length=MAX_RULES,
+        description=(
+            "Multiply the score of items whose attributes pass a condition, e.g. "
+            '`{"attribute": "brand", "equals": "acme", "multiply": 1.5}`; pinned items '
+            f"keep their slot; at most {MAX_RULES}, after the use case's own."
         ),
     )
 

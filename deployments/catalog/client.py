@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from ray.exceptions import RayError
 from ray.serve.handle import DeploymentHandle
 
+from blending.attributes import AttributeKind
 from blending.catalog import LiveCatalog
 from deployments.catalog.items import CatalogItem, CatalogUnavailableError, ItemPatch
 from deployments.catalog.messages import CatalogCounts, CatalogWrite, ChangePage
@@ -23,10 +25,15 @@ logger = logging.getLogger("ray.serve")
 class CatalogClient:
     """Keeps ``live`` up to date and forwards admin calls to the catalogue replica."""
 
-    def __init__(self, handle: DeploymentHandle[Any], poll_interval_s: float) -> None:
+    def __init__(
+        self,
+        handle: DeploymentHandle[Any],
+        poll_interval_s: float,
+        attributes: Mapping[str, AttributeKind] | None = None,
+    ) -> None:
         self.handle = handle
         self.poll_interval_s = poll_interval_s
-        self.live = LiveCatalog()
+        self.live = LiveCatalog(attributes)
         self.synced = False
         """Whether the first full sync has finished (before it, nothing is known)."""
         self._poller: asyncio.Task[None] | None = None

@@ -135,7 +135,7 @@ class CatalogItem(BaseModel):
     def info(self) -> ItemInfo:
         """What the blender needs of this item."""
         published = None if self.published_at is None else self.published_at.timestamp()
-        return ItemInfo(self.category, self.available, published)
+        return ItemInfo(self.category, self.available, published, self.attributes)
 
 
 class ItemPatch(BaseModel):

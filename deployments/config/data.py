@@ -39,6 +39,36 @@ class OnlineConfig(BaseModel):
     )
 
 
+class SeenConfig(BaseModel):
+    """How much of what users saw and did is kept for use cases with ``seen:``
+    (``deployments/events/seen_feed.py``, ``blending/seen.py``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feed_events: int = Field(
+        2_000_000,
+        ge=1000,
+        le=100_000_000,
+        description="Events the event log keeps for ingresses to follow (~150 bytes each).",
+    )
+    restore_days: float = Field(
+        2, ge=0, le=365, description="Days of stored events a restarted event log reloads."
+    )
+    max_users: int = Field(
+        100_000,
+        ge=1,
+        le=100_000_000,
+        description="Users each ingress replica keeps a history of, the least recently "
+        "active forgotten first.",
+    )
+    max_events_per_user: int = Field(
+        500, ge=1, le=100_000, description="Events kept per user (9 bytes each), newest."
+    )
+    poll_interval_s: float = Field(
+        0.5, gt=0, le=60, description="How often each ingress fetches new events."
+    )
+
+
 class LiveCatalogConfig(BaseModel):
     """The live item catalogue: an admin API, durable, seen by every ingress within a
     second (``deployments/serve/catalog.py``)."""
@@ -144,6 +174,10 @@ class EventsConfig(BaseModel):
     )
     online: OnlineConfig = Field(
         default_factory=OnlineConfig, description="Online learning from feedback."
+    )
+    seen: SeenConfig = Field(
+        default_factory=SeenConfig,
+        description="What users were shown and acted on, for use cases' `seen` rules.",
     )
 
     def dataset_uri(self, app: str) -> str:

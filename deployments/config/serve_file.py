@@ -122,7 +122,7 @@ def load_serve_config(path: str | os.PathLike[str]) -> dict[str, AppConfig]:
         name = str(app.get("name", "default"))
         args = parse_app_args(app.get("args") or {}, f"{where}.args")
         user_config, live_where = _ingress_user_config(app, where)
-        live = parse_live_config(user_config, args.models, live_where)
+        live = parse_live_config(user_config, args.models, live_where, args)
         apps[name] = AppConfig(args, live, _rollouts(app, args, live, where))
     if not apps:
         raise ConfigError(f"{source}: no application uses import_path deployments.app:build_app")

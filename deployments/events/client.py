@@ -18,6 +18,7 @@ from deployments.events.records import (
     InterleavingWins,
     ServedList,
 )
+from deployments.events.seen_feed import SeenPage
 from deployments.json_types import JsonObject
 from models.errors import ModelError, describe_error
 
@@ -181,6 +182,11 @@ class EventClient:
         items), refreshed by every ingress once a second."""
         snapshot: OnlineSnapshot = await self._call("online_snapshot")
         return snapshot
+
+    async def seen_since(self, epoch: str, cursor: int) -> SeenPage:
+        """Per-user events after ``cursor`` (see ``SeenFeed.since``)."""
+        page: SeenPage = await self._call("seen_since", epoch, cursor)
+        return page
 
     async def traffic(self) -> JsonObject:
         """The last minute of served lists."""

@@ -34,6 +34,7 @@ from deployments.events.records import (
     InterleavingWins,
     ServedList,
 )
+from deployments.events.seen_feed import SeenFeed, SeenPage
 from deployments.events.store import EventStore
 from deployments.json_types import JsonObject
 from models.store import ArtifactStore
@@ -96,6 +97,12 @@ class EventJournal:
         """Ids whose write is in flight, and that write."""
         self.online = OnlineState(events.online, artifacts, app)
         self.online.restore(feedback)
+        self.seen = SeenFeed(events.seen.feed_events)
+        if events.seen.restore_days > 0:
+            days = timedelta(days=events.seen.restore_days)
+            cut = (datetime.now(UTC) - days).strftime("%Y-%m-%d")
+            lists = self.store.read("served", ["ts", "request_id", "user", "items"], cut)
+            self.seen.restore(lists, feedback.filter(pc.field("date") >= cut))
         logger.info(
             "event log %s: %d served lists and %d feedback events so far (%d recovered)",
             self.store.uri,
@@ -112,6 +119,7 @@ class EventJournal:
         def account(fresh: list[FeedbackRecord]) -> None:
             for record in fresh:
                 self.online.observe(record.item_id, record.event, record.ts)
+                self.seen.feedback(record)
                 outcome = "counted" if self.counts.add_feedback(record.row()) else "repeat"
                 self.observers.feedback(record, outcome)
 
@@ -126,6 +134,7 @@ class EventJournal:
         def account(fresh: list[ServedList]) -> None:
             for record in fresh:
                 self.counts.add_served(record.row())
+                self.seen.served(record)
                 self.observers.served(record)
 
         ids = [record.request_id for record in records]
@@ -215,6 +224,10 @@ class EventJournal:
     def traffic(self) -> JsonObject:
         """Served lists per second, latency percentiles, degraded share: last minute."""
         return self.counts.traffic()
+
+    def seen_since(self, epoch: str, cursor: int) -> SeenPage:
+        """Per-user events after ``cursor`` (what users were shown and acted on)."""
+        return self.seen.since(epoch, cursor)
 
     def close(self) -> None:
         """Flush what is pending and close the WAL."""

@@ -32,6 +32,7 @@ from deployments.events.records import (
     InterleavingWins,
     ServedList,
 )
+from deployments.events.seen_feed import SeenPage
 from deployments.json_types import JsonObject
 from deployments.metrics import EventLogMetrics, start_flushing
 from models.store import ArtifactStore
@@ -107,6 +108,11 @@ class EventLog:
     def traffic(self) -> JsonObject:
         """Served lists per second, latency percentiles, degraded share: last minute."""
         return self.journal.traffic()
+
+    def seen_since(self, epoch: str, cursor: int) -> SeenPage:
+        """What users were shown and acted on after ``cursor``, for the ingresses'
+        seen-item histories."""
+        return self.journal.seen_since(epoch, cursor)
 
     async def check_health(self) -> None:
         """Serve's probe; also restarts the flusher if it ever stopped."""

@@ -58,6 +58,7 @@ from deployments.events.feedback import served_record
 from deployments.hosting.checks import UnknownItems, check_node_models, unknown_model_items
 from deployments.hosting.gateway import build_gateway
 from deployments.metrics import NODE_LATENCY_SAMPLE_EVERY, IngressMetrics, start_flushing
+from deployments.serve.personal import SeenFollower, request_rules
 from deployments.serve.replica import flush_logs, load_catalog, pseudonymizer, result_codec
 from models.errors import InputError, describe_error
 
@@ -126,12 +127,15 @@ class Ingress:
             self.events = EventClient(event_log, buffer_bytes=buffer_bytes)
         live = self.config.live_catalog
         self.catalog_client = (
-            CatalogClient(catalog, live.poll_interval_s)
+            CatalogClient(catalog, live.poll_interval_s, self.config.catalog_attributes)
             if catalog is not None and live is not None
             else None
         )
         self.unknown_model_items: dict[str, UnknownItems] = {}
         self.online: OnlineSnapshot | None = None
+        self.seen: SeenFollower | None = None
+        self.attribute_kinds = self.config.attribute_kinds()
+        """What users saw and did, once a use case asks for ``seen``."""
         self.pseudonym = pseudonymizer()
         self.metrics = IngressMetrics()
         self._blends = itertools.count()
@@ -161,7 +165,7 @@ class Ingress:
         """Swap in new inline model versions (each loaded and smoke-tested beside the
         serving one first), then the new use cases, atomically; requests in flight finish
         on the plans they started with."""
-        live = parse_live_config(user_config, self.models.names())
+        live = parse_live_config(user_config, self.models.names(), args=self.config)
         await self.models.apply_versions(live)
         if self._housekeeper is None:
             self._housekeeper = asyncio.ensure_future(_housekeeping(self, 1.0))
@@ -175,6 +179,7 @@ class Ingress:
         gc.freeze()
         plans = {name: BlendPlan(name, spec) for name, spec in live.use_cases.items()}
         check_node_models(plans, self.models)
+        await self._follow_seen(plans)
         self.plans = plans
         experiments = {
             f"{use_case}.{node}": {arm: spec.weight for arm, spec in exp.arms.items()}
@@ -183,6 +188,21 @@ class Ingress:
             if exp.kind == "experiment"
         }
         logger.info("use cases %s loaded; experiment splits %s", sorted(plans), experiments)
+
+    async def _follow_seen(self, plans: dict[str, BlendPlan]) -> None:
+        """Start following what users see and do once a use case asks (caught up
+        before the use case takes traffic)."""
+        windows = [p.spec.seen.window_s for p in plans.values() if p.spec.seen is not None]
+        if not windows or self.events is None or self.config.events is None:
+            return
+        if self.seen is None:
+            self.seen = SeenFollower(self.items, self.config.events.seen, max(windows))
+            try:
+                await self.seen.catch_up(self.events)
+            except Exception as exc:  # noqa: BLE001 - serve; the follower keeps trying
+                logger.warning("seen items: first fetch failed: %s", exc)
+            self.seen.start(self.events)
+        self.seen.history.retain_s = max(windows)
 
     @api.get("/healthz", summary="Liveness: the ingress process answers.")
     async def healthz(self) -> dict[str, str]:
@@ -248,6 +268,10 @@ class Ingress:
             # and report built on the log: refuse until the event log catches up.
             self.metrics.rejected.inc(tags={"reason": "event_log_backlog"})
             raise ApiError(503, "event_log_backlog", self.events.backlog(), {"Retry-After": "1"})
+        rules = request_rules(plan.spec, request, self.catalog, self.attribute_kinds)
+        user = self.pseudonym(request.user_id) if self.events is not None else ""
+        seen_spec = plan.spec.seen
+        seen = self.seen.seen(user, seen_spec) if self.seen and seen_spec else None
         request_id = uuid.uuid4().hex
         ctx = BlendContext(
             request.user_id,
@@ -258,6 +282,8 @@ class Ingress:
             self.catalog,
             online=self.online,
             table=self.items,
+            rules=rules,
+            seen=seen,
         )
         outcome = await plan.run(ctx, self.models, started)
         blended = time.perf_counter()
@@ -277,7 +303,6 @@ class Ingress:
         logged = time.perf_counter()
         if self.events is not None:
             latency_ms = (time.monotonic() - started) * 1000.0
-            user = self.pseudonym(request.user_id)
             record = served_record(request_id, use_case, user, outcome, outcome.items, latency_ms)
             self.events.served(record)
         answering = time.perf_counter()

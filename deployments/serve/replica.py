@@ -60,6 +60,6 @@ def load_catalog(args: AppArgs) -> ItemCatalog | None:
     """The static catalogue named by ``args.catalog``, if any."""
     if args.catalog is None:
         return None
-    catalog = StaticCatalog.from_parquet(resolve_store(args.catalog))
+    catalog = StaticCatalog.from_parquet(resolve_store(args.catalog), args.catalog_attributes)
     logger.info("catalogue %s: %d items", args.catalog, len(catalog))
     return catalog
