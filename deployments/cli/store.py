@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from deployments.config import (
     INGRESS_DEPLOYMENT,
@@ -17,7 +18,7 @@ from deployments.config import (
 )
 from deployments.config.rollout import model_deployment
 from models.catalogue_share import read_item_ids
-from models.errors import ArtifactNotFoundError, BlendserveError
+from models.errors import ArtifactNotFoundError, BlendserveError, ConfigError
 from models.registry import formats
 from models.store import ArtifactStore, Manifest
 
@@ -35,21 +36,27 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     store = ArtifactStore(resolve_store(args.store))
     try:
-        catalogue, catalogue_source = _catalogue(args.catalog)
-        manifest, tried, share = publish_artifact(
-            store,
-            args.path,
-            args.model,
-            args.format,
-            version=args.version,
-            examples=None if args.example is None else read_examples(args.example),
-            metrics=parse_metrics(args.metric),
-            description=args.description,
-            extra=None if args.extra is None else parse_extra(args.extra),
-            check=not args.no_check,
-            catalogue=catalogue,
-            ann_min_items=None if args.no_ann else ANN_MIN_ITEMS,
-        )
+        with tempfile.TemporaryDirectory(prefix="blendserve-publish-") as scratch:
+            source = _source(args, Path(scratch))
+            catalogue, catalogue_source = _catalogue(args.catalog)
+            examples = read_examples(args.example) if args.example else source.examples
+            extra = parse_extra(args.extra) if args.extra is not None else {}
+            if source.provenance:
+                extra = {"mlflow": source.provenance, **extra}
+            manifest, tried, share = publish_artifact(
+                store,
+                source.path,
+                args.model,
+                source.format,
+                version=args.version,
+                examples=examples,
+                metrics={**source.metrics, **parse_metrics(args.metric)},
+                description=args.description or source.description,
+                extra=extra or None,
+                check=not args.no_check,
+                catalogue=catalogue,
+                ann_min_items=None if args.no_ann else ANN_MIN_ITEMS,
+            )
     except BlendserveError as exc:
         print(f"blendserve publish: {exc}\nnothing was published to {store.root}", file=sys.stderr)
         return 2
@@ -62,6 +69,46 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     print()
     print(_serve_snippet(manifest.name, manifest.version, manifest.format))
     return 0
+
+
+class _Source(NamedTuple):
+    """What to publish: files on disk, or a model fetched from MLflow, with what it
+    brings (examples, metrics, provenance)."""
+
+    path: Path
+    format: str
+    examples: list[Any] | None = None
+    metrics: dict[str, float] = {}  # noqa: RUF012 - a NamedTuple default, never mutated
+    provenance: dict[str, Any] = {}  # noqa: RUF012
+    description: str = ""
+
+
+def _source(args: argparse.Namespace, scratch: Path) -> _Source:
+    """The artifact ``publish`` was pointed at: a path with ``--format``, or
+    ``--from-mlflow`` (the format then follows from the model's flavour)."""
+    if (args.path is None) == (args.from_mlflow is None):
+        raise ConfigError("give a path or --from-mlflow URI (one of them)")
+    if args.path is not None:
+        if args.format is None:
+            raise ConfigError(f"--format: required for a path; one of {', '.join(formats())}")
+        return _Source(args.path, args.format)
+    from models.mlflow_import import fetch_mlflow_model
+
+    fetched = fetch_mlflow_model(args.from_mlflow, scratch, args.tracking_uri)
+    if args.format is not None and args.format != fetched.format:
+        raise ConfigError(
+            f"--format {args.format}: the MLflow model is a {fetched.provenance['flavour']} "
+            f"model, published as {fetched.format}; leave --format out"
+        )
+    run = fetched.provenance["run_id"]
+    return _Source(
+        fetched.directory,
+        fetched.format,
+        fetched.examples,
+        fetched.metrics,
+        fetched.provenance,
+        f"from MLflow {args.from_mlflow} (run {run})",
+    )
 
 
 _DEFAULT_LIVE_CATALOGUE = ".blendserve/catalog/blendserve.sqlite"
@@ -234,12 +281,29 @@ def add_store_commands(sub: Any) -> None:
     publish.add_argument(
         "path",
         type=Path,
+        nargs="?",
+        default=None,
         help="a file (stored under the format's main file name, e.g. model.pt) or a "
         "directory of files (hidden files skipped, no subdirectories)",
     )
+    publish.add_argument(
+        "--from-mlflow",
+        default=None,
+        metavar="URI",
+        help="instead of a path: a model in MLflow, models:/NAME/VERSION or "
+        "runs:/RUN_ID/PATH (sklearn and onnx flavours); its run id, params, metrics and "
+        "input example go into the manifest",
+    )
+    publish.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow's tracking store, e.g. sqlite:///mlflow.db (default: $MLFLOW_TRACKING_URI)",
+    )
     publish.add_argument("--model", required=True, help="the model's name in the store")
     publish.add_argument(
-        "--format", required=True, help=f"the artifact format: one of {', '.join(formats())}"
+        "--format",
+        default=None,
+        help=f"the artifact format: one of {', '.join(formats())} (from MLflow: implied)",
     )
     publish.add_argument(
         "--version", default=None, help="default: one more than the highest numeric version"

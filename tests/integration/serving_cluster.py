@@ -155,6 +155,17 @@ def serve_config(port: int, shared: SharedState) -> dict[str, Any]:
     trial = copy.deepcopy(use_cases(main)["discover"])
     trial["nodes"]["ab"]["salt"] = "trial-1"
     use_cases(main)[TRIAL_USE_CASE] = trial
+    # Product rules and seen items (tests/integration/test_rules_and_seen.py).
+    main["args"]["catalog_attributes"] = SHOP_ATTRIBUTES
+    use_cases(main)[SHOP_USE_CASE] = {
+        "output": "final",
+        "nodes": {
+            "popular": {"kind": "source", "model": "popularity", "candidates": 30},
+            "final": {"kind": "filter", "input": "popular"},
+        },
+        "rules": {"filters": [{"attribute": "in_stock", "equals": False, "negate": True}]},
+        "seen": {"exclude": ["click"], "demote_after": 2, "demote_factor": 0.01},
+    }
 
     flaky = copy.deepcopy(main)
     flaky.update(name="flaky", route_prefix="/flaky")
@@ -266,6 +277,13 @@ def _shared_state(main: dict[str, Any], shared: SharedState) -> dict[str, Any]:
 
 FLAKY_MAX_K = 300
 """The ``flaky`` app's ``max_k``: longer lists than the default limit of 100."""
+
+SHOP_USE_CASE = "shop"
+"""A use case of the main app with a standing rule (out-of-stock items never shown)
+and seen items (clicked ones hidden, those shown twice without a click demoted)."""
+
+SHOP_ATTRIBUTES = {"price": "number", "in_stock": "boolean", "brand": "text"}
+"""The main app's declared catalogue attributes."""
 
 TRIAL_USE_CASE = "trial"
 """A copy of ``discover`` in the main app that only the evaluation tests send to."""
