@@ -12,7 +12,7 @@ JS_TESTS := $(filter-out %/live.test.js,$(wildcard clients/js/test/*.test.js))
 CLIENT_TESTS = $(BIN)/python -m pytest -q -p no:cacheprovider clients/python/tests \
 		--ignore=clients/python/tests/test_live.py && node --test $(JS_TESTS)
 
-.PHONY: install browser services chaos chaos-soak chaos-services postgres postgres-stop openapi run demo traffic test test-unit test-gpu test-integration lint lint-imports typecheck validate clean bench bench-scale soak
+.PHONY: install browser services chaos chaos-soak chaos-services postgres postgres-stop openapi run demo traffic test test-unit test-gpu test-integration lint lint-imports typecheck validate clean bench bench-scale bench-precomputed soak
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -120,6 +120,11 @@ clean:
 # on first use. `make bench BENCH_ARGS=--quick` is a smoke run.
 bench: demo
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# Precomputed lists (`blendserve batch-score` on Ray Data) against scoring on request,
+# per request and in freshness (BENCHMARKS.md, "Precomputed lists"); about a minute.
+bench-precomputed: demo
+	$(BIN)/python -m benchmarks.precomputed
 
 # 10k, 100k and 1M items: the collaborative model in process, exact scoring against
 # the approximate index, then each size served over HTTP (BENCHMARKS.md, "Scale");

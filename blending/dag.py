@@ -76,6 +76,8 @@ class BlendOutcome:
     model_versions: dict[str, str] = field(default_factory=dict)
     variant: dict[str, str] = field(default_factory=dict)
     fallbacks: tuple[str, ...] = ()
+    """Fallback nodes that used their fallback branch, and sources whose model had
+    nothing for the user and whose ``fallback_model`` answered."""
     answered: int = 0
     """How many sources (model, ``fresh`` and ``bandit`` nodes) answered in time."""
     node_ms: dict[str, float] = field(default_factory=dict)

@@ -61,10 +61,15 @@ class SourceNodeSpec(_Node):
     candidates: int = Field(
         100, ge=1, le=10_000, description="How many candidates to ask the model for."
     )
+    fallback_model: str | None = Field(
+        None,
+        description="A model asked, on request, when `model` has no items for the user "
+        "(a `precomputed` table that lacks a new user).",
+    )
 
     def models(self) -> list[str]:
-        """The recommender."""
-        return [self.model]
+        """The recommender (and its fallback)."""
+        return [self.model] + ([self.fallback_model] if self.fallback_model else [])
 
 
 class FreshNodeSpec(_Node):

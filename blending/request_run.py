@@ -21,7 +21,7 @@ from blending.items import ItemTable
 from blending.live_sources import live_candidates
 from blending.nodes import RequestItems
 from blending.ranked import Ranked
-from blending.spec import LiveSourceSpec
+from blending.spec import LiveSourceSpec, SourceNodeSpec
 from models.base import RecommendQuery
 
 if TYPE_CHECKING:
@@ -121,9 +121,7 @@ class RequestRun:
         answers: dict[str, Answer] = {}
         sent = time.perf_counter()
         remote = {
-            name: asyncio.ensure_future(
-                self.models.recommend(node.model, self.query, self.fetch(node.candidates))
-            )
+            name: asyncio.ensure_future(self._recommend(name, node))
             for name, node in sources.items()
             if not self.models.is_inline(node.model)
         }
@@ -134,9 +132,7 @@ class RequestRun:
                 continue
             began = time.perf_counter()
             try:
-                answers[name] = await self.models.recommend(
-                    node.model, self.query, self.fetch(node.candidates)
-                )
+                answers[name] = await self._recommend(name, node)
             except Exception as exc:  # noqa: BLE001 - one failing model must not fail the blend
                 answers[name] = exc
             self.timed(name, began)
@@ -155,6 +151,17 @@ class RequestRun:
                 else:
                     answers[name] = task.result()
         return answers
+
+    async def _recommend(self, name: str, node: SourceNodeSpec) -> SourceResult:
+        """The source's model's answer; its ``fallback_model``'s (bounded by the
+        deadline) when the model has nothing for this user."""
+        n = self.fetch(node.candidates)
+        answer = await self.models.recommend(node.model, self.query, n)
+        if node.fallback_model is None or len(answer.item_ids):
+            return answer
+        self.fallbacks.append(name)
+        model = node.fallback_model
+        return await self.call(name, model, self.models.recommend(model, self.query, n))
 
     def live_source(self, name: str, node: LiveSourceSpec) -> Ranked | BaseException:
         """A ``fresh`` or ``bandit`` node's list, or why it could not answer (in

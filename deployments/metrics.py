@@ -286,6 +286,14 @@ class IngressMetrics:
             "blendserve_ingress_requests_in_flight",
             description="Requests inside this ingress replica now (sampled every second).",
         )
+        self.precomputed_age = Gauge(
+            "blendserve_precomputed_age_seconds",
+            description=(
+                "How old each `precomputed` model's lists are (since `blendserve "
+                "batch-score` computed them), by model; sampled every second."
+            ),
+            tag_keys=("model",),
+        )
         self.served_buffer_bytes = Gauge(
             "blendserve_served_buffer_bytes",
             description=(

@@ -28,6 +28,7 @@ _registry: dict[str, type[ModelAdapter] | str] = {
     "http": "models.formats.http_adapter:HttpModelAdapter",
     "factors": "models.formats.factors:FactorsAdapter",
     "item_item": "models.formats.item_item:ItemItemAdapter",
+    "precomputed": "models.formats.precomputed:PrecomputedAdapter",
 }
 
 

@@ -81,6 +81,9 @@ async def _housekeeping(ingress: "Ingress", period_s: float) -> None:
             ingress.metrics.model_calls_in_flight.set(remote.in_flight, tags={"model": name})
         if ingress.events is not None:
             ingress.metrics.served_buffer_bytes.set(ingress.events.buffered_bytes)
+        for name, adapter in ingress.models.live_adapters().items():
+            if (age := getattr(adapter, "age_s", None)) is not None and age() is not None:
+                ingress.metrics.precomputed_age.set(age(), tags={"model": name})
         # Only `bandit` and `fresh` nodes read the online state: no fetch without one.
         if ingress.events is not None and any(p.live for p in ingress.plans.values()):
             try:

@@ -34,6 +34,7 @@ from serving_cluster import (
     TEST_KEYS,
     Deployed,
     SharedState,
+    batch_score_mf,
     serve_config,
 )
 from small_disk import mounted_tmpfs
@@ -74,6 +75,7 @@ def serve_home(
         original = damage(store, name, filename)
         (home / f"{name}.{filename}.good").write_bytes(original)  # for a repair test
     publish_candidate_versions(store, tmp_path_factory.mktemp("candidates"), data)
+    batch_score_mf(home)
     return home
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,6 +158,20 @@ def serve_config(port: int, shared: SharedState) -> dict[str, Any]:
     trial = copy.deepcopy(use_cases(main)["discover"])
     trial["nodes"]["ab"]["salt"] = "trial-1"
     use_cases(main)[TRIAL_USE_CASE] = trial
+    # mf's lists precomputed by `blendserve batch-score` (Ray Data), new users scored on
+    # request by mf (tests/integration/test_batch_score.py).
+    main["args"]["models"][PRECOMPUTED_MODEL] = {"version": "1", "placement": "inline"}
+    use_cases(main)[PRECOMPUTED_USE_CASE] = {
+        "output": "cf",
+        "nodes": {
+            "cf": {
+                "kind": "source",
+                "model": PRECOMPUTED_MODEL,
+                "fallback_model": "mf",
+                "candidates": 20,
+            }
+        },
+    }
     # Product rules and seen items (tests/integration/test_rules_and_seen.py).
     main["args"]["catalog_attributes"] = SHOP_ATTRIBUTES
     use_cases(main)[SHOP_USE_CASE] = {
@@ -278,6 +295,12 @@ def _shared_state(main: dict[str, Any], shared: SharedState) -> dict[str, Any]:
 FLAKY_MAX_K = 300
 """The ``flaky`` app's ``max_k``: longer lists than the default limit of 100."""
 
+PRECOMPUTED_MODEL = "mf_precomputed"
+"""mf's top 50 for every user it knows, published by `blendserve batch-score`."""
+
+PRECOMPUTED_USE_CASE = "later"
+"""A use case of the main app served from the precomputed lists, mf for new users."""
+
 SHOP_USE_CASE = "shop"
 """A use case of the main app with a standing rule (out-of-stock items never shown)
 and seen items (clicked ones hidden, those shown twice without a click demoted)."""
@@ -391,3 +414,21 @@ def _damaged(main: dict[str, Any]) -> dict[str, Any]:
         }
     }
     return damaged
+
+
+def batch_score_mf(home: Path) -> None:
+    """`blendserve batch-score` mf version 1 into ``home``'s store, as a user runs it:
+    a process of its own that starts a local Ray and runs Ray Data on it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    command = [sys.executable, "-m", "deployments.cli.main", "batch-score", "--model", "mf"]
+    options = ["--version", "1", "--top", "50", "--name", PRECOMPUTED_MODEL]
+    local = ["--num-cpus", "1", "--actor-cpus", "0.5", "--batch-size", "100"]
+    done = subprocess.run(
+        [*command, *options, *local, "--store", str(home / "artifacts")],
+        env={**env, "BLENDSERVE_HOME": str(home), "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

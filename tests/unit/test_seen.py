@@ -40,9 +40,13 @@ def test_acted_items_are_hidden_and_ignored_ones_demoted() -> None:
     history = _history()
     _add(
         history,
-        [("u", "a", NOW - 10, SHOWN), ("u", "b", NOW - 10, SHOWN), ("u", "c", NOW - 10, SHOWN)]
-        + [("u", "a", NOW - 5, SHOWN), ("u", "b", NOW - 5, SHOWN), ("u", "a", NOW - 4, CLICK)]
-        + [("u", "d", NOW - 3, CONVERSION), ("v", "b", NOW - 3, CLICK)],
+        [
+            *[("u", item, NOW - 10, SHOWN) for item in "abc"],
+            *[("u", item, NOW - 5, SHOWN) for item in "ab"],
+            ("u", "a", NOW - 4, CLICK),
+            ("u", "d", NOW - 3, CONVERSION),
+            ("v", "b", NOW - 3, CLICK),
+        ],
     )
     seen = history.seen("u", SeenSpec(demote_after=2, demote_factor=0.25), NOW)
     assert seen is not None
