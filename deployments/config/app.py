@@ -337,6 +337,11 @@ class LiveConfig(BaseModel):
         kinds = args.attribute_kinds()
         for name, spec in self.use_cases.items():
             if spec.rules is not None:
+                if args.catalog is None and args.live_catalog is None:
+                    raise ConfigError(
+                        f"use_cases.{name}.rules: the app has no catalogue to read "
+                        "attributes from (args.catalog or args.live_catalog)"
+                    )
                 try:
                     spec.rules.check(kinds, f"use_cases.{name}.rules")
                 except ValueError as exc:

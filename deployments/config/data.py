@@ -62,7 +62,7 @@ class SeenConfig(BaseModel):
         "active forgotten first.",
     )
     max_events_per_user: int = Field(
-        500, ge=1, le=100_000, description="Events kept per user (9 bytes each), newest."
+        1000, ge=1, le=100_000, description="Events kept per user (9 bytes each), newest."
     )
     poll_interval_s: float = Field(
         0.5, gt=0, le=60, description="How often each ingress fetches new events."

@@ -180,3 +180,38 @@ def test_sources_over_fetch_by_the_share_their_filters_keep() -> None:
     )
     assert _ids(outcome) == ["i00", "i05", "i10", "i15"]
     assert models.asked["mf"] == 20
+
+
+def _live(rules: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    nodes = {"pop": {"kind": "source", "model": "popularity"}}
+    return {"use_cases": {"shop": {"nodes": nodes, "output": "pop", "rules": rules, **extra}}}
+
+
+def test_a_use_cases_rules_are_checked_when_the_config_loads() -> None:
+    from deployments.config import parse_app_args, parse_live_config
+    from models.errors import ConfigError
+
+    models = {"popularity": {"version": "1"}}
+    args = parse_app_args(
+        {"models": models, "catalog": "items.parquet", "catalog_attributes": {"price": "number"}}
+    )
+    good = _live({"filters": [{"attribute": "price", "max": 9}]})
+    assert parse_live_config(good, ["popularity"], args=args).use_cases["shop"].rules
+    bad = _live({"boosts": [{"attribute": "price", "in": ["x"], "multiply": 2}]})
+    with pytest.raises(
+        ConfigError, match=r"use_cases\.shop\.rules\.boosts\.0\.in: 'price' is number"
+    ):
+        parse_live_config(bad, ["popularity"], args=args)
+    unknown = _live({"filters": [{"attribute": "colour", "equals": "red"}]})
+    with pytest.raises(
+        ConfigError, match=r"rules\.filters\.0\.attribute: unknown attribute 'colour'"
+    ):
+        parse_live_config(unknown, ["popularity"], args=args)
+    no_catalogue = parse_app_args({"models": models})
+    with pytest.raises(ConfigError, match=r"use_cases\.shop\.rules: the app has no catalogue"):
+        parse_live_config(good, ["popularity"], args=no_catalogue)
+    no_log = parse_app_args({"models": models, "events": None})
+    with pytest.raises(ConfigError, match=r"use_cases\.shop\.seen: needs the event log"):
+        parse_live_config(_live({}, seen={"exclude": ["click"]}), ["popularity"], args=no_log)
+    with pytest.raises(ConfigError, match="built in"):
+        parse_app_args({"models": {"popularity": {}}, "catalog_attributes": {"category": "text"}})
