@@ -182,7 +182,7 @@ def test_sources_over_fetch_by_the_share_their_filters_keep() -> None:
     assert models.asked["mf"] == 20
 
 
-def _live(rules: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def _live(rules: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
     nodes = {"pop": {"kind": "source", "model": "popularity"}}
     return {"use_cases": {"shop": {"nodes": nodes, "output": "pop", "rules": rules, **extra}}}
 
@@ -212,6 +212,6 @@ def test_a_use_cases_rules_are_checked_when_the_config_loads() -> None:
         parse_live_config(good, ["popularity"], args=no_catalogue)
     no_log = parse_app_args({"models": models, "events": None})
     with pytest.raises(ConfigError, match=r"use_cases\.shop\.seen: needs the event log"):
-        parse_live_config(_live({}, seen={"exclude": ["click"]}), ["popularity"], args=no_log)
+        parse_live_config(_live(None, seen={"exclude": ["click"]}), ["popularity"], args=no_log)
     with pytest.raises(ConfigError, match="built in"):
         parse_app_args({"models": {"popularity": {}}, "catalog_attributes": {"category": "text"}})
