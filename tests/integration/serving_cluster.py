@@ -158,32 +158,6 @@ def serve_config(port: int, shared: SharedState) -> dict[str, Any]:
     trial = copy.deepcopy(use_cases(main)["discover"])
     trial["nodes"]["ab"]["salt"] = "trial-1"
     use_cases(main)[TRIAL_USE_CASE] = trial
-    # mf's lists precomputed by `blendserve batch-score` (Ray Data), new users scored on
-    # request by mf (tests/integration/test_batch_score.py).
-    main["args"]["models"][PRECOMPUTED_MODEL] = {"version": "1", "placement": "inline"}
-    use_cases(main)[PRECOMPUTED_USE_CASE] = {
-        "output": "cf",
-        "nodes": {
-            "cf": {
-                "kind": "source",
-                "model": PRECOMPUTED_MODEL,
-                "fallback_model": "mf",
-                "candidates": 20,
-            }
-        },
-    }
-    # Product rules and seen items (tests/integration/test_rules_and_seen.py).
-    main["args"]["catalog_attributes"] = SHOP_ATTRIBUTES
-    use_cases(main)[SHOP_USE_CASE] = {
-        "output": "final",
-        "nodes": {
-            "popular": {"kind": "source", "model": "popularity", "candidates": 30},
-            "final": {"kind": "filter", "input": "popular"},
-        },
-        "rules": {"filters": [{"attribute": "in_stock", "equals": False, "negate": True}]},
-        "seen": {"exclude": ["click"], "demote_after": 2, "demote_factor": 0.01},
-    }
-
     flaky = copy.deepcopy(main)
     flaky.update(name="flaky", route_prefix="/flaky")
     flaky["args"]["events"] = None  # only the main app keeps an event log
@@ -222,6 +196,33 @@ def serve_config(port: int, shared: SharedState) -> dict[str, Any]:
     pending["args"]["live_catalog"] = None
     pending["args"]["models"]["mf"]["num_cpus"] = 64  # more than the cluster has
     deployment(pending)["num_replicas"] = 1
+    # Only in the main app (the others have no event log, or no mf):
+    # mf's lists precomputed by `blendserve batch-score` (Ray Data), new users scored on
+    # request by mf (tests/integration/test_batch_score.py).
+    main["args"]["models"][PRECOMPUTED_MODEL] = {"version": "1", "placement": "inline"}
+    use_cases(main)[PRECOMPUTED_USE_CASE] = {
+        "output": "cf",
+        "nodes": {
+            "cf": {
+                "kind": "source",
+                "model": PRECOMPUTED_MODEL,
+                "fallback_model": "mf",
+                "candidates": 20,
+            }
+        },
+    }
+    # Product rules and seen items (tests/integration/test_rules_and_seen.py).
+    main["args"]["catalog_attributes"] = SHOP_ATTRIBUTES
+    use_cases(main)[SHOP_USE_CASE] = {
+        "output": "final",
+        "nodes": {
+            "popular": {"kind": "source", "model": "popularity", "candidates": 30},
+            "final": {"kind": "filter", "input": "popular"},
+        },
+        "rules": {"filters": [{"attribute": "in_stock", "equals": False, "negate": True}]},
+        "seen": {"exclude": ["click"], "demote_after": 2, "demote_factor": 0.01},
+    }
+
     config["applications"] += [
         flaky,
         pending,

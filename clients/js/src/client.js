@@ -80,14 +80,14 @@ export class BlendserveClient {
    * @returns {Promise<import("./index.js").Recommendations>}
    */
   async recommend(useCase, options) {
-    const { userId, k, context, exclude, ...call } = options ?? {};
+    const { userId, k, context, exclude, filters, boosts, ...call } = options ?? {};
     if (typeof useCase !== "string" || useCase === "") {
       throw new TypeError("useCase: expected a non-empty string");
     }
     if (!((typeof userId === "string" && userId !== "") || Number.isSafeInteger(userId))) {
       throw new TypeError("userId: expected a non-empty string or an integer");
     }
-    const body = { user_id: userId, k, context, exclude };
+    const body = { user_id: userId, k, context, exclude, filters, boosts };
     const path = `/v1/recommend/${encodeURIComponent(useCase)}`;
     return /** @type {any} */ (await this.request("POST", path, { ...call, body }));
   }

@@ -72,6 +72,21 @@ export interface RecommendOptions extends CallOptions {
   context?: Record<string, ContextValue>;
   /** Item ids that must not be returned. */
   exclude?: string[];
+  /** Keep only items whose declared catalogue attributes pass every rule. */
+  filters?: Rule[];
+  /** Multiply the scores of items a rule holds for by its `multiply`. */
+  boosts?: (Rule & { multiply: number })[];
+}
+
+/** A condition on one catalogue attribute: one of equals, in, min/max, max_age_s. */
+export interface Rule {
+  attribute: string;
+  equals?: string | number | boolean;
+  in?: (string | number | boolean)[];
+  min?: number | string;
+  max?: number | string;
+  max_age_s?: number;
+  negate?: boolean;
 }
 
 /** One source's part in an item's score. */

@@ -43,6 +43,13 @@ test("recommend posts snake_case fields with the key and returns the answer", as
   assert.deepEqual(sent.body, { user_id: "u42", k: 3, context: { page: "home" } });
 });
 
+test("recommend sends filters and boosts as given", async () => {
+  const filters = [{ attribute: "price", max: 50 }];
+  const boosts = [{ attribute: "brand", equals: "acme", multiply: 1.5 }];
+  await client().recommend("home", { userId: "u7", filters, boosts });
+  assert.deepEqual(api.requests.at(-1).body, { user_id: "u7", filters, boosts });
+});
+
 test("recommend leaves out options that were not given", async () => {
   await client().recommend("home", { userId: "u1" });
   assert.deepEqual(api.requests.at(-1).body, { user_id: "u1" });

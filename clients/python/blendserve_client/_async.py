@@ -124,12 +124,16 @@ class AsyncClient:
         k: int = 10,
         context: Mapping[str, Any] | None = None,
         exclude: Iterable[str] | None = None,
+        filters: Iterable[Mapping[str, Any]] | None = None,
+        boosts: Iterable[Mapping[str, Any]] | None = None,
     ) -> Recommendation:
         """As :meth:`Client.recommend`.
 
         >>> rec = await client.recommend("home", "u0042", k=2)  # doctest: +SKIP
         """
-        return await self._send(_calls.recommend(use_case, user_id, k, context, exclude))
+        return await self._send(
+            _calls.recommend(use_case, user_id, k, context, exclude, filters, boosts)
+        )
 
     async def predict(self, model: str, instances: Sequence[Any]) -> Prediction:
         """As :meth:`Client.predict`.

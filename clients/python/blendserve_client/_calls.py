@@ -193,6 +193,8 @@ def recommend(
     k: int,
     context: Mapping[str, Any] | None,
     exclude: Iterable[str] | None,
+    filters: Iterable[Mapping[str, Any]] | None = None,
+    boosts: Iterable[Mapping[str, Any]] | None = None,
 ) -> Call[Recommendation]:
     """``POST /v1/recommend/{use_case}``."""
     if isinstance(exclude, str):
@@ -202,6 +204,10 @@ def recommend(
         body["context"] = dict(context)
     if exclude is not None:
         body["exclude"] = list(exclude)
+    if filters is not None:
+        body["filters"] = [dict(rule) for rule in filters]
+    if boosts is not None:
+        body["boosts"] = [dict(rule) for rule in boosts]
     path = f"/v1/recommend/{_segment(use_case, 'use_case')}"
     return Call("POST", path, _read(Recommendation._from_json), body)
 

@@ -132,16 +132,20 @@ class Client:
         k: int = 10,
         context: Mapping[str, Any] | None = None,
         exclude: Iterable[str] | None = None,
+        filters: Iterable[Mapping[str, Any]] | None = None,
+        boosts: Iterable[Mapping[str, Any]] | None = None,
     ) -> Recommendation:
         """Top-``k`` items of ``use_case`` for ``user_id``, each with its ``result_id``
         and provenance. ``context``: request features (device, page...); ``exclude``:
-        item ids that must not be returned.
+        item ids that must not be returned; ``filters`` and ``boosts``: rules over the
+        catalogue's declared attributes, e.g. ``[{"attribute": "price", "max": 50}]``
+        and ``[{"attribute": "brand", "equals": "acme", "multiply": 1.5}]``.
 
         >>> rec = client.recommend("home", "u0042", k=2, exclude=["a00001"])  # doctest: +SKIP
         >>> rec.items[0].item_id, rec.variant, rec.degraded  # doctest: +SKIP
         ('a01806', {}, False)
         """
-        return self._send(_calls.recommend(use_case, user_id, k, context, exclude))
+        return self._send(_calls.recommend(use_case, user_id, k, context, exclude, filters, boosts))
 
     def predict(self, model: str, instances: Sequence[Any]) -> Prediction:
         """Predictions of one hosted model, one per instance.

@@ -144,3 +144,14 @@ def test_the_async_client_recommends():
         return [len(answer.items) for answer in answers]
 
     assert all(1 <= found <= 3 for found in asyncio.run(recommend()))
+
+
+def test_filters_and_boosts_reach_the_blend(client):
+    first = client.recommend("home", run_id(), k=10).items
+    category = client.get_item(first[0].item_id).category
+    assert category, "demo items have a category"
+    rule = {"attribute": "category", "equals": category}
+    filtered = client.recommend("home", run_id(), k=5, filters=[rule]).items
+    assert filtered and all(client.get_item(i.item_id).category == category for i in filtered)
+    boosted = client.recommend("home", run_id(), k=5, boosts=[{**rule, "multiply": 3.0}])
+    assert any(c.role == "boost" for item in boosted.items for c in item.components)
