@@ -30,6 +30,7 @@ def test_every_example_publishes_and_the_config_validates(tmp_path: Path) -> Non
         ("onnx_mf", "onnx"),
         ("ctr", "sklearn"),
         ("seasonal", "python"),
+        ("ctr_mlflow", "sklearn"),
     ):
         assert f"published {name} version 1 ({format})" in joined, name
     assert "smoke test: passed: predict (1 examples)" in joined  # the sklearn example
