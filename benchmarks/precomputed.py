@@ -125,6 +125,7 @@ known users, interleaved, models in process as the ingress holds them):
 | | p50 per request | p99 | freshness |
 |---|---|---|---|
 {rows}
+
 Precomputed is **{speedup:.2f}x** faster per request at the median. The batch run
 scored {r["batch_users"]} users in {r["batch_seconds"]:.1f} s ({rate:,.0f} users/s,
 Ray Data on the local Ray, one scoring actor, including Ray Data's start-up). What
