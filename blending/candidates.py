@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -152,3 +152,7 @@ class BlendContext:
     seen: SeenItems | None = None
     """What the user has acted on (hidden) and ignored (demoted), by the use case's
     ``seen`` config."""
+    recorded: Mapping[str, tuple[Sequence[str], Sequence[float]]] | None = None
+    """For a replay: the lists ``fresh`` and ``bandit`` nodes answered when the request
+    was served (they depend on the catalogue and online state of that moment), by
+    node, used instead of computing them again."""

@@ -13,6 +13,7 @@ work, and fail, count and are timed like any other source.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Sequence
@@ -82,6 +83,10 @@ class BlendOutcome:
     """How many sources (model, ``fresh`` and ``bandit`` nodes) answered in time."""
     node_ms: dict[str, float] = field(default_factory=dict)
     """Milliseconds each node that ran took (a late source: until it was given up)."""
+    live_lists: dict[str, tuple[list[str], list[float]]] = field(default_factory=dict)
+    """What each ``fresh`` and ``bandit`` node answered (ids, scores), for a replay."""
+    sizes: dict[str, int] = field(default_factory=dict)
+    """How many items each node that ran produced."""
 
 
 @dataclass
@@ -108,6 +113,10 @@ class BlendPlan:
         self.order = spec.topological_order()
         self.sources: dict[str, SourceNodeSpec] = spec.sources()
         self.live: dict[str, LiveSourceSpec] = spec.live_sources()
+        self.spec_json = spec.model_dump_json(by_alias=True)
+        """The spec as JSON, kept once: every served list's record points at it."""
+        self.version = hashlib.sha256(self.spec_json.encode()).hexdigest()[:12]
+        """Names this exact plan (its spec's hash), for records and replays."""
         # Without experiments every request runs the same nodes: find them once.
         self._fixed: tuple[set[str], dict[str, str]] | None = None
         if not any(isinstance(n, ExperimentNodeSpec) for n in spec.nodes.values()):
@@ -158,6 +167,12 @@ class BlendPlan:
         run = RequestRun(self, ctx, models, time.monotonic() if started is None else started)
         branches, variant = await self._execute(run, [self.spec.output])
         output = branches[self.spec.output]
+        table = run.items.table
+        live_lists = {
+            name: (table.ids_of(branch.items.items), branch.items.scores.tolist())
+            for name, branch in branches.items()
+            if name in self.live
+        }
         # The output is filtered once more so no path can return an excluded item;
         # only the k returned become Python objects.
         final = apply_filter(self._boosted(run, output.items), run.items, limit=ctx.k)
@@ -171,6 +186,8 @@ class BlendPlan:
             fallbacks=tuple(run.fallbacks),
             answered=run.answered,
             node_ms=run.node_ms,
+            live_lists=live_lists,
+            sizes={name: len(branch.items) for name, branch in branches.items()},
         )
 
     @staticmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import numpy as np
@@ -20,14 +20,28 @@ from blending.gateway import ModelGateway
 from blending.items import ItemTable
 from blending.live_sources import live_candidates
 from blending.nodes import RequestItems
-from blending.ranked import Ranked
-from blending.spec import LiveSourceSpec, SourceNodeSpec
+from blending.ranked import Ranked, Sourced
+from blending.spec import BanditNodeSpec, LiveSourceSpec, SourceNodeSpec
 from models.base import RecommendQuery
 
 if TYPE_CHECKING:
     from blending.dag import BlendPlan
 
 __all__ = ["MAX_FETCH_SCALE", "Answer", "DeadlineExceeded", "RequestRun", "reason"]
+
+
+def _replayed(
+    name: str,
+    node: LiveSourceSpec,
+    recorded: tuple[Sequence[str], Sequence[float]],
+    table: ItemTable,
+) -> Ranked:
+    """A live source's list as it was recorded when the request was served."""
+    ids, values = recorded
+    scores = np.asarray(values, dtype=np.float64)
+    kind = "bandit" if isinstance(node, BanditNodeSpec) else "fresh"
+    return Ranked(table.indices(list(ids)), scores, Sourced(name, kind, "live", scores))
+
 
 MAX_FETCH_SCALE = 20.0
 """The most a filter multiplies what sources are asked for (a filter that keeps
@@ -167,7 +181,10 @@ class RequestRun:
         """A ``fresh`` or ``bandit`` node's list, or why it could not answer (in
         process, so answered however late the request is)."""
         began = time.perf_counter()
+        recorded = self.ctx.recorded.get(name) if self.ctx.recorded else None
         try:
+            if recorded is not None:
+                return _replayed(name, node, recorded, self.items.table)
             return live_candidates(name, node, self.ctx, self.items.table)
         except Exception as exc:  # noqa: BLE001 - like a failing model: degrade, do not fail
             return exc

@@ -61,6 +61,7 @@ class RecommendAnswer(msgspec.Struct, omit_defaults=True, kw_only=True):
     model_versions: dict[str, str]
     variant: dict[str, str] | None = None
     degraded: bool
+    explain: dict[str, Any] | None = None
 
 
 class PredictAnswer(msgspec.Struct):

@@ -23,7 +23,11 @@ from starlette.types import Receive, Scope, Send
 
 from deployments.api.state import IngressState, this_ingress
 
-__all__ = ["HotRoute", "answer", "hot_route"]
+__all__ = ["EXPLAIN_HEADER", "HotRoute", "answer", "hot_route"]
+
+EXPLAIN_HEADER = b"x-blendserve-explain"
+"""``X-Blendserve-Explain: 1`` from a key with the ``admin`` scope: the answer carries
+its explanation (``blendserve explain``'s report)."""
 
 _ROUTES = (
     ("recommend", re.compile(r"/v1/recommend/([^/]+)"), "/v1/recommend/{use_case}"),
@@ -103,12 +107,15 @@ async def answer(route: HotRoute, scope: Scope, receive: Receive, send: Send, ga
     scope["route"] = route
     headers = scope["headers"]
     try:
-        gate.admit("infer", _presented_key(headers))
+        principal = gate.admit("infer", _presented_key(headers))
         body = await _body(receive)
         ingress = _ingress(scope["app"])
         response: Response
         if route.kind == "recommend":
-            response = await ingress.recommend_bytes(route.name, body, started)
+            # An admin may ask for the explanation inline; anyone else's header is ignored.
+            asked = (_header(headers, EXPLAIN_HEADER) or "").lower() in ("1", "true", "yes")
+            explain = asked and principal is not None and "admin" in principal.scopes
+            response = await ingress.recommend_bytes(route.name, body, started, explain)
         elif route.kind == "predict":
             response = await ingress.predict_bytes(route.name, body)
         else:

@@ -223,6 +223,13 @@ class RecommendResponse(BaseModel):
     degraded: bool = Field(
         description="True when a source or model failed or missed the latency budget."
     )
+    explain: dict[str, Any] | None = Field(
+        None,
+        description="What produced the list (plan, arm, versions, catalogue version, each "
+        "node's items and time, failures), as `blendserve explain --json` prints it; only "
+        "when a key with the `admin` scope sent `X-Blendserve-Explain: 1`.",
+        exclude_if=lambda value: value is None,
+    )
 
 
 class PredictRequest(BaseModel):

@@ -42,7 +42,9 @@ class IngressState(Protocol):
         """200 when every model answers, else 503 naming the ones that do not."""
         ...
 
-    async def recommend_bytes(self, use_case: str, body: bytes, started: float) -> Response:
+    async def recommend_bytes(
+        self, use_case: str, body: bytes, started: float, explain: bool = False
+    ) -> Response:
         """``POST /v1/recommend/{use_case}`` from its body's bytes."""
         ...
 

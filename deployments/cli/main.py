@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deployments.cli.batch import add_batch_commands
+from deployments.cli.debugging import add_debugging_commands
 from deployments.cli.evaluation import add_evaluation_commands
 from deployments.cli.store import add_store_commands
 from deployments.config import (
@@ -275,6 +276,7 @@ def _parser() -> argparse.ArgumentParser:
     add_evaluation_commands(sub)
     add_store_commands(sub)
     add_batch_commands(sub)
+    add_debugging_commands(sub)
 
     up = sub.add_parser("up", help="start a local Ray on 127.0.0.1 and serve a config")
     up.add_argument("config", nargs="?", default="configs/default.yaml")

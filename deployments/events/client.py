@@ -53,7 +53,10 @@ def served_list_bytes(record: ServedList) -> int:
         for key, value in mapping.items()
     )
     per_item = _ITEM_OVERHEAD_BYTES * len(record.items)
-    return _RECORD_OVERHEAD_BYTES + per_item + strings + maps + len(record.user)
+    # The plan's text is one object shared by every list of the plan: not counted.
+    return (
+        _RECORD_OVERHEAD_BYTES + per_item + strings + maps + len(record.user) + len(record.inputs)
+    )
 
 
 class EventClient:

@@ -168,8 +168,12 @@ def served_record(
     outcome: BlendOutcome,
     items: Sequence[Candidate],
     latency_ms: float,
+    plan_version: str = "",
+    plan: str = "",
+    inputs: str = "",
 ) -> ServedList:
-    """The event log record of one served list (``user`` already pseudonymised)."""
+    """The event log record of one served list (``user`` already pseudonymised), with
+    what a replay needs (``events/replay_record.py``)."""
     return ServedList(
         ts=time.time(),
         request_id=request_id,
@@ -181,6 +185,9 @@ def served_record(
         latency_ms=latency_ms,
         degraded=outcome.degraded,
         use_case=use_case,
+        plan_version=plan_version,
+        plan=plan,
+        inputs=inputs,
     )
 
 

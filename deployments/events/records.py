@@ -26,6 +26,13 @@ class ServedList(msgspec.Struct, frozen=True):
     latency_ms: float
     degraded: bool
     use_case: str
+    plan_version: str = ""
+    """The hash of the use case's spec that served it (``BlendPlan.version``)."""
+    plan: str = ""
+    """That spec as JSON (the same text object for every list of one plan, so it
+    crosses a handle once per batch), for ``blendserve replay``."""
+    inputs: str = ""
+    """What a replay needs and an explanation shows (``events/replay_record.py``)."""
 
     def row(self) -> JsonObject:
         """The record as the event store writes it."""

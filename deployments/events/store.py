@@ -61,13 +61,17 @@ SERVED_SCHEMA = pa.schema(
         ("model_versions", _STRING_MAP),
         ("latency_ms", pa.float64()),
         ("degraded", pa.bool_()),
+        ("plan_version", pa.string()),
+        ("plan", pa.string()),
+        ("inputs", pa.string()),
         ("date", pa.string()),
         ("use_case", pa.string()),
     ]
 )
 """One served list: who (pseudonymised), what in which order, by which variant or
 team (``teams[i]`` is item i's interleaving team, ``""`` for none), which versions,
-how fast, and whether degraded."""
+how fast, whether degraded, and which plan with which inputs (for ``blendserve
+explain`` and ``replay``; null in lists stored before they were recorded)."""
 
 FEEDBACK_SCHEMA = pa.schema(
     [

@@ -54,11 +54,16 @@ from deployments.api.schemas import (
 from deployments.catalog.client import CatalogClient
 from deployments.config import parse_app_args, parse_live_config
 from deployments.events.client import EventClient
-from deployments.events.feedback import served_record
 from deployments.hosting.checks import UnknownItems, check_node_models, unknown_model_items
 from deployments.hosting.gateway import build_gateway
 from deployments.metrics import NODE_LATENCY_SAMPLE_EVERY, IngressMetrics, start_flushing
-from deployments.serve.personal import SeenFollower, request_rules
+from deployments.serve.personal import (
+    SeenFollower,
+    explanation,
+    follow_seen,
+    request_rules,
+    served_list,
+)
 from deployments.serve.replica import flush_logs, load_catalog, pseudonymizer, result_codec
 from models.errors import InputError, describe_error
 
@@ -182,7 +187,10 @@ class Ingress:
         gc.freeze()
         plans = {name: BlendPlan(name, spec) for name, spec in live.use_cases.items()}
         check_node_models(plans, self.models)
-        await self._follow_seen(plans)
+        if self.events is not None and self.config.events is not None:
+            self.seen = await follow_seen(
+                self.seen, plans, self.items, self.events, self.config.events
+            )
         self.plans = plans
         experiments = {
             f"{use_case}.{node}": {arm: spec.weight for arm, spec in exp.arms.items()}
@@ -191,21 +199,6 @@ class Ingress:
             if exp.kind == "experiment"
         }
         logger.info("use cases %s loaded; experiment splits %s", sorted(plans), experiments)
-
-    async def _follow_seen(self, plans: dict[str, BlendPlan]) -> None:
-        """Start following what users see and do once a use case asks (caught up
-        before the use case takes traffic)."""
-        windows = [p.spec.seen.window_s for p in plans.values() if p.spec.seen is not None]
-        if not windows or self.events is None or self.config.events is None:
-            return
-        if self.seen is None:
-            self.seen = SeenFollower(self.items, self.config.events.seen, max(windows))
-            try:
-                await self.seen.catch_up(self.events)
-            except Exception as exc:  # noqa: BLE001 - serve; the follower keeps trying
-                logger.warning("seen items: first fetch failed: %s", exc)
-            self.seen.start(self.events)
-        self.seen.history.retain_s = max(windows)
 
     @api.get("/healthz", summary="Liveness: the ingress process answers.")
     async def healthz(self) -> dict[str, str]:
@@ -251,9 +244,12 @@ class Ingress:
         """Run the use case's DAG for one user, by the use case's latency budget."""
         return await self.recommend_bytes(use_case, await http.body(), time.monotonic())
 
-    async def recommend_bytes(self, use_case: str, body: bytes, started: float) -> Response:
+    async def recommend_bytes(
+        self, use_case: str, body: bytes, started: float, explain: bool = False
+    ) -> Response:
         """``POST /v1/recommend/{use_case}`` from its body's bytes (the edge calls this
-        directly; ``started`` is when the request arrived, a ``time.monotonic()``)."""
+        directly; ``started`` is when the request arrived, a ``time.monotonic()``;
+        ``explain``: an admin asked for the explanation inline)."""
         if self._housekeeper is None:  # started here: the constructor may have no loop
             self._housekeeper = asyncio.ensure_future(_housekeeping(self, 1.0))
         plan = self.plans.get(use_case)
@@ -285,6 +281,7 @@ class Ingress:
             self.catalog,
             online=self.online,
             table=self.items,
+            now=time.time(),
             rules=rules,
             seen=seen,
         )
@@ -304,9 +301,11 @@ class Ingress:
             )
         served = ResultRef(request_id, use_case, 0, "", int(time.time()), outcome.variant)
         logged = time.perf_counter()
-        if self.events is not None:
+        record = None
+        if self.events is not None or explain:
             latency_ms = (time.monotonic() - started) * 1000.0
-            record = served_record(request_id, use_case, user, outcome, outcome.items, latency_ms)
+            record = served_list(request_id, user, request, plan, ctx, outcome, latency_ms)
+        if self.events is not None and record is not None:
             self.events.served(record)
         answering = time.perf_counter()
         answer = RecommendAnswer(
@@ -319,6 +318,7 @@ class Ingress:
             model_versions=dict(outcome.model_versions),
             variant=dict(outcome.variant) or None,
             degraded=outcome.degraded,
+            explain=explanation(record) if explain and record is not None else None,
         )
         response = json_response(answer)
         stages = {

@@ -7,21 +7,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 import numpy as np
 
 from blending.attributes import AttributeKind
+from blending.candidates import BlendContext
 from blending.catalog import ItemCatalog
+from blending.dag import BlendOutcome, BlendPlan
 from blending.items import ItemTable
 from blending.rules import CompiledRules, RulesSpec, compile_rules
 from blending.seen import SeenItems, SeenSpec, UserHistory
 from blending.spec import UseCaseSpec
 from deployments.api.schemas import RecommendRequest
-from deployments.config.data import SeenConfig
+from deployments.config.data import EventsConfig, SeenConfig
 from deployments.events.client import EventClient
+from deployments.events.feedback import served_record
+from deployments.events.records import ServedList
+from deployments.events.replay_record import ReplayInputs, decode_inputs, encode_inputs
+from deployments.offline.replay import Served, explain
 from models.errors import InputError
 
-__all__ = ["SeenFollower", "request_rules"]
+__all__ = ["SeenFollower", "explanation", "follow_seen", "request_rules", "served_list"]
 
 logger = logging.getLogger("ray.serve")
 
@@ -92,3 +100,92 @@ class SeenFollower:
             except Exception as exc:  # noqa: BLE001 - keep following; serve what is known
                 logger.warning("seen items not refreshed: %s", exc)
             await asyncio.sleep(self.config.poll_interval_s)
+
+
+def served_list(
+    request_id: str,
+    user: str,
+    request: RecommendRequest,
+    plan: BlendPlan,
+    ctx: BlendContext,
+    outcome: BlendOutcome,
+    latency_ms: float,
+) -> ServedList:
+    """The event log's record of one served list, with what ``blendserve explain``
+    and ``replay`` need: the plan, the request's inputs, what the blend measured."""
+    table = ctx.table or ItemTable()
+    seen = ctx.seen
+    inputs = ReplayInputs(
+        k=ctx.k,
+        now=ctx.now or time.time(),
+        context=dict(ctx.context),
+        exclude=sorted(ctx.exclude),
+        filters=[r.model_dump(by_alias=True, exclude_none=True) for r in request.filters],
+        boosts=[r.model_dump(by_alias=True, exclude_none=True) for r in request.boosts],
+        catalog_version=getattr(ctx.catalog, "version", None),
+        hidden=table.ids_of(seen.excluded) if seen is not None else [],
+        demoted=table.ids_of(seen.demoted) if seen is not None else [],
+        demote_factor=seen.demote_factor if seen is not None else 1.0,
+        live=outcome.live_lists,
+        scores=[c.score for c in outcome.items],
+        node_ms=outcome.node_ms,
+        sizes=outcome.sizes,
+        failures=outcome.failures,
+        late=sorted(outcome.late),
+        fallbacks=list(outcome.fallbacks),
+    )
+    return served_record(
+        request_id,
+        plan.name,
+        user,
+        outcome,
+        outcome.items,
+        latency_ms,
+        plan.version,
+        plan.spec_json,
+        encode_inputs(inputs),
+    )
+
+
+def explanation(record: ServedList) -> dict[str, object]:
+    """The record explained as ``blendserve explain --json`` would (for the inline
+    debug header)."""
+    served = Served(
+        request_id=record.request_id,
+        use_case=record.use_case,
+        served_at=datetime.fromtimestamp(record.ts, UTC),
+        user=record.user,
+        items=record.items,
+        teams=record.teams,
+        variant=record.variant,
+        model_versions=record.model_versions,
+        latency_ms=record.latency_ms,
+        degraded=record.degraded,
+        plan_version=record.plan_version,
+        plan=record.plan,
+        inputs=decode_inputs(record.inputs),
+    )
+    return explain(served)
+
+
+async def follow_seen(
+    current: SeenFollower | None,
+    plans: Mapping[str, BlendPlan],
+    table: ItemTable,
+    events: EventClient,
+    config: EventsConfig,
+) -> SeenFollower | None:
+    """The replica's follower of the seen feed once a use case asks for ``seen``
+    (caught up before the use case takes traffic), its window the longest asked."""
+    windows = [p.spec.seen.window_s for p in plans.values() if p.spec.seen is not None]
+    if not windows:
+        return current
+    if current is None:
+        current = SeenFollower(table, config.seen, max(windows))
+        try:
+            await current.catch_up(events)
+        except Exception as exc:  # noqa: BLE001 - serve; the follower keeps trying
+            logger.warning("seen items: first fetch failed: %s", exc)
+        current.start(events)
+    current.history.retain_s = max(windows)
+    return current

@@ -1,0 +1,92 @@
+"""What a served list's record keeps for `blendserve explain` and `replay`, and the
+explanation built from it (no Ray: the blend runs on scripted models)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from scripted_models import Scripted, ScriptedModels
+
+from blending.candidates import BlendContext
+from blending.dag import BlendPlan
+from blending.spec import UseCaseSpec
+from deployments.api.schemas import RecommendRequest
+from deployments.events.replay_record import decode_inputs
+from deployments.offline.replay import Served, explain, render_explanation
+from deployments.serve.personal import explanation, served_list
+
+NODES = {
+    "cf": {"kind": "source", "model": "mf", "candidates": 3},
+    "pop": {"kind": "source", "model": "popularity"},
+    "mix": {"kind": "blend", "weights": {"cf": 0.7, "pop": 0.3}},
+    "out": {"kind": "filter", "input": "mix"},
+}
+
+
+def _served(failing: bool = False) -> tuple[BlendPlan, object]:
+    plan = BlendPlan("home", UseCaseSpec.model_validate({"nodes": NODES, "output": "out"}))
+    models = ScriptedModels(
+        mf=Scripted(
+            [("a", 0.9), ("b", 0.5)], version="4", error=RuntimeError("down") if failing else None
+        ),
+        popularity=Scripted([("c", 30.0), ("a", 10.0)]),
+    )
+    ctx = BlendContext("u1", 3, frozenset({"zz"}), {"page": "home"}, "r-1", now=1.8e9)
+    outcome = asyncio.run(plan.run(ctx, models))
+    request = RecommendRequest.model_validate(
+        {"user_id": "u1", "k": 3, "exclude": ["zz"], "context": {"page": "home"}, "filters": []}
+    )
+    record = served_list("r-1", "p-1", request, plan, ctx, outcome, 2.5)
+    return plan, record
+
+
+def test_the_record_holds_the_plan_the_inputs_and_the_measurements() -> None:
+    plan, record = _served()
+    assert record.plan_version == plan.version and len(plan.version) == 12
+    assert UseCaseSpec.model_validate_json(record.plan) == plan.spec
+    inputs = decode_inputs(record.inputs)
+    assert (inputs.k, inputs.now, inputs.exclude, inputs.context) == (
+        3,
+        1.8e9,
+        ["zz"],
+        {"page": "home"},
+    )
+    assert inputs.sizes == {"cf": 2, "pop": 2, "mix": 3, "out": 3}
+    assert set(inputs.node_ms) >= {"cf", "pop", "mix", "out"}
+    assert inputs.scores == pytest.approx([0.7, 0.3, 0.0])  # minmax, then 0.7/0.3
+    assert record.items == ["a", "c", "b"]
+
+
+def test_the_explanation_names_nodes_versions_and_failures() -> None:
+    _, record = _served(failing=True)
+    report = explanation(record)
+    assert report["degraded"] and report["model_versions"] == {"popularity": "1"}
+    nodes = {node["node"]: node for node in report["nodes"]}
+    assert nodes["cf"]["failed"] == "RuntimeError: down" and not nodes["cf"]["late"]
+    assert nodes["pop"]["items"] == 2 and "failed" not in nodes["pop"]
+    text = render_explanation(report)
+    assert "cf (source: model mf, 3 candidates): 0 items" in text
+    assert "FAILED (error): RuntimeError: down" in text and ", DEGRADED" in text
+
+
+def test_a_list_served_before_plans_were_recorded_is_still_explained() -> None:
+    old = Served(
+        "r-0",
+        "home",
+        datetime(2026, 11, 1, tzinfo=UTC),
+        "p",
+        ["a"],
+        [""],
+        {},
+        {"mf": "1"},
+        3.0,
+        False,
+        "",
+        "",
+        None,
+    )
+    report = explain(old)
+    assert report["plan_version"] is None and report["items"][0]["item_id"] == "a"
+    assert "plan: not recorded" in render_explanation(report)
