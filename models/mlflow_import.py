@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,12 +91,45 @@ def fetch_mlflow_model(uri: str, workdir: Path, tracking_uri: str | None = None)
         from mlflow.exceptions import MlflowException
     except ImportError as exc:
         raise ConfigError("--from-mlflow needs MLflow: pip install 'blendserve[mlflow]'") from exc
-    if tracking_uri is not None:
-        # The registry lives in the tracking store unless told otherwise (a one-shot
-        # command: setting MLflow's globals is what its own CLI does).
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-    client = MlflowClient()
+    with _tracking(mlflow, tracking_uri):
+        return _fetch(mlflow, MlflowClient, MlflowException, uri, (scheme, first, second), workdir)
+
+
+@contextmanager
+def _tracking(mlflow: Any, tracking_uri: str | None) -> Iterator[None]:
+    """MLflow pointed at ``tracking_uri`` (its registry too) for the block, and back:
+    MLflow keeps both in globals and in environment variables, which would otherwise
+    outlive the call (and reach every process started after it)."""
+    if tracking_uri is None:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _fetch(
+    mlflow: Any,
+    client_class: Any,
+    mlflow_error: type[Exception],
+    uri: str,
+    parts: tuple[str, str, str],
+    workdir: Path,
+) -> MlflowArtifact:
+    scheme, first, second = parts
+    MlflowException = mlflow_error
+    client = client_class()
     try:
         registered = client.get_model_version(first, second) if scheme == "models" else None
         # A run's model is a logged model of its own in MLflow 3: resolve either URI.
@@ -107,7 +143,8 @@ def fetch_mlflow_model(uri: str, workdir: Path, tracking_uri: str | None = None)
         run_id = str(info.run_id or mlmodel.get("run_id") or "")
         run = client.get_run(run_id) if run_id else None
     except MlflowException as exc:
-        raise ArtifactNotFoundError(f"--from-mlflow {uri}: {exc.message}") from exc
+        message = getattr(exc, "message", str(exc))
+        raise ArtifactNotFoundError(f"--from-mlflow {uri}: {message}") from exc
     except OSError as exc:
         raise ArtifactNotFoundError(f"--from-mlflow {uri}: no MLmodel file: {exc}") from exc
     flavours = sorted((mlmodel.get("flavors") or {}).keys())

@@ -46,7 +46,8 @@ def blocks(markdown: str) -> list[Block]:
 def shell_env(home: Path) -> dict[str, str]:
     """The environment a reader's shell has after ``make run``'s install: the project's
     virtualenv first on PATH, nothing of this test run's own settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BLENDSERVE_", "PYTEST"))}
+    mine = ("BLENDSERVE_", "PYTEST", "MLFLOW_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(mine)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["HOME"] = str(home)
     return env

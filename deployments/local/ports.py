@@ -18,13 +18,24 @@ def free_port() -> int:
     return free_port_block(1, low=30_000, high=32_700)
 
 
+_HANDED_OUT: set[int] = set()
+"""Ports this process has handed out: one cluster asks for a dozen before any is
+bound, and two of them must never be the same free port (a cluster's HAProxy once
+found its metrics port taken by another of its own listeners)."""
+
+
 def free_port_block(size: int, low: int = 20_000, high: int = 30_000) -> int:
     """The first port of ``size`` consecutive ports below the ephemeral range that
-    nothing listens on now, on any address; tried at random, so clusters rarely race."""
+    nothing listens on now, on any address, and that this process has not handed out
+    before; tried at random, so clusters rarely race."""
     rng = random.SystemRandom()
+    if len(_HANDED_OUT) > 4_000:
+        _HANDED_OUT.clear()  # long ago enough: those clusters have bound or gone
     for _ in range(200):
         base = rng.randrange(low, high - size)
-        if all(port_is_free(port) for port in range(base, base + size)):
+        block = range(base, base + size)
+        if not _HANDED_OUT.intersection(block) and all(port_is_free(p) for p in block):
+            _HANDED_OUT.update(block)
             return base
     raise RuntimeError(f"no {size} free consecutive ports between {low} and {high}")
 

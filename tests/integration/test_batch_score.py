@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from serving_cluster import PRECOMPUTED_MODEL, PRECOMPUTED_USE_CASE
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 def _lists(home: Path) -> dict[str, list[str]]:
     directory = ArtifactStore(home / "artifacts").path(PRECOMPUTED_MODEL, "1")
-    table = pq.read_table(directory)
+    table = pa.concat_tables(pq.read_table(part) for part in sorted(directory.glob("*.parquet")))
     return dict(zip(table["user_id"].to_pylist(), table["item_ids"].to_pylist(), strict=True))
 
 

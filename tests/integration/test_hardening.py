@@ -204,7 +204,8 @@ def test_metrics_reach_prometheus_without_user_ids(
         "blendserve_batch_size_bucket",
         "blendserve_ingress_requests_in_flight",
         "blendserve_model_calls_in_flight",
-        f'blendserve_precomputed_age_seconds{{model="{PRECOMPUTED_MODEL}"',
+        "blendserve_precomputed_age_seconds{",
+        f'model="{PRECOMPUTED_MODEL}"',
     ]
     deadline = time.monotonic() + 60
     while True:  # the ingress flushes every second, Ray's agents export every few

@@ -4,6 +4,7 @@ params, metrics and input example in the manifest."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import mlflow
@@ -31,22 +32,24 @@ def tracking(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    # The artifacts under the temporary directory, not the working directory's mlruns/.
-    mlflow.create_experiment("clicks", artifact_location=(root / "artifacts").as_uri())
-    mlflow.set_experiment("clicks")
+    # The artifacts under the temporary directory, not the working directory's mlruns/;
+    # the experiment passed to each run (set_experiment would leave MLFLOW_EXPERIMENT_ID
+    # in the environment, for every later subprocess to trip on).
+    experiment = mlflow.create_experiment("clicks", artifact_location=(root / "artifacts").as_uri())
     rng = np.random.default_rng(3)
     features = rng.random((200, 3))
     labels = (features[:, 0] + 0.3 * features[:, 1] > 0.6).astype(int)
-    with mlflow.start_run() as run:
+    with mlflow.start_run(experiment_id=experiment) as run:
         fitted = LogisticRegression(C=0.5).fit(features, labels)
         mlflow.log_params({"C": 0.5, "features": "age,clicks,hour"})
         mlflow.log_metric("auc", 0.93)
         mlflow.sklearn.log_model(
             fitted, name="model", registered_model_name="clicks", input_example=features[:3]
         )
-    with mlflow.start_run() as custom:
+    with mlflow.start_run(experiment_id=experiment) as custom:
         mlflow.pyfunc.log_model(name="model", python_model=_Doubler())
     mlflow.set_tracking_uri(None)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # set_tracking_uri leaves it behind
     return {"uri": uri, "run": run.info.run_id, "custom": custom.info.run_id, "fitted": fitted}
 
 
