@@ -15,14 +15,14 @@ from typing import Any
 
 from ray.serve import metrics as serve_metrics
 
-__all__ = ["FLUSH_EVERY_S", "Counter", "Histogram", "flush_metrics", "start_flushing"]
+__all__ = ["FLUSH_EVERY_S", "Counter", "Gauge", "Histogram", "flush_metrics", "start_flushing"]
 
 FLUSH_EVERY_S = 1.0
 """How often buffered counters and histograms reach Ray (and so Prometheus)."""
 
 _TagKey = tuple[tuple[str, str], ...]
 _LOCK = threading.Lock()
-_BUFFERED: list[Counter | Histogram] = []
+_BUFFERED: list[Counter | Gauge | Histogram] = []
 _flusher: threading.Thread | None = None
 
 
@@ -81,6 +81,40 @@ class Counter:
             pending, self._pending = self._pending, {}
         for key, total in pending.items():
             self._metric.inc(total, tags=dict(key))
+
+
+class Gauge:
+    """A Ray Serve gauge whose last value per label set is handed to Ray again on every
+    flush: Ray's metrics agent drops a gauge series that no report has refreshed
+    within a few export periods, so a value set once (a model version that has been
+    serving for an hour) would vanish from Prometheus while still true."""
+
+    def __init__(self, name: str, description: str, tag_keys: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self._metric = serve_metrics.Gauge(
+            name,
+            description=description,
+            tag_keys=tag_keys,  # type: ignore[arg-type]
+        )
+        self._values: dict[_TagKey, float] = {}
+        with _LOCK:
+            _BUFFERED.append(self)
+
+    def set_default_tags(self, tags: dict[str, str]) -> None:
+        """Labels every value gets unless ``set`` names them."""
+        self._metric.set_default_tags(tags)
+
+    def set(self, value: float, tags: dict[str, str] | None = None) -> None:
+        """The value of the label set ``tags`` from now on."""
+        with _LOCK:
+            self._values[_key(tags)] = float(value)
+
+    def flush(self) -> None:
+        """Hand every label set's value to Ray (again)."""
+        with _LOCK:
+            values = list(self._values.items())
+        for key, value in values:
+            self._metric.set(value, tags=dict(key))
 
 
 class Histogram:

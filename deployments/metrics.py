@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ray.serve.metrics import Gauge
-
 from deployments.metric_buffers import (
     FLUSH_EVERY_S,
     Counter,
+    Gauge,
     Histogram,
     flush_metrics,
     start_flushing,
@@ -66,7 +65,7 @@ class RolloutMetrics:
                 "1 for each model version this process holds, with its role "
                 "(live, canary, shadow) and status (loading, serving, failed, rolled_back)."
             ),
-            tag_keys=(  # type: ignore[arg-type]
+            tag_keys=(
                 "model",
                 "version",
                 "role",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.metric_buffers import Counter, Histogram, flush_metrics
+from deployments.metric_buffers import Counter, Gauge, Histogram, flush_metrics
 
 
 class _Recorder:
@@ -69,3 +69,25 @@ def test_records_survive_when_ray_lacks_the_fast_recorder() -> None:
     histogram.observe(4.0, tags={"n": "x"})
     flush_metrics()
     assert observed == [(4.0, {"n": "x"})]
+
+
+class _GaugeRecorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, dict[str, str]]] = []
+
+    def set(self, value: float, tags: dict[str, str]) -> None:
+        self.calls.append((value, dict(tags)))
+
+
+def test_a_gauge_set_once_is_handed_to_ray_on_every_flush() -> None:
+    # Ray's metrics agent forgets a gauge series no report refreshed within a few
+    # export periods: a model version serving for an hour must not vanish.
+    gauge = Gauge("blendserve_test_buffered_gauge", "test", tag_keys=("model",))
+    recorder = _GaugeRecorder()
+    gauge._metric = recorder  # type: ignore[assignment]
+    gauge.set(1, tags={"model": "mf"})
+    gauge.set(3, tags={"model": "mf"})  # the last value wins
+    assert recorder.calls == []
+    for _ in range(3):
+        flush_metrics()
+    assert recorder.calls == [(3.0, {"model": "mf"})] * 3
