@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["CorsConfig", "IngressConfig", "RateLimitConfig"]
@@ -41,6 +43,19 @@ class RateLimitConfig(BaseModel):
     burst: int = Field(2000, ge=1, le=10_000_000, description="Requests a key may send at once.")
 
 
+class RequestLogConfig(BaseModel):
+    """The one structured line each recommendation writes to its ingress replica's log."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: Literal["DEBUG", "INFO", "WARNING", "OFF"] = Field(
+        "INFO", description="The line's log level; OFF writes none."
+    )
+    sample: float = Field(
+        1.0, ge=0, le=1, description="The share of requests that write one (at random)."
+    )
+
+
 class IngressConfig(BaseModel):
     """Settings of the HTTP ingress process: limits, authentication, CORS."""
 
@@ -63,3 +78,8 @@ class IngressConfig(BaseModel):
         default_factory=RateLimitConfig, description="Per-key limit, per ingress replica."
     )
     cors: CorsConfig = Field(default_factory=CorsConfig, description="Browser origins allowed.")
+    request_log: RequestLogConfig = Field(
+        default_factory=RequestLogConfig,
+        description="One JSON line per recommendation (request id, plan, arm, versions, "
+        "catalogue version, per-node times and counts, degraded nodes, status, latency).",
+    )

@@ -15,7 +15,6 @@ import gc
 import itertools
 import logging
 import time
-import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -61,9 +60,11 @@ from deployments.serve.personal import (
     SeenFollower,
     explanation,
     follow_seen,
+    log_request,
     request_rules,
     served_list,
 )
+from deployments.serve.personal import request_id as new_request_id
 from deployments.serve.replica import flush_logs, load_catalog, pseudonymizer, result_codec
 from models.errors import InputError, describe_error
 
@@ -271,7 +272,7 @@ class Ingress:
         user = self.pseudonym(request.user_id) if self.events is not None else ""
         seen_spec = plan.spec.seen
         seen = self.seen.seen(user, seen_spec) if self.seen and seen_spec else None
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         ctx = BlendContext(
             request.user_id,
             request.k,
@@ -290,22 +291,16 @@ class Ingress:
         self._observe(use_case, plan, outcome, started)
         if outcome.degraded:
             self._report_degraded(use_case, request_id, outcome)
-            if outcome.answered == 0:
-                failed = error_body(
-                    "unavailable", "every source failed", None, failed=outcome.failures
-                )
-                return JSONResponse(failed, status_code=503, headers={"Retry-After": "1"})
-        if outcome.variant:
-            logger.info(
-                "served use_case=%s request_id=%s variant=%s", use_case, request_id, outcome.variant
-            )
+        latency_ms = (time.monotonic() - started) * 1000.0
+        record = served_list(request_id, user, request, plan, ctx, outcome, latency_ms)
+        if outcome.answered == 0 and outcome.degraded:
+            log_request(self.config.ingress.request_log, record, 503)
+            failed = error_body("unavailable", "every source failed", None, failed=outcome.failures)
+            return JSONResponse(failed, status_code=503, headers={"Retry-After": "1"})
+        log_request(self.config.ingress.request_log, record, 200)
         served = ResultRef(request_id, use_case, 0, "", int(time.time()), outcome.variant)
         logged = time.perf_counter()
-        record = None
-        if self.events is not None or explain:
-            latency_ms = (time.monotonic() - started) * 1000.0
-            record = served_list(request_id, user, request, plan, ctx, outcome, latency_ms)
-        if self.events is not None and record is not None:
+        if self.events is not None:
             self.events.served(record)
         answering = time.perf_counter()
         answer = RecommendAnswer(
@@ -318,7 +313,7 @@ class Ingress:
             model_versions=dict(outcome.model_versions),
             variant=dict(outcome.variant) or None,
             degraded=outcome.degraded,
-            explain=explanation(record) if explain and record is not None else None,
+            explain=explanation(record) if explain else None,
         )
         response = json_response(answer)
         stages = {

@@ -5,8 +5,11 @@ user has seen. Used by the ingress; the maths is in ``blending/rules.py`` and
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import random
 import time
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -22,6 +25,7 @@ from blending.seen import SeenItems, SeenSpec, UserHistory
 from blending.spec import UseCaseSpec
 from deployments.api.schemas import RecommendRequest
 from deployments.config.data import EventsConfig, SeenConfig
+from deployments.config.ingress import RequestLogConfig
 from deployments.events.client import EventClient
 from deployments.events.feedback import served_record
 from deployments.events.records import ServedList
@@ -29,7 +33,19 @@ from deployments.events.replay_record import ReplayInputs, decode_inputs, encode
 from deployments.offline.replay import Served, explain
 from models.errors import InputError
 
-__all__ = ["SeenFollower", "explanation", "follow_seen", "request_rules", "served_list"]
+__all__ = [
+    "SeenFollower",
+    "explanation",
+    "follow_seen",
+    "log_request",
+    "request_id",
+    "request_rules",
+    "served_list",
+]
+
+request_logger = logging.getLogger("ray.serve.blendserve.requests")
+"""Where each recommendation's line goes: a child of Serve's replica logger, so the
+line lands in the replica's log with Serve's own fields (its request id among them)."""
 
 logger = logging.getLogger("ray.serve")
 
@@ -189,3 +205,46 @@ async def follow_seen(
         current.start(events)
     current.history.retain_s = max(windows)
     return current
+
+
+def request_id() -> str:
+    """This request's id: Serve's own for the request (it is on every line Serve logs
+    for it, in the ingress and in the model replicas its handle calls reach), else a
+    new one."""
+    try:
+        from ray.serve.context import _get_serve_request_context
+
+        found = _get_serve_request_context().request_id
+    except Exception:  # noqa: BLE001 - outside a replica, or another Ray: our own id
+        found = ""
+    return found or uuid.uuid4().hex
+
+
+def log_request(config: RequestLogConfig, record: ServedList, status: int) -> None:
+    """Write the request's JSON line, if its level is on and the request is sampled."""
+    if config.level == "OFF" or (config.sample < 1.0 and random.random() >= config.sample):
+        return
+    level = logging.getLevelName(config.level)
+    if not request_logger.isEnabledFor(level):
+        return
+    inputs = decode_inputs(record.inputs)
+    line = {
+        "event": "recommend",
+        "request_id": record.request_id,
+        "use_case": record.use_case,
+        "status": status,
+        "latency_ms": round(record.latency_ms, 3),
+        "user": record.user,
+        "plan_version": record.plan_version,
+        "variant": record.variant,
+        "model_versions": record.model_versions,
+        "catalog_version": inputs.catalog_version,
+        "k": inputs.k,
+        "items": len(record.items),
+        "node_ms": {node: round(ms, 3) for node, ms in inputs.node_ms.items()},
+        "node_items": inputs.sizes,
+        "degraded": record.degraded,
+        "failed": inputs.failures,
+        "late": inputs.late,
+    }
+    request_logger.log(level, json.dumps(line, separators=(",", ":")))

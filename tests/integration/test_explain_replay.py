@@ -5,6 +5,7 @@ replay under another config showing the difference and why."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,28 @@ def test_explain_and_replay_reproduce_a_logged_list(
         capsys, "replay", request_id, "--user", known_user, *where, "--config", str(changed)
     )
     assert code == 1 and "DIFFERENT" in out and "why: plan" in out, out
+
+
+def test_each_recommendation_writes_one_json_line_under_serves_request_id(
+    client: httpx.Client, deployed: Deployed, known_user: str
+) -> None:
+    body = _recommend(client, "home", known_user)
+    request_id = body["request_id"]
+    logs = Path(deployed.cluster.temp_dir) / "session_latest" / "logs" / "serve"
+
+    def line() -> dict[str, Any] | None:
+        for path in logs.glob("replica_blendserve_Ingress_*.log"):
+            for text in path.read_text(errors="replace").splitlines():
+                if f'"request_id":"{request_id}"' in text:
+                    # Serve's own fields come first, its request id among them: the
+                    # same id as the answer's, so every line of the request shares it.
+                    prefix, _, message = text.partition(" -- ")
+                    assert request_id in prefix, text
+                    return dict(json.loads(message))
+        return None
+
+    found = until(line, 30, "the request's line in an ingress replica's log")
+    assert found["use_case"] == "home" and found["status"] == 200
+    assert found["model_versions"] == body["model_versions"]
+    assert found["node_items"]["cf"] > 0 and "cf" in found["node_ms"]
+    assert known_user not in json.dumps(found), "the user id is pseudonymised"

@@ -4,6 +4,7 @@ explanation built from it (no Ray: the blend runs on scripted models)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -90,3 +91,22 @@ def test_a_list_served_before_plans_were_recorded_is_still_explained() -> None:
     report = explain(old)
     assert report["plan_version"] is None and report["items"][0]["item_id"] == "a"
     assert "plan: not recorded" in render_explanation(report)
+
+
+def test_each_request_writes_one_json_line_with_what_produced_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from deployments.config.ingress import RequestLogConfig
+    from deployments.serve.personal import log_request
+
+    _, record = _served(failing=True)
+    with caplog.at_level("INFO", logger="ray.serve.blendserve.requests"):
+        log_request(RequestLogConfig(), record, 200)
+        log_request(RequestLogConfig(level="OFF"), record, 200)
+        log_request(RequestLogConfig(sample=0.0), record, 200)
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records]
+    assert line["request_id"] == "r-1" and line["status"] == 200
+    assert line["plan_version"] == record.plan_version and line["user"] == "p-1"
+    assert line["failed"] == {"cf": "RuntimeError: down"} and line["degraded"]
+    assert set(line["node_ms"]) == set(line["node_items"]) == {"cf", "pop", "mix", "out"}
+    assert line["model_versions"] == {"popularity": "1"} and line["items"] == 2
