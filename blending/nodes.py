@@ -214,7 +214,7 @@ def apply_slots(
     list append in order.
     """
     picks = np.arange(len(curated))
-    if len(items.exclude) and len(curated):
+    if items.excludes and len(curated):
         picks = np.flatnonzero(~_member(curated.items, items.excluded))
     picks = picks[: len(positions)]
     if not len(picks):
