@@ -81,12 +81,14 @@ def test_the_arm_is_in_the_replica_log(client: httpx.Client, deployed: Deployed)
     user = _users_by_arm(deployed)["interleaved"][0]
     request_id = _discover(client, user)["request_id"]
     logs = deployed.cluster.temp_dir / "session_latest" / "logs" / "serve"
-    wanted = f"request_id={request_id} variant={{'ab': 'interleaved'}}"
+    # The request's JSON line (deployments/serve/personal.py, log_request).
+    wanted = (f'"request_id":"{request_id}"', '"variant":{"ab":"interleaved"}')
 
     def logged() -> bool:
         return any(
-            wanted in path.read_text(errors="replace")
+            all(part in line for part in wanted)
             for path in logs.glob("replica_blendserve_Ingress_*.log")
+            for line in path.read_text(errors="replace").splitlines()
         )
 
     deadline = time.monotonic() + 10
