@@ -27,15 +27,14 @@ from builders import (
     publish_tiny_click_ranker,
     publish_tiny_mf,
 )
+from cluster_config import SharedState, serve_config
 from object_store import S3Server
 from serving_cluster import (
     ROOT,
     SLEEPY_DELAY_S,
     TEST_KEYS,
     Deployed,
-    SharedState,
     batch_score_mf,
-    serve_config,
 )
 from small_disk import mounted_tmpfs
 

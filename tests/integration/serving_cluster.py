@@ -1,8 +1,9 @@
-"""The shape of the integration cluster: its config and how to redeploy it."""
+"""The integration cluster as tests use it: the running cluster, reading and changing
+its config, the names of its apps, use cases and keys, and the batch-scoring step
+of its setup. The config itself is built by ``cluster_config``."""
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def use_cases(app: dict[str, Any]) -> dict[str, Any]:
     return cases
 
 
-def _only_ingress(app: dict[str, Any]) -> None:
+def only_ingress(app: dict[str, Any]) -> None:
     """Drop the model deployments' entries of an app copied from the main one."""
     app["deployments"] = [d for d in app["deployments"] if d["name"] == "Ingress"]
 
@@ -131,166 +132,6 @@ def mf_in_its_own_replica(app: dict[str, Any]) -> None:
         num_cpus=0.5, num_gpus=0, max_batch_size=16, batch_wait_timeout_s=0.0, timeout_s=1.0
     )
     deployment(app, "model-mf")["max_surge_percent"] = 100
-
-
-def serve_config(port: int, shared: SharedState) -> dict[str, Any]:
-    """The default config on ``port``, plus the ``flaky``, ``pending``, ``damaged``,
-    ``lifecycle`` and ``shared`` applications; the last keeps its state off the node:
-    its live catalogue in PostgreSQL (two catalogue replicas), its events on S3."""
-    config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
-    config["http_options"]["port"] = port
-    main = config["applications"][0]
-    mf_in_its_own_replica(main)
-    deployment(main)["ray_actor_options"]["num_cpus"] = 0.25
-    # Two ingress replicas, as in production: with one, Serve takes it out of HAProxy
-    # while a user_config change reconfigures it, and requests meet a ~1 s gap of 503s.
-    deployment(main)["num_replicas"] = 2
-    # A CPU overflow pool that takes mf's calls beyond two in flight (test only: the
-    # demo has no GPU pool to overflow from); it serves the same versions.
-    main["args"]["models"]["mf"]["cpu_pool"] = {"num_cpus": 0.25, "spill_above": 2}
-    mf_versions = deployment(main, "model-mf")["user_config"]
-    main["deployments"].append({"name": "model-mf-cpu", "user_config": mf_versions})
-    main["args"]["ingress"] = {"cors": {"allow_origins": [ALLOWED_ORIGIN]}}
-    # Checkpoints of the online state every 2 s, so a restart test need not wait.
-    main["args"]["events"] = {"online": {"checkpoint_every_s": 2}}
-    # The evaluation tests' own experiment: `discover` under another name and salt, so
-    # other tests' traffic (and split changes) never mix into its statistics.
-    trial = copy.deepcopy(use_cases(main)["discover"])
-    trial["nodes"]["ab"]["salt"] = "trial-1"
-    use_cases(main)[TRIAL_USE_CASE] = trial
-    flaky = copy.deepcopy(main)
-    flaky.update(name="flaky", route_prefix="/flaky")
-    flaky["args"]["events"] = None  # only the main app keeps an event log
-    flaky["args"]["live_catalog"] = None  # and a live catalogue
-    flaky["args"]["ingress"]["max_k"] = FLAKY_MAX_K  # above the API's default of 100
-    models = flaky["args"]["models"]
-    models["broken"] = {**models.pop("mf"), "num_cpus": 0.25, "version": "1"}
-    _only_ingress(flaky)
-    models["sleepy"] = {**models["broken"], "timeout_s": 10.0}
-    # One call at a time and one waiting: a third caller gets BackPressureError at once.
-    models["sleepy_tight"] = {
-        **models["sleepy"],
-        "version": "1",
-        "num_cpus": 0.1,
-        "max_ongoing_requests": 1,
-        "max_queued_requests": 1,
-        "timeout_s": 3 * SLEEPY_DELAY_S,
-    }
-    models["sleepy_tight"].pop("cpu_pool", None)  # no overflow pool to spill into
-    for use_case in use_cases(flaky).values():
-        if "cf" in use_case["nodes"]:
-            use_case["nodes"]["cf"]["model"] = "broken"
-    # Little room, so a burst overflows it: 503 with Retry-After past 4 + 4.
-    flaky_ingress = deployment(flaky)
-    flaky_ingress["num_replicas"] = 1  # the limits below are per replica
-    flaky_ingress["max_ongoing_requests"] = FLAKY_MAX_ONGOING
-    flaky_ingress["max_queued_requests"] = FLAKY_MAX_ONGOING
-    use_cases(flaky)["tight"] = _slow_source_with_popularity(
-        "sleepy_tight", 3 * SLEEPY_DELAY_S * 1000
-    )
-    use_cases(flaky)["slow"] = _slow_source_with_popularity("sleepy", SLOW_BUDGET_MS)
-
-    pending = copy.deepcopy(main)
-    pending.update(name="pending", route_prefix="/pending")
-    pending["args"]["events"] = None
-    pending["args"]["live_catalog"] = None
-    pending["args"]["models"]["mf"]["num_cpus"] = 64  # more than the cluster has
-    deployment(pending)["num_replicas"] = 1
-    # Only in the main app (the others have no event log, or no mf):
-    # mf's lists precomputed by `blendserve batch-score` (Ray Data), new users scored on
-    # request by mf (tests/integration/test_batch_score.py).
-    main["args"]["models"][PRECOMPUTED_MODEL] = {"version": "1", "placement": "inline"}
-    use_cases(main)[PRECOMPUTED_USE_CASE] = {
-        "output": "cf",
-        "nodes": {
-            "cf": {
-                "kind": "source",
-                "model": PRECOMPUTED_MODEL,
-                "fallback_model": "mf",
-                "candidates": 20,
-            }
-        },
-    }
-    # Product rules and seen items (tests/integration/test_rules_and_seen.py).
-    main["args"]["catalog_attributes"] = SHOP_ATTRIBUTES
-    use_cases(main)[SHOP_USE_CASE] = {
-        "output": "final",
-        "nodes": {
-            "popular": {"kind": "source", "model": "popularity", "candidates": 30},
-            "final": {"kind": "filter", "input": "popular"},
-        },
-        "rules": {"filters": [{"attribute": "in_stock", "equals": False, "negate": True}]},
-        "seen": {"exclude": ["click"], "demote_after": 2, "demote_factor": 0.01},
-    }
-
-    config["applications"] += [
-        flaky,
-        pending,
-        _damaged(main),
-        _lifecycle(main),
-        _shared_state(main, shared),
-    ]
-    return config
-
-
-SHARED_PREFIX = "/shared"
-"""Where the ``shared`` app answers: its state is off the node."""
-
-
-@dataclass(frozen=True)
-class SharedState:
-    """Where the ``shared`` app keeps its state."""
-
-    catalog_url: str
-    """The live catalogue's PostgreSQL database."""
-    events_uri: str
-    """The event log's Parquet dataset: a prefix of a bucket on the S3 server."""
-    wal_dir: Path
-    """The event log's write-ahead log: a small tmpfs, which the disk-full test fills."""
-
-
-def _shared_state(main: dict[str, Any], shared: SharedState) -> dict[str, Any]:
-    """A small app whose live catalogue is in PostgreSQL, in two catalogue replicas, and
-    whose events go to S3, as a multi-node cluster would run it: the catalogue tests run
-    on it and on the main app's SQLite file alike. Its `home` blends popularity and staff
-    picks, inline."""
-    app = copy.deepcopy(main)
-    app.update(name="shared", route_prefix=SHARED_PREFIX)
-    app["args"]["events"] = {
-        "uri": shared.events_uri,
-        "wal_dir": str(shared.wal_dir),
-        "flush_interval_s": 0.5,
-    }
-    app["args"]["live_catalog"] = {
-        "poll_interval_s": 0.2,
-        "url": shared.catalog_url,
-        "num_replicas": 2,
-    }
-    models = main["args"]["models"]
-    app["args"]["models"] = {
-        "popularity": models["popularity"],
-        "staff_picks": models["staff_picks"],
-    }
-    ingress = {
-        "name": "Ingress",
-        "num_replicas": 1,
-        "ray_actor_options": {"num_cpus": 0.1},
-        "user_config": {
-            "use_cases": {
-                "home": {
-                    "output": "final",
-                    "nodes": {
-                        "popular": {"kind": "source", "model": "popularity", "candidates": 50},
-                        "picks": {"kind": "source", "model": "staff_picks", "candidates": 10},
-                        "blended": {"kind": "blend", "weights": {"popular": 0.8, "picks": 0.2}},
-                        "final": {"kind": "filter", "input": "blended"},
-                    },
-                }
-            }
-        },
-    }
-    app["deployments"] = [ingress]
-    return app
 
 
 FLAKY_MAX_K = 300
@@ -309,112 +150,14 @@ and seen items (clicked ones hidden, those shown twice without a click demoted).
 SHOP_ATTRIBUTES = {"price": "number", "in_stock": "boolean", "brand": "text"}
 """The main app's declared catalogue attributes."""
 
-TRIAL_USE_CASE = "trial"
-"""A copy of ``discover`` in the main app that only the evaluation tests send to."""
+SHARED_PREFIX = "/shared"
+"""Where the ``shared`` app answers: its state is off the node."""
 
 LIFECYCLE_PREFIX = "/lifecycle"
 """Where the ``lifecycle`` app (model version swaps, canaries, code updates) answers."""
 
-
-def _lifecycle(main: dict[str, Any]) -> dict[str, Any]:
-    """An app whose model versions the lifecycle tests change: mf (TorchScript, two
-    replicas) in its own deployment, popularity inline, both versions set live."""
-    app = copy.deepcopy(main)
-    app.update(name="lifecycle", route_prefix=LIFECYCLE_PREFIX)
-    app["args"]["events"] = None
-    app["args"]["live_catalog"] = None
-    app["runtime_env"] = {"env_vars": {"BLENDSERVE_BUILD": "1"}}  # a code update changes it
-    models = main["args"]["models"]
-    app["args"]["models"] = {
-        "mf": {"placement": "replica", "num_cpus": 0.1, "num_replicas": 2, "timeout_s": 2.0},
-        "popularity": {},
-        "staff_picks": models["staff_picks"],
-    }
-    ingress = {
-        "name": "Ingress",
-        "num_replicas": 2,
-        "ray_actor_options": {"num_cpus": 0.1},
-        "user_config": {
-            "models": {"popularity": {"version": "1"}},
-            "use_cases": {
-                "home": {
-                    "budget_ms": 1000,
-                    "output": "final",
-                    "nodes": {
-                        "cf": {"kind": "source", "model": "mf", "candidates": 50},
-                        "popular": {"kind": "source", "model": "popularity", "candidates": 50},
-                        "picks": {"kind": "source", "model": "staff_picks", "candidates": 10},
-                        "blended": {
-                            "kind": "blend",
-                            "weights": {"cf": 0.6, "popular": 0.3, "picks": 0.1},
-                        },
-                        "final": {"kind": "filter", "input": "blended"},
-                    },
-                }
-            },
-        },
-    }
-    app["deployments"] = [{"name": "model-mf", "user_config": {"version": "1"}}, ingress]
-    return app
-
-
-def _slow_source_with_popularity(model: str, budget_ms: float) -> dict[str, Any]:
-    """A use case blending a slow ``model`` half and half with popularity."""
-    return {
-        "budget_ms": budget_ms,
-        "output": "final",
-        "nodes": {
-            "late": {"kind": "source", "model": model},
-            "popular": {"kind": "source", "model": "popularity"},
-            "mixed": {"kind": "blend", "weights": {"late": 0.5, "popular": 0.5}},
-            "final": {"kind": "filter", "input": "mixed"},
-        },
-    }
-
-
-def _damaged(main: dict[str, Any]) -> dict[str, Any]:
-    """An app with two models whose artifacts are corrupt, one inline, one in a replica."""
-    damaged = copy.deepcopy(main)
-    damaged.update(name="damaged", route_prefix="/damaged")
-    damaged["args"]["events"] = None
-    damaged["args"]["live_catalog"] = None
-    models = damaged["args"]["models"]
-    damaged["args"]["models"] = {
-        "popularity": models["popularity"],
-        "staff_picks": models["staff_picks"],
-        "corrupt": {"version": "1", "placement": "inline"},
-        "corrupt_remote": {"version": "1", "placement": "replica", "num_cpus": 0.1},
-    }
-    _only_ingress(damaged)
-    ingress = deployment(damaged)
-    ingress["ray_actor_options"]["num_cpus"] = 0.1
-    ingress["num_replicas"] = 1
-    ingress["user_config"] = {
-        "use_cases": {
-            "home": {
-                "output": "final",
-                "nodes": {
-                    "popular": {"kind": "source", "model": "popularity"},
-                    "picks": {"kind": "source", "model": "staff_picks"},
-                    "scored": {"kind": "rerank", "input": "mixed", "model": "corrupt"},
-                    "remote": {"kind": "source", "model": "corrupt_remote"},
-                    "mixed": {
-                        "kind": "blend",
-                        "weights": {"popular": 0.5, "picks": 0.3, "remote": 0.2},
-                    },
-                    "final": {"kind": "filter", "input": "scored"},
-                },
-            },
-            "only_corrupt": {
-                "output": "final",
-                "nodes": {
-                    "remote": {"kind": "source", "model": "corrupt_remote"},
-                    "final": {"kind": "filter", "input": "remote"},
-                },
-            },
-        }
-    }
-    return damaged
+TRIAL_USE_CASE = "trial"
+"""A copy of ``discover`` in the main app that only the evaluation tests send to."""
 
 
 def batch_score_mf(home: Path) -> None:
