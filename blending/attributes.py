@@ -34,7 +34,9 @@ BUILT_IN_ATTRIBUTES: dict[str, AttributeKind] = {"category": "text", "published_
 NO_CODE = -2
 """The code of a text value no item has (matches nothing, not even "missing")."""
 
-_MISSING_TEXT = -1
+_MISSING_TEXT = NO_CATEGORY
+"""The code of a missing text value: the table's code for "no category" too, so the
+``category`` column is read as it is."""
 _FIRST_CAPACITY = 1024
 
 
@@ -82,11 +84,6 @@ class AttributeColumns:
         }
         self._codes: dict[str, dict[str, int]] = {name: {} for name in self._text}
 
-    @property
-    def declared(self) -> dict[str, AttributeKind]:
-        """The team's own attributes (the built-in ones left out)."""
-        return {n: k for n, k in self.kinds.items() if n not in BUILT_IN_ATTRIBUTES}
-
     def write(self, index: int, published_at: float | None, attributes: Mapping[str, Any]) -> None:
         """Record one item's publication time and declared attributes (others are
         ignored); an attribute it lacks becomes missing."""
@@ -122,8 +119,8 @@ class AttributeColumns:
         """The attribute of each item: float64 (NaN: missing) for numbers, booleans
         and times; int32 codes (-1: missing) for text (see :meth:`code`)."""
         if name == "category":
-            found: np.ndarray = self.table.categories(indices)
-            return np.where(found == NO_CATEGORY, _MISSING_TEXT, found)
+            found: np.ndarray = self.table.categories(indices)  # NO_CATEGORY is missing
+            return found
         column = self._numeric.get(name)
         if column is None:
             column = self._text[name]

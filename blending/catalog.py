@@ -140,12 +140,10 @@ def _record(columns: AttributeColumns, item_id: str, info: ItemInfo | None) -> i
     an unavailable tombstone without attributes); its index."""
     table = columns.table
     if info is None:
-        table.set_facts(item_id, known=True, available=False, category=None)
-        code = table.add(item_id)
+        code = table.set_facts(item_id, known=True, available=False, category=None)
         columns.clear(code)
         return code
-    table.set_facts(item_id, known=True, available=info.available, category=info.category)
-    code = table.add(item_id)
+    code = table.set_facts(item_id, known=True, available=info.available, category=info.category)
     columns.write(code, info.published_at, info.attributes)
     return code
 

@@ -109,14 +109,13 @@ class ItemTable:
         ids = self.ids
         return [ids[i] for i in indices.tolist()]
 
-    def set_facts(
-        self, item_id: str, *, known: bool, available: bool, category: str | None
-    ) -> None:
-        """Record what the catalogue says about one item."""
+    def set_facts(self, item_id: str, *, known: bool, available: bool, category: str | None) -> int:
+        """Record what the catalogue says about one item; its index."""
         code = self.add(item_id)
         self._known[code] = known
         self._available[code] = available
         self._category[code] = NO_CATEGORY if category is None else self._category_code(category)
+        return code
 
     def known(self, indices: np.ndarray) -> np.ndarray:
         """Whether the catalogue has ever held each item (tombstones included)."""

@@ -87,22 +87,22 @@ class EventJournal:
         served = self.store.read("served", ["use_case", "variant"])
         feedback = self.store.read("feedback")
         self.counts = EventCounts.rebuild(served, feedback)
-        since = (datetime.now(UTC) - timedelta(days=ids_days)).strftime("%Y-%m-%d")
+        since = _day(ids_days)
         recent_feedback = feedback.filter(pc.field("date") >= since)
         self._event_ids = _remembered(recent_feedback["event_id"])
-        self._request_ids = _remembered(
-            self.store.read("served", ["request_id"], since)["request_id"]
-        )
+        # One read of the recent served lists serves de-duplication and the seen feed.
+        restore_days = events.seen.restore_days
+        columns = ["date", "request_id"] + (["ts", "user", "items"] if restore_days > 0 else [])
+        recent = self.store.read("served", columns, _day(max(ids_days, restore_days)))
+        self._request_ids = _remembered(recent.filter(pc.field("date") >= since)["request_id"])
         self._writes: dict[str, asyncio.Future[None]] = {}
         """Ids whose write is in flight, and that write."""
         self.online = OnlineState(events.online, artifacts, app)
         self.online.restore(feedback)
         self.seen = SeenFeed(events.seen.feed_events)
-        if events.seen.restore_days > 0:
-            days = timedelta(days=events.seen.restore_days)
-            cut = (datetime.now(UTC) - days).strftime("%Y-%m-%d")
-            lists = self.store.read("served", ["ts", "request_id", "user", "items"], cut)
-            self.seen.restore(lists, feedback.filter(pc.field("date") >= cut))
+        if restore_days > 0:
+            cut = pc.field("date") >= _day(restore_days)
+            self.seen.restore(recent.filter(cut), feedback.filter(cut))
         logger.info(
             "event log %s: %d served lists and %d feedback events so far (%d recovered)",
             self.store.uri,
@@ -239,6 +239,11 @@ def _retrieve(write: asyncio.Future[None]) -> None:
     handled by freeing its ids)."""
     if not write.cancelled():
         write.exception()
+
+
+def _day(days_ago: float) -> str:
+    """The date partition (``YYYY-MM-DD``) ``days_ago`` days back."""
+    return (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%d")
 
 
 def _remembered(ids: pa.ChunkedArray) -> RecentIds:

@@ -292,12 +292,12 @@ class Ingress:
         if outcome.degraded:
             self._report_degraded(use_case, request_id, outcome)
         latency_ms = (time.monotonic() - started) * 1000.0
-        record = served_list(request_id, user, request, plan, ctx, outcome, latency_ms)
+        record, inputs = served_list(request_id, user, request, plan, ctx, outcome, latency_ms)
         if outcome.answered == 0 and outcome.degraded:
-            log_request(self.config.ingress.request_log, record, 503)
+            log_request(self.config.ingress.request_log, record, inputs, 503)
             failed = error_body("unavailable", "every source failed", None, failed=outcome.failures)
             return JSONResponse(failed, status_code=503, headers={"Retry-After": "1"})
-        log_request(self.config.ingress.request_log, record, 200)
+        log_request(self.config.ingress.request_log, record, inputs, 200)
         served = ResultRef(request_id, use_case, 0, "", int(time.time()), outcome.variant)
         logged = time.perf_counter()
         if self.events is not None:
@@ -313,7 +313,7 @@ class Ingress:
             model_versions=dict(outcome.model_versions),
             variant=dict(outcome.variant) or None,
             degraded=outcome.degraded,
-            explain=explanation(record) if explain else None,
+            explain=explanation(record, inputs) if explain else None,
         )
         response = json_response(answer)
         stages = {

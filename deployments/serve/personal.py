@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import numpy as np
+from ray.serve.context import _get_serve_request_context  # Serve has no public getter
 
 from blending.attributes import AttributeKind
 from blending.candidates import BlendContext
@@ -29,7 +30,7 @@ from deployments.config.ingress import RequestLogConfig
 from deployments.events.client import EventClient
 from deployments.events.feedback import served_record
 from deployments.events.records import ServedList
-from deployments.events.replay_record import ReplayInputs, decode_inputs, encode_inputs
+from deployments.events.replay_record import ReplayInputs, encode_inputs
 from deployments.offline.replay import Served, explain
 from models.errors import InputError
 
@@ -126,9 +127,11 @@ def served_list(
     ctx: BlendContext,
     outcome: BlendOutcome,
     latency_ms: float,
-) -> ServedList:
+) -> tuple[ServedList, ReplayInputs]:
     """The event log's record of one served list, with what ``blendserve explain``
-    and ``replay`` need: the plan, the request's inputs, what the blend measured."""
+    and ``replay`` need: the plan, the request's inputs, what the blend measured; and
+    those inputs as an object (the log line and the inline explanation read them, so
+    they need not decode the record's text)."""
     table = ctx.table or ItemTable()
     seen = ctx.seen
     inputs = ReplayInputs(
@@ -150,7 +153,7 @@ def served_list(
         late=sorted(outcome.late),
         fallbacks=list(outcome.fallbacks),
     )
-    return served_record(
+    record = served_record(
         request_id,
         plan.name,
         user,
@@ -161,9 +164,10 @@ def served_list(
         plan.spec_json,
         encode_inputs(inputs),
     )
+    return record, inputs
 
 
-def explanation(record: ServedList) -> dict[str, object]:
+def explanation(record: ServedList, inputs: ReplayInputs) -> dict[str, object]:
     """The record explained as ``blendserve explain --json`` would (for the inline
     debug header)."""
     served = Served(
@@ -179,7 +183,7 @@ def explanation(record: ServedList) -> dict[str, object]:
         degraded=record.degraded,
         plan_version=record.plan_version,
         plan=record.plan,
-        inputs=decode_inputs(record.inputs),
+        inputs=inputs,
     )
     return explain(served)
 
@@ -210,24 +214,19 @@ async def follow_seen(
 def request_id() -> str:
     """This request's id: Serve's own for the request (it is on every line Serve logs
     for it, in the ingress and in the model replicas its handle calls reach), else a
-    new one."""
-    try:
-        from ray.serve.context import _get_serve_request_context
-
-        found = _get_serve_request_context().request_id
-    except Exception:  # noqa: BLE001 - outside a replica, or another Ray: our own id
-        found = ""
-    return found or uuid.uuid4().hex
+    new one (outside a request)."""
+    return _get_serve_request_context().request_id or uuid.uuid4().hex
 
 
-def log_request(config: RequestLogConfig, record: ServedList, status: int) -> None:
+def log_request(
+    config: RequestLogConfig, record: ServedList, inputs: ReplayInputs, status: int
+) -> None:
     """Write the request's JSON line, if its level is on and the request is sampled."""
     if config.level == "OFF" or (config.sample < 1.0 and random.random() >= config.sample):
         return
     level = logging.getLevelName(config.level)
     if not request_logger.isEnabledFor(level):
         return
-    inputs = decode_inputs(record.inputs)
     line = {
         "event": "recommend",
         "request_id": record.request_id,

@@ -14,7 +14,8 @@ from blending.candidates import BlendContext
 from blending.dag import BlendPlan
 from blending.spec import UseCaseSpec
 from deployments.api.schemas import RecommendRequest
-from deployments.events.replay_record import decode_inputs
+from deployments.events.records import ServedList
+from deployments.events.replay_record import ReplayInputs, decode_inputs
 from deployments.offline.replay import Served, explain, render_explanation
 from deployments.serve.personal import explanation, served_list
 
@@ -26,7 +27,7 @@ NODES = {
 }
 
 
-def _served(failing: bool = False) -> tuple[BlendPlan, object]:
+def _served(failing: bool = False) -> tuple[BlendPlan, ServedList, ReplayInputs]:
     plan = BlendPlan("home", UseCaseSpec.model_validate({"nodes": NODES, "output": "out"}))
     models = ScriptedModels(
         mf=Scripted(
@@ -39,12 +40,12 @@ def _served(failing: bool = False) -> tuple[BlendPlan, object]:
     request = RecommendRequest.model_validate(
         {"user_id": "u1", "k": 3, "exclude": ["zz"], "context": {"page": "home"}, "filters": []}
     )
-    record = served_list("r-1", "p-1", request, plan, ctx, outcome, 2.5)
-    return plan, record
+    record, inputs = served_list("r-1", "p-1", request, plan, ctx, outcome, 2.5)
+    return plan, record, inputs
 
 
 def test_the_record_holds_the_plan_the_inputs_and_the_measurements() -> None:
-    plan, record = _served()
+    plan, record, _ = _served()
     assert record.plan_version == plan.version and len(plan.version) == 12
     assert UseCaseSpec.model_validate_json(record.plan) == plan.spec
     inputs = decode_inputs(record.inputs)
@@ -61,8 +62,8 @@ def test_the_record_holds_the_plan_the_inputs_and_the_measurements() -> None:
 
 
 def test_the_explanation_names_nodes_versions_and_failures() -> None:
-    _, record = _served(failing=True)
-    report = explanation(record)
+    _, record, inputs = _served(failing=True)
+    report = explanation(record, inputs)
     assert report["degraded"] and report["model_versions"] == {"popularity": "1"}
     nodes = {node["node"]: node for node in report["nodes"]}
     assert nodes["cf"]["failed"] == "RuntimeError: down" and not nodes["cf"]["late"]
@@ -99,11 +100,11 @@ def test_each_request_writes_one_json_line_with_what_produced_it(
     from deployments.config.ingress import RequestLogConfig
     from deployments.serve.personal import log_request
 
-    _, record = _served(failing=True)
+    _, record, inputs = _served(failing=True)
     with caplog.at_level("INFO", logger="ray.serve.blendserve.requests"):
-        log_request(RequestLogConfig(), record, 200)
-        log_request(RequestLogConfig(level="OFF"), record, 200)
-        log_request(RequestLogConfig(sample=0.0), record, 200)
+        log_request(RequestLogConfig(), record, inputs, 200)
+        log_request(RequestLogConfig(level="OFF"), record, inputs, 200)
+        log_request(RequestLogConfig(sample=0.0), record, inputs, 200)
     (line,) = [json.loads(r.getMessage()) for r in caplog.records]
     assert line["request_id"] == "r-1" and line["status"] == 200
     assert line["plan_version"] == record.plan_version and line["user"] == "p-1"

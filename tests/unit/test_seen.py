@@ -4,6 +4,8 @@ cases that hide what a user acted on and demote what they ignored."""
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -156,4 +158,27 @@ def test_a_restarted_feed_is_refilled_from_the_stored_events() -> None:
         ("p1", "b", SHOWN),
         ("p1", "b", CONVERSION),
         ("p2", "c", SHOWN),
+    ]
+
+
+def test_a_restarted_event_log_refills_its_seen_feed_from_the_dataset(tmp_path: Path) -> None:
+    from deployments.config import EventsConfig
+    from deployments.events.journal import EventJournal
+    from models.store import ArtifactStore
+
+    def journal() -> EventJournal:
+        config = EventsConfig(uri=str(tmp_path / "events"), wal_dir=str(tmp_path / "wal"))
+        return EventJournal(config, ArtifactStore(tmp_path / "artifacts"), "app")
+
+    first = journal()
+    now = time.time()
+    asyncio.run(first.append_served([_served("r1", "p1", ["a", "b"], now)]))
+    asyncio.run(first.append_feedback([_feedback("r1", "b", "click", now + 1)]))
+    first.store.flush()
+    first.close()
+    page = journal().seen_since("", 0)
+    assert list(zip(page.users, page.items, page.kinds, strict=True)) == [
+        ("p1", "a", SHOWN),
+        ("p1", "b", SHOWN),
+        ("p1", "b", CLICK),
     ]
