@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pyarrow.fs as pafs
-from serving_cluster import SHARED_PREFIX, SharedState, until
+from cluster_config import SharedState
+from serving_cluster import SHARED_PREFIX, until
 from small_disk import fill
 
 from deployments.events.store import read_events
