@@ -1,7 +1,11 @@
 """The verdict of an ``experiment`` or ``interleave`` node, as one JSON-able report:
 per arm its counts, CTR with its interval, lift against control, p-value and
 probability to beat control; a sample-ratio check; a sign test for interleaving.
-The statistics themselves are :mod:`blending.evaluation.stats`."""
+Beside these fixed-horizon numbers, each comparison gets an always-valid one
+(``sequential``: the mSPRT's p-value, interval and a stop/continue recommendation),
+the one to read when the dashboard is looked at before the planned sample size.
+The statistics themselves are :mod:`blending.evaluation.stats` and
+:mod:`blending.evaluation.sequential`."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 
 from scipy import stats
 
+from blending.evaluation.sequential import sequential_ab, sequential_interleaving
 from blending.evaluation.stats import (
     ArmTotals,
     lift_interval,
@@ -139,6 +144,9 @@ def experiment_report(
     }
     srm = srm_check({arm: t.requests for arm, t in got.items()}, weights)
     winner, verdict = _experiment_verdict(control, arms, srm, compared)
+    for arm in order[1:]:
+        checked = sequential_ab(got[control], got[arm], (control, arm), threshold)
+        arms[arm]["sequential"] = checked.as_dict()
     return {
         "name": name,
         "kind": "experiment",
@@ -147,6 +155,33 @@ def experiment_report(
         "srm": srm,
         "winner": winner,
         "verdict": verdict,
+        "stopping": _stopping(control, arms, srm),
+    }
+
+
+def _stopping(
+    control: str, arms: Mapping[str, dict[str, Any]], srm: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Whether the experiment may stop now, by the always-valid tests (safe to read at
+    any time, unlike ``verdict``): stop when an arm differs from control."""
+    if srm["mismatch"]:
+        return {"decision": "investigate", "reason": "sample ratio mismatch"}
+    decided = {
+        arm: row["sequential"]
+        for arm, row in arms.items()
+        if "sequential" in row and row["sequential"]["decision"] == "stop"
+    }
+    if not decided:
+        return {"decision": "continue", "reason": f"no arm differs from {control} yet"}
+    better = [arm for arm, s in decided.items() if s["winner"] == arm]
+    if better:
+        best = max(better, key=lambda arm: arms[arm]["ctr"])
+        return {"decision": "stop", "winner": best, "reason": f"{best} beats {control}"}
+    worse = sorted(decided)
+    return {
+        "decision": "stop",
+        "winner": control,
+        "reason": f"{control} holds: {', '.join(worse)} worse",
     }
 
 
@@ -227,4 +262,5 @@ def interleaving_report(
         "p_value": p_value,
         "preferred": preferred,
         "verdict": verdict,
+        "sequential": sequential_interleaving(a, b, teams, alpha).as_dict(),
     }

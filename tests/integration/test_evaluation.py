@@ -251,6 +251,9 @@ def test_a_simulated_population_finds_the_better_blend_interleaving_sooner(
         ab = _experiment(client, f"{TRIAL_USE_CASE}.ab")
         interleaving = _experiment(client, f"{TRIAL_USE_CASE}.head_to_head")
         arms = ab["arms"]
+        # The always-valid tests may be read at every look: they never name the loser.
+        assert ab["stopping"].get("winner") in (None, "clicky"), ab["stopping"]
+        assert interleaving["sequential"]["winner"] in (None, "clicky")
         # Each report is judged when it first names the winner: a later look may lose
         # significance again by chance (the test stops looking once both have spoken).
         if ab_at is None and ab["winner"] == "clicky":
@@ -302,6 +305,8 @@ def test_the_dashboard_shows_live_numbers_in_a_real_browser(
         ctr = page.get_by_test_id(f"arm-{TRIAL_USE_CASE}.ab-clicky-ctr").inner_text()
         assert "%" in ctr and any(ch.isdigit() for ch in ctr), ctr
         assert page.get_by_test_id(f"verdict-{TRIAL_USE_CASE}.ab").inner_text().strip()
+        stopping = page.get_by_test_id(f"stopping-{TRIAL_USE_CASE}.ab").inner_text()
+        assert stopping.startswith("Always-valid test (safe to check at any time): "), stopping
 
 
 def test_demo_traffic_feeds_the_experiments(

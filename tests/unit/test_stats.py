@@ -154,10 +154,27 @@ def test_a_clear_winner_is_named_with_its_lift() -> None:
         {"taste": 40, "clicky": 40},
         {"taste": ArmTotals(1200, 9000, 450), "clicky": ArmTotals(1210, 9000, 600)},
     )
-    assert set(report) == {"name", "kind", "control", "arms", "srm", "winner", "verdict"}
+    assert set(report) == {
+        "name",
+        "kind",
+        "control",
+        "arms",
+        "srm",
+        "winner",
+        "verdict",
+        "stopping",
+    }
     assert report["kind"] == "experiment" and report["control"] == "taste"
     assert list(report["arms"]) == ["taste", "clicky"]
-    assert all(set(row) == ARM_KEYS for row in report["arms"].values())
+    assert set(report["arms"]["taste"]) == ARM_KEYS
+    assert set(report["arms"]["clicky"]) == {*ARM_KEYS, "sequential"}
+    # The always-valid test agrees here, and says the experiment may stop.
+    assert report["arms"]["clicky"]["sequential"]["decision"] == "stop"
+    assert report["stopping"] == {
+        "decision": "stop",
+        "winner": "clicky",
+        "reason": "clicky beats taste",
+    }
     control, clicky = report["arms"]["taste"], report["arms"]["clicky"]
     assert control["ctr"] == pytest.approx(0.05) and control["lift"] is None
     assert control["p_value"] is None and control["significant"] is False
@@ -269,8 +286,15 @@ def test_interleaving_prefers_a_team_that_wins_clearly() -> None:
         "p_value": pytest.approx(sign_test(30, 70)),
         "preferred": "clicky",
         "verdict": report["verdict"],
+        "sequential": report["sequential"],
     }
     assert report["verdict"].startswith("clicky preferred over taste: won 70 of 100")
+    # The always-valid test, safe to read at any time, agrees: stop, clicky wins (its
+    # interval is of the first team's win share, taste's, well below a half).
+    sequential = report["sequential"]
+    assert sequential["decision"] == "stop" and sequential["winner"] == "clicky"
+    assert sequential["p_value"] > report["p_value"], "peeking-safe costs some power"
+    assert sequential["interval"][1] < 0.5
 
 
 def test_interleaving_with_a_close_count_has_no_preference() -> None:
