@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from blending.online import OnlineSnapshot
     from blending.rules import CompiledRules
     from blending.seen import SeenItems
+    from blending.spans import NodeSpans
 
 __all__ = [
     "BlendContext",
@@ -156,3 +157,5 @@ class BlendContext:
     """For a replay: the lists ``fresh`` and ``bandit`` nodes answered when the request
     was served (they depend on the catalogue and online state of that moment), by
     node, used instead of computing them again."""
+    spans: NodeSpans | None = None
+    """Opens a trace span around each node (``blending/spans.py``); ``None``: none."""

@@ -221,10 +221,18 @@ class BlendPlan:
         fetched = [n for n in self.order if n in active and (n in self.sources or n in self.live)]
         answers = await run.fetch_sources(fetched)
         branches: dict[str, _Branch] = {}
+        spans = run.ctx.spans
         for name in self.order:
             if name in active:
                 began = time.perf_counter()
-                branches[name] = await self._node(name, run, branches, answers)
+                if spans is None or name in answers:  # sources had their span while fetched
+                    branches[name] = await self._node(name, run, branches, answers)
+                else:
+                    with spans.node(name, self.spec.nodes[name].kind) as span:
+                        branch = branches[name] = await self._node(name, run, branches, answers)
+                        span.set_attribute("blendserve.items", len(branch.items))
+                        if name in branch.failures:
+                            span.set_attribute("blendserve.failed", branch.failures[name])
                 if name not in answers:  # sources were timed while they were fetched
                     run.timed(name, began)
         return branches, variant

@@ -135,7 +135,7 @@ class RequestRun:
         answers: dict[str, Answer] = {}
         sent = time.perf_counter()
         remote = {
-            name: asyncio.ensure_future(self._recommend(name, node))
+            name: asyncio.ensure_future(self._source(name, node))
             for name, node in sources.items()
             if not self.models.is_inline(node.model)
         }
@@ -146,7 +146,7 @@ class RequestRun:
                 continue
             began = time.perf_counter()
             try:
-                answers[name] = await self._recommend(name, node)
+                answers[name] = await self._source(name, node)
             except Exception as exc:  # noqa: BLE001 - one failing model must not fail the blend
                 answers[name] = exc
             self.timed(name, began)
@@ -166,6 +166,19 @@ class RequestRun:
                     answers[name] = task.result()
         return answers
 
+    async def _source(self, name: str, node: SourceNodeSpec) -> SourceResult:
+        """The source's answer, inside its node's span when the request is traced (the
+        span is current in the task, so the model call is its child)."""
+        spans = self.ctx.spans
+        if spans is None:
+            return await self._recommend(name, node)
+        with spans.node(name, "source") as span:
+            span.set_attribute("blendserve.model", node.model)
+            answer = await self._recommend(name, node)
+            span.set_attribute("blendserve.model.version", answer.version)
+            span.set_attribute("blendserve.items", len(answer.item_ids))
+            return answer
+
     async def _recommend(self, name: str, node: SourceNodeSpec) -> SourceResult:
         """The source's model's answer; its ``fallback_model``'s (bounded by the
         deadline) when the model has nothing for this user."""
@@ -180,6 +193,17 @@ class RequestRun:
     def live_source(self, name: str, node: LiveSourceSpec) -> Ranked | BaseException:
         """A ``fresh`` or ``bandit`` node's list, or why it could not answer (in
         process, so answered however late the request is)."""
+        if self.ctx.spans is not None:
+            with self.ctx.spans.node(name, node.kind) as span:
+                answer = self._live_source(name, node)
+                if isinstance(answer, BaseException):
+                    span.set_attribute("blendserve.failed", reason(answer))
+                else:
+                    span.set_attribute("blendserve.items", len(answer))
+                return answer
+        return self._live_source(name, node)
+
+    def _live_source(self, name: str, node: LiveSourceSpec) -> Ranked | BaseException:
         began = time.perf_counter()
         recorded = self.ctx.recorded.get(name) if self.ctx.recorded else None
         try:

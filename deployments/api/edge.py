@@ -3,7 +3,8 @@
 :class:`EdgeMiddleware` wraps the whole FastAPI app (every route, errors too): it
 refuses oversized bodies with 413, answers CORS (Starlette's middleware, with the
 origins the config allows), counts requests in flight and records each request's
-status and latency by route template. The hot routes (recommend, predict, OIP
+status and latency by route template, and, when tracing is on, opens the request's
+trace span (``deployments/tracing.py``). The hot routes (recommend, predict, OIP
 infer) it answers itself, key check included (``hot_routes.py``).
 :func:`require` is the per-route FastAPI dependency that checks the API key and
 its scope (401, 403) and the key's rate (429 with ``Retry-After``) on the other
@@ -34,6 +35,7 @@ from deployments.api.keys import Scope as KeyScope
 from deployments.api.state import this_ingress
 from deployments.config.ingress import IngressConfig
 from deployments.metrics import IngressMetrics
+from deployments.tracing import finish_request_span, request_span, tracer
 
 __all__ = ["ApiError", "EdgeMiddleware", "Gatekeeper", "is_oip_path", "require"]
 
@@ -180,6 +182,15 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if tracer() is None:
+            await self._answer(scope, receive, send)
+            return
+        with request_span(scope["method"], scope["headers"]) as span:
+            status = await self._answer(scope, receive, send)
+            finish_request_span(span, scope["method"], _template(scope), status)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Answer one HTTP request; its status."""
         gate = gatekeeper(scope["app"])
         limit = gate.config.max_body_bytes
         started = time.perf_counter()
@@ -226,14 +237,19 @@ class EdgeMiddleware:
         finally:
             gate.in_flight -= 1
             if gate.metrics is not None:
-                route = scope.get("route")
-                template = getattr(route, "path", None) or "unmatched"
+                template = _template(scope)
                 gate.metrics.requests.inc(
                     tags={"route": template, "method": scope["method"], "status": str(status)}
                 )
                 gate.metrics.latency.observe(
                     (time.perf_counter() - started) * 1000.0, tags={"route": template}
                 )
+        return status
+
+
+def _template(scope: Scope) -> str:
+    """The template of the route that answered (``unmatched`` if none did)."""
+    return getattr(scope.get("route"), "path", None) or "unmatched"
 
 
 def _declared_length(scope: Scope) -> int | None:

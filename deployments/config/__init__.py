@@ -24,6 +24,7 @@ from deployments.config.ingress import IngressConfig
 from deployments.config.paths import resolve_store
 from deployments.config.rollout import RolloutConfig, model_deployment
 from deployments.config.serve_file import IMPORT_PATHS, load_app, load_serve_config, move_model
+from deployments.config.tracing import TracingConfig
 
 __all__ = [
     "HEAVY_FORMATS",
@@ -42,6 +43,7 @@ __all__ = [
     "ModelConfig",
     "OnlineConfig",
     "RolloutConfig",
+    "TracingConfig",
     "load_app",
     "load_serve_config",
     "misplaced_versions",

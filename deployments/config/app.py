@@ -41,6 +41,7 @@ from deployments.config.hosted import (
 )
 from deployments.config.ingress import IngressConfig
 from deployments.config.rollout import RolloutConfig, model_deployment
+from deployments.config.tracing import TracingConfig
 from models.errors import BlendserveError, ConfigError
 from models.store import ArtifactStore
 
@@ -82,6 +83,10 @@ class AppArgs(BaseModel):
     )
     models: dict[str, ModelConfig] = Field(min_length=1, description="Hosted models by name.")
     ingress: IngressConfig = Field(default_factory=IngressConfig, description="Ingress limits.")
+    tracing: TracingConfig = Field(
+        default_factory=TracingConfig,
+        description="OpenTelemetry traces of each request, over OTLP; off by default.",
+    )
     events: EventsConfig | None = Field(
         default_factory=EventsConfig,
         description="The event log (served lists, feedback, experiment statistics); null: off.",

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["resolve_store"]
+__all__ = ["LOCAL_SECRETS", "local_secret", "resolve_store"]
+
+LOCAL_SECRETS = ".blendserve"
+"""Where ``blendserve up`` keeps the secrets it made, under ``$BLENDSERVE_HOME``."""
 
 
 def resolve_store(store: str) -> Path:
@@ -15,3 +18,9 @@ def resolve_store(store: str) -> Path:
     if path.is_absolute():
         return path
     return Path(os.environ.get("BLENDSERVE_HOME", os.getcwd())) / path
+
+
+def local_secret(name: str, home: Path | None = None) -> Path:
+    """Where ``blendserve up`` keeps secret ``name``: ``<home>/.blendserve/<name>``
+    (``home``: ``$BLENDSERVE_HOME``, else the working directory)."""
+    return (home if home is not None else resolve_store(".")) / LOCAL_SECRETS / name

@@ -44,6 +44,8 @@ class ReplayInputs(msgspec.Struct, kw_only=True, omit_defaults=True):
     failures: dict[str, str] = {}
     late: list[str] = []
     fallbacks: list[str] = []
+    trace_id: str | None = None
+    """The request's OpenTelemetry trace, when it was traced (``args.tracing``)."""
 
 
 _ENCODER = msgspec.json.Encoder()

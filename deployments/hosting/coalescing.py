@@ -8,12 +8,15 @@ waits for the next one to go, and the calls that gathered meanwhile (at most
 ``max_batch``) go together. A lone call goes at once: it never waits for company.
 
 A caller that stops waiting (its budget ran out) is dropped from a batch not yet
-sent; once sent, its answer is discarded.
+sent; once sent, its answer is discarded. A batch's handle call runs in the context
+of its first caller (``contextvars``), so Serve's request id on that call, and on
+the lines the model replica logs for it, is a request the batch serves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -50,7 +53,7 @@ class CallCoalescer(Generic[_Req, _Res]):
         self._send = send
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
-        self._waiting: list[tuple[_Req, asyncio.Future[_Res]]] = []
+        self._waiting: list[tuple[_Req, asyncio.Future[_Res], contextvars.Context]] = []
         self.in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls = 0
@@ -61,19 +64,21 @@ class CallCoalescer(Generic[_Req, _Res]):
     async def call(self, request: _Req) -> _Res:
         """The answer to ``request``, sent alone or with the calls around it."""
         future: asyncio.Future[_Res] = asyncio.get_running_loop().create_future()
-        self._waiting.append((request, future))
+        self._waiting.append((request, future, contextvars.copy_context()))
         self._dispatch()
         return await future
 
     def _dispatch(self) -> None:
         while self._waiting and self.in_flight < self.max_in_flight:
-            batch = [(r, f) for r, f in self._waiting[: self.max_batch] if not f.done()]
+            waiting = [w for w in self._waiting[: self.max_batch] if not w[1].done()]
             del self._waiting[: self.max_batch]
-            if batch:
+            if waiting:
+                batch = [(request, future) for request, future, _ in waiting]
                 self.in_flight += 1
                 self.calls += 1
                 self.requests += len(batch)
-                task = asyncio.ensure_future(self._run(batch))
+                loop = asyncio.get_running_loop()
+                task = loop.create_task(self._run(batch), context=waiting[0][2])
                 # The loop keeps only weak references to tasks: hold each until done.
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

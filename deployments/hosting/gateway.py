@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import numpy as np
 from ray.serve.exceptions import BackPressureError
@@ -19,6 +19,7 @@ from deployments.hosting.messages import Predictions
 from deployments.hosting.rollout import ModelRollout
 from deployments.hosting.rollout_records import RolloutObserver, overlap_at_k
 from deployments.json_types import JsonObject
+from deployments.tracing import CallOrigin, model_call
 from models.base import ModelAdapter, RecommendQuery
 from models.errors import ConfigError, ModelError, ModelOverloadedError, describe_error
 from models.registry import load_model
@@ -28,6 +29,13 @@ __all__ = ["CPU_POOL_SUFFIX", "IngressModels", "RemoteModel", "build_gateway"]
 
 
 _T = TypeVar("_T")
+
+RecommendCall: TypeAlias = tuple[str, Any, int, CallOrigin]
+"""One ``recommend`` call as it crosses to the model's deployment: user id, context,
+how many items, and which request it serves."""
+
+PredictCall: TypeAlias = tuple[list[Any], CallOrigin]
+"""One ``predict`` call: its instances, and which request it serves."""
 
 CPU_POOL_SUFFIX = "-cpu"
 """Appended to a model's name for its CPU overflow pool's handle and deployment."""
@@ -59,8 +67,8 @@ class RemoteModel:
         self.in_flight = 0
         self.spilled = 0
         """Calls sent to the CPU pool so far."""
-        self.recommends: CallCoalescer[tuple[str, Any, int], SourceResult] | None = None
-        self.predicts: CallCoalescer[list[Any], Predictions] | None = None
+        self.recommends: CallCoalescer[RecommendCall, SourceResult] | None = None
+        self.predicts: CallCoalescer[PredictCall, Predictions] | None = None
         if coalesce is not None:
             self.recommends = CallCoalescer(
                 self._recommend_many, coalesce.max_batch, coalesce.in_flight
@@ -112,31 +120,39 @@ class RemoteModel:
 
     async def recommend(self, query: RecommendQuery, n: int) -> SourceResult:
         """Ask the deployment, with the calls around this one when coalescing."""
-        if self.recommends is not None:
-            return await self.recommends.call((query.user_id, dict(query.context), n))
-        answer: SourceResult = await self._call("recommend", query.user_id, query.context, n)
-        return answer
+        with model_call(self.name, "recommend") as origin:
+            call = (query.user_id, dict(query.context), n, origin)
+            if self.recommends is not None:
+                return await self.recommends.call(call)
+            answer: SourceResult = await self._call("recommend", *call)
+            return answer
 
-    async def _recommend_many(self, calls: list[tuple[str, Any, int]]) -> list[SourceResult]:
+    async def _recommend_many(self, calls: list[RecommendCall]) -> list[SourceResult]:
         answers: list[SourceResult] = await self._call("recommend_many", calls)
         return answers
 
-    async def _predict_many(self, batches: list[list[Any]]) -> list[Predictions | Exception]:
-        answers: list[Predictions | Exception] = await self._call("predict_many", batches)
+    async def _predict_many(self, calls: list[PredictCall]) -> list[Predictions | Exception]:
+        batches = [instances for instances, _ in calls]
+        origins = [origin for _, origin in calls]
+        answers: list[Predictions | Exception] = await self._call("predict_many", batches, origins)
         return answers
 
     async def score(self, query: RecommendQuery, item_ids: Sequence[str]) -> ScoreResult:
         """Score items in the deployment."""
-        answer: ScoreResult = await self._call("score", query.user_id, query.context, item_ids)
-        return answer
+        with model_call(self.name, "score") as origin:
+            answer: ScoreResult = await self._call(
+                "score", query.user_id, query.context, item_ids, origin
+            )
+            return answer
 
     async def predict(self, instances: list[Any], version: str | None = None) -> Predictions:
         """Predict remotely (by ``version`` when given and loaded there), with the calls
         around this one when coalescing and no version is asked for."""
-        if self.predicts is not None and version is None:
-            return await self.predicts.call(instances)
-        result: Predictions = await self._call("predict", instances, version)
-        return result
+        with model_call(self.name, "predict") as origin:
+            if self.predicts is not None and version is None:
+                return await self.predicts.call((instances, origin))
+            result: Predictions = await self._call("predict", instances, version, origin)
+            return result
 
     async def describe(self, timeout_s: float = 2.0) -> JsonObject:
         """The replica's description; raises when it does not answer in time."""

@@ -23,6 +23,7 @@ import yaml
 
 from deployments.api.keys import API_KEYS_FILE_ENV, write_dev_keys, write_secret
 from deployments.config import PSEUDONYM_SALT_ENV, RESULT_KEY_ENV
+from deployments.config.paths import local_secret
 from deployments.local.front_door_config import Admission, admission_for
 from deployments.local.ports import free_port, free_port_block
 from deployments.local.processes import kill_sessions, stop_sessions, wait_ready
@@ -212,7 +213,7 @@ class LocalRay(RayStateReader):
 
     def _secret(self, name: str) -> str:
         """``$BLENDSERVE_HOME/.blendserve/<name>``: 32 random bytes made on first use."""
-        path = self.home / ".blendserve" / name
+        path = local_secret(name, self.home)
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             write_secret(path, secrets.token_hex(32))

@@ -32,6 +32,7 @@ from blending.seen import SeenItems
 from blending.spec import UseCaseSpec
 from deployments.catalog.backends import open_catalog_store
 from deployments.config import PSEUDONYM_SALT_ENV, AppConfig, resolve_store
+from deployments.config.paths import local_secret
 from deployments.events.feedback import Pseudonymizer
 from deployments.events.replay_record import ReplayInputs, decode_inputs
 from deployments.events.store import open_dataset_root
@@ -148,6 +149,7 @@ def explain(served: Served) -> dict[str, Any]:
         "variant": served.variant,
         "model_versions": served.model_versions,
         "catalog_version": inputs.catalog_version if inputs else None,
+        "trace_id": inputs.trace_id if inputs else None,
         "request": None
         if inputs is None
         else {
@@ -192,6 +194,8 @@ def render_explanation(report: dict[str, Any]) -> str:
     lines.append(f"model versions: {versions or 'none answered'}")
     if report["catalog_version"] is not None:
         lines.append(f"catalogue version: {report['catalog_version']}")
+    if report["trace_id"] is not None:
+        lines.append(f"trace: {report['trace_id']}")
     request = report["request"]
     if request is not None:
         lines.append(
@@ -234,13 +238,10 @@ class Replayed:
 
 
 def _salt() -> str | None:
-    """The pseudonym salt the replicas use: ``$BLENDSERVE_PSEUDONYM_SALT``, else the
-    one ``blendserve up`` keeps under ``$BLENDSERVE_HOME/.blendserve``."""
+    """The replicas' pseudonym salt: from the environment, else ``blendserve up``'s."""
+    path = local_secret("pseudonym_salt")
     salt = os.environ.get(PSEUDONYM_SALT_ENV)
-    if salt:
-        return salt
-    path = resolve_store(".blendserve/pseudonym_salt")
-    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+    return salt or (path.read_text(encoding="utf-8").strip() if path.is_file() else None)
 
 
 def _catalogue(app: AppConfig, app_name: str) -> ItemCatalog | None:

@@ -46,6 +46,8 @@ def build_app(args: dict[str, Any]) -> Application:
             spec.max_batch_size,
             spec.batch_wait_timeout_s,
             spec.batch_target_ms,
+            config.tracing.model_dump(mode="json"),
+            config.ingress.request_log.model_dump(mode="json"),
         )
         scaling: dict[str, Any] = (
             {"autoscaling_config": spec.autoscaling.to_serve()}

@@ -51,7 +51,7 @@ from deployments.api.schemas import (
     RecommendResponse,
 )
 from deployments.catalog.client import CatalogClient
-from deployments.config import parse_app_args, parse_live_config
+from deployments.config import INGRESS_DEPLOYMENT, parse_app_args, parse_live_config
 from deployments.events.client import EventClient
 from deployments.hosting.checks import UnknownItems, check_node_models, unknown_model_items
 from deployments.hosting.gateway import build_gateway
@@ -65,7 +65,15 @@ from deployments.serve.personal import (
     served_list,
 )
 from deployments.serve.personal import request_id as new_request_id
-from deployments.serve.replica import flush_logs, load_catalog, pseudonymizer, result_codec
+from deployments.serve.replica import (
+    flush_logs,
+    load_catalog,
+    pseudonymizer,
+    report_degraded,
+    result_codec,
+)
+from deployments.tracing import configure as configure_tracing
+from deployments.tracing import node_spans, record_served
 from models.errors import InputError, describe_error
 
 __all__ = ["Ingress", "api"]
@@ -129,6 +137,7 @@ class Ingress:
         catalog: DeploymentHandle[Any] | None = None,
     ) -> None:
         self.config = parse_app_args(args)
+        configure_tracing(self.config.tracing, INGRESS_DEPLOYMENT)
         events = self.config.events
         self.events = None
         if event_log is not None and events is not None:
@@ -285,14 +294,18 @@ class Ingress:
             now=time.time(),
             rules=rules,
             seen=seen,
+            spans=node_spans(),
         )
         outcome = await plan.run(ctx, self.models, started)
         blended = time.perf_counter()
         self._observe(use_case, plan, outcome, started)
         if outcome.degraded:
-            self._report_degraded(use_case, request_id, outcome)
+            report_degraded(self.metrics, use_case, request_id, outcome)
         latency_ms = (time.monotonic() - started) * 1000.0
         record, inputs = served_list(request_id, user, request, plan, ctx, outcome, latency_ms)
+        record_served(
+            use_case, plan.version, outcome.variant, outcome.model_versions, outcome.degraded
+        )
         if outcome.answered == 0 and outcome.degraded:
             log_request(self.config.ingress.request_log, record, inputs, 503)
             failed = error_body("unavailable", "every source failed", None, failed=outcome.failures)
@@ -374,20 +387,3 @@ class Ingress:
             self.metrics.deadline_missed.inc(tags=tags)
         if outcome.degraded:
             self.metrics.degraded_responses.inc(tags=tags)
-
-    def _report_degraded(self, use_case: str, request_id: str, outcome: BlendOutcome) -> None:
-        for node, reason in outcome.failures.items():
-            kind = "late" if node in outcome.late else "error"
-            self.metrics.degraded_sources.inc(
-                tags={"use_case": use_case, "node": node, "reason": kind}
-            )
-            logger.warning(
-                "use case %s request %s: %s left out (%s): %s",
-                use_case,
-                request_id,
-                node,
-                kind,
-                reason,
-            )
-        # A degradation must reach the log now, and it is rare enough to pay a flush.
-        flush_logs()

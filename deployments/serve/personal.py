@@ -32,6 +32,7 @@ from deployments.events.feedback import served_record
 from deployments.events.records import ServedList
 from deployments.events.replay_record import ReplayInputs, encode_inputs
 from deployments.offline.replay import Served, explain
+from deployments.tracing import current_trace_id
 from models.errors import InputError
 
 __all__ = [
@@ -152,6 +153,7 @@ def served_list(
         failures=outcome.failures,
         late=sorted(outcome.late),
         fallbacks=list(outcome.fallbacks),
+        trace_id=current_trace_id(),
     )
     record = served_record(
         request_id,
@@ -246,4 +248,6 @@ def log_request(
         "failed": inputs.failures,
         "late": inputs.late,
     }
+    if inputs.trace_id is not None:
+        line["trace_id"] = inputs.trace_id
     request_logger.log(level, json.dumps(line, separators=(",", ":")))

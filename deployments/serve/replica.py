@@ -1,5 +1,6 @@
-"""What an ingress replica sets up once: its secrets from the environment, its
-static catalogue, and the log flush its housekeeping calls."""
+"""What an ingress replica sets up once (its secrets from the environment, its
+static catalogue), the log flush its housekeeping calls, and its report of a
+degraded blend."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import os
 import secrets
 
 from blending.catalog import ItemCatalog, StaticCatalog
+from blending.dag import BlendOutcome
 from blending.result_ids import ResultIdCodec
 from deployments.config import PSEUDONYM_SALT_ENV, RESULT_KEY_ENV, AppArgs, resolve_store
 from deployments.events.feedback import Pseudonymizer
+from deployments.metrics import IngressMetrics
 
-__all__ = ["flush_logs", "load_catalog", "pseudonymizer", "result_codec"]
+__all__ = ["flush_logs", "load_catalog", "pseudonymizer", "report_degraded", "result_codec"]
 
 logger = logging.getLogger("ray.serve")
 
@@ -63,3 +66,17 @@ def load_catalog(args: AppArgs) -> ItemCatalog | None:
     catalog = StaticCatalog.from_parquet(resolve_store(args.catalog), args.catalog_attributes)
     logger.info("catalogue %s: %d items", args.catalog, len(catalog))
     return catalog
+
+
+def report_degraded(
+    metrics: IngressMetrics, use_case: str, request_id: str, outcome: BlendOutcome
+) -> None:
+    """Count and log each node a request's blend left out, and why (at once: a
+    degradation must reach the log now, and it is rare enough to pay a flush)."""
+    for node, reason in outcome.failures.items():
+        kind = "late" if node in outcome.late else "error"
+        metrics.degraded_sources.inc(tags={"use_case": use_case, "node": node, "reason": kind})
+        logger.warning(
+            "use case %s request %s: %s left out (%s): %s", use_case, request_id, node, kind, reason
+        )
+    flush_logs()

@@ -91,11 +91,13 @@ def _shared_state(main: dict[str, Any], shared: SharedState) -> dict[str, Any]:
     return app
 
 
-def _lifecycle(main: dict[str, Any]) -> dict[str, Any]:
+def _lifecycle(main: dict[str, Any], traces_url: str) -> dict[str, Any]:
     """An app whose model versions the lifecycle tests change: mf (TorchScript, two
-    replicas) in its own deployment, popularity inline, both versions set live."""
+    replicas) in its own deployment, popularity inline, both versions set live. It
+    sends traces to ``traces_url``, of the requests whose caller samples them only."""
     app = copy.deepcopy(main)
     app.update(name="lifecycle", route_prefix=LIFECYCLE_PREFIX)
+    app["args"]["tracing"] = {"endpoint": traces_url, "sample": 0.0, "flush_interval_s": 0.2}
     app["args"]["events"] = None
     app["args"]["live_catalog"] = None
     app["runtime_env"] = {"env_vars": {"BLENDSERVE_BUILD": "1"}}  # a code update changes it
@@ -192,10 +194,11 @@ def _damaged(main: dict[str, Any]) -> dict[str, Any]:
     return damaged
 
 
-def serve_config(port: int, shared: SharedState) -> dict[str, Any]:
+def serve_config(port: int, shared: SharedState, traces_url: str) -> dict[str, Any]:
     """The default config on ``port``, plus the ``flaky``, ``pending``, ``damaged``,
     ``lifecycle`` and ``shared`` applications; the last keeps its state off the node:
-    its live catalogue in PostgreSQL (two catalogue replicas), its events on S3."""
+    its live catalogue in PostgreSQL (two catalogue replicas), its events on S3. The
+    ``lifecycle`` app sends traces to ``traces_url``."""
     config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
     config["http_options"]["port"] = port
     main = config["applications"][0]
@@ -286,7 +289,7 @@ def serve_config(port: int, shared: SharedState) -> dict[str, Any]:
         flaky,
         pending,
         _damaged(main),
-        _lifecycle(main),
+        _lifecycle(main, traces_url),
         _shared_state(main, shared),
     ]
     return config

@@ -37,6 +37,7 @@ from serving_cluster import (
     batch_score_mf,
 )
 from small_disk import mounted_tmpfs
+from trace_collector import TraceCollector, collecting_traces
 
 from deployments.api.keys import API_KEYS_ENV
 from deployments.config import load_serve_config
@@ -95,8 +96,18 @@ def shared_state(
 
 
 @pytest.fixture(scope="session")
+def traces() -> Iterator[TraceCollector]:
+    """The OTLP collector the ``lifecycle`` app's replicas send their spans to."""
+    with collecting_traces() as collector:
+        yield collector
+
+
+@pytest.fixture(scope="session")
 def deployed(
-    serve_home: Path, shared_state: SharedState, request: pytest.FixtureRequest
+    serve_home: Path,
+    shared_state: SharedState,
+    traces: TraceCollector,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Deployed]:
     """Start Ray on 127.0.0.1, `serve deploy` the config, wait for readiness."""
     # Replicas import the checkout under test (not whichever one the virtualenv's
@@ -110,7 +121,7 @@ def deployed(
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         running = Deployed(url, cluster, {}, serve_home / "serve.yaml")
-        running.redeploy(serve_config(port, shared_state))
+        running.redeploy(serve_config(port, shared_state, traces.url))
         wait_ready(f"{url}/readyz", timeout_s=300)
         # `pending` never is ready; `flaky` and `damaged` are RUNNING with models that
         # failed to load or failed their smoke test.

@@ -63,7 +63,9 @@ def test_a_degraded_node_says_so_in_the_explanation(client: httpx.Client) -> Non
     ).json()
     assert body["degraded"]
     (failed,) = [n for n in body["explain"]["nodes"] if "failed" in n]
-    assert failed["node"] == "cf" and not failed["late"] and failed["failed"]
+    assert failed["node"] == "cf" and failed["failed"]
+    # It fails at once, unless the machine is so busy the budget ran out first.
+    assert failed["late"] or "Error" in failed["failed"], failed
 
 
 def test_explain_and_replay_reproduce_a_logged_list(
@@ -122,7 +124,7 @@ def test_explain_and_replay_reproduce_a_logged_list(
     assert code == 1 and "DIFFERENT" in out and "why: plan" in out, out
 
 
-def test_each_recommendation_writes_one_json_line_under_serves_request_id(
+def test_each_recommendation_writes_one_json_line_and_the_model_replica_names_it(
     client: httpx.Client, deployed: Deployed, known_user: str
 ) -> None:
     body = _recommend(client, "home", known_user)
@@ -145,3 +147,17 @@ def test_each_recommendation_writes_one_json_line_under_serves_request_id(
     assert found["model_versions"] == body["model_versions"]
     assert found["node_items"]["cf"] > 0 and "cf" in found["node_ms"]
     assert known_user not in json.dumps(found), "the user id is pseudonymised"
+
+    # mf runs in its own replicas (a pool and its CPU overflow): the line of the batch
+    # that served the request names it, whichever requests shared the batch.
+    def model_line() -> dict[str, Any] | None:
+        for path in logs.glob("replica_blendserve_model-mf*.log"):
+            for text in path.read_text(errors="replace").splitlines():
+                _, _, message = text.partition(" -- ")
+                if message.startswith("{") and request_id in message:
+                    return dict(json.loads(message))
+        return None
+
+    batch = until(model_line, 30, "the request's id in mf's replica log")
+    assert batch["event"] == "model_recommend" and request_id in batch["request_ids"]
+    assert batch["versions"] == [body["model_versions"]["mf"]] and batch["failed"] == 0
