@@ -73,7 +73,7 @@ class Admission:
     hot_per_replica: int = 4
     """Of those, hot-route requests: more at once only queue inside Python, on the same
     cores (at 3x capacity, p99 112 ms with 4 against 362 ms with 16: docs/RELIABILITY.md)."""
-    queue_rounds: int = 4
+    queue_rounds: int = 8
     """Requests that may wait during a passing burst (a stall of this machine, a
     replica's garbage collection), in rounds of every server's slots."""
     sustained_per_s: int = 400

@@ -136,10 +136,10 @@ def test_the_front_config_moves_the_port_limits_replicas_and_drops_single_parts(
     assert "127.0.0.1:9000 check maxconn 4" in hot and "maxconn 12" in other.split("backend")[0]
     assert "use_backend http-app-hot if { path_beg / } METH_POST blendserve_hot" in config
     assert "acl blendserve_hot path_beg /v1/recommend/ /v1/predict/ /v2/models/" in config
-    # A request that finds four rounds of its slots queued is refused at once (the
+    # A request that finds eight rounds of its slots queued is refused at once (the
     # behaviour is tested against real HAProxy below).
     refuse = f"http-request return status 503 errorfile {state / 'overloaded.http'}"
-    assert f"{refuse} if {{ queue() ge 16 }}" in hot and f"{refuse} if {{ queue() ge 48 }}" in other
+    assert f"{refuse} if {{ queue() ge 32 }}" in hot and f"{refuse} if {{ queue() ge 96 }}" in other
     assert "timeout queue 50ms" in config and "timeout queue 30s" not in config
     # Two processes share the cores: half of them each.
     assert f"nbthread {max(1, (os.cpu_count() or 2) // 2)}\n" in config
