@@ -23,6 +23,7 @@ import numpy as np
 
 from blending.assign import bucket, pick_arm
 from blending.candidates import BlendContext, Candidate, ScoreResult, SourceResult
+from blending.exploration import explore, explore_rng
 from blending.gateway import ModelGateway
 from blending.nodes import (
     apply_filter,
@@ -87,6 +88,12 @@ class BlendOutcome:
     """What each ``fresh`` and ``bandit`` node answered (ids, scores), for a replay."""
     sizes: dict[str, int] = field(default_factory=dict)
     """How many items each node that ran produced."""
+    propensities: list[float] = field(default_factory=list)
+    """Per position, the probability that this use case's policy shows that item
+    there for this request: the arms' probabilities times exploration's draw
+    (``blending/exploration.py``)."""
+    explored: tuple[int, ...] = ()
+    """Positions (from 1) that showed an exploration item."""
 
 
 @dataclass
@@ -117,6 +124,8 @@ class BlendPlan:
         """The spec as JSON, kept once: every served list's record points at it."""
         self.version = hashlib.sha256(self.spec_json.encode()).hexdigest()[:12]
         """Names this exact plan (its spec's hash), for records and replays."""
+        self.pool = spec.explore.pool if spec.explore is not None else 0
+        """Items below the top k the output keeps for exploration to draw from."""
         # Without experiments every request runs the same nodes: find them once.
         self._fixed: tuple[set[str], dict[str, str]] | None = None
         if not any(isinstance(n, ExperimentNodeSpec) for n in spec.nodes.values()):
@@ -150,6 +159,16 @@ class BlendPlan:
                 stack.extend(node.reads())
         return active, variant
 
+    def arm_probability(self, variant: dict[str, str]) -> float:
+        """The chance a user lands in every arm of ``variant`` (the arms' weights)."""
+        chance = 1.0
+        for name, arm in variant.items():
+            node = self.spec.nodes[name]
+            if isinstance(node, ExperimentNodeSpec):
+                total = sum(spec.weight for spec in node.arms.values())
+                chance *= node.arms[arm].weight / total
+        return chance
+
     @staticmethod
     def arm_for(name: str, node: ExperimentNodeSpec, user_id: str) -> str:
         """The arm of experiment ``name`` that ``user_id`` is in (sticky)."""
@@ -175,9 +194,20 @@ class BlendPlan:
         }
         # The output is filtered once more so no path can return an excluded item;
         # only the k returned become Python objects.
-        final = apply_filter(self._boosted(run, output.items), run.items, limit=ctx.k)
+        explore_spec = self.spec.explore
+        final = apply_filter(self._boosted(run, output.items), run.items, limit=ctx.k + self.pool)
+        chance = self.arm_probability(variant)
+        if explore_spec is not None:
+            rng = explore_rng(ctx.request_id, self.name)
+            explored = explore(final, ctx.k, explore_spec, rng)
+            final, propensities = explored.ranked, (explored.propensities * chance).tolist()
+            positions = tuple(int(p) + 1 for p in np.flatnonzero(explored.explored))
+        else:
+            propensities, positions = [chance] * len(final), ()
         return BlendOutcome(
             items=final.candidates(run.items.table),
+            propensities=propensities,
+            explored=positions,
             degraded=bool(output.failures),
             failures=output.failures,
             late=frozenset(run.late),
@@ -277,7 +307,7 @@ class BlendPlan:
             # The output node's list is cut to k anyway: stop filtering there (unless
             # boosts may still lift an item from below the k-th).
             reorders = (run.rules is not None and bool(run.rules.boosts)) or ctx.seen is not None
-            limit = ctx.k if name == self.spec.output and not reorders else None
+            limit = ctx.k + self.pool if name == self.spec.output and not reorders else None
             items = apply_filter(source.items, run.items, node.drop, node.drop_unknown, limit)
             return _Branch(items, source.failures)
         if isinstance(node, DiversifyNodeSpec):

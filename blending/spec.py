@@ -26,10 +26,13 @@ click counts, without a model.
 from __future__ import annotations
 
 import graphlib
+import math
 from collections.abc import Iterable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from blending.evaluation.objective import DEFAULT_OBJECTIVE, OUTCOMES
+from blending.exploration import ExploreSpec
 from blending.node_specs import (
     ArmSpec,
     BanditNodeSpec,
@@ -96,6 +99,30 @@ class UseCaseSpec(BaseModel):
         description="Hide what each user clicked or converted on, and demote what they "
         "were shown often without a click, from the event log.",
     )
+    objective: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_OBJECTIVE),
+        description="What each outcome of a served item is worth (`click`, `add_to_cart`, "
+        "`conversion`, `purchase`, `dwell` seconds); reports show every outcome and this "
+        "weighted sum per impression.",
+    )
+    explore: ExploreSpec | None = Field(
+        None,
+        description="Show an item from just below the top k at a share of positions, so "
+        "the log can evaluate other blends offline (every position's propensity is "
+        "recorded).",
+    )
+
+    @field_validator("objective")
+    @classmethod
+    def _some_weight(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(OUTCOMES))
+        if unknown:
+            raise ValueError(f"{unknown} are not outcomes; use {list(OUTCOMES)}")
+        if not value or not all(math.isfinite(w) for w in value.values()):
+            raise ValueError("needs at least one outcome, with finite weights")
+        if not any(value.values()):
+            raise ValueError("every weight is 0: nothing to optimise")
+        return value
 
     @model_validator(mode="after")
     def _check_graph(self) -> UseCaseSpec:

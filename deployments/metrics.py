@@ -268,6 +268,12 @@ class IngressMetrics:
             description="Recommendations answered with `degraded: true`, by use case.",
             tag_keys=("use_case",),
         )
+        self.explored_positions = Counter(
+            "blendserve_explored_positions_total",
+            description="Positions that showed an exploration item (a use case's "
+            "`explore`), by use case.",
+            tag_keys=("use_case",),
+        )
         self.deadline_missed = Counter(
             "blendserve_deadline_missed_total",
             description="Recommendations answered after their use case's budget.",

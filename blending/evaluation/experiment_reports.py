@@ -15,6 +15,7 @@ from typing import Any
 
 from scipy import stats
 
+from blending.evaluation.objective import DEFAULT_OBJECTIVE, objective_per_impression
 from blending.evaluation.sequential import sequential_ab, sequential_interleaving
 from blending.evaluation.stats import (
     ArmTotals,
@@ -117,8 +118,13 @@ def experiment_report(
     weights: Mapping[str, float],
     totals: Mapping[str, ArmTotals],
     alpha: float = 0.05,
+    objective: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The verdict on one A/B/n experiment, as JSON-able data.
+
+    Beside CTR, each arm shows every outcome per impression and the use case's
+    ``objective`` (weights over outcomes; default: clicks), with its lift over
+    control's.
 
     Each arm gets its CTR with a Wilson interval; every other arm is compared with
     ``control`` (lift and its interval, z-test p-value, probability to beat
@@ -147,6 +153,24 @@ def experiment_report(
     for arm in order[1:]:
         checked = sequential_ab(got[control], got[arm], (control, arm), threshold)
         arms[arm]["sequential"] = checked.as_dict()
+    weighted = dict(objective or DEFAULT_OBJECTIVE)
+    base = objective_per_impression(got[control].outcomes, got[control].impressions, weighted)
+    for arm in order:
+        totals_arm = got[arm]
+        value = objective_per_impression(totals_arm.outcomes, totals_arm.impressions, weighted)
+        arms[arm]["outcomes"] = {
+            name: {
+                "total": amount,
+                "per_impression": amount / totals_arm.impressions
+                if totals_arm.impressions
+                else None,
+            }
+            for name, amount in sorted(totals_arm.outcomes.items())
+        }
+        arms[arm]["objective"] = value
+        arms[arm]["objective_lift"] = (
+            value / base - 1 if value is not None and base and arm != control else None
+        )
     return {
         "name": name,
         "kind": "experiment",
@@ -156,6 +180,7 @@ def experiment_report(
         "winner": winner,
         "verdict": verdict,
         "stopping": _stopping(control, arms, srm),
+        "objective": weighted,
     }
 
 

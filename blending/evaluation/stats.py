@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -223,6 +223,8 @@ class ArmTotals:
     impressions_sq: float = 0.0
     cross: float = 0.0
     """Sums over units of clicks squared, impressions squared and clicks * impressions."""
+    outcomes: Mapping[str, float] = field(default_factory=dict)
+    """Every outcome's total (counts; dwell in seconds), clicks included."""
 
     def ratio_variance(self) -> float | None:
         """Variance of clicks / impressions by the delta method over units; None with

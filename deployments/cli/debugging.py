@@ -15,7 +15,7 @@ __all__ = ["add_debugging_commands"]
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from deployments.offline.replay import explain, find_served, render_explanation
+    from deployments.offline.explain import explain, find_served, render_explanation
 
     try:
         name, app = load_app(args.deployment, args.app)
@@ -28,7 +28,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from deployments.offline.replay import find_served, replay
+    from deployments.offline.explain import find_served
+    from deployments.offline.replay import replay
 
     try:
         name, app = load_app(args.deployment, args.app)

@@ -12,6 +12,7 @@ from typing import Any
 from deployments.config import (
     load_app,
 )
+from models.errors import ConfigError
 
 __all__ = ["add_evaluation_commands"]
 
@@ -28,7 +29,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_counterfactual(args: argparse.Namespace) -> int:
+    from deployments.offline.counterfactual import evaluate_counterfactual
+    from deployments.offline.html_report import write_counterfactual_html
+
+    if len(args.config) != 1:
+        raise ConfigError("--counterfactual: give the serving config once, as --config")
+    run = evaluate_counterfactual(
+        args.config[0],
+        args.counterfactual,
+        use_case=args.use_case,
+        app=args.app,
+        events=args.events,
+        users=args.users,
+        limit=args.limit,
+    )
+    print(run.table())
+    if args.out is not None:
+        print(f"wrote {write_counterfactual_html(run, args.out)}")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.counterfactual is not None:
+        return _cmd_counterfactual(args)
     from deployments.offline.evaluate import evaluate  # deferred: pulls in torch
     from deployments.offline.html_report import write_html
 
@@ -152,5 +176,26 @@ def add_evaluation_commands(sub: Any) -> None:
     )
     evaluate.add_argument(
         "--out", type=Path, default=None, help="also write a self-contained HTML report"
+    )
+    evaluate.add_argument(
+        "--counterfactual",
+        default=None,
+        metavar="CANDIDATE",
+        help="instead of held-out data: estimate the CTR the CANDIDATE config's use case "
+        "would have reached on the lists --config's app served (its event log), with "
+        "IPS, SNIPS and doubly robust estimators",
+    )
+    evaluate.add_argument(
+        "--events", default=None, help="--counterfactual: the dataset (default: the app's)"
+    )
+    evaluate.add_argument(
+        "--users",
+        type=Path,
+        default=None,
+        help="--counterfactual: Parquet or CSV with a user_id column, to resolve the log's "
+        "pseudonyms (default: the users the models know)",
+    )
+    evaluate.add_argument(
+        "--limit", type=int, default=None, help="--counterfactual: the latest N lists only"
     )
     evaluate.set_defaults(func=_cmd_evaluate)

@@ -38,7 +38,8 @@ class _Arm:
     requests: int = 0
     impressions: int = 0
     clicks: int = 0
-    conversions: int = 0
+    outcomes: dict[str, float] = field(default_factory=dict)
+    """Every outcome (``blending/evaluation/objective.py``): counts, dwell seconds."""
     units: int = 0
     """Served lists with feedback, and over them the sums of clicks squared,
     impressions squared and clicks * impressions (the CTR variance's inputs), kept
@@ -110,10 +111,11 @@ class EventCounts:
             totals = self._arm(use_case, node, arm)
             if event == "impression":
                 totals.impressions += 1
-            elif event == "click":
+                continue
+            if event == "click":
                 totals.clicks += 1
-            elif event == "conversion":
-                totals.conversions += 1
+            amount = float(record.get("value") or 0.0) if event == "dwell" else 1.0
+            totals.outcomes[event] = totals.outcomes.get(event, 0.0) + amount
         if variant and event in ("impression", "click"):
             self._count_in_list(use_case, str(record["request_id"]), variant, event)
         team = record.get("team")
@@ -157,6 +159,7 @@ class EventCounts:
                 float(t.clicks_sq),
                 float(t.impressions_sq),
                 float(t.cross),
+                dict(t.outcomes),
             )
             for (case, name, arm), t in self.arms.items()
             if case == use_case and name == node
@@ -209,7 +212,7 @@ class EventCounts:
         counts = cls()
         for record in _records(served, ("use_case", "variant")):
             counts.add_served(record, live=False)
-        columns = ("use_case", "variant", "event", "result_id", "team", "request_id")
+        columns = ("use_case", "variant", "event", "value", "result_id", "team", "request_id")
         for record in _records(feedback, columns):
             counts.add_feedback(record)
         return counts

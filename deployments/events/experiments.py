@@ -43,13 +43,14 @@ def build_report(
     totals: Mapping[str, ArmTotals],
     wins: Mapping[str, int],
     ties: int,
+    objective: Mapping[str, float] | None = None,
 ) -> JsonObject:
-    """The report of one experiment (from its arms' ``totals``) or interleaving node
-    (from its teams' ``wins`` and ``ties``)."""
+    """The report of one experiment (from its arms' ``totals``, with the use case's
+    ``objective``) or interleaving node (from its teams' ``wins`` and ``ties``)."""
     if isinstance(spec, InterleaveNodeSpec):
         teams = (spec.teams[0], spec.teams[1])
         return interleaving_report(name, teams, {t: wins.get(t, 0) for t in teams}, ties)
     empty = ArmTotals(0, 0, 0)
     weights = {arm: arm_spec.weight for arm, arm_spec in spec.arms.items()}
     arms = {arm: totals.get(arm, empty) for arm in spec.arms}
-    return experiment_report(name, spec.control_arm(), weights, arms)
+    return experiment_report(name, spec.control_arm(), weights, arms, objective=objective)

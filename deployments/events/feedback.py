@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from blending.candidates import Candidate
 from blending.dag import BlendOutcome
@@ -61,11 +61,18 @@ class FeedbackEvent(BaseModel):
     result_id: str = Field(
         min_length=1, max_length=4096, description="The served item's `result_id`."
     )
-    event: Literal["impression", "click", "conversion"] = Field(
-        description="`impression`: the item was seen; `click`; `conversion` (a purchase...)."
+    event: Literal["impression", "click", "add_to_cart", "conversion", "purchase", "dwell"] = Field(
+        description="`impression`: the item was seen; the outcomes a use case's "
+        "`objective` weighs: `click`, `add_to_cart`, `conversion` (a sign-up...), "
+        "`purchase`, `dwell` (seconds spent on the item, in `value`)."
     )
     value: float | None = Field(
-        None, ge=-1e12, le=1e12, allow_inf_nan=False, description="E.g. a conversion's amount."
+        None,
+        ge=-1e12,
+        le=1e12,
+        allow_inf_nan=False,
+        description="A purchase's amount; a dwell's seconds (required, 0 to 86,400).",
+        validate_default=True,
     )
     event_id: str | None = Field(
         None,
@@ -78,6 +85,13 @@ class FeedbackEvent(BaseModel):
     ts: datetime | None = Field(
         None, description="When it happened (ISO 8601 with offset); default: on arrival."
     )
+
+    @field_validator("value")
+    @classmethod
+    def _dwell_has_seconds(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if info.data.get("event") == "dwell" and (value is None or not 0 <= value <= 86_400):
+            raise ValueError("a dwell needs its seconds, from 0 to 86400")
+        return value
 
 
 class Rejected(BaseModel):
@@ -188,6 +202,7 @@ def served_record(
         plan_version=plan_version,
         plan=plan,
         inputs=inputs,
+        propensities=list(outcome.propensities),
     )
 
 

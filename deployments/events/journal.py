@@ -90,19 +90,17 @@ class EventJournal:
         since = _day(ids_days)
         recent_feedback = feedback.filter(pc.field("date") >= since)
         self._event_ids = _remembered(recent_feedback["event_id"])
-        # One read of the recent served lists serves de-duplication and the seen feed.
-        restore_days = events.seen.restore_days
-        columns = ["date", "request_id"] + (["ts", "user", "items"] if restore_days > 0 else [])
-        recent = self.store.read("served", columns, _day(max(ids_days, restore_days)))
-        self._request_ids = _remembered(recent.filter(pc.field("date") >= since)["request_id"])
+        recent = self.store.read("served", ["date", "request_id"], since)
+        self._request_ids = _remembered(recent["request_id"])
         self._writes: dict[str, asyncio.Future[None]] = {}
         """Ids whose write is in flight, and that write."""
         self.online = OnlineState(events.online, artifacts, app)
         self.online.restore(feedback)
-        self.seen = SeenFeed(events.seen.feed_events)
-        if restore_days > 0:
-            cut = pc.field("date") >= _day(restore_days)
-            self.seen.restore(recent.filter(cut), feedback.filter(cut))
+        self._seen_config = events.seen
+        self.seen: SeenFeed | None = None
+        """What users saw and did, for ingresses to follow: kept only from the first
+        follower on (a use case with ``seen:``), since it costs up to
+        ``seen.feed_events`` events of memory (~150 bytes each)."""
         logger.info(
             "event log %s: %d served lists and %d feedback events so far (%d recovered)",
             self.store.uri,
@@ -119,7 +117,8 @@ class EventJournal:
         def account(fresh: list[FeedbackRecord]) -> None:
             for record in fresh:
                 self.online.observe(record.item_id, record.event, record.ts)
-                self.seen.feedback(record)
+                if self.seen is not None:
+                    self.seen.feedback(record)
                 outcome = "counted" if self.counts.add_feedback(record.row()) else "repeat"
                 self.observers.feedback(record, outcome)
 
@@ -134,7 +133,8 @@ class EventJournal:
         def account(fresh: list[ServedList]) -> None:
             for record in fresh:
                 self.counts.add_served(record.row())
-                self.seen.served(record)
+                if self.seen is not None:
+                    self.seen.served(record)
                 self.observers.served(record)
 
         ids = [record.request_id for record in records]
@@ -226,8 +226,26 @@ class EventJournal:
         return self.counts.traffic()
 
     def seen_since(self, epoch: str, cursor: int) -> SeenPage:
-        """Per-user events after ``cursor`` (what users were shown and acted on)."""
+        """Per-user events after ``cursor`` (what users were shown and acted on); the
+        first call starts the feed, from the dataset's last ``seen.restore_days``."""
+        if self.seen is None:
+            self.seen = self._start_seen_feed()
         return self.seen.since(epoch, cursor)
+
+    def _start_seen_feed(self) -> SeenFeed:
+        feed = SeenFeed(self._seen_config.feed_events)
+        days = self._seen_config.restore_days
+        if days > 0:
+            try:
+                self.store.flush()  # so the read below sees the last second's events
+            except OSError as exc:  # a full disk: the WAL keeps them; start without
+                logger.warning("seen feed: the last events are not flushed yet: %s", exc)
+            since = _day(days)
+            served = self.store.read("served", ["ts", "request_id", "user", "items"], since)
+            feedback = self.store.read("feedback", ["ts", "event", "request_id", "item_id"], since)
+            feed.restore(served, feedback)
+        logger.info("seen feed started: %d events from the last %g days", len(feed), days)
+        return feed
 
     def close(self) -> None:
         """Flush what is pending and close the WAL."""

@@ -4,6 +4,7 @@ totals, through the ingress's ``EventClient``."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from blending.dag import BlendPlan
@@ -24,14 +25,20 @@ _VERSION_KEYS = ("version", "role", "status", "traffic_percent", "reason")
 
 
 async def report(
-    events: EventClient, name: str, use_case: str, node: str, spec: ExperimentSpec
+    events: EventClient,
+    name: str,
+    use_case: str,
+    node: str,
+    spec: ExperimentSpec,
+    objective: Mapping[str, float] | None = None,
 ) -> JsonObject:
-    """The live report of one experiment or interleaving node."""
+    """The live report of one experiment (with its use case's ``objective``) or
+    interleaving node."""
     if isinstance(spec, InterleaveNodeSpec):
         counts = await events.interleaving(use_case, list(spec.teams))
         return build_report(name, node, spec, {}, counts.wins, counts.ties)
     totals = await events.arm_totals(use_case, node)
-    return build_report(name, node, spec, totals, {}, 0)
+    return build_report(name, node, spec, totals, {}, 0, objective)
 
 
 async def dashboard_data(
@@ -39,8 +46,12 @@ async def dashboard_data(
 ) -> JsonObject:
     """What ``/dashboard`` shows: traffic, model versions, every experiment's report."""
     names = experiment_names(plans)
+    found = [find_experiment(plans, name) for name in names]
     reports = await asyncio.gather(
-        *(report(events, name, *find_experiment(plans, name)) for name in names)
+        *(
+            report(events, name, *where, objective=plans[where[0]].spec.objective)
+            for name, where in zip(names, found, strict=True)
+        )
     )
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -33,6 +33,10 @@ class ServedList(msgspec.Struct, frozen=True):
     crosses a handle once per batch), for ``blendserve replay``."""
     inputs: str = ""
     """What a replay needs and an explanation shows (``events/replay_record.py``)."""
+    propensities: list[float] = []
+    """Per position, the chance the use case's policy shows that item there (1 for a
+    deterministic blend; arm weights, exploration): what counterfactual evaluation
+    weighs each logged click by."""
 
     def row(self) -> JsonObject:
         """The record as the event store writes it."""

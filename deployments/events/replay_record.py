@@ -44,6 +44,8 @@ class ReplayInputs(msgspec.Struct, kw_only=True, omit_defaults=True):
     failures: dict[str, str] = {}
     late: list[str] = []
     fallbacks: list[str] = []
+    explored: list[int] = []
+    """Positions (from 1) that showed an exploration item (``blending/exploration.py``)."""
     trace_id: str | None = None
     """The request's OpenTelemetry trace, when it was traced (``args.tracing``)."""
 

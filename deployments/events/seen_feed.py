@@ -7,10 +7,11 @@ follows the feed with a cursor (:meth:`SeenFeed.since`, a page of columns per
 call, a few calls a second for the whole replica, never one per request) into its
 :class:`blending.seen.UserHistory`.
 
-The feed keeps the last ``max_events`` events in memory. On start it is refilled
-from the Parquet dataset's last ``restore_days``, so a restarted event log (and an
-ingress that starts after it) still knows what users saw. A restarted feed has a
-new ``epoch``: a follower whose epoch differs starts from the beginning.
+The feed keeps the last ``max_events`` events in memory. The event log starts it
+when the first follower asks (an app without a ``seen:`` use case never pays for
+it), filled from the Parquet dataset's last ``restore_days``, so a restarted event
+log (and an ingress that starts after it) still knows what users saw. A restarted
+feed has a new ``epoch``: a follower whose epoch differs starts from the beginning.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from deployments.events.records import FeedbackRecord, ServedList
 
 __all__ = ["SeenFeed", "SeenPage"]
 
-_ACTIONS = {"click": EVENT_KINDS["click"], "conversion": EVENT_KINDS["conversion"]}
+_ACTIONS = {
+    "click": EVENT_KINDS["click"],
+    "conversion": EVENT_KINDS["conversion"],
+    "purchase": EVENT_KINDS["conversion"],  # a purchase is the conversion of a shop
+}
 _SHOWN = EVENT_KINDS["shown"]
 
 

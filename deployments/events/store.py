@@ -64,14 +64,16 @@ SERVED_SCHEMA = pa.schema(
         ("plan_version", pa.string()),
         ("plan", pa.string()),
         ("inputs", pa.string()),
+        ("propensities", pa.list_(pa.float64())),
         ("date", pa.string()),
         ("use_case", pa.string()),
     ]
 )
 """One served list: who (pseudonymised), what in which order, by which variant or
 team (``teams[i]`` is item i's interleaving team, ``""`` for none), which versions,
-how fast, whether degraded, and which plan with which inputs (for ``blendserve
-explain`` and ``replay``; null in lists stored before they were recorded)."""
+how fast, whether degraded, which plan with which inputs (for ``blendserve
+explain`` and ``replay``), and each position's propensity (for counterfactual
+evaluation); null in lists stored before they were recorded."""
 
 FEEDBACK_SCHEMA = pa.schema(
     [

@@ -1,5 +1,7 @@
 """An offline evaluation as one self-contained HTML page: a table and a bar chart
-per metric, drawn with matplotlib's Agg canvas (no display needed)."""
+per metric, drawn with matplotlib's Agg canvas (no display needed); and a
+counterfactual evaluation's page: the candidate's CTR by each estimator beside the
+logged policy's, with their intervals."""
 
 from __future__ import annotations
 
@@ -8,10 +10,23 @@ import html
 import io
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from deployments.offline.counterfactual import CounterfactualRun
 from deployments.offline.evaluate import METRICS, EvaluationReport
 
-__all__ = ["write_html"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["write_counterfactual_html", "write_html"]
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+.warn { color: #a00; }
+img { margin: 0.5em; vertical-align: top; }
+"""
 
 
 def _chart(report: EvaluationReport, metric: str) -> str:
@@ -80,13 +95,7 @@ def write_html(report: EvaluationReport, path: str | os.PathLike[str]) -> Path:
     document = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>blendserve evaluate: {e(report.use_case)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
-td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
-.warn {{ color: #a00; }}
-img {{ margin: 0.5em; vertical-align: top; }}
-</style></head><body>
+<style>{_STYLE}</style></head><body>
 <h1>Offline evaluation of use case {e(report.use_case)}</h1>
 <table>{"".join(f"<tr><th>{e(n)}</th><td>{e(v)}</td></tr>" for n, v in facts)}</table>
 <p>Rows are sorted by ndcg@{report.k}; means over users with a held-out item, ± the
@@ -94,6 +103,66 @@ half-width of their 95% interval over users.</p>
 <table><tr>{"".join(f"<th>{e(h)}</th>" for h in header)}</tr>{rows}</table>
 {warnings}
 <div>{charts}</div>
+</body></html>
+"""
+    target = Path(path)
+    target.write_text(document, encoding="utf-8")
+    return target
+
+
+def _png(figure: Figure) -> str:
+    """The figure as a base64 PNG."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def write_counterfactual_html(run: CounterfactualRun, path: str | os.PathLike[str]) -> Path:
+    """The counterfactual estimates as a self-contained page: a table and a chart of
+    each estimate with its 95% interval beside the logged policy's CTR."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    e = html.escape
+    report = run.report
+    estimates = [report.logged, report.ips, report.snips, report.dr]
+    labels = ["logged policy", "IPS", "SNIPS", "doubly robust"]
+    figure = Figure(figsize=(6.0, 2.6), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    ys = list(range(len(estimates)))[::-1]
+    errors = [[x.ctr - x.low for x in estimates], [x.high - x.ctr for x in estimates]]
+    axes.errorbar([x.ctr for x in estimates], ys, xerr=errors, fmt="o", capsize=4)
+    axes.axvline(report.logged.ctr, color="#999", linestyle="--", linewidth=1)
+    axes.set_yticks(ys, labels)
+    axes.set_xlabel("CTR (clicks per position shown), 95% interval")
+    figure.tight_layout()
+    rows = "".join(
+        f"<tr><td>{e(label)}</td><td>{x.ctr:.4f}</td><td>{x.low:.4f} to {x.high:.4f}</td>"
+        f"<td>{x.effective_lists:.0f}</td></tr>"
+        for label, x in zip(labels, estimates, strict=True)
+    )
+    facts = [
+        ("served under", run.config),
+        ("candidate", run.candidate),
+        ("application", run.app),
+        ("use case", run.use_case),
+        ("logged lists used", str(report.lists)),
+        ("positions where the candidate agrees with the log", f"{report.agreement:.1%}"),
+        *((f"left out ({why})", str(n)) for why, n in sorted(run.skipped.items())),
+    ]
+    document = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>blendserve evaluate --counterfactual: {e(run.use_case)}</title>
+<style>{_STYLE}</style></head><body>
+<h1>Counterfactual evaluation of use case {e(run.use_case)}</h1>
+<table>{"".join(f"<tr><th>{e(n)}</th><td>{e(v)}</td></tr>" for n, v in facts)}</table>
+<p>The CTR the candidate would have reached on the traffic already served, estimated
+from the logged clicks where its list agrees with the served one, weighted by the
+served list's propensities; beside it the CTR the serving policy reached.</p>
+<table><tr><th>estimate</th><th>CTR</th><th>95% interval</th><th>effective lists</th></tr>
+{rows}</table>
+<img alt="estimates" src="data:image/png;base64,{_png(figure)}">
 </body></html>
 """
     target = Path(path)

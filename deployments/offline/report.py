@@ -42,7 +42,8 @@ def dataset_reports(
                 reports.append(build_report(name, node, node_spec, {}, wins, ties))
             elif isinstance(node_spec, ExperimentNodeSpec):
                 totals = counts.arm_totals(use_case, node)
-                reports.append(build_report(name, node, node_spec, totals, {}, 0))
+                objective = spec.objective
+                reports.append(build_report(name, node, node_spec, totals, {}, 0, objective))
     if only is not None and not reports:
         raise ConfigError(f"no experiment or interleaving node {only!r} in {app_name!r}")
     return reports
@@ -78,8 +79,17 @@ def format_report(report: Mapping[str, Any]) -> str:
                 f"{row['clicks']:>8}  {_pct(row['ctr']):>7}  {interval:<19}"
                 f"{_pct(row['lift']):>8}{p_value:>9}{beat:>9}"
             )
+        weights = " + ".join(f"{w:g} x {name}" for name, w in report["objective"].items())
+        lines.append(f"  objective per impression ({weights}):")
+        for arm, row in report["arms"].items():
+            value = "-" if row["objective"] is None else f"{row['objective']:.4g}"
+            outcomes = ", ".join(f"{name} {o['total']:g}" for name, o in row["outcomes"].items())
+            lines.append(f"    {arm:<14}{value:>10}   {outcomes or 'no outcomes yet'}")
         srm = report["srm"]
         if srm.get("mismatch"):
             lines.append(f"  SAMPLE RATIO MISMATCH (p = {srm['p_value']:.3g})")
     lines.append(f"  verdict: {report['verdict']}")
+    stopping = report.get("stopping") or report.get("sequential") or {}
+    if stopping:
+        lines.append(f"  always-valid test: {stopping['decision']} ({stopping['reason']})")
     return "\n".join(lines)

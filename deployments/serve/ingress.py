@@ -387,3 +387,5 @@ class Ingress:
             self.metrics.deadline_missed.inc(tags=tags)
         if outcome.degraded:
             self.metrics.degraded_responses.inc(tags=tags)
+        if outcome.explored:
+            self.metrics.explored_positions.inc(len(outcome.explored), tags=tags)

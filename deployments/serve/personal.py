@@ -31,7 +31,7 @@ from deployments.events.client import EventClient
 from deployments.events.feedback import served_record
 from deployments.events.records import ServedList
 from deployments.events.replay_record import ReplayInputs, encode_inputs
-from deployments.offline.replay import Served, explain
+from deployments.offline.explain import Served, explain
 from deployments.tracing import current_trace_id
 from models.errors import InputError
 
@@ -154,6 +154,7 @@ def served_list(
         late=sorted(outcome.late),
         fallbacks=list(outcome.fallbacks),
         trace_id=current_trace_id(),
+        explored=list(outcome.explored),
     )
     record = served_record(
         request_id,
@@ -186,6 +187,7 @@ def explanation(record: ServedList, inputs: ReplayInputs) -> dict[str, object]:
         plan_version=record.plan_version,
         plan=record.plan,
         inputs=inputs,
+        propensities=record.propensities,
     )
     return explain(served)
 
@@ -247,6 +249,7 @@ def log_request(
         "degraded": record.degraded,
         "failed": inputs.failures,
         "late": inputs.late,
+        "explored": inputs.explored,
     }
     if inputs.trace_id is not None:
         line["trace_id"] = inputs.trace_id

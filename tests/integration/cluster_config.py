@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 from serving_cluster import (
     ALLOWED_ORIGIN,
+    EXPLORE,
+    EXPLORE_USE_CASE,
     FLAKY_MAX_K,
     FLAKY_MAX_ONGOING,
     LIFECYCLE_PREFIX,
@@ -220,6 +222,10 @@ def serve_config(port: int, shared: SharedState, traces_url: str) -> dict[str, A
     trial = copy.deepcopy(use_cases(main)["discover"])
     trial["nodes"]["ab"]["salt"] = "trial-1"
     use_cases(main)[TRIAL_USE_CASE] = trial
+    use_cases(main)[EXPLORE_USE_CASE] = {
+        **copy.deepcopy(use_cases(main)["home"]),
+        "explore": EXPLORE,
+    }
     flaky = copy.deepcopy(main)
     flaky.update(name="flaky", route_prefix="/flaky")
     flaky["args"]["events"] = None  # only the main app keeps an event log

@@ -159,6 +159,12 @@ LIFECYCLE_PREFIX = "/lifecycle"
 TRIAL_USE_CASE = "trial"
 """A copy of ``discover`` in the main app that only the evaluation tests send to."""
 
+EXPLORE_USE_CASE = "home_explore"
+"""A copy of ``home`` in the main app that explores (``explore``: a random order of its
+top k and 10 below in 30% of requests), for the counterfactual tests."""
+
+EXPLORE = {"epsilon": 0.3, "pool": 10}
+
 
 def batch_score_mf(home: Path) -> None:
     """`blendserve batch-score` mf version 1 into ``home``'s store, as a user runs it:

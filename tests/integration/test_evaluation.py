@@ -307,6 +307,8 @@ def test_the_dashboard_shows_live_numbers_in_a_real_browser(
         assert page.get_by_test_id(f"verdict-{TRIAL_USE_CASE}.ab").inner_text().strip()
         stopping = page.get_by_test_id(f"stopping-{TRIAL_USE_CASE}.ab").inner_text()
         assert stopping.startswith("Always-valid test (safe to check at any time): "), stopping
+        objective = page.get_by_test_id(f"objective-{TRIAL_USE_CASE}.ab").inner_text()
+        assert objective.startswith("Objective per impression (1 \u00d7 click): "), objective
 
 
 def test_demo_traffic_feeds_the_experiments(

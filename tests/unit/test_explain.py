@@ -16,7 +16,7 @@ from blending.spec import UseCaseSpec
 from deployments.api.schemas import RecommendRequest
 from deployments.events.records import ServedList
 from deployments.events.replay_record import ReplayInputs, decode_inputs
-from deployments.offline.replay import Served, explain, render_explanation
+from deployments.offline.explain import Served, explain, render_explanation
 from deployments.serve.personal import explanation, served_list
 
 NODES = {

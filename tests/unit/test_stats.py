@@ -163,11 +163,13 @@ def test_a_clear_winner_is_named_with_its_lift() -> None:
         "winner",
         "verdict",
         "stopping",
+        "objective",
     }
     assert report["kind"] == "experiment" and report["control"] == "taste"
     assert list(report["arms"]) == ["taste", "clicky"]
-    assert set(report["arms"]["taste"]) == ARM_KEYS
-    assert set(report["arms"]["clicky"]) == {*ARM_KEYS, "sequential"}
+    outcome_keys = {"outcomes", "objective", "objective_lift"}
+    assert set(report["arms"]["taste"]) == {*ARM_KEYS, *outcome_keys}
+    assert set(report["arms"]["clicky"]) == {*ARM_KEYS, *outcome_keys, "sequential"}
     # The always-valid test agrees here, and says the experiment may stop.
     assert report["arms"]["clicky"]["sequential"]["decision"] == "stop"
     assert report["stopping"] == {

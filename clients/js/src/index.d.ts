@@ -136,8 +136,8 @@ export interface Recommendations {
 /** One thing a user did with a served item (the server's field names). */
 export interface FeedbackEvent {
   result_id: string;
-  event: "impression" | "click" | "conversion";
-  /** E.g. a conversion's amount. */
+  event: "impression" | "click" | "add_to_cart" | "conversion" | "purchase" | "dwell";
+  /** A purchase's amount; a dwell's seconds (required for `dwell`). */
   value?: number;
   /** Generated when missing, so a resent event is stored once. */
   event_id?: string;

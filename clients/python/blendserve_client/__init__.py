@@ -45,9 +45,12 @@ from blendserve_client._results import (
     Prediction,
     Recommendation,
     RecommendedItem,
+    add_to_cart,
     click,
     conversion,
+    dwell,
     impression,
+    purchase,
 )
 from blendserve_client._sync import Client
 from blendserve_client._version import __version__
@@ -86,7 +89,10 @@ __all__ = [
     "Unavailable",
     "Unset",
     "__version__",
+    "add_to_cart",
     "click",
     "conversion",
+    "dwell",
     "impression",
+    "purchase",
 ]

@@ -19,12 +19,17 @@ __all__ = [
     "Prediction",
     "Recommendation",
     "RecommendedItem",
+    "add_to_cart",
     "click",
     "conversion",
+    "dwell",
     "impression",
+    "purchase",
 ]
 
-EventKind: TypeAlias = Literal["impression", "click", "conversion"]
+EventKind: TypeAlias = Literal[
+    "impression", "click", "add_to_cart", "conversion", "purchase", "dwell"
+]
 """What a user did with a served item."""
 
 
@@ -166,7 +171,8 @@ class FeedbackEvent:
     """One thing a user did with a served item, by its ``result_id``.
 
     ``event_id`` makes resending safe (the service stores an id once). Build events
-    with :func:`impression`, :func:`click` and :func:`conversion`, which give each a
+    with :func:`impression`, :func:`click`, :func:`add_to_cart`, :func:`conversion`,
+    :func:`purchase` and :func:`dwell`, which give each a
     fresh id; an event built without one gets one when it is first sent.
 
     >>> FeedbackEvent("eyJp...", "click", event_id="b7c1-2").event
@@ -176,9 +182,10 @@ class FeedbackEvent:
     result_id: str
     """The served item's ``result_id``."""
     event: EventKind
-    """``impression`` (seen), ``click`` or ``conversion``."""
+    """``impression`` (seen), or an outcome: ``click``, ``add_to_cart``, ``conversion``,
+    ``purchase``, ``dwell``."""
     value: float | None = None
-    """E.g. a conversion's amount."""
+    """A purchase's amount; a dwell's seconds (required for ``dwell``)."""
     event_id: str | None = None
     """The client's id of this event: a resent id is stored once."""
     ts: datetime | None = None
@@ -229,6 +236,35 @@ def conversion(
     12.5
     """
     return FeedbackEvent(result_id, "conversion", value=value, event_id=_new_event_id(), ts=ts)
+
+
+def add_to_cart(result_id: str, *, ts: datetime | None = None) -> FeedbackEvent:
+    """The item put in the cart, with a fresh ``event_id``.
+
+    >>> add_to_cart("eyJp...").event
+    'add_to_cart'
+    """
+    return FeedbackEvent(result_id, "add_to_cart", event_id=_new_event_id(), ts=ts)
+
+
+def purchase(
+    result_id: str, value: float | None = None, *, ts: datetime | None = None
+) -> FeedbackEvent:
+    """The item bought, optionally for ``value``, with a fresh ``event_id``.
+
+    >>> purchase("eyJp...", 49.9).value
+    49.9
+    """
+    return FeedbackEvent(result_id, "purchase", value=value, event_id=_new_event_id(), ts=ts)
+
+
+def dwell(result_id: str, seconds: float, *, ts: datetime | None = None) -> FeedbackEvent:
+    """Time spent on the item (0 to 86,400 seconds), with a fresh ``event_id``.
+
+    >>> dwell("eyJp...", 31.5).value
+    31.5
+    """
+    return FeedbackEvent(result_id, "dwell", value=seconds, event_id=_new_event_id(), ts=ts)
 
 
 def as_event(entry: FeedbackEvent | Mapping[str, Any]) -> FeedbackEvent:

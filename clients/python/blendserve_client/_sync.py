@@ -27,9 +27,12 @@ from blendserve_client._results import (
     FeedbackResult,
     Prediction,
     Recommendation,
+    add_to_cart,
     click,
     conversion,
+    dwell,
     impression,
+    purchase,
 )
 
 __all__ = ["Client"]
@@ -59,6 +62,9 @@ class Client:
     impression = staticmethod(impression)
     click = staticmethod(click)
     conversion = staticmethod(conversion)
+    add_to_cart = staticmethod(add_to_cart)
+    purchase = staticmethod(purchase)
+    dwell = staticmethod(dwell)
 
     def __init__(
         self,

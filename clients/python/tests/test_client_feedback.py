@@ -20,9 +20,12 @@ from blendserve_client import (
     FeedbackEvent,
     InvalidRequest,
     RejectedEvent,
+    add_to_cart,
     click,
     conversion,
+    dwell,
     impression,
+    purchase,
 )
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -56,6 +59,10 @@ def test_helpers_build_events_each_with_a_fresh_id():
     ids = {e.event_id for e in (seen, clicked, bought)}
     assert len(ids) == 3 and all(HEX32.match(str(i)) for i in ids)
     assert Client.click is click  # also reachable from a client
+    carted, bought_for, stayed = add_to_cart("r"), purchase("r", 49.9), dwell("r", 31.5)
+    assert [e.event for e in (carted, bought_for, stayed)] == ["add_to_cart", "purchase", "dwell"]
+    assert (carted.value, bought_for.value, stayed.value) == (None, 49.9, 31.5)
+    assert Client.dwell is dwell and Client.purchase is purchase
 
 
 def test_events_are_sent_as_the_api_documents(serve):

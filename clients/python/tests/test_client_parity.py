@@ -30,7 +30,7 @@ def test_both_clients_have_the_same_public_methods():
 def test_each_method_takes_the_same_parameters_and_async_ones_are_coroutines(name):
     sync_method, async_method = getattr(Client, name), getattr(AsyncClient, name)
     assert inspect.signature(sync_method) == inspect.signature(async_method)
-    staticmethods = {"impression", "click", "conversion"}
+    staticmethods = {"impression", "click", "add_to_cart", "conversion", "purchase", "dwell"}
     assert inspect.iscoroutinefunction(async_method) is (name not in staticmethods)
 
 

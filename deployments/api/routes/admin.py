@@ -85,7 +85,8 @@ async def experiment(name: str) -> JsonObject:
         found = find_experiment(ingress.plans, name)
     except KeyError:
         raise NotFound("experiment", name, experiment_names(ingress.plans)) from None
-    return await experiment_report(events, name, *found)
+    objective = ingress.plans[found[0]].spec.objective
+    return await experiment_report(events, name, *found, objective=objective)
 
 
 @router.get(
