@@ -3,7 +3,7 @@ makes one connected trace through the HTTP span, each node and the model call, w
 context crosses to the model's side as a pickled ``CallOrigin`` (as over a handle),
 coalesced or not; tracing that is off, or a caller that does not sample, makes none.
 The integration suite checks the same across real Serve replicas
-(``tests/integration/test_tracing.py``)."""
+(``tests/integration/test_traces_across_replicas.py``)."""
 
 from __future__ import annotations
 
