@@ -50,7 +50,6 @@ from deployments.config.tracing import TracingConfig
 __all__ = [
     "CallOrigin",
     "ModelCall",
-    "annotate",
     "call_origin",
     "configure",
     "current_trace_id",
@@ -184,13 +183,6 @@ def finish_request_span(span: Span, method: str, route: str, status: int) -> Non
     span.set_attribute("http.response.status_code", status)
     if status >= 500:
         span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
-
-
-def annotate(attributes: Mapping[str, SpanValue]) -> None:
-    """Add ``attributes`` to the current span (the request's), if it is recorded."""
-    span = _recording()
-    if span is not None:
-        span.set_attributes(attributes)
 
 
 def record_served(

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from blending.catalog import ItemCatalog
@@ -88,15 +89,11 @@ def _known_users(app: AppConfig, users_file: Path | None) -> list[str]:
     """User ids to resolve pseudonyms over: ``users_file``'s ``user_id`` column, else
     every user the app's live model versions know (their ``ids.json``)."""
     if users_file is not None:
-        if users_file.suffix == ".parquet":
-            column = pq.read_table(users_file, columns=["user_id"]).column("user_id")
-            return [str(u) for u in column.to_pylist()]
-        lines = users_file.read_text(encoding="utf-8").splitlines()
-        header = lines[0].split(",") if lines else []
-        if "user_id" not in header:
-            raise ConfigError(f"{users_file}: expected a user_id column, got {header}")
-        where = header.index("user_id")
-        return [line.split(",")[where] for line in lines[1:] if line]
+        read = pq.read_table if users_file.suffix == ".parquet" else pa_csv.read_csv
+        table = read(users_file)
+        if "user_id" not in table.column_names:
+            raise ConfigError(f"{users_file}: expected a user_id column, got {table.column_names}")
+        return [str(u) for u in table.column("user_id").to_pylist()]
     store = ArtifactStore(resolve_store(app.args.store))
     users: set[str] = set()
     for model, rollout in app.rollouts.items():

@@ -29,6 +29,13 @@ img { margin: 0.5em; vertical-align: top; }
 """
 
 
+def _png(figure: Figure) -> str:
+    """The figure as a base64 PNG."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def _chart(report: EvaluationReport, metric: str) -> str:
     """One metric's bar chart as a base64 PNG (Agg canvas: no display, no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -47,9 +54,7 @@ def _chart(report: EvaluationReport, metric: str) -> str:
     axes.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
     axes.margins(x=0.15)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return _png(figure)
 
 
 def write_html(report: EvaluationReport, path: str | os.PathLike[str]) -> Path:
@@ -108,13 +113,6 @@ half-width of their 95% interval over users.</p>
     target = Path(path)
     target.write_text(document, encoding="utf-8")
     return target
-
-
-def _png(figure: Figure) -> str:
-    """The figure as a base64 PNG."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def write_counterfactual_html(run: CounterfactualRun, path: str | os.PathLike[str]) -> Path:

@@ -12,14 +12,13 @@ import pickle
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from scripted_models import Scripted, ScriptedModels
 
-from blending.candidates import BlendContext, ScoreResult, SourceResult
+from blending.candidates import BlendContext, SourceResult
 from blending.dag import BlendPlan
 from blending.spec import UseCaseSpec
 from deployments import tracing
@@ -81,14 +80,6 @@ class _Gateway(ScriptedModels):
         if model == "mf":
             return await self.mf.recommend(query, n)
         return await super().recommend(model, query, n)
-
-    async def score(
-        self, model: str, query: RecommendQuery, item_ids: Sequence[str]
-    ) -> ScoreResult:
-        raise NotImplementedError
-
-    async def predict(self, model: str, rows: np.ndarray) -> ScoreResult:
-        raise NotImplementedError
 
 
 @pytest.fixture
