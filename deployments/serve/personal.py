@@ -5,7 +5,6 @@ user has seen. Used by the ingress; the maths is in ``blending/rules.py`` and
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -13,6 +12,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+import msgspec
 import numpy as np
 from ray.serve.context import _get_serve_request_context  # Serve has no public getter
 
@@ -222,6 +222,10 @@ def request_id() -> str:
     return _get_serve_request_context().request_id or uuid.uuid4().hex
 
 
+_LINE_ENCODER = msgspec.json.Encoder()
+"""The request log's encoder (a few times faster than ``json.dumps``: one line a request)."""
+
+
 def log_request(
     config: RequestLogConfig, record: ServedList, inputs: ReplayInputs, status: int
 ) -> None:
@@ -253,4 +257,4 @@ def log_request(
     }
     if inputs.trace_id is not None:
         line["trace_id"] = inputs.trace_id
-    request_logger.log(level, json.dumps(line, separators=(",", ":")))
+    request_logger.log(level, _LINE_ENCODER.encode(line).decode())
