@@ -11,7 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-__all__ = ["bucket", "pick_arm"]
+from blending.experiment_specs import ExperimentNodeSpec
+
+__all__ = ["PRUNE", "arm_share", "bucket", "experiment_arm", "live_arms", "pick_arm"]
+
+PRUNE = "_prune"
+"""A staged experiment's arm for everyone in its first stage (no arm name can start
+with ``_``): the served list multileaves every candidate."""
 
 _SCALE = float(1 << 64)
 
@@ -43,3 +49,31 @@ def pick_arm(arms: Sequence[tuple[str, float]], point: float) -> str:
             return name
     assert chosen is not None
     return chosen  # rounding left the top sliver: it belongs to the last arm
+
+
+def live_arms(node: ExperimentNodeSpec, survivor: str | None) -> list[str]:
+    """The arms users are split between: all of them, or in a staged experiment's
+    second stage the control and the ``survivor``."""
+    if node.prune is None:
+        return list(node.arms)
+    if survivor is None:
+        raise ValueError("a staged experiment splits users only once a candidate survived")
+    return [node.control_arm(), survivor]
+
+
+def experiment_arm(name: str, node: ExperimentNodeSpec, user_id: str, survivor: str | None) -> str:
+    """The arm of experiment ``name`` that ``user_id`` is in (sticky); a staged
+    experiment's is ``PRUNE`` until its first stage has a ``survivor``, then the
+    control or the survivor."""
+    if node.prune is not None and survivor is None:
+        return PRUNE
+    arms = [(arm, node.arms[arm].weight) for arm in live_arms(node, survivor)]
+    return pick_arm(arms, bucket(node.salt or name, user_id))
+
+
+def arm_share(node: ExperimentNodeSpec, arm: str, survivor: str | None) -> float:
+    """The share of users ``arm`` gets (1 for a first stage's multileaved list)."""
+    if arm == PRUNE:
+        return 1.0
+    arms = live_arms(node, survivor)
+    return node.arms[arm].weight / sum(node.arms[a].weight for a in arms)

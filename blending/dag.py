@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from blending.assign import bucket, pick_arm
-from blending.candidates import BlendContext, Candidate, ScoreResult, SourceResult
+from blending.assign import PRUNE, arm_share, experiment_arm
+from blending.candidates import BlendContext, ScoreResult, SourceResult
 from blending.exploration import explore, explore_rng
 from blending.gateway import ModelGateway
 from blending.nodes import (
@@ -38,6 +38,7 @@ from blending.nodes import (
     team_draft,
     weighted_blend,
 )
+from blending.outcome import BlendOutcome
 from blending.ranked import Ranked, empty_ranked
 from blending.request_run import Answer, DeadlineExceeded, RequestRun, reason
 from blending.rules import apply_boosts
@@ -58,42 +59,7 @@ from blending.spec import (
     UseCaseSpec,
 )
 
-__all__ = ["BlendOutcome", "BlendPlan", "DeadlineExceeded"]
-
-
-@dataclass(frozen=True)
-class BlendOutcome:
-    """The top-k list and how it was made.
-
-    ``failures`` maps each source (``fresh`` and ``bandit`` too), rerank or stack
-    node that failed or was late to why; ``late`` names those that missed the
-    deadline. ``variant`` maps each experiment node the request passed through to its
-    user's arm; ``fallbacks`` names the fallback nodes that used their fallback branch.
-    """
-
-    items: list[Candidate]
-    degraded: bool
-    failures: dict[str, str] = field(default_factory=dict)
-    late: frozenset[str] = frozenset()
-    model_versions: dict[str, str] = field(default_factory=dict)
-    variant: dict[str, str] = field(default_factory=dict)
-    fallbacks: tuple[str, ...] = ()
-    """Fallback nodes that used their fallback branch, and sources whose model had
-    nothing for the user and whose ``fallback_model`` answered."""
-    answered: int = 0
-    """How many sources (model, ``fresh`` and ``bandit`` nodes) answered in time."""
-    node_ms: dict[str, float] = field(default_factory=dict)
-    """Milliseconds each node that ran took (a late source: until it was given up)."""
-    live_lists: dict[str, tuple[list[str], list[float]]] = field(default_factory=dict)
-    """What each ``fresh`` and ``bandit`` node answered (ids, scores), for a replay."""
-    sizes: dict[str, int] = field(default_factory=dict)
-    """How many items each node that ran produced."""
-    propensities: list[float] = field(default_factory=list)
-    """Per position, the probability that this use case's policy shows that item
-    there for this request: the arms' probabilities times exploration's draw
-    (``blending/exploration.py``)."""
-    explored: tuple[int, ...] = ()
-    """Positions (from 1) that showed an exploration item."""
+__all__ = ["PRUNE", "BlendOutcome", "BlendPlan", "DeadlineExceeded"]
 
 
 @dataclass
@@ -125,6 +91,9 @@ class BlendPlan:
         self.version = hashlib.sha256(self.spec_json.encode()).hexdigest()[:12]
         """Names this exact plan (its spec's hash), for records and replays."""
         self.pool = spec.explore.pool if spec.explore is not None else 0
+        self.survivors: dict[str, str] = {}
+        """Staged experiment node -> the candidate its first stage kept (set by the
+        ingress from the event log's decision, ``set_survivor``)."""
         """Items below the top k the output keeps for exploration to draw from."""
         # Without experiments every request runs the same nodes: find them once.
         self._fixed: tuple[set[str], dict[str, str]] | None = None
@@ -152,28 +121,50 @@ class BlendPlan:
             active.add(name)
             node = self.spec.nodes[name]
             if isinstance(node, ExperimentNodeSpec):
-                arm = self.arm_for(name, node, user_id)
+                arm = self.arm_for(name, node, user_id, self.survivors.get(name))
                 variant[name] = arm
-                stack.append(node.arms[arm].node)
+                if arm == PRUNE:
+                    stack.extend(node.arms[c].node for c in node.candidates())
+                else:
+                    stack.append(node.arms[arm].node)
             else:
                 stack.extend(node.reads())
         return active, variant
 
     def arm_probability(self, variant: dict[str, str]) -> float:
-        """The chance a user lands in every arm of ``variant`` (the arms' weights)."""
+        """The chance a user lands in every arm of ``variant`` (the arms' weights; a
+        first stage's multileaved list is everyone's)."""
         chance = 1.0
         for name, arm in variant.items():
             node = self.spec.nodes[name]
             if isinstance(node, ExperimentNodeSpec):
-                total = sum(spec.weight for spec in node.arms.values())
-                chance *= node.arms[arm].weight / total
+                chance *= arm_share(node, arm, self.survivors.get(name))
         return chance
 
     @staticmethod
-    def arm_for(name: str, node: ExperimentNodeSpec, user_id: str) -> str:
-        """The arm of experiment ``name`` that ``user_id`` is in (sticky)."""
-        arms = [(arm, spec.weight) for arm, spec in node.arms.items()]
-        return pick_arm(arms, bucket(node.salt or name, user_id))
+    def arm_for(
+        name: str, node: ExperimentNodeSpec, user_id: str, survivor: str | None = None
+    ) -> str:
+        """The arm of experiment ``name`` that ``user_id`` is in (``blending/assign.py``)."""
+        return experiment_arm(name, node, user_id, survivor)
+
+    def set_survivor(self, node: str, survivor: str) -> None:
+        """End the first stage of staged experiment ``node``: from now on its users
+        are split between the control and ``survivor``."""
+        spec = self.spec.nodes.get(node)
+        if not isinstance(spec, ExperimentNodeSpec) or survivor not in spec.candidates():
+            raise ValueError(f"{self.name}.{node}: {survivor!r} is not a candidate of a stage")
+        self.survivors[node] = survivor
+
+    def staged(self) -> dict[str, ExperimentNodeSpec]:
+        """The staged experiment nodes whose first stage is still running."""
+        return {
+            name: node
+            for name, node in self.spec.nodes.items()
+            if isinstance(node, ExperimentNodeSpec)
+            and node.prune is not None
+            and name not in self.survivors
+        }
 
     async def run(
         self, ctx: BlendContext, models: ModelGateway, started: float | None = None
@@ -221,6 +212,13 @@ class BlendPlan:
         )
 
     @staticmethod
+    def _draft(name: str, run: RequestRun, teams: list[tuple[str, _Branch]]) -> _Branch:
+        """The team draft of ``teams``' lists, drawn by the request id (replays agree)."""
+        rng = random.Random(f"{run.ctx.request_id}:{name}")
+        merged = team_draft([(team, branch.items) for team, branch in teams], rng)
+        return _Branch(merged, _merge_failures(*(branch for _, branch in teams)))
+
+    @staticmethod
     def _boosted(run: RequestRun, ranked: Ranked) -> Ranked:
         """The output with the rules' boosts and the seen-item demotion applied."""
         boosts = run.rules.factors(ranked.items, run.now) if run.rules else []
@@ -248,6 +246,7 @@ class BlendPlan:
         self, run: RequestRun, roots: Sequence[str]
     ) -> tuple[dict[str, _Branch], dict[str, str]]:
         active, variant = self.active_nodes(run.ctx.user_id, roots)
+        run.variant = variant
         fetched = [n for n in self.order if n in active and (n in self.sources or n in self.live)]
         answers = await run.fetch_sources(fetched)
         branches: dict[str, _Branch] = {}
@@ -316,13 +315,14 @@ class BlendPlan:
             items = diversify(source.items, table, node.max_per_category, node.top or ctx.k)
             return _Branch(items, source.failures)
         if isinstance(node, ExperimentNodeSpec):
-            arm = self.arm_for(name, node, ctx.user_id)
-            return branches[node.arms[arm].node]
+            arm = run.variant[name]
+            if arm != PRUNE:
+                return branches[node.arms[arm].node]
+            # A first stage: every candidate multileaved, each credited by its arm's name.
+            teams = [(arm, branches[node.arms[arm].node]) for arm in node.candidates()]
+            return self._draft(name, run, teams)
         if isinstance(node, InterleaveNodeSpec):
-            first, second = (branches[team] for team in node.teams)
-            rng = random.Random(f"{ctx.request_id}:{name}")
-            teams = ((node.teams[0], first.items), (node.teams[1], second.items))
-            return _Branch(team_draft(teams, rng), _merge_failures(first, second))
+            return self._draft(name, run, [(team, branches[team]) for team in node.teams])
         if isinstance(node, FallbackNodeSpec):
             primary, fallback = branches[node.primary], branches[node.fallback]
             if not primary.failures and len(primary.items) >= node.min_items:

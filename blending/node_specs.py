@@ -4,12 +4,17 @@ they connect."""
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from models.errors import ConfigError
+from blending.experiment_specs import (
+    ArmSpec,
+    ExperimentNodeSpec,
+    InterleaveNodeSpec,
+    PruneStageSpec,
+)
+from blending.node_base import NodeBase, NodeName, check_weights
 
 __all__ = [
     "ArmSpec",
@@ -24,13 +29,13 @@ __all__ = [
     "LiveSourceSpec",
     "NodeName",
     "NodeSpec",
+    "PruneStageSpec",
     "RerankNodeSpec",
     "SlotsNodeSpec",
     "SourceNodeSpec",
     "StackNodeSpec",
 ]
 
-NodeName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 Normalization = Literal["minmax", "zscore", "rank", "none"]
 FilterRule = Literal["excluded", "duplicates", "unavailable"]
 _ALL_FILTER_RULES: tuple[FilterRule, ...] = ("excluded", "duplicates", "unavailable")
@@ -38,22 +43,7 @@ _EXPLORE_POOL = 4
 """A ``fresh`` node draws its exploration among this many times its ``candidates``."""
 
 
-class _Node(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def reads(self) -> list[str]:
-        """Names of the nodes this node reads from."""
-        return []
-
-    def models(self) -> list[str]:
-        """Names of the hosted models this node calls."""
-        return []
-
-    def check(self, name: str) -> None:
-        """Raise ``ValueError`` naming the node when its settings contradict each other."""
-
-
-class SourceNodeSpec(_Node):
+class SourceNodeSpec(NodeBase):
     """A hosted model producing scored candidates for the request's user."""
 
     kind: Literal["source"]
@@ -72,7 +62,7 @@ class SourceNodeSpec(_Node):
         return [self.model] + ([self.fallback_model] if self.fallback_model else [])
 
 
-class FreshNodeSpec(_Node):
+class FreshNodeSpec(NodeBase):
     """Newly published items from the live catalogue, newest first.
 
     Each scores ``0.5 ** (age_hours / half_life_hours)``. A share of the list is kept
@@ -107,7 +97,7 @@ class FreshNodeSpec(_Node):
         return min(self.candidates * _EXPLORE_POOL, 10_000)
 
 
-class BanditNodeSpec(_Node):
+class BanditNodeSpec(NodeBase):
     """Thompson sampling over the items of the request's online snapshot.
 
     Each item draws a click rate from ``Beta(prior_clicks + clicks, prior_impressions -
@@ -145,7 +135,7 @@ LiveSourceSpec = FreshNodeSpec | BanditNodeSpec
 """Sources computed in process from live state, without a model call."""
 
 
-class BlendNodeSpec(_Node):
+class BlendNodeSpec(NodeBase):
     """Weighted sum of its inputs' normalised scores, or reciprocal-rank fusion."""
 
     kind: Literal["blend"]
@@ -171,10 +161,10 @@ class BlendNodeSpec(_Node):
 
     def check(self, name: str) -> None:
         """Weights must be finite, non-negative and not all zero."""
-        _check_weights(name, self.weights)
+        check_weights(name, self.weights)
 
 
-class RerankNodeSpec(_Node):
+class RerankNodeSpec(NodeBase):
     """A scoring model (e.g. click probability) re-orders the top of its input."""
 
     kind: Literal["rerank"]
@@ -193,7 +183,7 @@ class RerankNodeSpec(_Node):
         return [self.model]
 
 
-class StackNodeSpec(_Node):
+class StackNodeSpec(NodeBase):
     """A learned combiner: a model maps each item's input scores to one score.
 
     Its features are the inputs' normalised scores, in ``inputs`` order (0 where an
@@ -221,7 +211,7 @@ class StackNodeSpec(_Node):
             raise ValueError(f"node {name!r}: inputs {self.inputs} repeat a node")
 
 
-class SlotsNodeSpec(_Node):
+class SlotsNodeSpec(NodeBase):
     """Curated items pinned at fixed positions, or spread over a share of the list."""
 
     kind: Literal["slots"]
@@ -249,7 +239,7 @@ class SlotsNodeSpec(_Node):
             raise ValueError(f"node {name!r}: positions {self.positions} repeat a position")
 
 
-class FilterNodeSpec(_Node):
+class FilterNodeSpec(NodeBase):
     """Drops the request's excluded items, repeats, and items the catalogue rules out."""
 
     kind: Literal["filter"]
@@ -267,7 +257,7 @@ class FilterNodeSpec(_Node):
         return [self.input]
 
 
-class DiversifyNodeSpec(_Node):
+class DiversifyNodeSpec(NodeBase):
     """At most ``max_per_category`` items of one category in the top of the list."""
 
     kind: Literal["diversify"]
@@ -282,71 +272,7 @@ class DiversifyNodeSpec(_Node):
         return [self.input]
 
 
-class ArmSpec(BaseModel):
-    """One arm of an experiment: a node and its share of users."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    node: str = Field(description="The node whose list this arm's users get.")
-    weight: float = Field(description="Relative share of users (any non-negative scale).")
-
-
-class ExperimentNodeSpec(_Node):
-    """A/B/n test: each user sticks to one arm, drawn by a salted hash of their id."""
-
-    kind: Literal["experiment"]
-    arms: dict[NodeName, ArmSpec] = Field(min_length=1, description="Arm name -> arm.")
-    salt: str | None = Field(
-        None,
-        min_length=1,
-        description="Hash salt; defaults to the node name. A new salt reshuffles users.",
-    )
-    control: str | None = Field(
-        None,
-        description=(
-            "The arm the others are compared with in experiment reports (default: the arm "
-            "named `control`, else the first arm by name)."
-        ),
-    )
-
-    def reads(self) -> list[str]:
-        """Every arm's node (only the drawn one runs)."""
-        return [arm.node for arm in self.arms.values()]
-
-    def check(self, name: str) -> None:
-        """Arm weights as blend weights; the control must be an arm."""
-        _check_weights(name, {arm: spec.weight for arm, spec in self.arms.items()})
-        if self.control is not None and self.control not in self.arms:
-            raise ConfigError(
-                f"node {name!r}: control {self.control!r} is not an arm ({sorted(self.arms)})"
-            )
-
-    def control_arm(self) -> str:
-        """The arm the others are compared with."""
-        if self.control is not None:
-            return self.control
-        return "control" if "control" in self.arms else sorted(self.arms)[0]
-
-
-class InterleaveNodeSpec(_Node):
-    """Team-draft interleaving of two rankers; each item is credited to its team."""
-
-    kind: Literal["interleave"]
-    teams: list[str] = Field(
-        min_length=2, max_length=2, description="The two ranked nodes; their names are teams."
-    )
-
-    def reads(self) -> list[str]:
-        """Both rankers."""
-        return list(self.teams)
-
-    def check(self, name: str) -> None:
-        """Two different rankers."""
-        if self.teams[0] == self.teams[1]:
-            raise ValueError(f"node {name!r}: interleaves {self.teams[0]!r} with itself")
-
-
-class FallbackNodeSpec(_Node):
+class FallbackNodeSpec(NodeBase):
     """``primary``'s list, unless a source or model under it failed or was late."""
 
     kind: Literal["fallback"]
@@ -381,11 +307,3 @@ NodeSpec = Annotated[
     | FallbackNodeSpec,
     Field(discriminator="kind"),
 ]
-
-
-def _check_weights(node: str, weights: dict[str, float]) -> None:
-    negative = {k: w for k, w in weights.items() if not (w >= 0 and math.isfinite(w))}
-    if negative:
-        raise ValueError(f"node {node!r}: weights must be finite and >= 0, got {negative}")
-    if not any(w > 0 for w in weights.values()):
-        raise ValueError(f"node {node!r}: all weights are zero; at least one must be > 0")

@@ -338,42 +338,44 @@ def _gathered(parents: Sequence[Ranked], which: np.ndarray, rows: np.ndarray) ->
     return Ranked(items, scores, Gathered(parents, which, rows), pinned, team)
 
 
-def team_draft(teams: tuple[tuple[str, Ranked], tuple[str, Ranked]], rng: random.Random) -> Ranked:
-    """Team-draft interleaving (Radlinski et al., 2008) of two rankings.
+def team_draft(teams: Sequence[tuple[str, Ranked]], rng: random.Random) -> Ranked:
+    """Team-draft interleaving (Radlinski et al., 2008) of two rankings, and its
+    multileaving form for more (Schuth et al., 2014, "Multileaved comparisons for fast
+    online evaluation", CIKM).
 
-    In each round the team with fewer picks so far (a coin flip on a tie) adds its
-    best item not yet shown and is credited with it (``team``). Each item appears
-    once; when one ranking runs out the other fills the rest.
+    In each round a team with the fewest picks so far (drawn at random among those
+    tied) adds its best item not yet shown and is credited with it (``team``). Each
+    item appears once; teams whose rankings run out drop out and the others fill the
+    rest. With two teams the draws are a coin flip on a tie, as they always were.
     """
-    (name_a, ranked_a), (name_b, ranked_b) = teams
+    names = [name for name, _ in teams]
     # The draft is sequential by nature: it runs over plain ints, not objects.
-    rankings = (ranked_a.items.tolist(), ranked_b.items.tolist())
+    rankings = [ranked.items.tolist() for _, ranked in teams]
     shown: set[int] = set()
-    cursor = [0, 0]
-    picks = [0, 0]
+    cursor = [0] * len(teams)
+    picks = [0] * len(teams)
     sides: list[int] = []
     rows: list[int] = []
     while True:
-        for side in (0, 1):
-            ranking = rankings[side]
+        for side, ranking in enumerate(rankings):
             while cursor[side] < len(ranking) and ranking[cursor[side]] in shown:
                 cursor[side] += 1
-        left = (cursor[0] < len(rankings[0]), cursor[1] < len(rankings[1]))
-        if not (left[0] or left[1]):
+        left = [side for side in range(len(teams)) if cursor[side] < len(rankings[side])]
+        if not left:
             break
-        if not left[1]:
-            side = 0
-        elif not left[0]:
-            side = 1
-        elif picks[0] != picks[1]:
-            side = 0 if picks[0] < picks[1] else 1
+        fewest = min(picks[side] for side in left)
+        due = [side for side in left if picks[side] == fewest]
+        if len(due) == 1:
+            side = due[0]
+        elif len(due) == 2:
+            side = due[0] if rng.random() < 0.5 else due[1]
         else:
-            side = 0 if rng.random() < 0.5 else 1
+            side = due[rng.randrange(len(due))]
         shown.add(rankings[side][cursor[side]])
         sides.append(side)
         rows.append(cursor[side])
         picks[side] += 1
     which = np.array(sides, dtype=np.int64)
-    merged = _gathered((ranked_a, ranked_b), which, np.array(rows, dtype=np.int64))
-    merged.team = np.array([name_a, name_b], dtype=object)[which]
+    merged = _gathered([ranked for _, ranked in teams], which, np.array(rows, dtype=np.int64))
+    merged.team = np.array(names, dtype=object)[which]
     return merged

@@ -85,6 +85,8 @@ class RequestRun:
         self.fallbacks: list[str] = []
         self.answered = 0
         self.node_ms: dict[str, float] = {}
+        self.variant: dict[str, str] = {}
+        """Each experiment node's arm for this request (``PRUNE`` in a first stage)."""
         # Sources over-fetch by the request's exclusions and what its user has seen,
         # and by the share of the catalogue its filters keep, so that neither leaves
         # a list short.

@@ -10,7 +10,9 @@ from typing import Any
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
+from blending.evaluation.stages import PruneState
 from blending.evaluation.stats import ArmTotals
+from blending.experiment_specs import PruneStageSpec
 from blending.online import OnlineSnapshot
 from deployments.events.records import (
     FeedbackRecord,
@@ -179,6 +181,13 @@ class EventClient:
         """Wins per team and ties."""
         result: InterleavingWins = await self._call("interleaving", use_case, teams)
         return result
+
+    async def prune_state(
+        self, use_case: str, node: str, candidates: list[str], spec: PruneStageSpec
+    ) -> PruneState:
+        """Where a staged experiment's first stage stands, as the event log decided."""
+        state: PruneState = await self._call("prune_state", use_case, node, candidates, spec)
+        return state
 
     async def online_snapshot(self) -> OnlineSnapshot:
         """The online learning state (decayed impressions and clicks of the most seen

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from blending.evaluation.stats import ArmTotals
 from deployments.events.recent_ids import RecentIds
+from deployments.events.records import InterleavingWins
 from deployments.json_types import JsonObject
 
 __all__ = ["TRAFFIC_WINDOW_S", "EventCounts"]
@@ -165,23 +166,31 @@ class EventCounts:
             if case == use_case and name == node
         }
 
-    def interleaving(self, use_case: str, teams: Sequence[str]) -> tuple[dict[str, int], int]:
-        """Per team, the requests where its items got more clicks; and the ties."""
+    def interleaving(self, use_case: str, teams: Sequence[str]) -> InterleavingWins:
+        """Per team, the clicked lists where its items got the most clicks alone; the
+        ties; per pair of teams, the lists one beat the other in (multileaving); and
+        the clicked lists in all."""
         wins = dict.fromkeys(teams, 0)
-        ties = 0
+        pairs = {a: {b: 0 for b in teams if b != a} for a in teams}
+        ties = clicked = 0
         for (case, _), clicks in self.team_clicks.items():
             if case != use_case:
                 continue
             counts = [clicks.get(team, 0) for team in teams]
             if not any(counts):
                 continue
+            clicked += 1
             best = max(counts)
             leaders = [team for team, n in zip(teams, counts, strict=True) if n == best]
             if len(leaders) == 1:
                 wins[leaders[0]] += 1
             else:
                 ties += 1
-        return wins, ties
+            for a, mine in zip(teams, counts, strict=True):
+                for b, theirs in zip(teams, counts, strict=True):
+                    if mine > theirs:
+                        pairs[a][b] += 1
+        return InterleavingWins(wins, ties, pairs, clicked)
 
     def traffic(self, window_s: float = TRAFFIC_WINDOW_S) -> JsonObject:
         """Served lists per second, latency percentiles and degraded share over the last

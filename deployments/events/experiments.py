@@ -4,11 +4,14 @@ those come from (``blending/evaluation/stats.py`` does the statistics). Plain Py
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from blending.dag import BlendPlan
 from blending.evaluation.experiment_reports import experiment_report, interleaving_report
+from blending.evaluation.stages import PruneState
 from blending.evaluation.stats import ArmTotals
 from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec
+from deployments.events.records import InterleavingWins
 from deployments.json_types import JsonObject
 
 __all__ = ["ExperimentSpec", "build_report", "experiment_names", "find_experiment"]
@@ -44,13 +47,36 @@ def build_report(
     wins: Mapping[str, int],
     ties: int,
     objective: Mapping[str, float] | None = None,
+    stage: PruneState | None = None,
+    first: InterleavingWins | None = None,
 ) -> JsonObject:
     """The report of one experiment (from its arms' ``totals``, with the use case's
-    ``objective``) or interleaving node (from its teams' ``wins`` and ``ties``)."""
+    ``objective``) or interleaving node (from its teams' ``wins`` and ``ties``). A
+    staged experiment's also shows its first ``stage`` and that stage's multileaving
+    counts (``first``); its A/B part compares the control with the survivor (with the
+    leader while the first stage runs)."""
     if isinstance(spec, InterleaveNodeSpec):
         teams = (spec.teams[0], spec.teams[1])
         return interleaving_report(name, teams, {t: wins.get(t, 0) for t in teams}, ties)
     empty = ArmTotals(0, 0, 0)
-    weights = {arm: arm_spec.weight for arm, arm_spec in spec.arms.items()}
-    arms = {arm: totals.get(arm, empty) for arm in spec.arms}
-    return experiment_report(name, spec.control_arm(), weights, arms, objective=objective)
+    control = spec.control_arm()
+    compared = list(spec.arms)
+    if spec.prune is not None and stage is not None and stage.leader is not None:
+        compared = [control, stage.survivor or stage.leader]
+    weights = {arm: spec.arms[arm].weight for arm in compared}
+    arms = {arm: totals.get(arm, empty) for arm in compared}
+    report = experiment_report(name, control, weights, arms, objective=objective)
+    if spec.prune is None:
+        return report
+    state = stage or PruneState(None, None, 0, "no clicked list yet")
+    staged: dict[str, Any] = {
+        **state.as_dict(),
+        "candidates": spec.candidates(),
+        "pairwise_wins": dict(first.pairs) if first is not None else {},
+        "max_sessions": spec.prune.max_sessions,
+    }
+    report["stages"] = staged
+    if state.survivor is None:
+        report["verdict"] = f"first stage (multileaving the candidates): {state.reason}"
+        report["stopping"] = {"decision": "continue", "reason": state.reason}
+    return report

@@ -22,7 +22,9 @@ from typing import TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from blending.evaluation.stages import PruneState, prune_decision
 from blending.evaluation.stats import ArmTotals
+from blending.experiment_specs import PruneStageSpec
 from blending.online import OnlineSnapshot
 from deployments.config import EventsConfig
 from deployments.events.counts import EventCounts
@@ -93,6 +95,8 @@ class EventJournal:
         recent = self.store.read("served", ["date", "request_id"], since)
         self._request_ids = _remembered(recent["request_id"])
         self._writes: dict[str, asyncio.Future[None]] = {}
+        self._survivors: dict[tuple[str, str, tuple[str, ...], int, float], PruneState] = {}
+        """Staged experiments' first stages decided so far (``prune_state``)."""
         """Ids whose write is in flight, and that write."""
         self.online = OnlineState(events.online, artifacts, app)
         self.online.restore(feedback)
@@ -214,8 +218,23 @@ class EventJournal:
 
     def interleaving(self, use_case: str, teams: list[str]) -> InterleavingWins:
         """Requests each team won (more clicked items), and ties."""
-        wins, ties = self.counts.interleaving(use_case, teams)
-        return InterleavingWins(wins, ties)
+        return self.counts.interleaving(use_case, teams)
+
+    def prune_state(
+        self, use_case: str, node: str, candidates: list[str], spec: PruneStageSpec
+    ) -> PruneState:
+        """Where staged experiment ``node``'s first stage stands; once a candidate has
+        survived, the same answer for as long as this process lives (a restart decides
+        again from the same counts), so every ingress replica splits users alike."""
+        key = (use_case, node, tuple(candidates), spec.max_sessions, spec.alpha)
+        decided = self._survivors.get(key)
+        if decided is not None:
+            return decided
+        found = self.counts.interleaving(use_case, candidates)
+        state = prune_decision(candidates, found.pairs, found.clicked, spec)
+        if state.survivor is not None:
+            self._survivors[key] = state
+        return state
 
     def online_snapshot(self) -> OnlineSnapshot:
         """Decayed impressions and clicks of the most seen items (online learning)."""

@@ -38,7 +38,12 @@ async def report(
         counts = await events.interleaving(use_case, list(spec.teams))
         return build_report(name, node, spec, {}, counts.wins, counts.ties)
     totals = await events.arm_totals(use_case, node)
-    return build_report(name, node, spec, totals, {}, 0, objective)
+    if spec.prune is None:
+        return build_report(name, node, spec, totals, {}, 0, objective)
+    candidates = spec.candidates()
+    stage = await events.prune_state(use_case, node, candidates, spec.prune)
+    first = await events.interleaving(use_case, candidates)
+    return build_report(name, node, spec, totals, {}, 0, objective, stage, first)
 
 
 async def dashboard_data(

@@ -77,3 +77,7 @@ class InterleavingWins(msgspec.Struct, frozen=True):
 
     wins: dict[str, int]
     ties: int
+    pairs: dict[str, dict[str, int]] = {}
+    """Team -> other team -> clicked lists where the first beat the second."""
+    clicked: int = 0
+    """Lists with a click on any team's item."""

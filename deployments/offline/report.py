@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from blending.evaluation.stages import prune_decision
 from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec
 from deployments.config import AppConfig
 from deployments.events.counts import EventCounts
@@ -38,12 +39,19 @@ def dataset_reports(
             if only is not None and name != only:
                 continue
             if isinstance(node_spec, InterleaveNodeSpec):
-                wins, ties = counts.interleaving(use_case, node_spec.teams)
-                reports.append(build_report(name, node, node_spec, {}, wins, ties))
+                found = counts.interleaving(use_case, node_spec.teams)
+                reports.append(build_report(name, node, node_spec, {}, found.wins, found.ties))
             elif isinstance(node_spec, ExperimentNodeSpec):
                 totals = counts.arm_totals(use_case, node)
                 objective = spec.objective
-                reports.append(build_report(name, node, node_spec, totals, {}, 0, objective))
+                stage, first = None, None
+                if node_spec.prune is not None:
+                    candidates = node_spec.candidates()
+                    first = counts.interleaving(use_case, candidates)
+                    stage = prune_decision(candidates, first.pairs, first.clicked, node_spec.prune)
+                reports.append(
+                    build_report(name, node, node_spec, totals, {}, 0, objective, stage, first)
+                )
     if only is not None and not reports:
         raise ConfigError(f"no experiment or interleaving node {only!r} in {app_name!r}")
     return reports

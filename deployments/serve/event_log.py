@@ -22,7 +22,9 @@ import logging
 
 from ray import serve
 
+from blending.evaluation.stages import PruneState
 from blending.evaluation.stats import ArmTotals
+from blending.experiment_specs import PruneStageSpec
 from blending.online import OnlineSnapshot
 from deployments.config import EventsConfig, resolve_store
 from deployments.events.journal import EventJournal, Observers
@@ -96,6 +98,12 @@ class EventLog:
     def interleaving(self, use_case: str, teams: list[str]) -> InterleavingWins:
         """Requests each team won (more clicked items), and ties."""
         return self.journal.interleaving(use_case, teams)
+
+    def prune_state(
+        self, use_case: str, node: str, candidates: list[str], spec: PruneStageSpec
+    ) -> PruneState:
+        """Where a staged experiment's first stage stands (decided once, here)."""
+        return self.journal.prune_state(use_case, node, candidates, spec)
 
     def online_snapshot(self) -> OnlineSnapshot:
         """Decayed impressions and clicks of the most seen items (online learning)."""

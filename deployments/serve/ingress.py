@@ -53,6 +53,7 @@ from deployments.api.schemas import (
 from deployments.catalog.client import CatalogClient
 from deployments.config import INGRESS_DEPLOYMENT, parse_app_args, parse_live_config
 from deployments.events.client import EventClient
+from deployments.events.stages import follow_stages
 from deployments.hosting.checks import UnknownItems, check_node_models, unknown_model_items
 from deployments.hosting.gateway import build_gateway
 from deployments.metrics import NODE_LATENCY_SAMPLE_EVERY, IngressMetrics, start_flushing
@@ -86,7 +87,8 @@ logger = logging.getLogger("ray.serve")
 # replicas.
 async def _housekeeping(ingress: "Ingress", period_s: float) -> None:
     """Every ``period_s``: flush logs (served variants stay at most that far behind),
-    sample the in-flight gauges, and fetch the online learning state."""
+    sample the in-flight gauges, follow staged experiments and fetch the online
+    learning state."""
     while True:
         await asyncio.sleep(period_s)
         flush_logs()
@@ -98,6 +100,8 @@ async def _housekeeping(ingress: "Ingress", period_s: float) -> None:
         for name, adapter in ingress.models.live_adapters().items():
             if (age := getattr(adapter, "age_s", None)) is not None and age() is not None:
                 ingress.metrics.precomputed_age.set(age(), tags={"model": name})
+        if ingress.events is not None:
+            await follow_stages(ingress.events, ingress.plans)
         # Only `bandit` and `fresh` nodes read the online state: no fetch without one.
         if ingress.events is not None and any(p.live for p in ingress.plans.values()):
             try:

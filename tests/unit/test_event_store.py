@@ -145,7 +145,8 @@ def test_counts_take_one_impression_and_click_per_item_and_interleaving_wins() -
         counts.add_feedback(record)
     totals = counts.arm_totals("home", "ab")["b"]
     assert (totals.requests, totals.impressions, totals.clicks) == (1, 1, 1)
-    wins, ties = counts.interleaving("home", ["t1", "t2"])
+    found = counts.interleaving("home", ["t1", "t2"])
+    wins, ties = found.wins, found.ties
     assert wins == {"t1": 1, "t2": 0} and ties == 0
     traffic = counts.traffic()
     assert traffic["requests"] == 1 and traffic["p50_ms"] == 3.5
