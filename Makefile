@@ -12,7 +12,7 @@ JS_TESTS := $(filter-out %/live.test.js,$(wildcard clients/js/test/*.test.js))
 CLIENT_TESTS = $(BIN)/python -m pytest -q -p no:cacheprovider clients/python/tests \
 		--ignore=clients/python/tests/test_live.py && node --test $(JS_TESTS)
 
-.PHONY: install browser services chaos chaos-soak chaos-services postgres postgres-stop openapi run demo traffic test test-unit test-gpu test-integration lint lint-imports typecheck validate clean bench bench-scale bench-precomputed soak
+.PHONY: install browser services chaos chaos-soak chaos-services postgres postgres-stop openapi run demo traffic test test-unit test-gpu test-integration lint lint-imports typecheck validate clean bench bench-scale bench-precomputed soak power
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -114,6 +114,12 @@ validate: install
 
 clean:
 	rm -rf $(VENV) artifacts data .pytest_cache .mypy_cache .ruff_cache benchmarks/.venv
+
+# Are the experiment verdicts right? A simulated population through the HTTP API (A/A
+# with peeking, coverage, power of A/B vs interleaving, staged vs A/B/n); writes
+# docs/MEASUREMENT.md. `make power POWER_ARGS=--quick` is a smoke run.
+power: demo
+	$(BIN)/python -m benchmarks.power $(POWER_ARGS)
 
 # Throughput and latency beside a naive Serve composition, a Serve echo and MLServer;
 # writes BENCHMARKS.md. Installs wrk (apt-get) and benchmarks/.venv (MLServer, py-spy)

@@ -70,7 +70,8 @@ def with_port(config: dict[str, Any], port: int) -> dict[str, Any]:
     return out
 
 
-def _ingress(app: dict[str, Any]) -> dict[str, Any]:
+def ingress_deployment(app: dict[str, Any]) -> dict[str, Any]:
+    """The Ingress deployment of one application of a Serve config (to change)."""
     for deployment in app.get("deployments") or []:
         if deployment.get("name") == "Ingress":
             found: dict[str, Any] = deployment
@@ -102,7 +103,7 @@ def blendserve_config(
         "requests_per_s": 1_000_000,
         "burst": 1_000_000,
     }
-    ingress = _ingress(app)
+    ingress = ingress_deployment(app)
     mf = app["args"]["models"]["mf"]
     if ingress_replicas is not None:
         ingress["num_replicas"] = ingress_replicas
@@ -138,5 +139,5 @@ def blendserve_config(
 
 def budget_ms(config: dict[str, Any], use_case: str) -> float:
     """The latency budget of ``use_case`` in a blendserve config."""
-    ingress = _ingress(config["applications"][0])
+    ingress = ingress_deployment(config["applications"][0])
     return float(ingress["user_config"]["use_cases"][use_case]["budget_ms"])

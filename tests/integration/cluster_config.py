@@ -36,6 +36,13 @@ from serving_cluster import (
     use_cases,
 )
 
+from benchmarks.power_sim import RUN_KINDS, serve_use_cases
+
+STAGED_USE_CASE = "staged_trial"
+"""The main app's staged experiment (``benchmarks/power_sim.py``'s ``staged`` kind)."""
+STAGED_MAX_SESSIONS = 40
+"""Its first stage ends after this many clicked lists at the latest."""
+
 
 @dataclass(frozen=True)
 class SharedState:
@@ -265,6 +272,10 @@ def serve_config(port: int, shared: SharedState, traces_url: str) -> dict[str, A
     pending["args"]["models"]["mf"]["num_cpus"] = 64  # more than the cluster has
     deployment(pending)["num_replicas"] = 1
     # Only in the main app (the others have no event log, or no mf):
+    # a staged experiment as `make power` runs them (four candidates, then the survivor
+    # against the control), stopping its first stage early;
+    staged = [(STAGED_USE_CASE, RUN_KINDS["staged"])]
+    use_cases(main).update(serve_use_cases(staged, STAGED_MAX_SESSIONS))
     # mf's lists precomputed by `blendserve batch-score` (Ray Data), new users scored on
     # request by mf (tests/integration/test_batch_score.py).
     main["args"]["models"][PRECOMPUTED_MODEL] = {"version": "1", "placement": "inline"}

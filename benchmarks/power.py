@@ -1,0 +1,215 @@
+"""``make power``: are the service's verdicts right? A simulated population with a
+known truth (``benchmarks/power_sim.py``) drives the real HTTP service started as
+``make run`` starts it: each session asks ``POST /v1/recommend/<run>``, clicks by
+position and ranker quality, and sends its impressions and clicks through ``POST
+/v1/feedback``; verdicts are read from ``GET /v1/experiments/<run>.exp``, as a person
+on the dashboard would read them. Writes docs/MEASUREMENT.md.
+
+Many short experiments run at once, each its own use case (its own salt and counts),
+so the run takes minutes: sessions are sent as fast as the service answers them
+(faster than real time; nothing in the service depends on the wall clock between
+sessions but the online state, which no run uses).
+
+Usage: ``python -m benchmarks.power [--quick] [--seed N] [--out docs/MEASUREMENT.md]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import uvloop
+
+from benchmarks.power_report import decided, markdown
+from benchmarks.power_sim import RUN_KINDS, K, Population, RunKind, qualities_of, serve_use_cases
+from benchmarks.systems import RayServeSystem
+from benchmarks.variants import ROOT, blendserve_config, ingress_deployment, load_yaml
+
+__all__ = ["Driver", "Plan", "RunResult", "main", "simulate"]
+
+CONCURRENCY = 32
+"""Requests in flight at once, over all runs."""
+_ENCODE = msgspec.json.encode
+_DECODE = msgspec.json.decode
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many runs of each kind, how many sessions each, when reports are read."""
+
+    runs: Mapping[str, int]
+    sessions: Mapping[str, int]
+    checkpoints: Mapping[str, tuple[int, ...]]
+    """Session counts at which a run's report is read (every batch where absent)."""
+    max_sessions: int
+    """A staged experiment's first stage ends after this many clicked lists at most."""
+    batch: int = 50
+    """Sessions a run sends before its feedback goes out and its report may be read."""
+
+    def use_cases(self) -> list[tuple[str, str]]:
+        """Every run's use case and kind (``ab007``, ``ab``)."""
+        return [(f"{kind}{n:03d}", kind) for kind, count in self.runs.items() for n in range(count)]
+
+    @classmethod
+    def full(cls) -> Plan:
+        """``make power``: about 200,000 sessions."""
+        grid = (100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000)
+        return cls(
+            runs={"aa": 50, "ab": 30, "il": 30, "abn": 8, "staged": 8},
+            sessions={"aa": 400, "ab": 3000, "il": 1500, "abn": 6000, "staged": 6000},
+            checkpoints={"ab": grid, "il": tuple(c for c in grid if c <= 1500)},
+            max_sessions=1000,
+        )
+
+    @classmethod
+    def quick(cls) -> Plan:
+        """A smoke run of every kind (a minute): numbers too noisy to read."""
+        return cls(
+            runs={"aa": 4, "ab": 3, "il": 3, "abn": 2, "staged": 2},
+            sessions={"aa": 150, "ab": 300, "il": 300, "abn": 600, "staged": 600},
+            checkpoints={"ab": (100, 200, 300), "il": (100, 200, 300)},
+            max_sessions=100,
+        )
+
+
+@dataclass
+class RunResult:
+    """One run: its kind, and each report read, by sessions sent before it."""
+
+    use_case: str
+    kind: str
+    readings: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    sessions: int = 0
+
+
+class Driver:
+    """Sessions of every run through one HTTP client, at most ``CONCURRENCY`` at once.
+
+    aiohttp and msgspec, not httpx: the client shares the two cores with the service,
+    and httpx cost about four times the CPU per request here."""
+
+    def __init__(self, http: aiohttp.ClientSession, population: Population, seed: int) -> None:
+        self.http = http
+        self.population = population
+        self.rng = random.Random(seed)
+        self.limit = asyncio.Semaphore(CONCURRENCY)
+        self.sent = 0
+
+    async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        data = None if body is None else _ENCODE(body)
+        async with self.limit:
+            for attempt in range(5):
+                async with self.http.request(method, path, data=data) as answer:
+                    status, text = answer.status, await answer.read()
+                if status not in (429, 503):
+                    break
+                await asyncio.sleep(0.2 * (attempt + 1))
+        if status >= 300:
+            raise RuntimeError(f"{method} {path}: {status} {text[:300]!r}")
+        result: dict[str, Any] = _DECODE(text)
+        return result
+
+    async def session(self, use_case: str, kind: RunKind) -> list[dict[str, str]]:
+        """One session: a list served, looked at and clicked; its feedback events."""
+        user = self.population.user(self.rng)
+        body = {"user_id": self.population.ids[user], "k": K}
+        answer = await self._call("POST", f"/v1/recommend/{use_case}", body)
+        if len(answer["items"]) != K:
+            raise RuntimeError(f"{use_case}: {len(answer['items'])} items, not {K}")
+        clicked = set(self.population.clicks(self.rng, user, qualities_of(kind, answer)))
+        events = []
+        for position, item in enumerate(answer["items"]):
+            events.append({"result_id": item["result_id"], "event": "impression"})
+            if position in clicked:
+                events.append({"result_id": item["result_id"], "event": "click"})
+        self.sent += 1
+        return events
+
+    async def run(self, use_case: str, kind: RunKind, sessions: int, plan: Plan) -> RunResult:
+        """Sessions in batches; feedback after each batch; reports at the checkpoints
+        (every batch without any), stopping a staged or A/B/n run once decided."""
+        result = RunResult(use_case, kind.name)
+        checkpoints = plan.checkpoints.get(kind.name)
+        while result.sessions < sessions:
+            size = min(plan.batch, sessions - result.sessions)
+            batches = await asyncio.gather(*(self.session(use_case, kind) for _ in range(size)))
+            events = [event for batch in batches for event in batch]
+            for start in range(0, len(events), 1000):  # the API's limit per call
+                await self._call("POST", "/v1/feedback", {"events": events[start : start + 1000]})
+            result.sessions += size
+            if checkpoints is None or result.sessions in checkpoints:
+                report = await self._call("GET", f"/v1/experiments/{use_case}.exp")
+                result.readings.append((result.sessions, report))
+                if kind.name in ("abn", "staged") and decided(report) is not None:
+                    break
+        return result
+
+
+async def simulate(base_url: str, headers: Mapping[str, str], plan: Plan, seed: int) -> Any:
+    """Every run of ``plan`` against the service at ``base_url``; their results."""
+    population = Population(20_000, seed)
+    async with aiohttp.ClientSession(
+        base_url=base_url,
+        headers={**headers, "Content-Type": "application/json"},
+        timeout=aiohttp.ClientTimeout(total=30),
+        connector=aiohttp.TCPConnector(limit=CONCURRENCY),
+    ) as http:
+        driver = Driver(http, population, seed)
+        jobs = [
+            driver.run(use_case, RUN_KINDS[kind], plan.sessions[kind], plan)
+            for use_case, kind in plan.use_cases()
+        ]
+        started = time.monotonic()
+        results = await asyncio.gather(*jobs)
+        return results, population, time.monotonic() - started, driver.sent
+
+
+def _config(plan: Plan) -> dict[str, Any]:
+    """configs/default.yaml (no per-key rate limit: one key sends every session) with
+    the runs' use cases instead of the demo's."""
+    config = blendserve_config(load_yaml(ROOT / "configs" / "default.yaml"), 0)
+    runs = [
+        (f"{kind}{n:03d}", RUN_KINDS[kind])
+        for kind, count in plan.runs.items()
+        for n in range(count)
+    ]
+    ingress = ingress_deployment(config["applications"][0])
+    ingress["user_config"]["use_cases"] = serve_use_cases(runs, plan.max_sessions)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the service, run the simulation, write the report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run (numbers are noise)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "MEASUREMENT.md")
+    args = parser.parse_args(argv)
+    plan = Plan.quick() if args.quick else Plan.full()
+    system = RayServeSystem(
+        "power",
+        _config(plan),
+        ROOT,
+        ("/v1/recommend/aa000", {"user_id": "probe", "k": K}),
+        ready_path="/readyz",
+    )
+    with system:
+        results, population, seconds, sent = uvloop.run(
+            simulate(system.base_url, system.headers, plan, args.seed)
+        )
+    command = "make power" + (" (--quick)" if args.quick else "")
+    args.out.write_text(markdown(results, population, plan, seconds, sent, command))
+    print(f"{sent} sessions in {seconds:.0f} s; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

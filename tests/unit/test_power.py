@@ -1,0 +1,76 @@
+"""``make power``'s simulation and its reading of reports (the run itself is
+``make power``; ``tests/integration/test_power_run.py`` runs a quick one)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from benchmarks.power_report import decided, sessions_to
+from benchmarks.power_sim import LIFT, RUN_KINDS, K, Population, qualities_of, serve_use_cases
+from blending.spec import UseCaseSpec
+
+
+def test_the_true_ctr_is_what_simulated_sessions_click() -> None:
+    population = Population(2_000, seed=3)
+    rng = random.Random(4)
+    for quality in (1.0, 1.0 + LIFT):
+        clicks = 0
+        sessions = 40_000
+        for _ in range(sessions):
+            clicks += len(population.clicks(rng, population.user(rng), [quality] * K))
+        simulated = clicks / (sessions * K)
+        assert simulated == pytest.approx(population.true_ctr(quality), rel=0.02)
+    lift = population.true_ctr(1.0 + LIFT) / population.true_ctr(1.0) - 1
+    assert 0.09 < lift <= LIFT
+
+
+def test_active_users_have_many_sessions_and_most_users_few() -> None:
+    population = Population(20_000, seed=1)
+    rng = random.Random(2)
+    counts = np.bincount([population.user(rng) for _ in range(40_000)], minlength=20_000)
+    assert counts.max() >= 20 and np.median(counts[counts > 0]) <= 2
+
+
+def test_every_run_kind_is_a_valid_use_case() -> None:
+    runs = [(f"{name}000", kind) for name, kind in RUN_KINDS.items()]
+    for use_case, spec in serve_use_cases(runs, max_sessions=100).items():
+        checked = UseCaseSpec.model_validate(spec)
+        assert checked.output == "exp", use_case
+    staged = serve_use_cases([("s", RUN_KINDS["staged"])], 100)["s"]["nodes"]["exp"]
+    assert staged["prune"] == {"max_sessions": 100} and staged["salt"] == "s"
+
+
+def test_each_position_gets_its_rankers_quality() -> None:
+    answer = {
+        "variant": {"exp": "challenger"},
+        "items": [{"item_id": "a", "team": None}, {"item_id": "b"}],
+    }
+    assert qualities_of(RUN_KINDS["ab"], answer) == [1 + LIFT, 1 + LIFT]
+    teams = {"items": [{"item_id": "a", "team": "pop"}, {"item_id": "b", "team": "cf"}]}
+    assert qualities_of(RUN_KINDS["il"], teams) == [1.0, 1 + LIFT]
+    with pytest.raises(ValueError, match="cannot tell who ranked"):
+        qualities_of(RUN_KINDS["ab"], {"items": [{"item_id": "a"}]})
+
+
+def test_sessions_to_power_interpolates_between_readings() -> None:
+    assert sessions_to([(100, 0.2), (200, 0.6), (300, 0.9)]) == pytest.approx(200 + 100 * 2 / 3)
+    assert sessions_to([(100, 0.85)]) == pytest.approx(100 * 0.8 / 0.85)
+    assert sessions_to([(100, 0.2), (200, 0.5)]) is None
+
+
+def test_a_decision_is_a_candidate_shown_better_than_the_control() -> None:
+    def report(winner: str | None) -> dict[str, object]:
+        return {
+            "control": "control",
+            "arms": {
+                "control": {"sequential": {"winner": None}},
+                "c1": {"sequential": {"winner": winner}},
+            },
+        }
+
+    assert decided(report("c1")) == "c1"
+    assert decided(report("control")) is None, "the control holding is not a new winner"
+    assert decided(report(None)) is None
