@@ -207,8 +207,9 @@ class EventJournal:
             # meanwhile changes the same dictionary.
             forgotten = self.online.bound(time.time())
             self.observers.online(len(self.online.counts), forgotten)
+            data = self.online.checkpoint_data()
             try:
-                await asyncio.to_thread(self.online.checkpoint)
+                await asyncio.to_thread(self.online.write_checkpoint, data)
             except Exception:  # the store is unwritable: the WAL still has it all
                 logger.exception("online state: checkpoint failed; retrying")
 

@@ -18,6 +18,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -105,10 +106,19 @@ class OnlineState:
 
     def checkpoint(self) -> str:
         """Publish the state as a new version of ``online_<app>``; keep the last three."""
-        at = time.time()
-        data = {"at": at, "counts": self.counts.to_json()}
+        return self.write_checkpoint(self.checkpoint_data())
+
+    def checkpoint_data(self) -> dict[str, Any]:
+        """The state to checkpoint, copied where feedback changes it (the event loop):
+        a thread iterating the live dictionary would race the next event."""
         self._dirty = False
         self._last_checkpoint = time.monotonic()
+        return {"at": time.time(), "counts": self.counts.to_json()}
+
+    def write_checkpoint(self, data: dict[str, Any]) -> str:
+        """Publish ``data`` (``checkpoint_data``) as a new version; keep the last three.
+        Blocking: run it in a thread."""
+        at = float(data["at"])
         version = str(int(at * 1000))
         with tempfile.TemporaryDirectory(prefix="blendserve-online-") as tmp:
             path = Path(tmp) / "state.json"

@@ -8,6 +8,10 @@ the dashboard read, de-duplicates feedback by ``event_id`` and served lists by
 Parquet within ``flush_interval_s``. All of that is ``deployments/events/journal.py``
 (plain Python); this is its Serve replica.
 
+Every method that reads the totals is ``async``: Serve runs a plain method in a
+thread, where iterating the totals raced the event loop adding feedback to them
+("dictionary changed size during iteration", seen by ``make power``).
+
 One replica on purpose: counts and de-duplication need one writer, and an event
 log handles tens of thousands of events a second from one process. If it dies,
 Serve starts a new one, which writes what the old one left in the write-ahead log
@@ -91,33 +95,34 @@ class EventLog:
         self._start_flusher()
         return await self.journal.append_served(records)
 
-    def arm_totals(self, use_case: str, node: str) -> dict[str, ArmTotals]:
+    async def arm_totals(self, use_case: str, node: str) -> dict[str, ArmTotals]:
         """Requests, impressions and clicks of each arm of an experiment node."""
         return self.journal.arm_totals(use_case, node)
 
-    def interleaving(self, use_case: str, teams: list[str]) -> InterleavingWins:
+    async def interleaving(self, use_case: str, teams: list[str]) -> InterleavingWins:
         """Requests each team won (more clicked items), and ties."""
         return self.journal.interleaving(use_case, teams)
 
-    def prune_state(
+    async def prune_state(
         self, use_case: str, node: str, candidates: list[str], spec: PruneStageSpec
     ) -> PruneState:
         """Where a staged experiment's first stage stands (decided once, here)."""
         return self.journal.prune_state(use_case, node, candidates, spec)
 
-    def online_snapshot(self) -> OnlineSnapshot:
+    async def online_snapshot(self) -> OnlineSnapshot:
         """Decayed impressions and clicks of the most seen items (online learning)."""
         return self.journal.online_snapshot()
 
-    def checkpoint(self) -> str:
+    async def checkpoint(self) -> str:
         """Save the online state to the artifact store now; its version."""
-        return self.journal.online.checkpoint()
+        data = self.journal.online.checkpoint_data()
+        return await asyncio.to_thread(self.journal.online.write_checkpoint, data)
 
-    def traffic(self) -> JsonObject:
+    async def traffic(self) -> JsonObject:
         """Served lists per second, latency percentiles, degraded share: last minute."""
         return self.journal.traffic()
 
-    def seen_since(self, epoch: str, cursor: int) -> SeenPage:
+    async def seen_since(self, epoch: str, cursor: int) -> SeenPage:
         """What users were shown and acted on after ``cursor``, for the ingresses'
         seen-item histories."""
         return self.journal.seen_since(epoch, cursor)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import inspect
 import os
 import time
 import uuid
@@ -194,3 +195,15 @@ def test_a_full_disk_refuses_writes_loses_nothing_acknowledged_and_writing_resum
     expected = {*acknowledged, *(r.request_id for r in lists), *(r.request_id for r in later)}
     assert set(requests) == expected
     assert set(requests.values()) == {1}
+
+
+def test_the_event_log_answers_every_call_on_its_event_loop() -> None:
+    # Serve runs a plain method in a thread: iterating the totals there raced the
+    # event loop adding feedback ("dictionary changed size during iteration", 500 on
+    # the experiment API under make power's load). Every method must be a coroutine.
+    from deployments.serve.event_log import EventLog
+
+    cls = EventLog.func_or_class
+    public = {n: f for n, f in vars(cls).items() if callable(f) and not n.startswith("_")}
+    assert "interleaving" in public and "arm_totals" in public
+    assert [n for n, f in public.items() if not inspect.iscoroutinefunction(f)] == []
