@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -147,10 +149,26 @@ class Driver:
             result.sessions += size
             if checkpoints is None or result.sessions in checkpoints:
                 report = await self._call("GET", f"/v1/experiments/{use_case}.exp")
+                _check_counts(use_case, kind, report, result.sessions)
                 result.readings.append((result.sessions, report))
                 if kind.name in ("abn", "staged") and decided(report) is not None:
                     break
         return result
+
+
+def _check_counts(use_case: str, kind: RunKind, report: dict[str, Any], sessions: int) -> None:
+    """The report counts this run's sessions and no others (its feedback was
+    acknowledged before it was read): every impression of an A/B run, at most one
+    clicked list per session otherwise."""
+    if kind.experiment == "experiment":
+        counted = sum(row["impressions"] for row in report["arms"].values())
+        if counted != sessions * K:
+            raise RuntimeError(f"{use_case}: {counted} impressions, not {sessions * K}")
+        return
+    clicked = report["stages"]["clicked_lists"] if "stages" in report else 0
+    clicked = max(clicked, int(report.get("requests_with_clicks") or 0))
+    if clicked > sessions:
+        raise RuntimeError(f"{use_case}: {clicked} clicked lists in {sessions} sessions")
 
 
 async def simulate(base_url: str, headers: Mapping[str, str], plan: Plan, seed: int) -> Any:
@@ -172,17 +190,20 @@ async def simulate(base_url: str, headers: Mapping[str, str], plan: Plan, seed: 
         return results, population, time.monotonic() - started, driver.sent
 
 
-def _config(plan: Plan) -> dict[str, Any]:
+def _config(plan: Plan, events_dir: Path) -> dict[str, Any]:
     """configs/default.yaml (no per-key rate limit: one key sends every session) with
-    the runs' use cases instead of the demo's."""
+    the runs' use cases instead of the demo's, and an event log of its own in
+    ``events_dir``: runs of earlier invocations share the use case names, and their
+    counts must not add to this one's."""
     config = blendserve_config(load_yaml(ROOT / "configs" / "default.yaml"), 0)
-    runs = [
-        (f"{kind}{n:03d}", RUN_KINDS[kind])
-        for kind, count in plan.runs.items()
-        for n in range(count)
-    ]
-    ingress = ingress_deployment(config["applications"][0])
-    ingress["user_config"]["use_cases"] = serve_use_cases(runs, plan.max_sessions)
+    runs = [(use_case, RUN_KINDS[kind]) for use_case, kind in plan.use_cases()]
+    app = config["applications"][0]
+    app["args"]["events"] = {
+        **(app["args"].get("events") or {}),
+        "uri": str(events_dir / "events"),
+        "wal_dir": str(events_dir / "wal"),
+    }
+    ingress_deployment(app)["user_config"]["use_cases"] = serve_use_cases(runs, plan.max_sessions)
     return config
 
 
@@ -194,9 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "MEASUREMENT.md")
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan.full()
+    events_dir = Path(tempfile.mkdtemp(prefix="blendserve-power-"))
     system = RayServeSystem(
         "power",
-        _config(plan),
+        _config(plan, events_dir),
         ROOT,
         ("/v1/recommend/aa000", {"user_id": "probe", "k": K}),
         ready_path="/readyz",
@@ -205,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         results, population, seconds, sent = uvloop.run(
             simulate(system.base_url, system.headers, plan, args.seed)
         )
+    shutil.rmtree(events_dir, ignore_errors=True)
     command = "make power" + (" (--quick)" if args.quick else "")
     args.out.write_text(markdown(results, population, plan, seconds, sent, command))
     print(f"{sent} sessions in {seconds:.0f} s; wrote {args.out}")
