@@ -30,7 +30,7 @@ import aiohttp
 import msgspec
 import uvloop
 
-from benchmarks.power_report import decided, markdown
+from benchmarks.power_report import decided, markdown, summary
 from benchmarks.power_sim import RUN_KINDS, K, Population, RunKind, qualities_of, serve_use_cases
 from benchmarks.systems import RayServeSystem
 from benchmarks.variants import ROOT, blendserve_config, ingress_deployment, load_yaml
@@ -230,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(events_dir, ignore_errors=True)
     command = "make power" + (" (--quick)" if args.quick else "")
     args.out.write_text(markdown(results, population, plan, seconds, sent, command))
+    raw = ROOT / "benchmarks" / "results" / ("power-quick.json" if args.quick else "power.json")
+    raw.write_bytes(msgspec.json.format(_ENCODE(summary(results, population)), indent=1))
     print(f"{sent} sessions in {seconds:.0f} s; wrote {args.out}")
     return 0
 

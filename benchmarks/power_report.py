@@ -13,7 +13,16 @@ from benchmarks.power_sim import BASE_QUALITY, EXAMINE, LIFT, RUN_KINDS, Populat
 if TYPE_CHECKING:
     from benchmarks.power import Plan, RunResult
 
-__all__ = ["aa_rates", "coverage", "decided", "decisions", "markdown", "power_curve", "sessions_to"]
+__all__ = [
+    "aa_rates",
+    "coverage",
+    "decided",
+    "decisions",
+    "markdown",
+    "power_curve",
+    "sessions_to",
+    "summary",
+]
 
 POWER = 0.8
 
@@ -35,6 +44,35 @@ def decided(report: Mapping[str, Any]) -> str | None:
         if row_arm != report.get("control") and sequential.get("winner") == row_arm:
             return str(row_arm)
     return None
+
+
+def summary(results: Sequence[RunResult], population: Population) -> list[dict[str, Any]]:
+    """Each run's last report, trimmed to what the tables use, with each arm's true CTR
+    (``benchmarks/results/power.json``: to check a figure run by run)."""
+    rows = []
+    for run in results:
+        sessions, report = run.readings[-1]
+        qualities = RUN_KINDS[run.kind].quality
+        arms = {
+            arm: {
+                key: row.get(key)
+                for key in ("requests", "impressions", "clicks", "ctr", "ctr_low", "ctr_high")
+            }
+            | {"true_ctr": population.true_ctr(qualities[arm]) if arm in qualities else None}
+            for arm, row in (report.get("arms") or {}).items()
+        }
+        rows.append(
+            {
+                "use_case": run.use_case,
+                "kind": run.kind,
+                "sessions": sessions,
+                "arms": arms,
+                "decided": decided(report),
+                "stages": report.get("stages"),
+                "p_value": report.get("p_value"),
+            }
+        )
+    return rows
 
 
 def aa_rates(results: Sequence[RunResult]) -> dict[str, float]:

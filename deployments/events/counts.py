@@ -11,9 +11,10 @@ CTR.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,11 @@ TRAFFIC_WINDOW_S = 60.0
 _SEEN_KEPT = 2_000_000
 """Result id and event pairs remembered for counting each item once (about 30 MB,
 allocated when the counts are made)."""
+OPEN_FOR_S = 2 * 86_400.0
+"""How long after it was served a list's own counts are kept: its later feedback
+updates its unit's sums. After that its share of the sums stays and its entry goes
+(an event even later counts as a unit of its own), so memory is bounded by the lists
+of the last two days, not of all time."""
 
 
 @dataclass
@@ -68,6 +74,14 @@ class EventCounts:
     list that got feedback: the unit CTR's variance is computed over."""
     team_clicks: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     """(use case, request id) -> interleaving team -> clicked items."""
+    team_patterns: dict[str, Counter[tuple[tuple[str, int], ...]]] = field(default_factory=dict)
+    """Use case -> how many closed lists had each pattern of clicks per team (lists
+    leave ``team_clicks`` for here ``OPEN_FOR_S`` after they were served)."""
+    _opened: deque[tuple[float, str, str]] = field(default_factory=deque)
+    """(served at, use case, request id) of each list in ``lists`` or ``team_clicks``,
+    in the order they first had feedback."""
+    _clock: float = 0.0
+    """The latest feedback time counted (Unix seconds)."""
     use_cases: dict[str, list[int]] = field(default_factory=dict)
     """Use case -> [impressions, clicks], every item counted once."""
     recent: deque[tuple[float, str, float, bool]] = field(default_factory=deque)
@@ -117,13 +131,32 @@ class EventCounts:
                 totals.clicks += 1
             amount = float(record.get("value") or 0.0) if event == "dwell" else 1.0
             totals.outcomes[event] = totals.outcomes.get(event, 0.0) + amount
+        request = (use_case, str(record["request_id"]))
+        opened = request in self.lists or request in self.team_clicks
         if variant and event in ("impression", "click"):
-            self._count_in_list(use_case, str(record["request_id"]), variant, event)
+            self._count_in_list(use_case, request[1], variant, event)
         team = record.get("team")
         if event == "click" and team:
-            clicks = self.team_clicks.setdefault((use_case, str(record["request_id"])), {})
+            clicks = self.team_clicks.setdefault(request, {})
             clicks[str(team)] = clicks.get(str(team), 0) + 1
+        if not opened and (request in self.lists or request in self.team_clicks):
+            self._opened.append((_seconds(record.get("served_at")), *request))
+            # The events' own clock, not the wall's: a rebuild from the dataset closes
+            # lists as the live counts did when those events came.
+            self._clock = max(self._clock, _seconds(record.get("ts")))
+            self._close(self._clock - OPEN_FOR_S)
         return True
+
+    def _close(self, before: float) -> None:
+        """Forget the own counts of lists served before ``before`` (their share of the
+        arms' sums stays; their team clicks join the use case's patterns)."""
+        while self._opened and self._opened[0][0] < before:
+            _, use_case, request_id = self._opened.popleft()
+            self.lists.pop((use_case, request_id), None)
+            clicks = self.team_clicks.pop((use_case, request_id), None)
+            if clicks:
+                pattern = tuple(sorted(clicks.items()))
+                self.team_patterns.setdefault(use_case, Counter())[pattern] += 1
 
     def _count_in_list(
         self, use_case: str, request_id: str, variant: dict[str, str], event: str
@@ -173,23 +206,23 @@ class EventCounts:
         wins = dict.fromkeys(teams, 0)
         pairs = {a: {b: 0 for b in teams if b != a} for a in teams}
         ties = clicked = 0
-        for (case, _), clicks in self.team_clicks.items():
-            if case != use_case:
-                continue
+        live = ((clicks, 1) for (case, _), clicks in self.team_clicks.items() if case == use_case)
+        closed = ((dict(p), n) for p, n in self.team_patterns.get(use_case, Counter()).items())
+        for clicks, lists in (*live, *closed):
             counts = [clicks.get(team, 0) for team in teams]
             if not any(counts):
                 continue
-            clicked += 1
+            clicked += lists
             best = max(counts)
             leaders = [team for team, n in zip(teams, counts, strict=True) if n == best]
             if len(leaders) == 1:
-                wins[leaders[0]] += 1
+                wins[leaders[0]] += lists
             else:
-                ties += 1
+                ties += lists
             for a, mine in zip(teams, counts, strict=True):
                 for b, theirs in zip(teams, counts, strict=True):
                     if mine > theirs:
-                        pairs[a][b] += 1
+                        pairs[a][b] += lists
         return InterleavingWins(wins, ties, pairs, clicked)
 
     def traffic(self, window_s: float = TRAFFIC_WINDOW_S) -> JsonObject:
@@ -221,10 +254,30 @@ class EventCounts:
         counts = cls()
         for record in _records(served, ("use_case", "variant")):
             counts.add_served(record, live=False)
-        columns = ("use_case", "variant", "event", "value", "result_id", "team", "request_id")
+        columns = (
+            "use_case",
+            "variant",
+            "event",
+            "value",
+            "result_id",
+            "team",
+            "request_id",
+            "served_at",
+            "ts",
+        )
         for record in _records(feedback, columns):
             counts.add_feedback(record)
         return counts
+
+
+def _seconds(moment: Any) -> float:
+    """A record's ``served_at`` or ``ts`` (numbers live, datetimes from Parquet) as
+    Unix seconds; now when it has none."""
+    if moment is None:
+        return time.time()
+    if isinstance(moment, datetime):
+        return moment.timestamp()
+    return float(moment)
 
 
 def _records(table: pa.Table, columns: Sequence[str]) -> Iterable[Mapping[str, Any]]:

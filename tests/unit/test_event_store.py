@@ -251,3 +251,42 @@ def test_recent_traffic_keeps_one_window_even_when_no_dashboard_reads_it(
         clock[0] += 1.0
     assert len(counts.recent) <= 61
     assert counts.traffic()["by_use_case"]["home"]  # what the dashboard reads still works
+
+
+def _day_of_feedback(counts: EventCounts, day: int, lists: int) -> None:
+    """``lists`` interleaved lists served on ``day`` (an impression and, for two thirds,
+    clicks for a team) with feedback a minute later."""
+    start = 1_800_000_000 + day * 86_400
+    for n in range(lists):
+        served = start + n * (86_400 // lists)
+        for event, team in (("impression", None), ("click", "t1" if n % 3 else "t2")):
+            if event == "click" and n % 3 == 2:
+                continue
+            counts.add_feedback(
+                {
+                    "event": event,
+                    "result_id": f"d{day}-{n}",
+                    "use_case": "home",
+                    "variant": {"ab": "a" if n % 2 else "b"},
+                    "team": team,
+                    "request_id": f"d{day}-{n}",
+                    "served_at": served,
+                    "ts": served + 60,
+                }
+            )
+
+
+def test_lists_leave_memory_two_days_after_serving_and_the_totals_stay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bounded = EventCounts()
+    for day in range(6):
+        _day_of_feedback(bounded, day, 300)
+    assert len(bounded.lists) <= 2 * 300 + 2 and len(bounded.team_clicks) <= 2 * 300 + 2
+    monkeypatch.setattr("deployments.events.counts.OPEN_FOR_S", 1e12)
+    every = EventCounts()
+    for day in range(6):
+        _day_of_feedback(every, day, 300)
+    assert len(every.lists) == 6 * 300
+    assert bounded.arm_totals("home", "ab") == every.arm_totals("home", "ab")
+    assert bounded.interleaving("home", ["t1", "t2"]) == every.interleaving("home", ["t1", "t2"])

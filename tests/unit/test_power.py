@@ -8,7 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from benchmarks.power_report import decided, sessions_to
+from benchmarks.power import RunResult
+from benchmarks.power_report import decided, sessions_to, summary
 from benchmarks.power_sim import LIFT, RUN_KINDS, K, Population, qualities_of, serve_use_cases
 from blending.spec import UseCaseSpec
 
@@ -74,3 +75,25 @@ def test_a_decision_is_a_candidate_shown_better_than_the_control() -> None:
     assert decided(report("c1")) == "c1"
     assert decided(report("control")) is None, "the control holding is not a new winner"
     assert decided(report(None)) is None
+
+
+def test_the_raw_results_keep_each_arms_interval_beside_its_truth() -> None:
+    population = Population(100, seed=1)
+    run = RunResult("ab000", "ab")
+    arm = {"requests": 5, "impressions": 50, "clicks": 9, "ctr": 0.18}
+    run.readings.append(
+        (
+            50,
+            {
+                "control": "control",
+                "arms": {
+                    "control": {**arm, "ctr_low": 0.1, "ctr_high": 0.26},
+                    "challenger": {**arm, "ctr_low": 0.1, "ctr_high": 0.26},
+                },
+            },
+        )
+    )
+    (row,) = summary([run], population)
+    assert row["sessions"] == 50 and row["decided"] is None
+    assert row["arms"]["challenger"]["true_ctr"] == population.true_ctr(1 + LIFT)
+    assert row["arms"]["control"]["ctr_high"] == 0.26
