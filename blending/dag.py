@@ -91,10 +91,10 @@ class BlendPlan:
         self.version = hashlib.sha256(self.spec_json.encode()).hexdigest()[:12]
         """Names this exact plan (its spec's hash), for records and replays."""
         self.pool = spec.explore.pool if spec.explore is not None else 0
+        """Items below the top k the output keeps for exploration to draw from."""
         self.survivors: dict[str, str] = {}
         """Staged experiment node -> the candidate its first stage kept (set by the
         ingress from the event log's decision, ``set_survivor``)."""
-        """Items below the top k the output keeps for exploration to draw from."""
         # Without experiments every request runs the same nodes: find them once.
         self._fixed: tuple[set[str], dict[str, str]] | None = None
         if not any(isinstance(n, ExperimentNodeSpec) for n in spec.nodes.values()):
