@@ -145,7 +145,10 @@ class Driver:
             batches = await asyncio.gather(*(self.session(use_case, kind) for _ in range(size)))
             events = [event for batch in batches for event in batch]
             for start in range(0, len(events), 1000):  # the API's limit per call
-                await self._call("POST", "/v1/feedback", {"events": events[start : start + 1000]})
+                chunk = events[start : start + 1000]
+                stored = await self._call("POST", "/v1/feedback", {"events": chunk})
+                if stored["accepted"] != len(chunk) or stored["duplicates"]:
+                    raise RuntimeError(f"{use_case}: feedback of {len(chunk)} events: {stored}")
             result.sessions += size
             if checkpoints is None or result.sessions in checkpoints:
                 report = await self._call("GET", f"/v1/experiments/{use_case}.exp")
