@@ -112,14 +112,13 @@ def coverage(results: Sequence[RunResult], population: Population, kind: str) ->
 
 
 def _ab_found(report: Mapping[str, Any]) -> bool:
-    row, control = report["arms"]["challenger"], report["arms"]["control"]
+    row, control = report["arms"][RUN_KINDS["ab"].best], report["arms"][report["control"]]
     return bool(row["significant"] and row["ctr"] > control["ctr"])
 
 
 def _il_found(report: Mapping[str, Any]) -> bool:
-    return (
-        report["p_value"] is not None and report["p_value"] < 0.05 and report["preferred"] == "cf"
-    )
+    p_value = report["p_value"]
+    return p_value is not None and p_value < 0.05 and report["preferred"] == RUN_KINDS["il"].best
 
 
 def power_curve(results: Sequence[RunResult], kind: str) -> list[tuple[int, float]]:
@@ -184,6 +183,7 @@ def markdown(
     staged, abn = decisions(results, "staged"), decisions(results, "abn")
     cap = plan.sessions["staged"]
     candidates = {a: q for a, q in RUN_KINDS["staged"].quality.items() if a != "control"}
+    best = RUN_KINDS["staged"].best
 
     def median_sessions(rows: list[tuple[int, str | None]]) -> float:
         # An undecided run counts at the cap: the median is then a lower bound.
@@ -283,13 +283,13 @@ def markdown(
         f"the five arms split evenly. A run ends when a candidate is shown better than the "
         f"control by the always-valid test, or at {cap:,} sessions (undecided).",
         "",
-        "| design | runs | median sessions | decided | picked the best (c1) |",
+        f"| design | runs | median sessions | decided | picked the best ({best}) |",
         "|---|---:|---:|---:|---:|",
     ]
     for name, rows_ in (("staged", staged), ("A/B/n", abn)):
         made = [w for s, w in rows_ if w is not None]
         lines.append(
             f"| {name} | {len(rows_)} | {median_sessions(rows_):,.0f} | {len(made)} | "
-            f"{sum(w == 'c1' for w in made)} |"
+            f"{sum(w == best for w in made)} |"
         )
     return "\n".join(lines) + "\n"

@@ -75,6 +75,11 @@ class RunKind:
     quality: Mapping[str, float]
     """Arm (or team) -> quality (1 is the control's)."""
 
+    @property
+    def best(self) -> str:
+        """The arm (or team) of the highest quality: the one a verdict should pick."""
+        return max(self.quality, key=lambda arm: self.quality[arm])
+
 
 _STAGED_ARMS = {
     "control": "pop",

@@ -13,7 +13,7 @@ event log decides once and every ingress replica reads the same decision.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from blending.evaluation.sequential import sequential_interleaving
 from blending.experiment_specs import PruneStageSpec
@@ -33,6 +33,9 @@ class PruneState:
     clicked: int
     """Clicked lists of the first stage."""
     reason: str
+    pairs: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """``pairs[a][b]``: the clicked lists in which ``a`` beat ``b`` (what it was
+    decided on)."""
 
     def as_dict(self) -> dict[str, object]:
         """JSON-able, for the experiment API."""
@@ -42,6 +45,7 @@ class PruneState:
             "leader": self.leader,
             "clicked_lists": self.clicked,
             "reason": self.reason,
+            "pairwise_wins": {a: dict(b) for a, b in self.pairs.items()},
         }
 
 
@@ -75,15 +79,15 @@ def prune_decision(
     ]
     if len(beaten) == len(candidates) - 1:
         reason = f"{leader} beats every other candidate (always valid, {alpha:.3g} per pair)"
-        return PruneState(leader, leader, clicked, reason)
+        return PruneState(leader, leader, clicked, reason, pairs)
     if clicked >= spec.max_sessions:
         reason = (
             f"{leader} leads after {clicked} clicked lists (max_sessions), "
             f"beating {len(beaten)} of {len(candidates) - 1} others significantly"
         )
-        return PruneState(leader, leader, clicked, reason)
+        return PruneState(leader, leader, clicked, reason, pairs)
     reason = (
         f"{leader} leads, beating {len(beaten)} of {len(candidates) - 1} others "
         f"significantly after {clicked} clicked lists"
     )
-    return PruneState(None, leader, clicked, reason)
+    return PruneState(None, leader, clicked, reason, pairs)

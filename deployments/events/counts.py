@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from blending.evaluation.stages import PruneState, prune_decision
 from blending.evaluation.stats import ArmTotals
+from blending.experiment_specs import PruneStageSpec
 from deployments.events.recent_ids import RecentIds
 from deployments.events.records import InterleavingWins
 from deployments.json_types import JsonObject
@@ -224,6 +226,11 @@ class EventCounts:
                     if mine > theirs:
                         pairs[a][b] += lists
         return InterleavingWins(wins, ties, pairs, clicked)
+
+    def first_stage(self, use_case: str, candidates: list[str], spec: PruneStageSpec) -> PruneState:
+        """Where a staged experiment's first stage stands by these counts."""
+        found = self.interleaving(use_case, candidates)
+        return prune_decision(candidates, found.pairs, found.clicked, spec)
 
     def traffic(self, window_s: float = TRAFFIC_WINDOW_S) -> JsonObject:
         """Served lists per second, latency percentiles and degraded share over the last

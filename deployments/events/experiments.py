@@ -11,7 +11,6 @@ from blending.evaluation.experiment_reports import experiment_report, interleavi
 from blending.evaluation.stages import PruneState
 from blending.evaluation.stats import ArmTotals
 from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec
-from deployments.events.records import InterleavingWins
 from deployments.json_types import JsonObject
 
 __all__ = ["ExperimentSpec", "build_report", "experiment_names", "find_experiment"]
@@ -48,12 +47,11 @@ def build_report(
     ties: int,
     objective: Mapping[str, float] | None = None,
     stage: PruneState | None = None,
-    first: InterleavingWins | None = None,
 ) -> JsonObject:
     """The report of one experiment (from its arms' ``totals``, with the use case's
     ``objective``) or interleaving node (from its teams' ``wins`` and ``ties``). A
-    staged experiment's also shows its first ``stage`` and that stage's multileaving
-    counts (``first``); its A/B part compares the control with the survivor (with the
+    staged experiment's also shows its first ``stage`` with that stage's pairwise
+    wins; its A/B part compares the control with the survivor (with the
     leader while the first stage runs)."""
     if isinstance(spec, InterleaveNodeSpec):
         teams = (spec.teams[0], spec.teams[1])
@@ -72,7 +70,6 @@ def build_report(
     staged: dict[str, Any] = {
         **state.as_dict(),
         "candidates": spec.candidates(),
-        "pairwise_wins": dict(first.pairs) if first is not None else {},
         "max_sessions": spec.prune.max_sessions,
     }
     report["stages"] = staged

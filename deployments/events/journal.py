@@ -22,7 +22,7 @@ from typing import TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from blending.evaluation.stages import PruneState, prune_decision
+from blending.evaluation.stages import PruneState
 from blending.evaluation.stats import ArmTotals
 from blending.experiment_specs import PruneStageSpec
 from blending.online import OnlineSnapshot
@@ -95,7 +95,7 @@ class EventJournal:
         recent = self.store.read("served", ["date", "request_id"], since)
         self._request_ids = _remembered(recent["request_id"])
         self._writes: dict[str, asyncio.Future[None]] = {}
-        self._survivors: dict[tuple[str, str, tuple[str, ...], int, float], PruneState] = {}
+        self._survivors: dict[tuple[str, str, tuple[str, ...], PruneStageSpec], PruneState] = {}
         """Staged experiments' first stages decided so far (``prune_state``)."""
         """Ids whose write is in flight, and that write."""
         self.online = OnlineState(events.online, artifacts, app)
@@ -207,9 +207,8 @@ class EventJournal:
             # meanwhile changes the same dictionary.
             forgotten = self.online.bound(time.time())
             self.observers.online(len(self.online.counts), forgotten)
-            data = self.online.checkpoint_data()
             try:
-                await asyncio.to_thread(self.online.write_checkpoint, data)
+                await self.checkpoint_online()
             except Exception:  # the store is unwritable: the WAL still has it all
                 logger.exception("online state: checkpoint failed; retrying")
 
@@ -221,18 +220,23 @@ class EventJournal:
         """Requests each team won (more clicked items), and ties."""
         return self.counts.interleaving(use_case, teams)
 
+    async def checkpoint_online(self) -> str:
+        """Save the online state now; its version. Copied on the event loop, where
+        feedback changes it, and written in a thread."""
+        data = self.online.checkpoint_data()
+        return await asyncio.to_thread(self.online.write_checkpoint, data)
+
     def prune_state(
         self, use_case: str, node: str, candidates: list[str], spec: PruneStageSpec
     ) -> PruneState:
         """Where staged experiment ``node``'s first stage stands; once a candidate has
         survived, the same answer for as long as this process lives (a restart decides
         again from the same counts), so every ingress replica splits users alike."""
-        key = (use_case, node, tuple(candidates), spec.max_sessions, spec.alpha)
+        key = (use_case, node, tuple(candidates), spec)
         decided = self._survivors.get(key)
         if decided is not None:
             return decided
-        found = self.counts.interleaving(use_case, candidates)
-        state = prune_decision(candidates, found.pairs, found.clicked, spec)
+        state = self.counts.first_stage(use_case, candidates, spec)
         if state.survivor is not None:
             self._survivors[key] = state
         return state

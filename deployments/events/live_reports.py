@@ -40,10 +40,8 @@ async def report(
     totals = await events.arm_totals(use_case, node)
     if spec.prune is None:
         return build_report(name, node, spec, totals, {}, 0, objective)
-    candidates = spec.candidates()
-    stage = await events.prune_state(use_case, node, candidates, spec.prune)
-    first = await events.interleaving(use_case, candidates)
-    return build_report(name, node, spec, totals, {}, 0, objective, stage, first)
+    stage = await events.prune_state(use_case, node, spec.candidates(), spec.prune)
+    return build_report(name, node, spec, totals, {}, 0, objective, stage)
 
 
 async def dashboard_data(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from blending.evaluation.stages import prune_decision
 from blending.spec import ExperimentNodeSpec, InterleaveNodeSpec
 from deployments.config import AppConfig
 from deployments.events.counts import EventCounts
@@ -44,14 +43,11 @@ def dataset_reports(
             elif isinstance(node_spec, ExperimentNodeSpec):
                 totals = counts.arm_totals(use_case, node)
                 objective = spec.objective
-                stage, first = None, None
+                stage = None
                 if node_spec.prune is not None:
                     candidates = node_spec.candidates()
-                    first = counts.interleaving(use_case, candidates)
-                    stage = prune_decision(candidates, first.pairs, first.clicked, node_spec.prune)
-                reports.append(
-                    build_report(name, node, node_spec, totals, {}, 0, objective, stage, first)
-                )
+                    stage = counts.first_stage(use_case, candidates, node_spec.prune)
+                reports.append(build_report(name, node, node_spec, totals, {}, 0, objective, stage))
     if only is not None and not reports:
         raise ConfigError(f"no experiment or interleaving node {only!r} in {app_name!r}")
     return reports

@@ -115,8 +115,7 @@ class EventLog:
 
     async def checkpoint(self) -> str:
         """Save the online state to the artifact store now; its version."""
-        data = self.journal.online.checkpoint_data()
-        return await asyncio.to_thread(self.journal.online.write_checkpoint, data)
+        return await self.journal.checkpoint_online()
 
     async def traffic(self) -> JsonObject:
         """Served lists per second, latency percentiles, degraded share: last minute."""

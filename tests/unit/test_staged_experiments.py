@@ -170,7 +170,7 @@ def test_the_report_shows_the_stage_and_compares_the_survivor_with_the_control()
     _clicked(counts, "r1", {"b": 1})
     first = counts.interleaving("home", list(CANDIDATES))
     running = prune_decision(list(CANDIDATES), first.pairs, first.clicked, spec.prune)
-    report = build_report("home.trial", "trial", spec, {}, {}, 0, None, running, first)
+    report = build_report("home.trial", "trial", spec, {}, {}, 0, None, running)
     assert report["stages"]["stage"] == "prune" and report["stages"]["leader"] == "b"
     assert report["stopping"]["decision"] == "continue"
     assert set(report["arms"]) == {"control", "b"}
