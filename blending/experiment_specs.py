@@ -47,8 +47,8 @@ class ExperimentNodeSpec(NodeBase):
     """A/B/n test: each user sticks to one arm, drawn by a salted hash of their id.
 
     With ``prune``, a staged experiment: first every arm but the control is
-    multileaved in each list (interleaving needs several times fewer sessions than
-    A/B to tell rankers apart) until one leads every other by the always-valid tests
+    multileaved in each list (every user's clicks compare all candidates at once,
+    where A/B/n splits users n ways) until one leads every other by the always-valid tests
     or ``max_sessions`` clicked lists; then the survivor is A/B tested against the
     control, each user sticking to one of the two."""
 
