@@ -17,13 +17,14 @@ import hashlib
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from blending.assign import PRUNE, arm_share, experiment_arm
+from blending.assign import PRUNE, experiment_arm
+from blending.branch import Branch, drawn, merge_failures
 from blending.candidates import BlendContext, ScoreResult, SourceResult
-from blending.exploration import explore, explore_rng
+from blending.draft_odds import DraftLaw, list_odds
+from blending.exploration import explore, explore_rng, explored_chances
 from blending.gateway import ModelGateway
 from blending.nodes import (
     apply_filter,
@@ -60,21 +61,6 @@ from blending.spec import (
 )
 
 __all__ = ["PRUNE", "BlendOutcome", "BlendPlan", "DeadlineExceeded"]
-
-
-@dataclass
-class _Branch:
-    """A node's list and the failures anywhere beneath it."""
-
-    items: Ranked
-    failures: dict[str, str] = field(default_factory=dict)
-
-
-def _merge_failures(*branches: _Branch) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    for branch in branches:
-        merged.update(branch.failures)
-    return merged
 
 
 class BlendPlan:
@@ -131,16 +117,6 @@ class BlendPlan:
                 stack.extend(node.reads())
         return active, variant
 
-    def arm_probability(self, variant: dict[str, str]) -> float:
-        """The chance a user lands in every arm of ``variant`` (the arms' weights; a
-        first stage's multileaved list is everyone's)."""
-        chance = 1.0
-        for name, arm in variant.items():
-            node = self.spec.nodes[name]
-            if isinstance(node, ExperimentNodeSpec):
-                chance *= arm_share(node, arm, self.survivors.get(name))
-        return chance
-
     @staticmethod
     def arm_for(
         name: str, node: ExperimentNodeSpec, user_id: str, survivor: str | None = None
@@ -186,15 +162,22 @@ class BlendPlan:
         # The output is filtered once more so no path can return an excluded item;
         # only the k returned become Python objects.
         explore_spec = self.spec.explore
-        final = apply_filter(self._boosted(run, output.items), run.items, limit=ctx.k + self.pool)
-        chance = self.arm_probability(variant)
+        boosted = self._boosted(run, output.items)
+        final = apply_filter(boosted, run.items, limit=ctx.k + self.pool)
+        odds = list_odds(output, run.items, final, reordered=boosted is not output.items)
         if explore_spec is not None:
             rng = explore_rng(ctx.request_id, self.name)
             explored = explore(final, ctx.k, explore_spec, rng)
-            final, propensities = explored.ranked, (explored.propensities * chance).tolist()
+            final, propensities = explored.ranked, explored.propensities.tolist()
+            if odds is not None:
+                served = explored.ranked.items.tolist()
+                propensities = explored_chances(served, explored, odds, explore_spec.epsilon)
             positions = tuple(int(p) + 1 for p in np.flatnonzero(explored.explored))
         else:
-            propensities, positions = [chance] * len(final), ()
+            propensities, positions = [1.0] * len(final), ()
+            if odds is not None:
+                served = final.items.tolist()
+                propensities = [odds[p].get(item, 0.0) for p, item in enumerate(served)]
         return BlendOutcome(
             items=final.candidates(run.items.table),
             propensities=propensities,
@@ -212,11 +195,15 @@ class BlendPlan:
         )
 
     @staticmethod
-    def _draft(name: str, run: RequestRun, teams: list[tuple[str, _Branch]]) -> _Branch:
+    def _draft(name: str, run: RequestRun, teams: list[tuple[str, Branch]]) -> Branch:
         """The team draft of ``teams``' lists, drawn by the request id (replays agree)."""
         rng = random.Random(f"{run.ctx.request_id}:{name}")
         merged = team_draft([(team, branch.items) for team, branch in teams], rng)
-        return _Branch(merged, _merge_failures(*(branch for _, branch in teams)))
+        failures = merge_failures(*(branch for _, branch in teams))
+        if any(branch.random for _, branch in teams):
+            return Branch(merged, failures, random=True)  # a draft of draws: no law here
+        rankings = [branch.items.items.tolist() for _, branch in teams]
+        return Branch(merged, failures, random=True, law=DraftLaw(rankings, merged))
 
     @staticmethod
     def _boosted(run: RequestRun, ranked: Ranked) -> Ranked:
@@ -244,12 +231,12 @@ class BlendPlan:
 
     async def _execute(
         self, run: RequestRun, roots: Sequence[str]
-    ) -> tuple[dict[str, _Branch], dict[str, str]]:
+    ) -> tuple[dict[str, Branch], dict[str, str]]:
         active, variant = self.active_nodes(run.ctx.user_id, roots)
         run.variant = variant
         fetched = [n for n in self.order if n in active and (n in self.sources or n in self.live)]
         answers = await run.fetch_sources(fetched)
-        branches: dict[str, _Branch] = {}
+        branches: dict[str, Branch] = {}
         spans = run.ctx.spans
         for name in self.order:
             if name in active:
@@ -270,20 +257,24 @@ class BlendPlan:
         self,
         name: str,
         run: RequestRun,
-        branches: dict[str, _Branch],
+        branches: dict[str, Branch],
         answers: dict[str, Answer],
-    ) -> _Branch:
+    ) -> Branch:
         node = self.spec.nodes[name]
         ctx = run.ctx
         if isinstance(node, SourceNodeSpec | FreshNodeSpec | BanditNodeSpec):
             answer = answers[name]
             if isinstance(answer, BaseException):
-                return _Branch(empty_ranked(), {name: reason(answer)})
+                return Branch(empty_ranked(), {name: reason(answer)})
             run.answered += 1
             if isinstance(answer, SourceResult):
                 run.versions[answer.model] = answer.version
-                return _Branch(run.filtered(from_source(name, answer, run.items.table)))
-            return _Branch(run.filtered(answer))
+                return Branch(run.filtered(from_source(name, answer, run.items.table)))
+            # A bandit's Thompson draws, or a fresh node's exploring share, are random.
+            sampled = isinstance(node, BanditNodeSpec) or (
+                isinstance(node, FreshNodeSpec) and node.explore_share > 0
+            )
+            return Branch(run.filtered(answer), random=sampled)
         if isinstance(node, BlendNodeSpec):
             inputs = [(w, branches[n]) for n, w in node.weights.items()]
             lists = [(w, b.items) for w, b in inputs]
@@ -291,7 +282,8 @@ class BlendPlan:
                 items = rrf_blend(lists, node.rrf_k)
             else:
                 items = weighted_blend(lists, node.normalize)
-            return _Branch(items, _merge_failures(*(b for _, b in inputs)))
+            read = [b for _, b in inputs]
+            return Branch(items, merge_failures(*read), random=drawn(*read))
         if isinstance(node, RerankNodeSpec):
             return await self._rerank(name, node, run, branches[node.input])
         if isinstance(node, StackNodeSpec):
@@ -300,7 +292,7 @@ class BlendPlan:
             ranked, curated = branches[node.input], branches[node.curated]
             positions = node.positions or share_positions(node.share or 0.0, ctx.k)
             items = apply_slots(ranked.items, curated.items, positions, run.items)
-            return _Branch(items, _merge_failures(ranked, curated))
+            return Branch(items, merge_failures(ranked, curated), drawn(ranked, curated))
         if isinstance(node, FilterNodeSpec):
             source = branches[node.input]
             # The output node's list is cut to k anyway: stop filtering there (unless
@@ -308,12 +300,14 @@ class BlendPlan:
             reorders = (run.rules is not None and bool(run.rules.boosts)) or ctx.seen is not None
             limit = ctx.k + self.pool if name == self.spec.output and not reorders else None
             items = apply_filter(source.items, run.items, node.drop, node.drop_unknown, limit)
-            return _Branch(items, source.failures)
+            law = source.law.filtered(node) if source.law is not None else None
+            return Branch(items, source.failures, source.random, law)
         if isinstance(node, DiversifyNodeSpec):
             source = branches[node.input]
             table = run.items.table if run.items.catalog else None
             items = diversify(source.items, table, node.max_per_category, node.top or ctx.k)
-            return _Branch(items, source.failures)
+            law = source.law if items is source.items else None  # nothing moved
+            return Branch(items, source.failures, source.random, law)
         if isinstance(node, ExperimentNodeSpec):
             arm = run.variant[name]
             if arm != PRUNE:
@@ -330,19 +324,22 @@ class BlendPlan:
             run.fallbacks.append(name)
             # The answer is still degraded: the preferred branch could not be served.
             failures = primary.failures or {name: f"{node.primary!r} returned too few items"}
-            return _Branch(fallback.items, {**failures, **fallback.failures})
+            return Branch(
+                fallback.items, {**failures, **fallback.failures}, fallback.random, fallback.law
+            )
         raise TypeError(
             f"node {name!r}: unsupported kind {type(node).__name__}"
         )  # pragma: no cover
 
     async def _rerank(
-        self, name: str, node: RerankNodeSpec, run: RequestRun, source: _Branch
-    ) -> _Branch:
+        self, name: str, node: RerankNodeSpec, run: RequestRun, source: Branch
+    ) -> Branch:
         head = source.items.items[: node.depth]
         if not len(head):
             return source
         if run.out_of_time(node.model):
-            return _Branch(source.items, {**source.failures, name: run.missed(name)})
+            missed = {**source.failures, name: run.missed(name)}
+            return Branch(source.items, missed, source.random, source.law)
         ids = run.items.table.ids_of(head)
         try:
             scored: ScoreResult = await run.call(
@@ -350,20 +347,22 @@ class BlendPlan:
             )
             items = apply_rerank(source.items, scored, name, node.depth)
         except Exception as exc:  # noqa: BLE001 - keep the input order rather than fail
-            return _Branch(source.items, {**source.failures, name: reason(exc)})
+            failed = {**source.failures, name: reason(exc)}
+            return Branch(source.items, failed, source.random, source.law)
         run.versions[scored.model] = scored.version
-        return _Branch(items, source.failures)
+        return Branch(items, source.failures, source.random)
 
     async def _stack(
-        self, name: str, node: StackNodeSpec, run: RequestRun, inputs: list[_Branch]
-    ) -> _Branch:
-        failures = _merge_failures(*inputs)
+        self, name: str, node: StackNodeSpec, run: RequestRun, inputs: list[Branch]
+    ) -> Branch:
+        failures = merge_failures(*inputs)
+        shaped = drawn(*inputs)
         items, rows = stack_features([b.items for b in inputs], node.normalize)
         if not len(items):
-            return _Branch(items, failures)
+            return Branch(items, failures, shaped)
         if run.out_of_time(node.model):
             fallback = weighted_blend([(1.0, b.items) for b in inputs], node.normalize)
-            return _Branch(fallback, {**failures, name: run.missed(name)})
+            return Branch(fallback, {**failures, name: run.missed(name)}, shaped)
         try:
             scored: ScoreResult = await run.call(
                 name, node.model, run.models.predict(node.model, rows)
@@ -371,6 +370,6 @@ class BlendPlan:
             stacked = apply_stack(items, scored, name)
         except Exception as exc:  # noqa: BLE001 - an equal-weight blend beats no answer
             fallback = weighted_blend([(1.0, b.items) for b in inputs], node.normalize)
-            return _Branch(fallback, {**failures, name: reason(exc)})
+            return Branch(fallback, {**failures, name: reason(exc)}, shaped)
         run.versions[scored.model] = scored.version
-        return _Branch(stacked, failures)
+        return Branch(stacked, failures, shaped)

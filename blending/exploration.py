@@ -16,18 +16,23 @@ other of the T items with ``epsilon / T``. Every list made of the same T items i
 any order has support, so a candidate blend that reorders them, or promotes items
 from just below the top k, can be evaluated; one that brings items from further
 down cannot. The draws are seeded by the request id: a replay draws the same.
+
+When the blend's own list is itself a random draw (an interleaved list), the chance
+of each item at each position under that draw (``blending/draft_odds.py``) takes the
+place of "1 for the blend's item": :func:`explored_chances` mixes the two.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from blending.ranked import Ranked
 
-__all__ = ["ExploreSpec", "Explored", "explore", "explore_rng"]
+__all__ = ["ExploreSpec", "Explored", "explore", "explore_rng", "explored_chances"]
 
 
 class ExploreSpec(BaseModel):
@@ -52,15 +57,26 @@ class ExploreSpec(BaseModel):
 
 
 class Explored:
-    """The served rows, each position's propensity, and which positions show an item
-    other than the blend's own there."""
+    """The served rows, each position's propensity, which positions show an item
+    other than the blend's own there, and the draw's reach: the positions that may
+    explore and the blend's positions their items are drawn from (both empty when
+    nothing can explore)."""
 
-    __slots__ = ("explored", "propensities", "ranked")
+    __slots__ = ("drawn_from", "explored", "may", "propensities", "ranked")
 
-    def __init__(self, ranked: Ranked, propensities: np.ndarray, explored: np.ndarray) -> None:
+    def __init__(
+        self,
+        ranked: Ranked,
+        propensities: np.ndarray,
+        explored: np.ndarray,
+        may: np.ndarray | None = None,
+        drawn_from: np.ndarray | None = None,
+    ) -> None:
         self.ranked = ranked
         self.propensities = propensities
         self.explored = explored
+        self.may = np.zeros(0, dtype=np.int64) if may is None else may
+        self.drawn_from = np.zeros(0, dtype=np.int64) if drawn_from is None else drawn_from
 
 
 def explore_rng(request_id: str, use_case: str) -> np.random.Generator:
@@ -91,4 +107,25 @@ def explore(ranked: Ranked, k: int, spec: ExploreSpec, rng: np.random.Generator)
         moved = rows[may] != may
         propensities[may[moved]] = share
         explored[may[moved]] = True
-    return Explored(ranked.take(rows), propensities, explored)
+    return Explored(ranked.take(rows), propensities, explored, may, drawn_from)
+
+
+def explored_chances(
+    served: Sequence[int], explored: Explored, base: Sequence[Mapping[int, float]], epsilon: float
+) -> list[float]:
+    """Each served position's propensity when the blend's own list is a random draw
+    whose chances are ``base`` (per position of the blend's list: item -> chance).
+
+    A position that may explore shows item ``x`` with ``(1 - epsilon) * base[p][x]
+    + epsilon * P(x among the drawn-from positions) / T``; any other shows the
+    blend's item with its own chance.
+    """
+    chances = [base[p].get(item, 0.0) for p, item in enumerate(served)]
+    if not len(explored.may):
+        return chances
+    drawn = explored.drawn_from.tolist()
+    for p in explored.may.tolist():
+        item = served[p]
+        among = sum(base[q].get(item, 0.0) for q in drawn)
+        chances[p] = (1.0 - epsilon) * chances[p] + epsilon * among / len(drawn)
+    return chances

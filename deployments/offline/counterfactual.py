@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -186,6 +187,8 @@ async def _estimate(
         reason = (
             "served before propensities were logged"
             if not propensities or not inputs
+            else "a random draw the log cannot price (a bandit's, or a draft re-scored after it)"
+            if any(math.isnan(chance) for chance in propensities)
             else "user not among the known users"
             if user is None
             else None

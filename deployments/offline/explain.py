@@ -121,8 +121,11 @@ def explain(served: Served) -> dict[str, Any]:
                 entry["late"] = name in inputs.late
         nodes.append(entry)
     scores = inputs.scores if inputs is not None else [math.nan] * len(served.items)
+    # NaN: a draw the log cannot price (a bandit's); shown as unknown, like no record.
     chances: list[float | None] = (
-        list(served.propensities) if served.propensities else [None] * len(served.items)
+        [None if math.isnan(c) else c for c in served.propensities]
+        if served.propensities
+        else [None] * len(served.items)
     )
     return {
         "request_id": served.request_id,
