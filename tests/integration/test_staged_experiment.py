@@ -11,17 +11,29 @@ from typing import Any
 
 import aiohttp
 import httpx
+import pyarrow.compute as pc
 import pytest
 from cluster_config import STAGED_MAX_SESSIONS, STAGED_USE_CASE
-from serving_cluster import Deployed, until
+from serving_cluster import Deployed, app_config, until
 
 from benchmarks.power import Driver, Plan
 from benchmarks.power_sim import RUN_KINDS, K, Population
+from deployments.config import parse_app_args
+from deployments.events.store import open_dataset_root, read_events
 
 pytestmark = pytest.mark.integration
 
 KIND = RUN_KINDS["staged"]
 CANDIDATES = {"c1", "c2", "c3", "c4"}
+
+
+def _served(deployed: Deployed) -> Any:
+    """The staged use case's served lists in the Parquet log."""
+    args = parse_app_args(app_config(deployed.config, "blendserve")["args"])
+    assert args.events is not None
+    filesystem, path = open_dataset_root(args.events.dataset_uri("blendserve"))
+    table = read_events(filesystem, path, "served", ["use_case", "variant", "propensities"])
+    return table.filter(pc.equal(table["use_case"], STAGED_USE_CASE))
 
 
 def _answer(client: httpx.Client, user: str) -> dict[str, Any]:
@@ -82,3 +94,21 @@ def test_a_staged_experiment_prunes_by_multileaving_then_ab_tests_the_survivor(
     assert again == arms, "a user keeps their arm"
     answer = _answer(client, "late-reader-0")
     assert all(item.get("team") is None for item in answer["items"])
+
+    # The Parquet log prices each stage's lists: a multileaved list at the draft's
+    # chances (its first place goes to one of four teams' tops), an arm's own at 1.
+    def logged() -> Any:
+        table = _served(deployed)
+        stages = [dict(v).get("exp") for v in table["variant"].to_pylist()]
+        enough = stages.count("_prune") >= STAGED_MAX_SESSIONS and survivor in stages
+        return table if enough else None
+
+    table = until(logged, 30, "both stages' lists in the Parquet log")
+    for variant, chances in zip(
+        table["variant"].to_pylist(), table["propensities"].to_pylist(), strict=True
+    ):
+        assert len(chances) == K
+        if dict(variant)["exp"] == "_prune":
+            assert all(0 < c <= 1 for c in chances) and min(chances) < 1, chances
+        else:
+            assert chances == [1.0] * K, chances
