@@ -29,6 +29,14 @@ import aiohttp
 import msgspec
 import uvloop
 
+from benchmarks.power_counterfactual import (
+    CounterfactualTrial,
+    counterfactual_use_cases,
+    estimate_trials,
+    serve_trials,
+    wait_logged,
+    write_inputs,
+)
 from benchmarks.power_report import decided, markdown, summary
 from benchmarks.power_sim import RUN_KINDS, K, Population, RunKind, qualities_of, serve_use_cases
 from benchmarks.systems import RayServeSystem
@@ -52,6 +60,9 @@ class Plan:
     """Session counts at which a run's report is read (every batch where absent)."""
     max_sessions: int
     """A staged experiment's first stage ends after this many clicked lists at most."""
+    counterfactual_runs: int = 0
+    counterfactual_sessions: int = 0
+    """Runs of the counterfactual check, and sessions of each policy in each."""
     batch: int = 50
     """Sessions a run sends before its feedback goes out and its report may be read."""
 
@@ -68,6 +79,8 @@ class Plan:
             sessions={"aa": 400, "ab": 3000, "il": 1500, "abn": 6000, "staged": 6000},
             checkpoints={"ab": grid, "il": tuple(c for c in grid if c <= 1500)},
             max_sessions=1000,
+            counterfactual_runs=40,
+            counterfactual_sessions=500,
         )
 
     @classmethod
@@ -78,6 +91,8 @@ class Plan:
             sessions={"aa": 150, "ab": 300, "il": 300, "abn": 600, "staged": 600},
             checkpoints={"ab": (100, 200, 300), "il": (100, 200, 300)},
             max_sessions=100,
+            counterfactual_runs=2,
+            counterfactual_sessions=100,
         )
 
 
@@ -104,7 +119,8 @@ class Driver:
         self.limit = asyncio.Semaphore(CONCURRENCY)
         self.sent = 0
 
-    async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    async def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """One API call (retried while the service sheds load); its JSON answer."""
         data = None if body is None else _ENCODE(body)
         async with self.limit:
             for attempt in range(5):
@@ -122,7 +138,7 @@ class Driver:
         """One session: a list served, looked at and clicked; its feedback events."""
         user = self.population.user(self.rng)
         body = {"user_id": self.population.ids[user], "k": K}
-        answer = await self._call("POST", f"/v1/recommend/{use_case}", body)
+        answer = await self.call("POST", f"/v1/recommend/{use_case}", body)
         if len(answer["items"]) != K:
             raise RuntimeError(f"{use_case}: {len(answer['items'])} items, not {K}")
         clicked = set(self.population.clicks(self.rng, user, qualities_of(kind, answer)))
@@ -145,12 +161,12 @@ class Driver:
             events = [event for batch in batches for event in batch]
             for start in range(0, len(events), 1000):  # the API's limit per call
                 chunk = events[start : start + 1000]
-                stored = await self._call("POST", "/v1/feedback", {"events": chunk})
+                stored = await self.call("POST", "/v1/feedback", {"events": chunk})
                 if stored["accepted"] != len(chunk) or stored["duplicates"]:
                     raise RuntimeError(f"{use_case}: feedback of {len(chunk)} events: {stored}")
             result.sessions += size
             if checkpoints is None or result.sessions in checkpoints:
-                report = await self._call("GET", f"/v1/experiments/{use_case}.exp")
+                report = await self.call("GET", f"/v1/experiments/{use_case}.exp")
                 _check_counts(use_case, kind, report, result.sessions)
                 result.readings.append((result.sessions, report))
                 if kind.name in ("abn", "staged") and decided(report) is not None:
@@ -173,15 +189,30 @@ def _check_counts(use_case: str, kind: RunKind, report: dict[str, Any], sessions
         raise RuntimeError(f"{use_case}: {clicked} clicked lists in {sessions} sessions")
 
 
-async def simulate(base_url: str, headers: Mapping[str, str], plan: Plan, seed: int) -> Any:
-    """Every run of ``plan`` against the service at ``base_url``; their results."""
-    population = Population(20_000, seed)
-    async with aiohttp.ClientSession(
+def _client(base_url: str, headers: Mapping[str, str]) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
         base_url=base_url,
         headers={**headers, "Content-Type": "application/json"},
         timeout=aiohttp.ClientTimeout(total=30),
         connector=aiohttp.TCPConnector(limit=CONCURRENCY),
-    ) as http:
+    )
+
+
+async def serve_counterfactual(
+    base_url: str, headers: Mapping[str, str], plan: Plan, population: Population, seed: int
+) -> list[CounterfactualTrial]:
+    """The counterfactual runs' sessions (``benchmarks/power_counterfactual.py``)."""
+    async with _client(base_url, headers) as http:
+        driver = Driver(http, population, seed)
+        return await serve_trials(
+            driver.call, population, plan.counterfactual_runs, plan.counterfactual_sessions, seed
+        )
+
+
+async def simulate(base_url: str, headers: Mapping[str, str], plan: Plan, seed: int) -> Any:
+    """Every run of ``plan`` against the service at ``base_url``; their results."""
+    population = Population(20_000, seed)
+    async with _client(base_url, headers) as http:
         driver = Driver(http, population, seed)
         jobs = [
             driver.run(use_case, RUN_KINDS[kind], plan.sessions[kind], plan)
@@ -205,7 +236,10 @@ def _config(plan: Plan, events_dir: Path) -> dict[str, Any]:
         "uri": str(events_dir / "events"),
         "wal_dir": str(events_dir / "wal"),
     }
-    ingress_deployment(app)["user_config"]["use_cases"] = serve_use_cases(runs, plan.max_sessions)
+    ingress_deployment(app)["user_config"]["use_cases"] = {
+        **serve_use_cases(runs, plan.max_sessions),
+        **counterfactual_use_cases(plan.counterfactual_runs),
+    }
     return config
 
 
@@ -227,11 +261,19 @@ def main(argv: list[str] | None = None) -> int:
             ready_path="/readyz",
         ) as system,
     ):
+        # The counterfactual runs first, alone: their estimates read the Parquet log.
+        population = Population(20_000, args.seed)
+        inputs = write_inputs(Path(events_dir), system.config, plan.counterfactual_runs, population)
+        trials = uvloop.run(
+            serve_counterfactual(system.base_url, system.headers, plan, population, args.seed)
+        )
+        wait_logged(inputs[0], trials, timeout_s=120)
+        estimate_trials(*inputs, trials)
         results, population, seconds, sent = uvloop.run(
             simulate(system.base_url, system.headers, plan, args.seed)
         )
     command = "make power" + (" (--quick)" if args.quick else "")
-    args.out.write_text(markdown(results, population, plan, seconds, sent, command))
+    args.out.write_text(markdown(results, population, plan, seconds, sent, command, trials))
     raw = ROOT / "benchmarks" / "results" / ("power-quick.json" if args.quick else "power.json")
     raw.write_bytes(msgspec.json.format(_ENCODE(summary(results, population)), indent=1))
     print(f"{sent} sessions in {seconds:.0f} s; wrote {args.out}")

@@ -8,7 +8,13 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from benchmarks.power_counterfactual import (
+    ESTIMATORS,
+    CounterfactualTrial,
+    counterfactual_markdown,
+)
 from benchmarks.power_sim import BASE_QUALITY, EXAMINE, LIFT, RUN_KINDS, Population
+from benchmarks.power_variance import variance_markdown
 
 if TYPE_CHECKING:
     from benchmarks.power import Plan, RunResult
@@ -52,13 +58,20 @@ def summary(results: Sequence[RunResult], population: Population) -> list[dict[s
     rows = []
     for run in results:
         sessions, report = run.readings[-1]
-        qualities = RUN_KINDS[run.kind].quality
+        kind = RUN_KINDS[run.kind]
+        qualities = kind.quality
+        users = population.arm_users(run.use_case, kind) if kind.experiment == "experiment" else {}
         arms = {
             arm: {
                 key: row.get(key)
                 for key in ("requests", "impressions", "clicks", "ctr", "ctr_low", "ctr_high")
             }
-            | {"true_ctr": population.true_ctr(qualities[arm]) if arm in qualities else None}
+            | {
+                "true_ctr": population.true_ctr(qualities[arm]) if arm in qualities else None,
+                "true_ctr_of_its_users": population.true_ctr(qualities[arm], users[arm])
+                if arm in users
+                else None,
+            }
             for arm, row in (report.get("arms") or {}).items()
         }
         rows.append(
@@ -99,16 +112,30 @@ def aa_rates(results: Sequence[RunResult]) -> dict[str, float]:
     }
 
 
-def coverage(results: Sequence[RunResult], population: Population, kind: str) -> tuple[int, int]:
-    """(intervals holding their arm's true CTR, intervals) over the final reports."""
-    held = total = 0
-    qualities = RUN_KINDS[kind].quality
+def coverage(
+    results: Sequence[RunResult], population: Population, kind: str
+) -> tuple[int, int, int]:
+    """(intervals holding their arm's true CTR, intervals holding the whole
+    population's, intervals) over the final reports.
+
+    An arm's truth is the CTR over the users the service assigns to it: sticky
+    assignment makes an arm's users one fixed draw of the population, and an
+    interval over the arm's sessions estimates the CTR of those users' sessions.
+    How far that draw sits from the population's CTR is printed beside it."""
+    held = held_population = total = 0
+    kind_ = RUN_KINDS[kind]
     for run in _of(results, kind):
+        users = population.arm_users(run.use_case, kind_)
         for arm, row in run.readings[-1][1]["arms"].items():
-            truth = population.true_ctr(qualities[arm])
+            if row["ctr_low"] is None:
+                total += 1
+                continue
+            quality = kind_.quality[arm]
+            low, high = row["ctr_low"], row["ctr_high"]
             total += 1
-            held += row["ctr_low"] is not None and row["ctr_low"] <= truth <= row["ctr_high"]
-    return held, total
+            held += low <= population.true_ctr(quality, users[arm]) <= high
+            held_population += low <= population.true_ctr(quality) <= high
+    return held, held_population, total
 
 
 def _ab_found(report: Mapping[str, Any]) -> bool:
@@ -172,11 +199,12 @@ def markdown(
     seconds: float,
     sent: int,
     command: str,
+    trials: Sequence[CounterfactualTrial] = (),
 ) -> str:
     """docs/MEASUREMENT.md."""
     aa = aa_rates(results)
-    ab_held, ab_total = coverage(results, population, "ab")
-    aa_held, aa_total = coverage(results, population, "aa")
+    ab_held, ab_whole, ab_total = coverage(results, population, "ab")
+    aa_held, aa_whole, aa_total = coverage(results, population, "aa")
     ab_curve, il_curve = power_curve(results, "ab"), power_curve(results, "il")
     ab_n, il_n = sessions_to(ab_curve), sessions_to(il_curve)
     ratio = ab_n / il_n if ab_n and il_n else None
@@ -204,8 +232,11 @@ def markdown(
         (
             "A/B 95% intervals hold the true CTR in >= 93% of runs",
             ab_total > 0 and ab_held / ab_total >= 0.93,
-            f"{ab_held} of {ab_total} arm intervals ({ab_held / max(ab_total, 1):.1%}); "
-            f"A/A arms {aa_held} of {aa_total} ({aa_held / max(aa_total, 1):.1%})",
+            f"{ab_held} of {ab_total} arm intervals ({ab_held / max(ab_total, 1):.1%}) hold "
+            f"the CTR of the arm's users; A/A arms {aa_held} of {aa_total} "
+            f"({aa_held / max(aa_total, 1):.1%}). Against the whole population's CTR: "
+            f"{ab_whole} of {ab_total} and {aa_whole} of {aa_total} (an arm's users are one "
+            "fixed draw of the population; its sessions' interval cannot see that draw)",
         ),
         (
             "interleaving reaches 80% power with >= 3x fewer sessions than A/B",
@@ -222,6 +253,21 @@ def markdown(
             else "no decision",
         ),
     ]
+    if trials:
+        held = {
+            name: sum(lo <= t.expected <= hi for t in trials for _, lo, hi in [t.estimates[name]])
+            for name in ESTIMATORS
+        }
+        rows.append(
+            (
+                "counterfactual 95% intervals hold the candidate's served CTR in >= 90% of runs",
+                all(h / len(trials) >= 0.9 for h in held.values()),
+                ", ".join(
+                    f"{n.upper()} {h} of {len(trials)} ({h / len(trials):.0%})"
+                    for n, h in held.items()
+                ),
+            )
+        )
     lines = [
         "# Measurement you can trust",
         "",
@@ -231,9 +277,9 @@ def markdown(
         "asks `POST /v1/recommend/<run>` for "
         f"{len(EXAMINE)} items, clicks, and sends its impressions and clicks through "
         "`POST /v1/feedback`; verdicts are read from `GET /v1/experiments/<run>.exp`, as "
-        "the dashboard reads them. The counterfactual estimators' coverage is measured "
-        "in `tests/unit/test_counterfactual.py` and on the service in "
-        "`tests/integration/test_counterfactual_from_the_log.py` (README, Counterfactual).",
+        "the dashboard reads them. The counterfactual runs go first, on their own: the "
+        "logging policy serves, `blendserve evaluate --counterfactual` estimates a "
+        "candidate from the Parquet log, then the candidate serves the same users.",
         "",
         f"Last run: `{command}`, {sent:,} sessions in {seconds:.0f} s "
         f"({sent / max(seconds, 1e-9):.0f} sessions/s, all runs at once).",
@@ -283,6 +329,13 @@ def markdown(
         f"the five arms split evenly. A run ends when a candidate is shown better than the "
         f"control by the always-valid test, or at {cap:,} sessions (undecided).",
         "",
+        "A staged experiment still ends in a two-arm A/B of the survivor against the "
+        "control, each arm with half the traffic; in A/B/n each of the five arms has a "
+        "fifth. So A/B/n needs about 2.5x the sessions of that final A/B at most, and the first "
+        "stage only adds to the staged total: against A/B/n of five equal arms, no first "
+        "stage can cut sessions by 3x. What the first stage buys is the pick: the "
+        "survivor is nearly always the best candidate.",
+        "",
         f"| design | runs | median sessions | decided | picked the best ({best}) |",
         "|---|---:|---:|---:|---:|",
     ]
@@ -292,4 +345,5 @@ def markdown(
             f"| {name} | {len(rows_)} | {median_sessions(rows_):,.0f} | {len(made)} | "
             f"{sum(w == best for w in made)} |"
         )
+    lines += ["", *variance_markdown(ratio), *counterfactual_markdown(trials)]
     return "\n".join(lines) + "\n"

@@ -22,12 +22,16 @@ in parallel on one service, each with its own salt and counts.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from blending.assign import experiment_arm
+from blending.experiment_specs import ExperimentNodeSpec
 
 __all__ = [
     "EXAMINE",
@@ -36,6 +40,7 @@ __all__ = [
     "K",
     "Population",
     "RunKind",
+    "appeal",
     "qualities_of",
     "serve_use_cases",
 ]
@@ -153,12 +158,48 @@ class Population:
             if rng.random() < EXAMINE[p] and rng.random() < min(1.0, BASE_QUALITY * q * u)
         ]
 
-    def true_ctr(self, quality: float) -> float:
+    def item_clicks(self, rng: random.Random, user: int, items: Sequence[str]) -> list[int]:
+        """The positions ``user`` clicks in a list of ``items``, whose appeal (not a
+        ranker's quality) sets the click chance: the counterfactual runs."""
+        chances = self.item_chances(user, items)
+        return [p for p, chance in enumerate(chances) if rng.random() < chance]
+
+    def expected_clicks(self, user: int, items: Sequence[str]) -> float:
+        """The clicks ``user`` makes on ``items`` on average (exact)."""
+        return float(sum(self.item_chances(user, items)))
+
+    def item_chances(self, user: int, items: Sequence[str]) -> list[float]:
+        """Each position's click chance: examined by position, clicked by appeal."""
+        u = float(self.propensity[user])
+        return [
+            EXAMINE[p] * min(1.0, BASE_QUALITY * appeal(item) * u) for p, item in enumerate(items)
+        ]
+
+    def true_ctr(self, quality: float, users: np.ndarray | None = None) -> float:
         """Clicks per impression of a ranker of ``quality`` over sessions (users
-        weighted by activity, every list K long): exact, not simulated."""
+        weighted by activity, every list K long): exact, not simulated. ``users`` (a
+        mask) restricts it to the users an experiment arm holds."""
         chance = np.minimum(1.0, BASE_QUALITY * quality * self.propensity)
         per_user = chance * (sum(EXAMINE) / K)
-        return float(np.average(per_user, weights=self.activity))
+        if users is None:
+            return float(np.average(per_user, weights=self.activity))
+        return float(np.average(per_user[users], weights=self.activity[users]))
+
+    def arm_users(self, use_case: str, kind: RunKind) -> dict[str, np.ndarray]:
+        """Arm -> mask of the users the service puts in it (the sticky assignment of
+        ``use_case``'s experiment node, computed as the service computes it)."""
+        spec = ExperimentNodeSpec.model_validate(
+            serve_use_cases([(use_case, kind)], 1)[use_case]["nodes"]["exp"]
+        )
+        arms = np.array([experiment_arm("exp", spec, user, None) for user in self.ids])
+        return {arm: arms == arm for arm in kind.arms}
+
+
+def appeal(item: str) -> float:
+    """An item's fixed appeal, between 0.5 and 1.5 (a hash of its id): what makes
+    one ordering of items click better than another in the counterfactual runs."""
+    digest = hashlib.blake2b(item.encode(), digest_size=8).digest()
+    return 0.5 + int.from_bytes(digest, "big") / 2**64
 
 
 def qualities_of(kind: RunKind, answer: Mapping[str, Any]) -> list[float]:

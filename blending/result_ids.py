@@ -4,7 +4,10 @@ A result id carries everything an outcome is credited to: request, use case,
 position, item, experiment arms, interleaving team and model versions, plus the
 serving time. It is self-contained (no lookup needed, any replica can read it) and
 signed with HMAC-SHA256, so a forged or mangled id is refused instead of skewing an
-experiment. No user id goes in: result ids end up in URLs and logs.
+experiment. No user id goes in: result ids end up in URLs and logs. A list served in
+an experiment carries its user's *unit* instead: one of 4,096 buckets of the
+user's pseudonym, the same for every list of that user (experiment statistics
+cluster on it: one user's lists are correlated), and shared by many users.
 
 Format: ``base64url(compact JSON) "." base64url(first 12 bytes of the HMAC)``.
 """
@@ -23,8 +26,10 @@ import msgspec
 
 from models.errors import InputError
 
-__all__ = ["ResultIdCodec", "ResultRef"]
+__all__ = ["UNITS", "ResultIdCodec", "ResultRef", "user_unit"]
 
+UNITS = 4096
+"""Buckets users are hashed into for experiment statistics (``user_unit``)."""
 _TAG_BYTES = 12
 _VERSION = 1
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
@@ -48,6 +53,14 @@ class ResultRef:
     """The interleaving team credited with the item, if any."""
     model_versions: dict[str, str] = field(default_factory=dict)
     """Model -> version of every model that contributed to this item."""
+    unit: int | None = None
+    """The user's unit (``user_unit``) for lists served in an experiment."""
+
+
+def user_unit(pseudonym: str) -> int | None:
+    """The unit of a user by their pseudonym (hex, already salted): one of ``UNITS``;
+    None without a pseudonym (no event log)."""
+    return int(pseudonym[:8], 16) % UNITS if pseudonym else None
 
 
 def _b64(data: bytes) -> str:
@@ -89,6 +102,8 @@ class ResultIdCodec:
             data["t"] = ref.team
         if ref.model_versions:
             data["m"] = ref.model_versions
+        if ref.unit is not None:
+            data["n"] = ref.unit
         payload = _encode_sorted(data)
         return f"{_b64(payload)}.{_b64(self._tag(payload))}"
 
@@ -113,4 +128,5 @@ class ResultIdCodec:
             variant=data.get("x", {}),
             team=data.get("t"),
             model_versions=data.get("m", {}),
+            unit=data.get("n"),
         )

@@ -86,6 +86,7 @@ def item_answer(
         request.variant,
         candidate.team,
         {c.model: c.version for c in components},
+        request.unit,
     )
     return ItemAnswer(
         item_id=candidate.item_id,

@@ -50,9 +50,10 @@ class _Arm:
     outcomes: dict[str, float] = field(default_factory=dict)
     """Every outcome (``blending/evaluation/objective.py``): counts, dwell seconds."""
     units: int = 0
-    """Served lists with feedback, and over them the sums of clicks squared,
-    impressions squared and clicks * impressions (the CTR variance's inputs), kept
-    up to date as each list's counts change, so a report never scans the lists."""
+    """Units with feedback (a user's unit in an experiment, else a served list), and
+    over them the sums of clicks squared, impressions squared and clicks *
+    impressions (the CTR variance's inputs), kept up to date as each unit's counts
+    change, so a report never scans them."""
     clicks_sq: int = 0
     impressions_sq: int = 0
     cross: int = 0
@@ -72,8 +73,12 @@ class EventCounts:
 
     arms: dict[tuple[str, str, str], _Arm] = field(default_factory=dict)
     lists: dict[tuple[str, str], _List] = field(default_factory=dict)
-    """(use case, request id) -> the arms and the impressions and clicks of one served
-    list that got feedback: the unit CTR's variance is computed over."""
+    """(use case, unit) -> the arms and the impressions and clicks of one unit that got
+    feedback: CTR's variance is computed over these. A unit is the user's bucket
+    (``blending/result_ids.py``) within one set of arms: arms are assigned by user, so
+    one user's lists are correlated and must fall in one unit, or the intervals come
+    out too narrow once users return (Deng, Knoblich & Lu 2018: the randomisation
+    unit). Feedback without one (older result ids) counts per served list."""
     team_clicks: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     """(use case, request id) -> interleaving team -> clicked items."""
     team_patterns: dict[str, Counter[tuple[tuple[str, int], ...]]] = field(default_factory=dict)
@@ -134,15 +139,20 @@ class EventCounts:
             amount = float(record.get("value") or 0.0) if event == "dwell" else 1.0
             totals.outcomes[event] = totals.outcomes.get(event, 0.0) + amount
         request = (use_case, str(record["request_id"]))
-        opened = request in self.lists or request in self.team_clicks
+        opened: list[tuple[str, str]] = []
         if variant and event in ("impression", "click"):
-            self._count_in_list(use_case, request[1], variant, event)
+            unit = (use_case, _unit_key(record, variant))
+            if self._count_in_unit(unit, variant, event):
+                opened.append(unit)
         team = record.get("team")
         if event == "click" and team:
+            if request not in self.team_clicks and request not in opened:
+                opened.append(request)
             clicks = self.team_clicks.setdefault(request, {})
             clicks[str(team)] = clicks.get(str(team), 0) + 1
-        if not opened and (request in self.lists or request in self.team_clicks):
-            self._opened.append((_seconds(record.get("served_at")), *request))
+        if opened:
+            served_at = _seconds(record.get("served_at"))
+            self._opened.extend((served_at, *key) for key in opened)
             # The events' own clock, not the wall's: a rebuild from the dataset closes
             # lists as the live counts did when those events came.
             self._clock = max(self._clock, _seconds(record.get("ts")))
@@ -150,23 +160,24 @@ class EventCounts:
         return True
 
     def _close(self, before: float) -> None:
-        """Forget the own counts of lists served before ``before`` (their share of the
-        arms' sums stays; their team clicks join the use case's patterns)."""
+        """Forget the own counts of units first counted for lists served before
+        ``before`` (their share of the arms' sums stays; a later event of theirs starts
+        a unit of its own), and move those lists' team clicks to the use case's
+        patterns."""
         while self._opened and self._opened[0][0] < before:
-            _, use_case, request_id = self._opened.popleft()
-            self.lists.pop((use_case, request_id), None)
-            clicks = self.team_clicks.pop((use_case, request_id), None)
+            _, use_case, key = self._opened.popleft()
+            self.lists.pop((use_case, key), None)
+            clicks = self.team_clicks.pop((use_case, key), None)
             if clicks:
                 pattern = tuple(sorted(clicks.items()))
                 self.team_patterns.setdefault(use_case, Counter())[pattern] += 1
 
-    def _count_in_list(
-        self, use_case: str, request_id: str, variant: dict[str, str], event: str
-    ) -> None:
-        """Add an impression or click to its served list, and move that list's share of
-        each arm's sums from its old counts to its new ones."""
-        key = (use_case, request_id)
+    def _count_in_unit(self, key: tuple[str, str], variant: dict[str, str], event: str) -> bool:
+        """Add an impression or click to its unit, and move that unit's share of each
+        arm's sums from its old counts to its new ones; True if the unit is new."""
+        use_case = key[0]
         served = self.lists.get(key)
+        new = served is None
         if served is None:
             served = self.lists[key] = _List(variant)
             for node, arm in variant.items():
@@ -182,6 +193,7 @@ class EventCounts:
             totals.clicks_sq += c2 * c2 - c * c
             totals.impressions_sq += n2 * n2 - n * n
             totals.cross += c2 * n2 - c * n
+        return new
 
     def arm_totals(self, use_case: str, node: str) -> dict[str, ArmTotals]:
         """Requests, impressions and clicks of each arm of ``use_case``'s ``node``, with
@@ -271,10 +283,20 @@ class EventCounts:
             "request_id",
             "served_at",
             "ts",
+            "unit",
         )
         for record in _records(feedback, columns):
             counts.add_feedback(record)
         return counts
+
+
+def _unit_key(record: Mapping[str, Any], variant: Mapping[str, str]) -> str:
+    """The unit an event counts in: its user's unit within its arms (``~`` cannot
+    start a request id), else its own served list."""
+    unit = record.get("unit")
+    if unit is None:
+        return str(record["request_id"])
+    return f"~{unit}:" + ",".join(f"{node}={arm}" for node, arm in sorted(variant.items()))
 
 
 def _seconds(moment: Any) -> float:

@@ -170,6 +170,7 @@ def feedback_records(
                 team=ref.team,
                 model_versions=dict(ref.model_versions),
                 use_case=ref.use_case,
+                unit=ref.unit,
             )
         )
     return records, rejected

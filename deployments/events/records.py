@@ -59,6 +59,8 @@ class FeedbackRecord(msgspec.Struct, frozen=True):
     team: str | None
     model_versions: dict[str, str]
     use_case: str
+    unit: int | None = None
+    """The user's unit (``blending/result_ids.py``), for lists served in experiments."""
 
     def row(self) -> JsonObject:
         """The record as the event store writes it."""

@@ -89,6 +89,7 @@ FEEDBACK_SCHEMA = pa.schema(
         ("variant", _STRING_MAP),
         ("team", pa.string()),
         ("model_versions", _STRING_MAP),
+        ("unit", pa.int32()),
         ("date", pa.string()),
         ("use_case", pa.string()),
     ]

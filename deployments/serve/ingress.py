@@ -27,7 +27,7 @@ from blending.catalog import ItemCatalog
 from blending.dag import BlendOutcome, BlendPlan
 from blending.items import ItemTable
 from blending.online import OnlineSnapshot
-from blending.result_ids import ResultRef
+from blending.result_ids import ResultRef, user_unit
 from deployments.api.answers import (
     PredictAnswer,
     RecommendAnswer,
@@ -315,7 +315,10 @@ class Ingress:
             failed = error_body("unavailable", "every source failed", None, failed=outcome.failures)
             return JSONResponse(failed, status_code=503, headers={"Retry-After": "1"})
         log_request(self.config.ingress.request_log, record, inputs, 200)
-        served = ResultRef(request_id, use_case, 0, "", int(time.time()), outcome.variant)
+        unit = user_unit(user) if outcome.variant else None  # experiments cluster on it
+        served = ResultRef(
+            request_id, use_case, 0, "", int(time.time()), outcome.variant, unit=unit
+        )
         logged = time.perf_counter()
         if self.events is not None:
             self.events.served(record)

@@ -1,5 +1,5 @@
 """``make power``'s simulation and its reading of reports (the run itself is
-``make power``; ``tests/integration/test_power_run.py`` runs a quick one)."""
+``make power``; ``make power POWER_ARGS=--quick`` is its smoke run)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,18 @@ def test_the_true_ctr_is_what_simulated_sessions_click() -> None:
         assert simulated == pytest.approx(population.true_ctr(quality), rel=0.02)
     lift = population.true_ctr(1.0 + LIFT) / population.true_ctr(1.0) - 1
     assert 0.09 < lift <= LIFT
+
+
+def test_an_arms_truth_is_over_the_users_the_service_puts_in_it() -> None:
+    population = Population(4_000, seed=3)
+    users = population.arm_users("ab007", RUN_KINDS["ab"])
+    control, challenger = users["control"], users["challenger"]
+    assert not (control & challenger).any() and (control | challenger).all()
+    assert 0.45 < control.mean() < 0.55, "two arms of equal weight"
+    assert population.arm_users("ab008", RUN_KINDS["ab"])["control"].tolist() != control.tolist()
+    whole = population.true_ctr(1.0)
+    halves = [population.true_ctr(1.0, users[arm]) for arm in ("control", "challenger")]
+    assert halves[0] != halves[1] and min(halves) < whole < max(halves)
 
 
 def test_active_users_have_many_sessions_and_most_users_few() -> None:
