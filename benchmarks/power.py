@@ -76,8 +76,8 @@ class Plan:
         grid = (100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000)
         return cls(
             runs={"aa": 50, "ab": 30, "il": 30, "abn": 8, "staged": 8},
-            sessions={"aa": 400, "ab": 3000, "il": 1500, "abn": 6000, "staged": 6000},
-            checkpoints={"ab": grid, "il": tuple(c for c in grid if c <= 1500)},
+            sessions={"aa": 400, "ab": 3000, "il": 2000, "abn": 6000, "staged": 6000},
+            checkpoints={"ab": grid, "il": tuple(c for c in grid if c <= 2000)},
             max_sessions=1000,
             counterfactual_runs=40,
             counterfactual_sessions=500,

@@ -74,7 +74,11 @@ def variance_markdown(measured: float | None) -> list[str]:
     """docs/MEASUREMENT.md's section on where interleaving's saving comes from;
     ``measured``: the ratio the service showed (None if not reached)."""
     rows = [sessions_to_power(spread) for spread in SPREADS]
-    seen = f"{measured:.1f}x" if measured else "not reached"
+    seen = (
+        f"the service measured {measured:.1f}x"
+        if measured
+        else "interleaving did not reach 80% power within the service's runs"
+    )
     lines = [
         "## Where interleaving's saving comes from",
         "",
@@ -97,8 +101,8 @@ def variance_markdown(measured: float | None) -> list[str]:
         )
     lines += [
         "",
-        f"The population above has sd 0.5; the service measured {seen}, as the first row "
-        "predicts. Even at sd 1.4 (a quarter of users click at a tenth of the average rate "
+        f"The population above has sd 0.5: {seen}, as the first row predicts. "
+        "Even at sd 1.4 (a quarter of users click at a tenth of the average rate "
         "or less; the cap at 1 also trims the lift of the keenest) interleaving saves "
         "less than the issue's 3x. The literature's 10x-100x (Chapelle et al. 2012, "
         '"Large-scale validation and analysis of interleaved search evaluation") was '

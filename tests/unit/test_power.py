@@ -7,9 +7,10 @@ import random
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from benchmarks.power import RunResult
-from benchmarks.power_report import decided, sessions_to, summary
+from benchmarks.power_report import decided, fitted_sessions_to, sessions_to, summary
 from benchmarks.power_sim import LIFT, RUN_KINDS, K, Population, qualities_of, serve_use_cases
 from blending.spec import UseCaseSpec
 
@@ -72,6 +73,25 @@ def test_sessions_to_power_interpolates_between_readings() -> None:
     assert sessions_to([(100, 0.2), (200, 0.6), (300, 0.9)]) == pytest.approx(200 + 100 * 2 / 3)
     assert sessions_to([(100, 0.85)]) == pytest.approx(100 * 0.8 / 0.85)
     assert sessions_to([(100, 0.2), (200, 0.5)]) is None
+
+
+def test_the_fitted_sessions_to_power_recover_a_known_curve_from_noisy_readings() -> None:
+    # Readings of a test that needs 1,500 sessions for 80% power, each the share of 30
+    # runs (as make power reads them): the fit lands near 1,500 though single
+    # readings cross 80% anywhere from about 1,000 to 2,500.
+    rng = np.random.default_rng(5)
+    slope = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) / np.sqrt(1500)
+    grid = (100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000)
+    estimates = []
+    for _ in range(40):
+        curve = [
+            (n, rng.binomial(30, stats.norm.cdf(slope * np.sqrt(n) - stats.norm.ppf(0.975))) / 30)
+            for n in grid
+        ]
+        estimates.append(fitted_sessions_to(curve))
+    assert all(e is not None for e in estimates)
+    assert 1300 < float(np.median([e for e in estimates if e is not None])) < 1700
+    assert fitted_sessions_to([(100, 0.0), (200, 0.0)]) is None, "no signal, no figure"
 
 
 def test_a_decision_is_a_candidate_shown_better_than_the_control() -> None:
