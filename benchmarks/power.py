@@ -38,7 +38,15 @@ from benchmarks.power_counterfactual import (
     write_inputs,
 )
 from benchmarks.power_report import decided, markdown, summary
-from benchmarks.power_sim import RUN_KINDS, K, Population, RunKind, qualities_of, serve_use_cases
+from benchmarks.power_sim import (
+    RUN_KINDS,
+    K,
+    Population,
+    RunKind,
+    qualities_of,
+    serve_use_cases,
+    session_events,
+)
 from benchmarks.systems import RayServeSystem
 from benchmarks.variants import ROOT, blendserve_config, ingress_deployment, load_yaml
 
@@ -134,21 +142,29 @@ class Driver:
         result: dict[str, Any] = _DECODE(text)
         return result
 
-    async def session(self, use_case: str, kind: RunKind) -> list[dict[str, str]]:
-        """One session: a list served, looked at and clicked; its feedback events."""
-        user = self.population.user(self.rng)
+    async def recommend(self, use_case: str, user: int) -> dict[str, Any]:
+        """``user``'s list of ``use_case``, checked to hold ``K`` items."""
         body = {"user_id": self.population.ids[user], "k": K}
         answer = await self.call("POST", f"/v1/recommend/{use_case}", body)
         if len(answer["items"]) != K:
             raise RuntimeError(f"{use_case}: {len(answer['items'])} items, not {K}")
-        clicked = set(self.population.clicks(self.rng, user, qualities_of(kind, answer)))
-        events = []
-        for position, item in enumerate(answer["items"]):
-            events.append({"result_id": item["result_id"], "event": "impression"})
-            if position in clicked:
-                events.append({"result_id": item["result_id"], "event": "click"})
+        return answer
+
+    async def send_feedback(self, use_case: str, events: list[dict[str, str]]) -> None:
+        """``events`` through ``POST /v1/feedback``, each stored once (or an error)."""
+        for start in range(0, len(events), 1000):  # the API's limit per call
+            chunk = events[start : start + 1000]
+            stored = await self.call("POST", "/v1/feedback", {"events": chunk})
+            if stored["accepted"] != len(chunk) or stored["duplicates"]:
+                raise RuntimeError(f"{use_case}: feedback of {len(chunk)} events: {stored}")
+
+    async def session(self, use_case: str, kind: RunKind) -> list[dict[str, str]]:
+        """One session: a list served, looked at and clicked; its feedback events."""
+        user = self.population.user(self.rng)
+        answer = await self.recommend(use_case, user)
+        clicked = self.population.clicks(self.rng, user, qualities_of(kind, answer))
         self.sent += 1
-        return events
+        return session_events(answer, clicked)
 
     async def run(self, use_case: str, kind: RunKind, sessions: int, plan: Plan) -> RunResult:
         """Sessions in batches; feedback after each batch; reports at the checkpoints
@@ -158,12 +174,7 @@ class Driver:
         while result.sessions < sessions:
             size = min(plan.batch, sessions - result.sessions)
             batches = await asyncio.gather(*(self.session(use_case, kind) for _ in range(size)))
-            events = [event for batch in batches for event in batch]
-            for start in range(0, len(events), 1000):  # the API's limit per call
-                chunk = events[start : start + 1000]
-                stored = await self.call("POST", "/v1/feedback", {"events": chunk})
-                if stored["accepted"] != len(chunk) or stored["duplicates"]:
-                    raise RuntimeError(f"{use_case}: feedback of {len(chunk)} events: {stored}")
+            await self.send_feedback(use_case, [event for batch in batches for event in batch])
             result.sessions += size
             if checkpoints is None or result.sessions in checkpoints:
                 report = await self.call("GET", f"/v1/experiments/{use_case}.exp")
@@ -205,7 +216,7 @@ async def serve_counterfactual(
     async with _client(base_url, headers) as http:
         driver = Driver(http, population, seed)
         return await serve_trials(
-            driver.call, population, plan.counterfactual_runs, plan.counterfactual_sessions, seed
+            driver, population, plan.counterfactual_runs, plan.counterfactual_sessions, seed
         )
 
 

@@ -24,19 +24,22 @@ import asyncio
 import copy
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from benchmarks.power_sim import K, Population
+from benchmarks.power_sim import K, Population, session_events
 from deployments.config import load_app
 from deployments.events.store import open_dataset_root, read_events
 from deployments.offline.counterfactual import evaluate_counterfactual
+
+if TYPE_CHECKING:
+    from benchmarks.power import Driver  # it imports this module to run the trials
 
 __all__ = [
     "CounterfactualTrial",
@@ -119,11 +122,8 @@ class CounterfactualTrial:
     """Answers of either policy that missed a node (the run then proves nothing)."""
 
 
-Call = Callable[[str, str, Any], Awaitable[dict[str, Any]]]
-
-
 async def serve_trials(
-    call: Call, population: Population, runs: int, sessions: int, seed: int
+    driver: Driver, population: Population, runs: int, sessions: int, seed: int
 ) -> list[CounterfactualTrial]:
     """Every run's logging sessions, then its candidate sessions for the same users;
     feedback through the API as ``make power`` sends it."""
@@ -135,17 +135,10 @@ async def serve_trials(
     async def one(
         use_case: str, user: int, draw: random.Random
     ) -> tuple[float, int, list[dict[str, str]], bool]:
-        body = {"user_id": population.ids[user], "k": K}
-        answer = await call("POST", f"/v1/recommend/{use_case}", body)
+        answer = await driver.recommend(use_case, user)
         items = [item["item_id"] for item in answer["items"]]
-        if len(items) != K:
-            raise RuntimeError(f"{use_case}: {len(items)} items, not {K}")
-        clicked = set(population.item_clicks(draw, user, items))
-        events = []
-        for position, item in enumerate(answer["items"]):
-            events.append({"result_id": item["result_id"], "event": "impression"})
-            if position in clicked:
-                events.append({"result_id": item["result_id"], "event": "click"})
+        clicked = population.item_clicks(draw, user, items)
+        events = session_events(answer, clicked)
         degraded = bool(answer.get("degraded"))
         return population.expected_clicks(user, items), len(clicked), events, degraded
 
@@ -157,11 +150,7 @@ async def serve_trials(
                 answers = await asyncio.gather(*(one(use_case, u, draw) for u in batch))
                 events = [event for _, _, listed, _ in answers for event in listed]
                 trial.degraded += sum(d for *_, d in answers)
-                for first in range(0, len(events), 1000):
-                    chunk = events[first : first + 1000]
-                    stored = await call("POST", "/v1/feedback", {"events": chunk})
-                    if stored["accepted"] != len(chunk):
-                        raise RuntimeError(f"{use_case}: feedback not stored whole: {stored}")
+                await driver.send_feedback(use_case, events)
                 if stage == "log":
                     trial.clicks_logged += sum(c for _, c, _, _ in answers)
                 else:

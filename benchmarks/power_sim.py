@@ -43,6 +43,7 @@ __all__ = [
     "appeal",
     "qualities_of",
     "serve_use_cases",
+    "session_events",
 ]
 
 K = 10
@@ -200,6 +201,17 @@ def appeal(item: str) -> float:
     one ordering of items click better than another in the counterfactual runs."""
     digest = hashlib.blake2b(item.encode(), digest_size=8).digest()
     return 0.5 + int.from_bytes(digest, "big") / 2**64
+
+
+def session_events(answer: Mapping[str, Any], clicked: Sequence[int]) -> list[dict[str, str]]:
+    """The feedback of one served ``answer``: an impression per item, a click at each
+    position in ``clicked`` (from 0)."""
+    events = []
+    for position, item in enumerate(answer["items"]):
+        events.append({"result_id": item["result_id"], "event": "impression"})
+        if position in clicked:
+            events.append({"result_id": item["result_id"], "event": "click"})
+    return events
 
 
 def qualities_of(kind: RunKind, answer: Mapping[str, Any]) -> list[float]:

@@ -24,9 +24,8 @@ __all__ = ["SPREADS", "SessionsToPower", "sessions_to_power"]
 SPREADS = (0.5, 1.0, 1.4)
 """Standard deviations of the click propensity u (mean 1) to compare; ``make
 power``'s population has 0.5."""
-_Z = float(stats.norm.ppf(0.975) + stats.norm.ppf(0.8))
-"""z for a two-sided 5% test with 80% power."""
 _Z_ALPHA, _Z_POWER = float(stats.norm.ppf(0.975)), float(stats.norm.ppf(0.8))
+"""z of a two-sided 5% test, and of 80% power."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def sessions_to_power(spread: float, sessions: int = 200_000, seed: int = 0) -> 
     control = (rng.random((sessions, K)) < _chances(u, 1.0)).sum(1) / K
     better = (rng.random((sessions, K)) < _chances(u, 1.0 + LIFT)).sum(1) / K
     gap = better.mean() - control.mean()
-    ab = 2 * _Z**2 * (control.var() + better.var()) / gap**2
+    ab = 2 * (_Z_ALPHA + _Z_POWER) ** 2 * (control.var() + better.var()) / gap**2
     # Team draft over two disjoint rankings: each round a coin says who picks first.
     first = rng.random((sessions, K // 2)) < 0.5
     ours = np.empty((sessions, K), dtype=bool)

@@ -200,7 +200,7 @@ class BlendPlan:
         rng = random.Random(f"{run.ctx.request_id}:{name}")
         merged = team_draft([(team, branch.items) for team, branch in teams], rng)
         failures = merge_failures(*(branch for _, branch in teams))
-        if any(branch.random for _, branch in teams):
+        if drawn(*(branch for _, branch in teams)):
             return Branch(merged, failures, random=True)  # a draft of draws: no law here
         rankings = [branch.items.items.tolist() for _, branch in teams]
         return Branch(merged, failures, random=True, law=DraftLaw(rankings, merged))

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from blending.branch import Branch
-from blending.nodes import apply_filter
+from blending.nodes import apply_filter, draft_turn
 from blending.ranked import Ranked
 from blending.request_items import RequestItems
 from blending.spec import FilterNodeSpec
@@ -62,11 +62,9 @@ def draft_odds(
             tuple[frozenset[int], tuple[int, ...]], tuple[float, int, tuple[int, ...]]
         ] = {}
         for (shown, picks), (chance, position, cursors) in states.items():
-            left = [side for side in range(teams) if cursors[side] < len(rankings[side])]
-            if not left:
+            due = draft_turn(rankings, cursors, picks)
+            if not due:
                 continue
-            fewest = min(picks[side] for side in left)
-            due = [side for side in left if picks[side] == fewest]
             share = chance / len(due)
             for side in due:
                 item = rankings[side][cursors[side]]

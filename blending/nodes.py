@@ -36,6 +36,7 @@ __all__ = [
     "apply_slots",
     "apply_stack",
     "diversify",
+    "draft_turn",
     "from_source",
     "rrf_blend",
     "share_positions",
@@ -338,6 +339,19 @@ def _gathered(parents: Sequence[Ranked], which: np.ndarray, rows: np.ndarray) ->
     return Ranked(items, scores, Gathered(parents, which, rows), pinned, team)
 
 
+def draft_turn(
+    rankings: Sequence[Sequence[int]], cursors: Sequence[int], picks: Sequence[int]
+) -> list[int]:
+    """The teams that may pick next in a team draft: of those with items left (by
+    ``cursors``), the ones with the fewest ``picks``; empty once every ranking has
+    run out. One of them is drawn uniformly (``team_draft``; ``draft_odds``)."""
+    left = [side for side in range(len(rankings)) if cursors[side] < len(rankings[side])]
+    if not left:
+        return []
+    fewest = min(picks[side] for side in left)
+    return [side for side in left if picks[side] == fewest]
+
+
 def team_draft(teams: Sequence[tuple[str, Ranked]], rng: random.Random) -> Ranked:
     """Team-draft interleaving (Radlinski et al., 2008) of two rankings, and its
     multileaving form for more (Schuth et al., 2014, "Multileaved comparisons for fast
@@ -360,11 +374,9 @@ def team_draft(teams: Sequence[tuple[str, Ranked]], rng: random.Random) -> Ranke
         for side, ranking in enumerate(rankings):
             while cursor[side] < len(ranking) and ranking[cursor[side]] in shown:
                 cursor[side] += 1
-        left = [side for side in range(len(teams)) if cursor[side] < len(rankings[side])]
-        if not left:
+        due = draft_turn(rankings, cursor, picks)
+        if not due:
             break
-        fewest = min(picks[side] for side in left)
-        due = [side for side in left if picks[side] == fewest]
         if len(due) == 1:
             side = due[0]
         elif len(due) == 2:

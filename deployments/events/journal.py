@@ -95,9 +95,9 @@ class EventJournal:
         recent = self.store.read("served", ["date", "request_id"], since)
         self._request_ids = _remembered(recent["request_id"])
         self._writes: dict[str, asyncio.Future[None]] = {}
+        """Ids whose write is in flight, and that write."""
         self._survivors: dict[tuple[str, str, tuple[str, ...], PruneStageSpec], PruneState] = {}
         """Staged experiments' first stages decided so far (``prune_state``)."""
-        """Ids whose write is in flight, and that write."""
         self.online = OnlineState(events.online, artifacts, app)
         self.online.restore(feedback)
         self._seen_config = events.seen
