@@ -21,9 +21,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from blending.assign import PRUNE, experiment_arm
-from blending.branch import Branch, drawn, merge_failures
+from blending.branch import Branch, drawn, list_odds, merge_failures
 from blending.candidates import BlendContext, ScoreResult, SourceResult
-from blending.draft_odds import DraftLaw, list_odds
+from blending.draft_odds import DraftLaw
 from blending.exploration import explore, explore_rng, explored_chances
 from blending.gateway import ModelGateway
 from blending.nodes import (
@@ -59,6 +59,7 @@ from blending.spec import (
     StackNodeSpec,
     UseCaseSpec,
 )
+from blending.thompson_odds import ThompsonLaw
 
 __all__ = ["PRUNE", "BlendOutcome", "BlendPlan", "DeadlineExceeded"]
 
@@ -270,11 +271,16 @@ class BlendPlan:
             if isinstance(answer, SourceResult):
                 run.versions[answer.model] = answer.version
                 return Branch(run.filtered(from_source(name, answer, run.items.table)))
-            # A bandit's Thompson draws, or a fresh node's exploring share, are random.
-            sampled = isinstance(node, BanditNodeSpec) or (
-                isinstance(node, FreshNodeSpec) and node.explore_share > 0
-            )
-            return Branch(run.filtered(answer), random=sampled)
+            if isinstance(node, BanditNodeSpec):
+                # Thompson draws: random, with a law the log can price.
+                online = ctx.online
+                thompson = None
+                if online is not None:
+                    thompson = ThompsonLaw(online, node.prior(), node.candidates, run.filtered)
+                return Branch(run.filtered(answer), random=True, law=thompson)
+            # A fresh node's exploring share is random too, with no law priced here.
+            explores = isinstance(node, FreshNodeSpec) and node.explore_share > 0
+            return Branch(run.filtered(answer), random=explores)
         if isinstance(node, BlendNodeSpec):
             inputs = [(w, branches[n]) for n, w in node.weights.items()]
             lists = [(w, b.items) for w, b in inputs]

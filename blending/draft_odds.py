@@ -16,24 +16,23 @@ draft turn but no served position, which the walk counts the same way.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from blending.branch import Branch
+from blending.branch import UnpricedDraw
 from blending.nodes import apply_filter, draft_turn
 from blending.ranked import Ranked
 from blending.request_items import RequestItems
 from blending.spec import FilterNodeSpec
 
-__all__ = ["MAX_STATES", "DraftLaw", "TooManyStates", "draft_odds", "list_odds"]
+__all__ = ["MAX_STATES", "DraftLaw", "TooManyStates", "draft_odds"]
 
 MAX_STATES = 20_000
 """More states than this at one step and the walk gives up (the chances are then
 logged as unknown rather than spend the request's budget on them)."""
 
 
-class TooManyStates(RuntimeError):
+class TooManyStates(UnpricedDraw):
     """The draft's law has more states than :data:`MAX_STATES` at some step."""
 
 
@@ -111,34 +110,11 @@ class DraftLaw:
         """The same draft, seen through one more filter node."""
         return replace(self, filters=(*self.filters, node))
 
-    def odds(self, items: RequestItems, positions: int) -> list[dict[int, float]]:
-        """Per served position (the first ``positions``), item -> chance, with this
+    def odds(self, items: RequestItems, final: Ranked) -> list[dict[int, float]]:
+        """Per position of ``final`` (the filtered output), item -> chance, with this
         request's filters (every filter node since the draft, then the output's)."""
         kept = self.merged
         for node in self.filters:
             kept = apply_filter(kept, items, node.drop, node.drop_unknown)
         survivors = set(apply_filter(kept, items).items.tolist())
-        return draft_odds(self.rankings, positions, survivors.__contains__)
-
-
-def list_odds(
-    output: Branch, items: RequestItems, final: Ranked, reordered: bool
-) -> list[dict[int, float]] | None:
-    """Per position of ``final`` (the output's list after boosts and the last filter),
-    item -> the chance the use case's draws put it there; None when no draw shaped
-    the list (each item's chance is then 1).
-
-    The chance is given the request, its user's experiment arms included: arms are
-    assigned by user, and multiplying in an arm's share would count an item once per
-    arm that can show it. A draw whose law the log cannot price (a bandit's Thompson
-    draws, a draft of drafts, a draft reordered after it) gives NaN: unknown, not 1.
-    """
-    if not output.random:
-        return None
-    law = output.law
-    if law is not None and not reordered and final.pinned is None:
-        try:
-            return law.odds(items, len(final))
-        except TooManyStates:
-            pass
-    return [{item: math.nan} for item in final.items.tolist()]
+        return draft_odds(self.rankings, len(final), survivors.__contains__)

@@ -23,7 +23,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["DecayedCounts", "Event", "OnlineSnapshot", "thompson_draws", "thompson_scores"]
+__all__ = [
+    "DecayedCounts",
+    "Event",
+    "OnlineSnapshot",
+    "posterior",
+    "thompson_draws",
+    "thompson_scores",
+]
 
 Event = Literal["impression", "click"]
 
@@ -224,6 +231,14 @@ def thompson_draws(
 ) -> np.ndarray:
     """:func:`thompson_scores` as a numpy array; fastest for ``snapshot.items``, whose
     counts the snapshot keeps as arrays."""
+    return rng.beta(*posterior(snapshot, item_ids, prior))
+
+
+def posterior(
+    snapshot: OnlineSnapshot, item_ids: Sequence[str], prior: tuple[float, float] = (1.0, 1.0)
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two parameters of each item's Beta posterior of its click rate, in
+    ``item_ids`` order: what :func:`thompson_draws` draws from."""
     a0, b0 = prior
     if not (a0 > 0 and b0 > 0 and math.isfinite(a0) and math.isfinite(b0)):
         raise ValueError(f"prior: expected two finite numbers > 0, got {prior!r}")
@@ -231,7 +246,7 @@ def thompson_draws(
         shown, clicks = snapshot.arrays
     else:
         shown, clicks = snapshot._arrays(item_ids)
-    return rng.beta(a0 + clicks, b0 + np.maximum(shown - clicks, 0.0))
+    return a0 + clicks, b0 + np.maximum(shown - clicks, 0.0)
 
 
 def _is_count(value: object) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import Any
 
 import pytest
@@ -311,11 +310,3 @@ def test_live_sources_feed_slots_and_experiments() -> None:
     outcome = _run(_plan(nodes), _ctx(catalog=catalog, online=HOT), models)
     assert [(c.item_id, c.pinned) for c in outcome.items] == [("new", True), ("a", False)]
     assert outcome.variant == {"ab": "pins"} and "hot" not in outcome.node_ms
-
-
-def test_a_bandits_list_logs_its_propensities_as_unknown_not_certain() -> None:
-    # Thompson sampling's chance per position has no closed form: the log says so
-    # (NaN) instead of claiming the deterministic 1 a counterfactual would trust.
-    outcome = _run(_plan(_bandit(candidates=3)), _ctx("r1", online=HOT))
-    assert len(outcome.propensities) == 3
-    assert all(math.isnan(chance) for chance in outcome.propensities)
