@@ -80,14 +80,15 @@ class Plan:
 
     @classmethod
     def full(cls) -> Plan:
-        """``make power``: about 200,000 sessions."""
+        """``make power``: about 300,000 sessions."""
         grid = (100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000)
         return cls(
             runs={"aa": 50, "ab": 30, "il": 30, "abn": 8, "staged": 8},
-            sessions={"aa": 400, "ab": 3000, "il": 2000, "abn": 6000, "staged": 6000},
+            # A/B/n is read until it decides (not capped below its median).
+            sessions={"aa": 400, "ab": 3000, "il": 2000, "abn": 10000, "staged": 10000},
             checkpoints={"ab": grid, "il": tuple(c for c in grid if c <= 2000)},
             max_sessions=1000,
-            counterfactual_runs=40,
+            counterfactual_runs=60,
             counterfactual_sessions=500,
         )
 

@@ -36,7 +36,7 @@ import yaml
 from benchmarks.power_sim import K, Population, session_events
 from deployments.config import load_app
 from deployments.events.store import open_dataset_root, read_events
-from deployments.offline.counterfactual import evaluate_counterfactual
+from deployments.offline.counterfactual import evaluate_counterfactuals
 
 if TYPE_CHECKING:
     from benchmarks.power import Driver  # it imports this module to run the trials
@@ -195,11 +195,13 @@ def wait_logged(config: Path, trials: Sequence[CounterfactualTrial], timeout_s: 
 def estimate_trials(
     config: Path, candidate: Path, users_csv: Path, trials: Sequence[CounterfactualTrial]
 ) -> None:
-    """Each run's estimates, by the function behind ``evaluate --counterfactual``."""
+    """Each run's estimates, by the function behind ``evaluate --counterfactual``
+    (reading the log and loading the models once for every run)."""
+    runs = evaluate_counterfactuals(
+        config, candidate, [t.use_case for t in trials], app="blendserve", users=users_csv
+    )
     for trial in trials:
-        run = evaluate_counterfactual(
-            config, candidate, use_case=trial.use_case, app="blendserve", users=users_csv
-        )
+        run = runs[trial.use_case]
         if run.skipped:
             raise RuntimeError(f"{trial.use_case}: lists left out: {run.skipped}")
         trial.agreement = run.report.agreement

@@ -18,6 +18,7 @@ from benchmarks.power_counterfactual import (
 )
 from benchmarks.power_sim import BASE_QUALITY, EXAMINE, LIFT, RUN_KINDS, Population
 from benchmarks.power_variance import variance_markdown
+from blending.evaluation.stats import wilson_interval
 
 if TYPE_CHECKING:
     from benchmarks.power import Plan, RunResult
@@ -214,6 +215,21 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return "never" if value is None else f"{value:,.{digits}f}"
 
 
+def _bonferroni_cost(tests: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """How many times the sessions per arm a two-sided test at ``alpha / tests`` needs
+    against one at ``alpha``, at the same power (normal approximation)."""
+    beta_z = float(stats.norm.ppf(power))
+    corrected = float(stats.norm.ppf(1 - alpha / (2 * tests))) + beta_z
+    return (corrected / (float(stats.norm.ppf(1 - alpha / 2)) + beta_z)) ** 2
+
+
+def _share_interval(held: int, runs: int) -> str:
+    """The 95% Wilson interval of a coverage share, as text: how far the share of a
+    few dozen runs may be from the coverage itself."""
+    low, high = wilson_interval(held, runs)
+    return f"{low:.0%}-{high:.0%}"
+
+
 def _verdict(ok: bool) -> str:
     return "**met**" if ok else "**missed**"
 
@@ -292,9 +308,12 @@ def markdown(
                 "counterfactual 95% intervals hold the candidate's served CTR in >= 90% of runs",
                 all(h / len(trials) >= 0.9 for h in held.values()),
                 ", ".join(
-                    f"{n.upper()} {h} of {len(trials)} ({h / len(trials):.0%})"
+                    f"{n.upper()} {h} of {len(trials)} ({h / len(trials):.0%}, "
+                    f"{_share_interval(h, len(trials))})"
                     for n, h in held.items()
-                ),
+                )
+                + " (in brackets: the 95% Wilson interval of the share itself, from "
+                f"{len(trials)} runs)",
             )
         )
     lines = [
@@ -359,11 +378,16 @@ def markdown(
         f"control by the always-valid test, or at {cap:,} sessions (undecided).",
         "",
         "A staged experiment still ends in a two-arm A/B of the survivor against the "
-        "control, each arm with half the traffic; in A/B/n each of the five arms has a "
-        "fifth. So A/B/n needs about 2.5x the sessions of that final A/B at most, and the first "
-        "stage only adds to the staged total: against A/B/n of five equal arms, no first "
-        "stage can cut sessions by 3x. What the first stage buys is the pick: the "
-        "survivor is nearly always the best candidate.",
+        "control, each arm with half the traffic. In A/B/n each of the five arms has a "
+        "fifth, and each of the four candidates is tested against the control at alpha/4 "
+        f"(Bonferroni), so A/B/n needs about {len(candidates) + 1}/2 x "
+        f"{_bonferroni_cost(len(candidates)):.2f} = "
+        f"{(len(candidates) + 1) / 2 * _bonferroni_cost(len(candidates)):.1f}x the sessions "
+        "of that final A/B at the same lift (fixed-horizon arithmetic at 80% power; the "
+        "always-valid test's is close). The first stage only adds to the staged total, so "
+        "a 3x cut needs a first stage that costs less than about a fifth of the final A/B. "
+        "What the first stage buys besides is the pick: the survivor is nearly always the "
+        "best candidate.",
         "",
         f"| design | runs | median sessions | decided | picked the best ({best}) |",
         "|---|---:|---:|---:|---:|",

@@ -50,7 +50,7 @@ from deployments.offline.replay import (
 from models.errors import ConfigError
 from models.store import ArtifactStore
 
-__all__ = ["CounterfactualRun", "evaluate_counterfactual"]
+__all__ = ["CounterfactualRun", "evaluate_counterfactual", "evaluate_counterfactuals"]
 
 _SERVED_COLUMNS = ["request_id", "user", "items", "propensities", "inputs", "model_versions"]
 
@@ -128,24 +128,37 @@ def evaluate_counterfactual(
     """Estimate ``candidate``'s CTR on the lists ``config``'s app served for
     ``use_case`` (from ``events``, default: the app's event log; at most ``limit``
     lists, the latest)."""
-    app_name, serving = load_app(config, app)
-    _, other = load_app(candidate, app_name if app else None)
     if use_case is None:
+        _, serving = load_app(config, app)
         if len(serving.live.use_cases) != 1:
             raise ConfigError(f"name a use case: {sorted(serving.live.use_cases)}")
         use_case = next(iter(serving.live.use_cases))
-    if use_case not in other.live.use_cases:
-        raise ConfigError(f"{candidate}: no use case {use_case!r} to evaluate")
+    runs = evaluate_counterfactuals(config, candidate, [use_case], app, events, users, limit)
+    return runs[use_case]
+
+
+def evaluate_counterfactuals(
+    config: str | Path,
+    candidate: str | Path,
+    use_cases: Sequence[str],
+    app: str | None = None,
+    events: str | None = None,
+    users: Path | None = None,
+    limit: int | None = None,
+) -> dict[str, CounterfactualRun]:
+    """:func:`evaluate_counterfactual` for each of ``use_cases``, reading the configs,
+    the event log, the users and each set of models once for all of them."""
+    app_name, serving = load_app(config, app)
+    _, other = load_app(candidate, app_name if app else None)
+    for use_case in use_cases:
+        if use_case not in other.live.use_cases:
+            raise ConfigError(f"{candidate}: no use case {use_case!r} to evaluate")
     if events is None:
         if serving.args.events is None:
             raise ConfigError(f"application {app_name!r} keeps no event log (args.events)")
         events = serving.args.events.dataset_uri(app_name)
     filesystem, root = open_dataset_root(events)
-    served = read_events(filesystem, root, "served", [*_SERVED_COLUMNS, "use_case", "ts"])
-    served = served.filter(pc.equal(served["use_case"], use_case))
-    served = served.sort_by([("ts", "descending")])
-    if limit is not None:
-        served = served.slice(0, limit)
+    all_served = read_events(filesystem, root, "served", [*_SERVED_COLUMNS, "use_case", "ts"])
     clicks = _clicks(read_events(filesystem, root, "feedback", ["event", "request_id", "position"]))
     salt = pseudonym_salt()
     if salt is None:
@@ -154,15 +167,30 @@ def evaluate_counterfactual(
         )
     pseudonym = Pseudonymizer(salt.encode())
     by_pseudonym = {pseudonym(user): user for user in _known_users(serving, users)}
-    spec = other.live.use_cases[use_case]
-    plan = BlendPlan(use_case, spec)
     store = ArtifactStore(resolve_store(other.args.store))
-    models, _, problems = load_models(store, other, spec, {})
-    if problems:
-        raise ConfigError("; ".join(problems))
     catalog = current_catalogue(serving, app_name)
-    report, skipped = asyncio.run(_estimate(served, clicks, by_pseudonym, plan, models, catalog))
-    return CounterfactualRun(str(config), str(candidate), app_name, use_case, report, skipped)
+    loaded: dict[frozenset[str], LocalModels] = {}  # use cases calling the same models share them
+    runs: dict[str, CounterfactualRun] = {}
+    for use_case in use_cases:
+        served = all_served.filter(pc.equal(all_served["use_case"], use_case))
+        served = served.sort_by([("ts", "descending")])
+        if limit is not None:
+            served = served.slice(0, limit)
+        spec = other.live.use_cases[use_case]
+        needed = frozenset(spec.models())
+        if needed not in loaded:
+            models, _, problems = load_models(store, other, spec, {})
+            if problems:
+                raise ConfigError("; ".join(problems))
+            loaded[needed] = models
+        plan = BlendPlan(use_case, spec)
+        report, skipped = asyncio.run(
+            _estimate(served, clicks, by_pseudonym, plan, loaded[needed], catalog)
+        )
+        runs[use_case] = CounterfactualRun(
+            str(config), str(candidate), app_name, use_case, report, skipped
+        )
+    return runs
 
 
 async def _estimate(
