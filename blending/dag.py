@@ -26,6 +26,7 @@ from blending.candidates import BlendContext, ScoreResult, SourceResult
 from blending.draft_odds import DraftLaw
 from blending.exploration import explore, explore_rng, explored_chances
 from blending.gateway import ModelGateway
+from blending.live_sources import FreshLaw
 from blending.nodes import (
     apply_filter,
     apply_rerank,
@@ -278,9 +279,11 @@ class BlendPlan:
                 if online is not None:
                     thompson = ThompsonLaw(online, node.prior(), node.candidates, run.filtered)
                 return Branch(run.filtered(answer), random=True, law=thompson)
-            # A fresh node's exploring share is random too, with no law priced here.
-            explores = isinstance(node, FreshNodeSpec) and node.explore_share > 0
-            return Branch(run.filtered(answer), random=explores)
+            if isinstance(node, FreshNodeSpec) and node.explore_share > 0:
+                # The exploring share is random; the newest items are not.
+                fresh = FreshLaw.of(answer, node.candidates)
+                return Branch(run.filtered(answer), random=True, law=fresh)
+            return Branch(run.filtered(answer))
         if isinstance(node, BlendNodeSpec):
             inputs = [(w, branches[n]) for n, w in node.weights.items()]
             lists = [(w, b.items) for w, b in inputs]

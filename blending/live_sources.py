@@ -10,18 +10,32 @@ import math
 import random
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from blending.branch import UnpricedDraw
 from blending.candidates import BlendContext
 from blending.items import ItemTable
 from blending.node_specs import BanditNodeSpec, LiveSourceSpec
 from blending.online import OnlineSnapshot, thompson_draws
 from blending.ranked import Ranked, Sourced
+from blending.request_items import RequestItems
+from blending.spec import FilterNodeSpec
 from models.errors import ConfigError, ModelError
 
-__all__ = ["RecentItems", "bandit_candidates", "fresh_candidates", "live_candidates"]
+__all__ = [
+    "EXPLORED",
+    "FreshLaw",
+    "RecentItems",
+    "bandit_candidates",
+    "fresh_candidates",
+    "live_candidates",
+]
+
+EXPLORED = "freshness+explore"
+"""The model a ``fresh`` node's explored rows name in their provenance."""
 
 
 @runtime_checkable
@@ -73,7 +87,7 @@ def fresh_candidates(
     models: list[str] = []
     for item in newest:
         if item in explored:
-            models.append("freshness+explore")
+            models.append(EXPLORED)
         elif room > 0:
             room -= 1
             models.append("freshness")
@@ -147,3 +161,33 @@ def live_candidates(name: str, node: LiveSourceSpec, ctx: BlendContext, table: I
         online=ctx.online,
         rng=random.Random(f"{ctx.request_id}:{name}"),
     )
+
+
+@dataclass(frozen=True)
+class FreshLaw:
+    """What a ``fresh`` node's exploring share leaves to chance, for the propensities.
+
+    The draw only picks which items nobody has seen join the list; the newest
+    ``candidates - explored`` items are in it whatever is drawn, and they come first
+    (the list is newest first). Their served positions, filtered or not, are the same
+    in every draw: chance 1. An item beyond them is a draw's (unpriced)."""
+
+    settled: frozenset[int]
+
+    @classmethod
+    def of(cls, answer: Ranked, candidates: int) -> FreshLaw:
+        """The law of one ``fresh`` answer with ``candidates`` rows at most."""
+        models = getattr(answer.why, "models", None) or ()
+        explored = sum(model == EXPLORED for model in models)
+        return cls(frozenset(answer.items[: max(candidates - explored, 0)].tolist()))
+
+    def filtered(self, node: FilterNodeSpec) -> FreshLaw:
+        """Filters drop items without reordering: settled positions stay settled."""
+        return self
+
+    def odds(self, items: RequestItems, final: Ranked) -> list[dict[int, float]]:
+        """1 for each item of ``final`` at its position, when every one is settled."""
+        served = final.items.tolist()
+        if not self.settled.issuperset(served):
+            raise UnpricedDraw("a fresh node's explored item is in the list")
+        return [{item: 1.0} for item in served]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import pytest
@@ -310,3 +311,26 @@ def test_live_sources_feed_slots_and_experiments() -> None:
     outcome = _run(_plan(nodes), _ctx(catalog=catalog, online=HOT), models)
     assert [(c.item_id, c.pinned) for c in outcome.items] == [("new", True), ("a", False)]
     assert outcome.variant == {"ab": "pins"} and "hot" not in outcome.node_ms
+
+
+def test_an_exploring_fresh_list_logs_certainty_where_every_draw_shows_the_same_items() -> None:
+    # 30 unseen items an hour apart; 5 of the 20 candidates are drawn from all of them,
+    # the 15 newest are listed whatever is drawn, and they come first.
+    catalog = RecentCatalog({f"i{h:02}": h for h in range(30)})
+    plan = _plan(_fresh(candidates=20, explore_share=0.25))
+    served = set()
+    for n in range(40):
+        outcome = _run(plan, _ctx(f"r{n}", k=5, catalog=catalog, exclude=frozenset({"i01"})))
+        served.add(tuple(c.item_id for c in outcome.items))
+        assert outcome.propensities == [1.0] * 5
+    assert served == {("i00", "i02", "i03", "i04", "i05")}
+
+
+def test_an_exploring_fresh_list_that_shows_a_drawn_item_logs_unknown() -> None:
+    # Half of 4 candidates are drawn from 10 unseen items: the draw reaches the list.
+    catalog = RecentCatalog({f"i{h}": h for h in range(10)})
+    plan = _plan(_fresh(candidates=4, explore_share=0.5))
+    for n in range(10):
+        outcome = _run(plan, _ctx(f"r{n}", k=4, catalog=catalog))
+        assert len(outcome.propensities) == 4
+        assert all(math.isnan(chance) for chance in outcome.propensities)
