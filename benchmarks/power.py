@@ -37,7 +37,8 @@ from benchmarks.power_counterfactual import (
     wait_logged,
     write_inputs,
 )
-from benchmarks.power_report import decided, markdown, summary
+from benchmarks.power_markdown import markdown
+from benchmarks.power_report import decided, summary
 from benchmarks.power_sim import (
     RUN_KINDS,
     K,

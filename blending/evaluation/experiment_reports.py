@@ -1,6 +1,7 @@
 """The verdict of an ``experiment`` or ``interleave`` node, as one JSON-able report:
 per arm its counts, CTR with its interval, lift against control, p-value and
-probability to beat control; a sample-ratio check; a sign test for interleaving.
+probability to beat control; a sample-ratio check; for interleaving, a test of each
+team's share of the credited clicks (the sign test beside it).
 Beside these fixed-horizon numbers, each comparison gets an always-valid one
 (``sequential``: the mSPRT's p-value, interval and a stop/continue recommendation),
 the one to read when the dashboard is looked at before the planned sample size.
@@ -15,8 +16,9 @@ from typing import Any
 
 from scipy import stats
 
+from blending.evaluation.credit import CreditTotals, credit_test
 from blending.evaluation.objective import DEFAULT_OBJECTIVE, objective_per_impression
-from blending.evaluation.sequential import sequential_ab, sequential_interleaving
+from blending.evaluation.sequential import sequential_ab, sequential_credit, sequential_interleaving
 from blending.evaluation.stats import (
     ArmTotals,
     lift_interval,
@@ -247,13 +249,18 @@ def interleaving_report(
     wins: Mapping[str, int],
     ties: int,
     alpha: float = 0.05,
+    credit: CreditTotals | None = None,
 ) -> dict[str, Any]:
     """The verdict on one interleaving node, as JSON-able data.
 
     ``wins`` counts, per team, the requests in which more of that team's items were
     clicked than the other's (the caller counts them); ``ties`` the clicked
-    requests with equal credit. A team is ``preferred`` when it won more requests
-    and the sign test over decided requests gives p < ``alpha``.
+    requests with equal credit. With ``credit`` (the teams' credited clicks per
+    list), the verdict tests each team's share of the clicks
+    (:mod:`blending.evaluation.credit`): it weighs every click, ties included, and
+    needs about half the lists. Without it, the sign test over decided requests
+    decides. A team is ``preferred`` when it is ahead and the test gives p <
+    ``alpha``; ``sign_test_p_value`` is reported either way.
     """
     first, second = teams
     if first == second:
@@ -261,31 +268,57 @@ def interleaving_report(
     if ties < 0:
         raise ValueError(f"ties: expected a count >= 0, got {ties}")
     a, b = int(wins.get(first, 0)), int(wins.get(second, 0))
-    p_value = sign_test(a, b)
+    sign_p = sign_test(a, b)
+    if credit is None:
+        p_value, ahead, method = sign_p, (a > b) - (a < b), "sign test over decided requests"
+        sequential = sequential_interleaving(a, b, teams, alpha)
+    else:
+        p_value, ahead, method = (
+            credit_test(credit),
+            (credit.a > credit.b) - (credit.a < credit.b),
+            ("share of credited clicks"),
+        )
+        sequential = sequential_credit(credit, teams, alpha)
     preferred: str | None = None
     if p_value is None:
-        verdict = f"no clicked request told {first} and {second} apart yet"
-    elif p_value < alpha and a != b:
-        preferred, other = (first, second) if a > b else (second, first)
-        top = max(a, b)
-        verdict = (
-            f"{preferred} preferred over {other}: won {top} of {a + b} decided requests "
-            f"({top / (a + b) * 100:.0f}%, {_format_p(p_value)})"
-        )
+        verdict = f"not enough clicked requests to tell {first} and {second} apart yet"
+    elif p_value < alpha and ahead != 0:
+        preferred, other = (first, second) if ahead > 0 else (second, first)
+        evidence = _evidence(preferred, a, b, teams, credit)
+        verdict = f"{preferred} preferred over {other}: {evidence} ({_format_p(p_value)})"
     else:
         verdict = (
             f"no preference between {first} and {second} yet "
             f"({a} against {b} wins, {_format_p(p_value)})"
         )
-    return {
+    report: dict[str, Any] = {
         "name": name,
         "kind": "interleave",
         "teams": [first, second],
         "requests_with_clicks": a + b + ties,
         "wins": {first: a, second: b},
         "ties": ties,
+        "method": method,
         "p_value": p_value,
+        "sign_test_p_value": sign_p,
         "preferred": preferred,
         "verdict": verdict,
-        "sequential": sequential_interleaving(a, b, teams, alpha).as_dict(),
+        "sequential": sequential.as_dict(),
     }
+    if credit is not None:
+        report["credited_clicks"] = {first: credit.a, second: credit.b}
+        share = credit.share()
+        report["click_share"] = None if share is None else {first: share, second: 1.0 - share}
+    return report
+
+
+def _evidence(
+    preferred: str, a: int, b: int, teams: tuple[str, str], credit: CreditTotals | None
+) -> str:
+    """What the preferred team won: its wins, and its clicks when they are counted."""
+    won = a if preferred == teams[0] else b
+    text = f"won {won} of {a + b} decided requests ({won / max(a + b, 1) * 100:.0f}%)"
+    if credit is None:
+        return text
+    clicks = credit.a if preferred == teams[0] else credit.b
+    return f"{clicks} of {credit.a + credit.b} credited clicks, {text}"

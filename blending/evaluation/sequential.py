@@ -22,9 +22,10 @@ The always-valid p-value is ``min(1, 1 / Lambda)``, and the confidence sequence 
 The effect is measured where a default ``tau`` means the same thing at any base
 rate: for A/B, the log of the CTR ratio (``tau = 0.1``: lifts of about 10%), with the
 clustered (delta-method) variance when the counts carry it; for interleaving, the
-share of decided requests the first team won minus one half (``tau = 0.05``: a 55/45
-split). The normal approximation needs a few clicks per arm first: until
-``MIN_CLICKS`` each, the test says to continue.
+share of decided requests the first team won minus one half, or its share of the
+credited clicks minus one half (``tau = 0.05``: a 55/45 split). The normal
+approximation needs a few clicks per arm first: until ``MIN_CLICKS`` each, the test
+says to continue.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from blending.evaluation.credit import CreditTotals
 from blending.evaluation.stats import ArmTotals
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "confidence_sequence",
     "mixture_likelihood_ratio",
     "sequential_ab",
+    "sequential_credit",
     "sequential_interleaving",
 ]
 
@@ -161,6 +164,31 @@ def sequential_interleaving(
     share = wins_a / n
     theta = share - 0.5
     variance = 0.25 / n  # under the null, which the test's validity is about
+    p_value = min(1.0, 1.0 / mixture_likelihood_ratio(theta, variance, tau))
+    low, high = confidence_sequence(theta, variance, tau, alpha)
+    interval = (max(0.0, 0.5 + low), min(1.0, 0.5 + high))
+    if p_value <= alpha:
+        winner = names[0] if theta > 0 else names[1]
+        return SequentialResult(p_value, interval, "stop", winner, f"{winner} wins at {alpha:g}")
+    return SequentialResult(p_value, interval, "continue", None, "no difference shown yet")
+
+
+def sequential_credit(
+    totals: CreditTotals,
+    names: tuple[str, str] = ("a", "b"),
+    alpha: float = 0.05,
+    tau: float = INTERLEAVING_TAU,
+) -> SequentialResult:
+    """Always-valid test that the first team gets half the credited clicks
+    (:mod:`blending.evaluation.credit`); the interval is of its click share."""
+    if totals.lists < MIN_CLICKS:
+        return SequentialResult(
+            1.0, None, "continue", None, f"fewer than {MIN_CLICKS} clicked requests"
+        )
+    share, variance = totals.share(), totals.share_variance()
+    if share is None or variance is None:
+        return SequentialResult(1.0, None, "continue", None, "no clicks yet")
+    theta = share - 0.5
     p_value = min(1.0, 1.0 / mixture_likelihood_ratio(theta, variance, tau))
     low, high = confidence_sequence(theta, variance, tau, alpha)
     interval = (max(0.0, 0.5 + low), min(1.0, 0.5 + high))

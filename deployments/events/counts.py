@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from blending.evaluation.credit import CreditTotals
 from blending.evaluation.stages import PruneState, prune_decision
 from blending.evaluation.stats import ArmTotals
 from blending.experiment_specs import PruneStageSpec
@@ -215,11 +216,12 @@ class EventCounts:
 
     def interleaving(self, use_case: str, teams: Sequence[str]) -> InterleavingWins:
         """Per team, the clicked lists where its items got the most clicks alone; the
-        ties; per pair of teams, the lists one beat the other in (multileaving); and
-        the clicked lists in all."""
+        ties; per pair of teams, the lists one beat the other in (multileaving); the
+        clicked lists in all; and, for two teams, their credited clicks per list."""
         wins = dict.fromkeys(teams, 0)
         pairs = {a: {b: 0 for b in teams if b != a} for a in teams}
         ties = clicked = 0
+        credit = CreditTotals() if len(teams) == 2 else None
         live = ((clicks, 1) for (case, _), clicks in self.team_clicks.items() if case == use_case)
         closed = ((dict(p), n) for p, n in self.team_patterns.get(use_case, Counter()).items())
         for clicks, lists in (*live, *closed):
@@ -227,6 +229,8 @@ class EventCounts:
             if not any(counts):
                 continue
             clicked += lists
+            if credit is not None:
+                credit = credit.add(counts[0], counts[1], lists)
             best = max(counts)
             leaders = [team for team, n in zip(teams, counts, strict=True) if n == best]
             if len(leaders) == 1:
@@ -237,7 +241,7 @@ class EventCounts:
                 for b, theirs in zip(teams, counts, strict=True):
                     if mine > theirs:
                         pairs[a][b] += lists
-        return InterleavingWins(wins, ties, pairs, clicked)
+        return InterleavingWins(wins, ties, pairs, clicked, credit)
 
     def first_stage(self, use_case: str, candidates: list[str], spec: PruneStageSpec) -> PruneState:
         """Where a staged experiment's first stage stands by these counts."""

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from blending.dag import BlendPlan
+from blending.evaluation.credit import CreditTotals
 from blending.evaluation.experiment_reports import experiment_report, interleaving_report
 from blending.evaluation.stages import PruneState
 from blending.evaluation.stats import ArmTotals
@@ -47,15 +48,18 @@ def build_report(
     ties: int,
     objective: Mapping[str, float] | None = None,
     stage: PruneState | None = None,
+    credit: CreditTotals | None = None,
 ) -> JsonObject:
     """The report of one experiment (from its arms' ``totals``, with the use case's
-    ``objective``) or interleaving node (from its teams' ``wins`` and ``ties``). A
+    ``objective``) or interleaving node (from its teams' ``wins``, ``ties`` and
+    ``credit``, their credited clicks per list). A
     staged experiment's also shows its first ``stage`` with that stage's pairwise
     wins; its A/B part compares the control with the survivor (with the
     leader while the first stage runs)."""
     if isinstance(spec, InterleaveNodeSpec):
         teams = (spec.teams[0], spec.teams[1])
-        return interleaving_report(name, teams, {t: wins.get(t, 0) for t in teams}, ties)
+        won = {t: wins.get(t, 0) for t in teams}
+        return interleaving_report(name, teams, won, ties, credit=credit)
     empty = ArmTotals(0, 0, 0)
     control = spec.control_arm()
     compared = list(spec.arms)

@@ -36,7 +36,7 @@ async def report(
     interleaving node."""
     if isinstance(spec, InterleaveNodeSpec):
         counts = await events.interleaving(use_case, list(spec.teams))
-        return build_report(name, node, spec, {}, counts.wins, counts.ties)
+        return build_report(name, node, spec, {}, counts.wins, counts.ties, credit=counts.credit)
     totals = await events.arm_totals(use_case, node)
     if spec.prune is None:
         return build_report(name, node, spec, totals, {}, 0, objective)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
+from blending.evaluation.credit import CreditTotals
 from deployments.json_types import JsonObject
 
 __all__ = ["FeedbackRecord", "FeedbackStored", "InterleavingWins", "ServedList"]
@@ -83,3 +84,5 @@ class InterleavingWins(msgspec.Struct, frozen=True):
     """Team -> other team -> clicked lists where the first beat the second."""
     clicked: int = 0
     """Lists with a click on any team's item."""
+    credit: CreditTotals | None = None
+    """The first two teams' credited clicks per clicked list (two teams only)."""

@@ -39,7 +39,11 @@ def dataset_reports(
                 continue
             if isinstance(node_spec, InterleaveNodeSpec):
                 found = counts.interleaving(use_case, node_spec.teams)
-                reports.append(build_report(name, node, node_spec, {}, found.wins, found.ties))
+                reports.append(
+                    build_report(
+                        name, node, node_spec, {}, found.wins, found.ties, credit=found.credit
+                    )
+                )
             elif isinstance(node_spec, ExperimentNodeSpec):
                 totals = counts.arm_totals(use_case, node)
                 objective = spec.objective
@@ -62,14 +66,23 @@ def format_report(report: Mapping[str, Any]) -> str:
     lines = [f"{report['name']} ({report['kind']})"]
     if report["kind"] == "interleave":
         wins = report["wins"]
+        sign = report.get("sign_test_p_value")
         lines.append(
             "  requests with clicks: {n}; wins: {w}; ties: {t}; sign test p = {p}".format(
                 n=report["requests_with_clicks"],
                 w=", ".join(f"{team} {count}" for team, count in wins.items()),
                 t=report["ties"],
-                p="-" if report["p_value"] is None else f"{report['p_value']:.3g}",
+                p="-" if sign is None else f"{sign:.3g}",
             )
         )
+        credited = report.get("credited_clicks")
+        if credited is not None:
+            lines.append(
+                "  credited clicks: {c}; share test p = {p}".format(
+                    c=", ".join(f"{team} {count}" for team, count in credited.items()),
+                    p="-" if report["p_value"] is None else f"{report['p_value']:.3g}",
+                )
+            )
     else:
         header = f"  {'arm':<14}{'requests':>9}{'impr.':>9}{'clicks':>8}  {'CTR':>7}  "
         lines.append(header + f"{'95% interval':<19}{'lift':>8}{'p':>9}{'P(beat)':>9}")

@@ -14,6 +14,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
+from blending.evaluation.credit import CreditTotals
 from blending.result_ids import ResultIdCodec, ResultRef
 from deployments.events.counts import EventCounts
 from deployments.events.feedback import Pseudonymizer, feedback_records
@@ -148,6 +149,7 @@ def test_counts_take_one_impression_and_click_per_item_and_interleaving_wins() -
     found = counts.interleaving("home", ["t1", "t2"])
     wins, ties = found.wins, found.ties
     assert wins == {"t1": 1, "t2": 0} and ties == 0
+    assert found.credit == CreditTotals(lists=1, a=1, b=0, aa=1, bb=0, ab=0)
     traffic = counts.traffic()
     assert traffic["requests"] == 1 and traffic["p50_ms"] == 3.5
     assert traffic["by_use_case"]["home"]["degraded_share"] == 0

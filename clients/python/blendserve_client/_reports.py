@@ -196,7 +196,8 @@ class ExperimentReport:
     ties: int = 0
     """Interleavings: clicked requests with equal credit."""
     p_value: float | None = None
-    """Interleavings: the sign test's p-value."""
+    """Interleavings: the verdict's p-value, of each team's share of the credited
+    clicks (the sign test's over won requests is ``raw["sign_test_p_value"]``)."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     """The whole report (the sample-ratio check is in ``raw["srm"]``)."""
 

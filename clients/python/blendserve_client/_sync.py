@@ -206,7 +206,7 @@ class Client:
 
     def experiment(self, name: str) -> ExperimentReport:
         """Live statistics of one experiment (CTR per arm, lift, p-value, verdict) or
-        interleaving node (wins per team, sign test).
+        interleaving node (credited clicks and wins per team, their tests).
 
         >>> client.experiment("discover.ab").arms["control"].impressions  # doctest: +SKIP
         1520

@@ -78,7 +78,8 @@ async def list_experiments() -> dict[str, list[str]]:
 async def experiment(name: str) -> JsonObject:
     """Per arm: requests, impressions, clicks, CTR with its 95% interval, lift against
     control with its p-value and probability to beat control; a sample-ratio
-    check and a verdict. For an interleaving node: wins per team, a sign test."""
+    check and a verdict. For an interleaving node: credited clicks and wins per team,
+    the test of the click share and the sign test."""
     ingress = this_ingress()
     events = _event_log(ingress)
     try:
