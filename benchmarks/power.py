@@ -38,6 +38,7 @@ from benchmarks.power_counterfactual import (
     write_inputs,
 )
 from benchmarks.power_markdown import markdown
+from benchmarks.power_pins import PROBES, boosted_appeal, probe_use_cases
 from benchmarks.power_report import decided, summary
 from benchmarks.power_sim import (
     RUN_KINDS,
@@ -84,10 +85,21 @@ class Plan:
         """``make power``: about 300,000 sessions."""
         grid = (100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000)
         return cls(
-            runs={"aa": 50, "ab": 30, "il": 30, "abn": 8, "staged": 8},
+            runs={
+                **{"aa": 50, "ab": 30, "il": 30, "abn": 8, "staged": 8},
+                **{"ab_pins": 20, "il_pins": 20},
+            },
             # A/B/n is read until it decides (not capped below its median).
-            sessions={"aa": 400, "ab": 3000, "il": 2000, "abn": 10000, "staged": 10000},
-            checkpoints={"ab": grid, "il": tuple(c for c in grid if c <= 2000)},
+            sessions={
+                **{"aa": 400, "ab": 3000, "il": 2000, "abn": 10000, "staged": 10000},
+                **{"ab_pins": 3000, "il_pins": 1000},
+            },
+            checkpoints={
+                "ab": grid,
+                "il": tuple(c for c in grid if c <= 2000),
+                "ab_pins": grid,
+                "il_pins": tuple(c for c in grid if c <= 1000),
+            },
             max_sessions=1000,
             counterfactual_runs=60,
             counterfactual_sessions=500,
@@ -97,9 +109,17 @@ class Plan:
     def quick(cls) -> Plan:
         """A smoke run of every kind (a minute): numbers too noisy to read."""
         return cls(
-            runs={"aa": 4, "ab": 3, "il": 3, "abn": 2, "staged": 2},
-            sessions={"aa": 150, "ab": 300, "il": 300, "abn": 600, "staged": 600},
-            checkpoints={"ab": (100, 200, 300), "il": (100, 200, 300)},
+            runs={"aa": 4, "ab": 3, "il": 3, "abn": 2, "staged": 2, "ab_pins": 2, "il_pins": 2},
+            sessions={
+                **{"aa": 150, "ab": 300, "il": 300, "abn": 600, "staged": 600},
+                **{"ab_pins": 300, "il_pins": 300},
+            },
+            checkpoints={
+                "ab": (100, 200, 300),
+                "il": (100, 200, 300),
+                "ab_pins": (100, 200, 300),
+                "il_pins": (100, 200, 300),
+            },
             max_sessions=100,
             counterfactual_runs=2,
             counterfactual_sessions=100,
@@ -128,6 +148,8 @@ class Driver:
         self.rng = random.Random(seed)
         self.limit = asyncio.Semaphore(CONCURRENCY)
         self.sent = 0
+        self.appeal: dict[str, float] = {}
+        """Item -> appeal in the small-change runs (1 where absent)."""
 
     async def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         """One API call (retried while the service sheds load); its JSON answer."""
@@ -164,7 +186,12 @@ class Driver:
         """One session: a list served, looked at and clicked; its feedback events."""
         user = self.population.user(self.rng)
         answer = await self.recommend(use_case, user)
-        clicked = self.population.clicks(self.rng, user, qualities_of(kind, answer))
+        if kind.item_clicks:
+            items = [item["item_id"] for item in answer["items"]]
+            of = self.appeal.get
+            clicked = self.population.item_clicks(self.rng, user, items, lambda i: of(i, 1.0))
+        else:
+            clicked = self.population.clicks(self.rng, user, qualities_of(kind, answer))
         self.sent += 1
         return session_events(answer, clicked)
 
@@ -227,13 +254,20 @@ async def simulate(base_url: str, headers: Mapping[str, str], plan: Plan, seed: 
     population = Population(20_000, seed)
     async with _client(base_url, headers) as http:
         driver = Driver(http, population, seed)
+        # The small-change runs' two lists are everyone's: read them once, set the boost.
+        lists = {
+            ranker: [item["item_id"] for item in (await driver.recommend(use_case, 0))["items"]]
+            for use_case, ranker in PROBES.items()
+        }
+        driver.appeal = boosted_appeal(population, lists["pop"], lists["pins"])
         jobs = [
             driver.run(use_case, RUN_KINDS[kind], plan.sessions[kind], plan)
             for use_case, kind in plan.use_cases()
         ]
         started = time.monotonic()
         results = await asyncio.gather(*jobs)
-        return results, population, time.monotonic() - started, driver.sent
+        seconds = time.monotonic() - started
+        return results, population, seconds, driver.sent, driver.appeal
 
 
 def _config(plan: Plan, events_dir: Path) -> dict[str, Any]:
@@ -252,6 +286,7 @@ def _config(plan: Plan, events_dir: Path) -> dict[str, Any]:
     ingress_deployment(app)["user_config"]["use_cases"] = {
         **serve_use_cases(runs, plan.max_sessions),
         **counterfactual_use_cases(plan.counterfactual_runs),
+        **probe_use_cases(),
     }
     return config
 
@@ -282,11 +317,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         wait_logged(inputs[0], trials, timeout_s=120)
         estimate_trials(*inputs, trials)
-        results, population, seconds, sent = uvloop.run(
+        results, population, seconds, sent, appeal = uvloop.run(
             simulate(system.base_url, system.headers, plan, args.seed)
         )
     command = "make power" + (" (--quick)" if args.quick else "")
-    args.out.write_text(markdown(results, population, plan, seconds, sent, command, trials))
+    page = markdown(results, population, plan, seconds, sent, command, trials, appeal)
+    args.out.write_text(page)
     raw = ROOT / "benchmarks" / "results" / ("power-quick.json" if args.quick else "power.json")
     raw.write_bytes(msgspec.json.format(_ENCODE(summary(results, population)), indent=1))
     print(f"{sent} sessions in {seconds:.0f} s; wrote {args.out}")

@@ -136,21 +136,20 @@ def coverage(
     return held, held_population, total
 
 
-def _ab_found(report: Mapping[str, Any]) -> bool:
-    row, control = report["arms"][RUN_KINDS["ab"].best], report["arms"][report["control"]]
+def _ab_found(report: Mapping[str, Any], best: str) -> bool:
+    row, control = report["arms"][best], report["arms"][report["control"]]
     return bool(row["significant"] and row["ctr"] > control["ctr"])
 
 
-def _il_found(report: Mapping[str, Any]) -> bool:
+def _il_found(report: Mapping[str, Any], best: str) -> bool:
     p_value = report["p_value"]
-    return p_value is not None and p_value < 0.05 and report["preferred"] == RUN_KINDS["il"].best
+    return p_value is not None and p_value < 0.05 and report["preferred"] == best
 
 
-def _il_sign_found(report: Mapping[str, Any]) -> bool:
+def _il_sign_found(report: Mapping[str, Any], best: str) -> bool:
     """The sign test's verdict on the same report: the better team won more lists,
     significantly."""
     p_value, wins = report.get("sign_test_p_value"), report["wins"]
-    best = RUN_KINDS["il"].best
     ahead = wins[best] > max(v for team, v in wins.items() if team != best)
     return p_value is not None and p_value < 0.05 and ahead
 
@@ -161,12 +160,14 @@ def power_curve(
     """(sessions, share of runs whose fixed-horizon test, read once at that many
     sessions, finds the better ranker better); for interleaving with ``sign_test``,
     the sign test's verdict on the same readings."""
-    found = _ab_found if kind == "ab" else _il_sign_found if sign_test else _il_found
+    run_kind = RUN_KINDS[kind]
+    ab = run_kind.experiment == "experiment"
+    found = _ab_found if ab else _il_sign_found if sign_test else _il_found
     runs = _of(results, kind)
     points: dict[int, list[bool]] = {}
     for run in runs:
         for sessions, report in run.readings:
-            points.setdefault(sessions, []).append(found(report))
+            points.setdefault(sessions, []).append(found(report, run_kind.best))
     return [(s, sum(v) / len(v)) for s, v in sorted(points.items())]
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,10 @@ _RANKERS: dict[str, dict[str, Any]] = {
     },
     "cf_heavy": {"kind": "blend", "normalize": "minmax", "weights": {"cf": 0.8, "pop": 0.2}},
     "pop_heavy": {"kind": "blend", "normalize": "minmax", "weights": {"cf": 0.2, "pop": 0.8}},
+    # A small change: popularity's list with the staff picks mixed in (the picks the
+    # list lacked enter it, the others move up).
+    "picks": {"kind": "source", "model": "staff_picks", "candidates": 20},
+    "pins": {"kind": "blend", "normalize": "minmax", "weights": {"pop": 0.7, "picks": 0.3}},
 }
 
 
@@ -80,6 +84,9 @@ class RunKind:
     """Arm (or team) -> ranker node."""
     quality: Mapping[str, float]
     """Arm (or team) -> quality (1 is the control's)."""
+    item_clicks: bool = False
+    """Clicks follow the items' appeal (a small change to a list: ``power_pins.py``),
+    not the quality of the ranker credited with them."""
 
     @property
     def best(self) -> str:
@@ -105,6 +112,20 @@ RUN_KINDS = {
         {"control": 1, "challenger": 1 + LIFT},
     ),
     "il": RunKind("il", "interleave", {"pop": "pop", "cf": "cf"}, {"pop": 1.0, "cf": 1.0 + LIFT}),
+    "ab_pins": RunKind(
+        "ab_pins",
+        "experiment",
+        {"control": "pop", "challenger": "pins"},
+        {"control": 1, "challenger": 1 + LIFT},
+        item_clicks=True,
+    ),
+    "il_pins": RunKind(
+        "il_pins",
+        "interleave",
+        {"pop": "pop", "pins": "pins"},
+        {"pop": 1.0, "pins": 1.0 + LIFT},
+        item_clicks=True,
+    ),
     "abn": RunKind("abn", "experiment", _STAGED_ARMS, _STAGED_QUALITY),
     "staged": RunKind("staged", "staged", _STAGED_ARMS, _STAGED_QUALITY),
 }
@@ -117,9 +138,7 @@ def serve_use_cases(runs: Sequence[tuple[str, RunKind]], max_sessions: int) -> d
     for use_case, kind in runs:
         nodes: dict[str, Any] = {}
         for ranker in set(kind.arms.values()):
-            nodes[ranker] = _RANKERS[ranker]
-            for read in _RANKERS[ranker].get("weights", {}):
-                nodes[read] = _RANKERS[read]
+            nodes.update(ranker_nodes(ranker))
         if kind.experiment == "interleave":
             nodes["exp"] = {"kind": "interleave", "teams": list(kind.arms)}
         else:
@@ -133,6 +152,13 @@ def serve_use_cases(runs: Sequence[tuple[str, RunKind]], max_sessions: int) -> d
                 nodes["exp"]["prune"] = {"max_sessions": max_sessions}
         cases[use_case] = {"budget_ms": 500, "output": "exp", "nodes": nodes}
     return cases
+
+
+def ranker_nodes(ranker: str) -> dict[str, Any]:
+    """The nodes one ranker needs: itself and the nodes it reads."""
+    spec = _RANKERS[ranker]
+    reads = [*spec.get("weights", {}), *(spec[key] for key in ("input", "curated") if key in spec)]
+    return {ranker: spec, **{read: _RANKERS[read] for read in reads}}
 
 
 class Population:
@@ -159,22 +185,30 @@ class Population:
             if rng.random() < EXAMINE[p] and rng.random() < min(1.0, BASE_QUALITY * q * u)
         ]
 
-    def item_clicks(self, rng: random.Random, user: int, items: Sequence[str]) -> list[int]:
+    def item_clicks(
+        self,
+        rng: random.Random,
+        user: int,
+        items: Sequence[str],
+        appeal_of: Callable[[str], float] | None = None,
+    ) -> list[int]:
         """The positions ``user`` clicks in a list of ``items``, whose appeal (not a
-        ranker's quality) sets the click chance: the counterfactual runs."""
-        chances = self.item_chances(user, items)
+        ranker's quality) sets the click chance: the counterfactual runs (``appeal``)
+        and the small-change runs (``appeal_of``)."""
+        chances = self.item_chances(user, items, appeal_of)
         return [p for p, chance in enumerate(chances) if rng.random() < chance]
 
     def expected_clicks(self, user: int, items: Sequence[str]) -> float:
         """The clicks ``user`` makes on ``items`` on average (exact)."""
         return float(sum(self.item_chances(user, items)))
 
-    def item_chances(self, user: int, items: Sequence[str]) -> list[float]:
+    def item_chances(
+        self, user: int, items: Sequence[str], appeal_of: Callable[[str], float] | None = None
+    ) -> list[float]:
         """Each position's click chance: examined by position, clicked by appeal."""
         u = float(self.propensity[user])
-        return [
-            EXAMINE[p] * min(1.0, BASE_QUALITY * appeal(item) * u) for p, item in enumerate(items)
-        ]
+        of = appeal if appeal_of is None else appeal_of
+        return [EXAMINE[p] * min(1.0, BASE_QUALITY * of(item) * u) for p, item in enumerate(items)]
 
     def true_ctr(self, quality: float, users: np.ndarray | None = None) -> float:
         """Clicks per impression of a ranker of ``quality`` over sessions (users
