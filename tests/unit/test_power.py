@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from benchmarks.power import RunResult
+from benchmarks.power_pins import PROBES, boosted_appeal, list_ctr, probe_use_cases
 from benchmarks.power_report import decided, fitted_sessions_to, sessions_to, summary
 from benchmarks.power_sim import LIFT, RUN_KINDS, K, Population, qualities_of, serve_use_cases
 from blending.spec import UseCaseSpec
@@ -129,3 +130,35 @@ def test_the_raw_results_keep_each_arms_interval_beside_its_truth() -> None:
     assert row["sessions"] == 50 and row["decided"] is None
     assert row["arms"]["challenger"]["true_ctr"] == population.true_ctr(1 + LIFT)
     assert row["arms"]["control"]["ctr_high"] == 0.26
+
+
+def test_the_small_change_boost_makes_the_challenger_exactly_the_lift_better() -> None:
+    population = Population(3_000, seed=5)
+    control = [f"i{n}" for n in range(K)]
+    challenger = ["i0", "new1", "i1", "i2", "new2", *control[3:8]]
+    appeal = boosted_appeal(population, control, challenger)
+    assert set(appeal) == {"new1", "new2"} and min(appeal.values()) > 1.0
+    ratio = list_ctr(population, challenger, appeal) / list_ctr(population, control, {})
+    assert ratio == pytest.approx(1 + LIFT, rel=1e-6)
+    # Sessions clicked by appeal click that often.
+    rng = random.Random(6)
+    sessions = 40_000
+    clicks = sum(
+        len(
+            population.item_clicks(
+                rng, population.user(rng), challenger, lambda i: appeal.get(i, 1.0)
+            )
+        )
+        for _ in range(sessions)
+    )
+    assert clicks / (sessions * K) == pytest.approx(
+        list_ctr(population, challenger, appeal), rel=0.03
+    )
+    with pytest.raises(ValueError, match="adds nothing"):
+        boosted_appeal(population, control, list(reversed(control)))
+
+
+def test_the_probe_use_cases_are_valid_and_serve_one_ranker_each() -> None:
+    for use_case, spec in probe_use_cases().items():
+        parsed = UseCaseSpec.model_validate(spec)
+        assert parsed.output == PROBES[use_case]
