@@ -57,13 +57,17 @@ def _log(rng: np.random.Generator, world: tuple[np.ndarray, np.ndarray], n: int)
     return LoggedLists(shown, propensity, _clicks(rng, appeal, shown), candidate)
 
 
-def test_intervals_cover_the_candidates_measured_ctr_in_90_percent_of_runs() -> None:
-    runs = 120
+@pytest.mark.parametrize(("lists", "runs"), [(3000, 120), (250, 200)], ids=["many", "few"])
+def test_intervals_cover_the_candidates_measured_ctr_in_90_percent_of_runs(
+    lists: int, runs: int
+) -> None:
+    # With few lists a handful of explored ones carry most of the weight: SNIPS's
+    # ratio is skewed and a delta-method interval held the truth in 87% of runs.
     covered = {"ips": 0, "snips": 0, "dr": 0}
     rng = np.random.default_rng(23)
     for _ in range(runs):
         world = _world(rng)
-        estimates = counterfactual_estimates(_log(rng, world, 3000))
+        estimates = counterfactual_estimates(_log(rng, world, lists))
         # Serve the candidate to fresh users and measure.
         _, served = _requests(rng, world, 40_000)
         measured = _clicks(rng, world[0], served).mean()
