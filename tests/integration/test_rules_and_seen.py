@@ -52,10 +52,14 @@ def priced(client: httpx.Client) -> Iterator[dict[str, dict[str, Any]]]:
         patched = client.patch(f"/v1/catalog/items/{item}", json={"attributes": extra})
         assert patched.status_code == 200, patched.text
     wrote = _version(client)
-    # Both ingress replicas have the change once the filter holds on repeated calls.
+    # Both ingress replicas have every change once the filters hold on repeated calls:
+    # the first items' prices, and the last item's (each patch is its own version, so
+    # an ingress can have the first ones and not yet the last).
+    last = [top[-1]]
     until(
         lambda: all(
             len(_ids(_shop(client, filters=[{"attribute": "price", "max": 30}]))) == 3
+            and _ids(_shop(client, k=12, filters=[{"attribute": "price", "min": 120}])) == last
             for _ in range(6)
         ),
         10,
