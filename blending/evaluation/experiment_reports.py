@@ -273,11 +273,8 @@ def interleaving_report(
         p_value, ahead, method = sign_p, (a > b) - (a < b), "sign test over decided requests"
         sequential = sequential_interleaving(a, b, teams, alpha)
     else:
-        p_value, ahead, method = (
-            credit_test(credit),
-            (credit.a > credit.b) - (credit.a < credit.b),
-            ("share of credited clicks"),
-        )
+        p_value, method = credit_test(credit), "share of credited clicks"
+        ahead = (credit.a > credit.b) - (credit.a < credit.b)
         sequential = sequential_credit(credit, teams, alpha)
     preferred: str | None = None
     if p_value is None:
