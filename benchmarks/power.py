@@ -38,7 +38,6 @@ from benchmarks.power_counterfactual import (
     write_inputs,
 )
 from benchmarks.power_markdown import markdown
-from benchmarks.power_pins import PROBES, boosted_appeal, probe_use_cases
 from benchmarks.power_report import decided, summary
 from benchmarks.power_sim import (
     RUN_KINDS,
@@ -49,6 +48,7 @@ from benchmarks.power_sim import (
     serve_use_cases,
     session_events,
 )
+from benchmarks.power_small_change import PROBES, boosted_appeal, probe_use_cases
 from benchmarks.systems import RayServeSystem
 from benchmarks.variants import ROOT, blendserve_config, ingress_deployment, load_yaml
 
@@ -87,18 +87,18 @@ class Plan:
         return cls(
             runs={
                 **{"aa": 50, "ab": 30, "il": 30, "abn": 8, "staged": 8},
-                **{"ab_pins": 20, "il_pins": 20},
+                **{"ab_small": 20, "il_small": 20},
             },
             # A/B/n is read until it decides (not capped below its median).
             sessions={
                 **{"aa": 400, "ab": 3000, "il": 2000, "abn": 10000, "staged": 10000},
-                **{"ab_pins": 3000, "il_pins": 1000},
+                **{"ab_small": 3000, "il_small": 1000},
             },
             checkpoints={
                 "ab": grid,
                 "il": tuple(c for c in grid if c <= 2000),
-                "ab_pins": grid,
-                "il_pins": tuple(c for c in grid if c <= 1000),
+                "ab_small": grid,
+                "il_small": tuple(c for c in grid if c <= 1000),
             },
             max_sessions=1000,
             counterfactual_runs=60,
@@ -109,16 +109,16 @@ class Plan:
     def quick(cls) -> Plan:
         """A smoke run of every kind (a minute): numbers too noisy to read."""
         return cls(
-            runs={"aa": 4, "ab": 3, "il": 3, "abn": 2, "staged": 2, "ab_pins": 2, "il_pins": 2},
+            runs={"aa": 4, "ab": 3, "il": 3, "abn": 2, "staged": 2, "ab_small": 2, "il_small": 2},
             sessions={
                 **{"aa": 150, "ab": 300, "il": 300, "abn": 600, "staged": 600},
-                **{"ab_pins": 300, "il_pins": 300},
+                **{"ab_small": 300, "il_small": 300},
             },
             checkpoints={
                 "ab": (100, 200, 300),
                 "il": (100, 200, 300),
-                "ab_pins": (100, 200, 300),
-                "il_pins": (100, 200, 300),
+                "ab_small": (100, 200, 300),
+                "il_small": (100, 200, 300),
             },
             max_sessions=100,
             counterfactual_runs=2,
@@ -259,7 +259,7 @@ async def simulate(base_url: str, headers: Mapping[str, str], plan: Plan, seed: 
             ranker: [item["item_id"] for item in (await driver.recommend(use_case, 0))["items"]]
             for use_case, ranker in PROBES.items()
         }
-        driver.appeal = boosted_appeal(population, lists["pop"], lists["pins"])
+        driver.appeal = boosted_appeal(population, lists["pop"], lists["pop_picks"])
         jobs = [
             driver.run(use_case, RUN_KINDS[kind], plan.sessions[kind], plan)
             for use_case, kind in plan.use_cases()

@@ -51,6 +51,27 @@ def _share_interval(held: int, runs: int) -> str:
     return f"{low:.0%}-{high:.0%}"
 
 
+def _power_table(
+    ab: Sequence[tuple[int, float]],
+    credit: Sequence[tuple[int, float]],
+    sign: Sequence[tuple[int, float]],
+) -> list[str]:
+    """A/B's power by sessions beside interleaving's, by both interleaving tests."""
+    by_credit, by_sign = dict(credit), dict(sign)
+
+    def cell(share: float | None) -> str:
+        return "-" if share is None else f"{share:.0%}"
+
+    return [
+        "| sessions | A/B power | interleaving power | interleaving, sign test |",
+        "|---:|---:|---:|---:|",
+        *(
+            f"| {n:,} | {share:.0%} | {cell(by_credit.get(n))} | {cell(by_sign.get(n))} |"
+            for n, share in ab
+        ),
+    ]
+
+
 def _verdict(ok: bool) -> str:
     return "**met**" if ok else "**missed**"
 
@@ -75,10 +96,10 @@ def markdown(
     sign_n = fitted_sessions_to(sign_curve)
     ab_seen, il_seen = sessions_to(ab_curve), sessions_to(il_curve)
     ratio = ab_n / il_n if ab_n and il_n else None
-    pins_ab, pins_il = power_curve(results, "ab_pins"), power_curve(results, "il_pins")
-    pins_sign = power_curve(results, "il_pins", sign_test=True)
-    pins_ab_n, pins_il_n = fitted_sessions_to(pins_ab), fitted_sessions_to(pins_il)
-    pins_ratio = pins_ab_n / pins_il_n if pins_ab_n and pins_il_n else None
+    small_ab, small_il = power_curve(results, "ab_small"), power_curve(results, "il_small")
+    small_sign = power_curve(results, "il_small", sign_test=True)
+    small_ab_n, small_il_n = fitted_sessions_to(small_ab), fitted_sessions_to(small_il)
+    small_ratio = small_ab_n / small_il_n if small_ab_n and small_il_n else None
     staged, abn = decisions(results, "staged"), decisions(results, "abn")
     cap = plan.sessions["staged"]
     candidates = {a: q for a, q in RUN_KINDS["staged"].quality.items() if a != "control"}
@@ -121,10 +142,10 @@ def markdown(
         ),
         (
             "... the same, for a small change (staff picks mixed into popularity's list)",
-            pins_ratio is not None and pins_ratio >= 3,
-            f"A/B {_fmt(pins_ab_n)} sessions, interleaving {_fmt(pins_il_n)}: "
-            + (f"{pins_ratio:.1f}x" if pins_ratio else "no signal")
-            + f" (sign test: {_fmt(fitted_sessions_to(pins_sign))}; see below)",
+            small_ratio is not None and small_ratio >= 3,
+            f"A/B {_fmt(small_ab_n)} sessions, interleaving {_fmt(small_il_n)}: "
+            + (f"{small_ratio:.1f}x" if small_ratio else "no signal")
+            + f" (sign test: {_fmt(fitted_sessions_to(small_sign))}; see below)",
         ),
         (
             "the two-stage experiment cuts sessions to a decision >= 3x against A/B/n",
@@ -196,39 +217,25 @@ def markdown(
         "",
         "## Power by sessions (fixed-horizon tests, +11%)",
         "",
-        "| sessions | A/B power | interleaving power | interleaving, sign test |",
-        "|---:|---:|---:|---:|",
+        *_power_table(ab_curve, il_curve, sign_curve),
     ]
-    il, sign = dict(il_curve), dict(sign_curve)
-
-    def cell(share: float | None) -> str:
-        return "-" if share is None else f"{share:.0%}"
-
-    for sessions, share in ab_curve:
-        by_credit, by_sign = cell(il.get(sessions)), cell(sign.get(sessions))
-        lines.append(f"| {sessions:,} | {share:.0%} | {by_credit} | {by_sign} |")
     boost = max(appeal.values()) - 1.0 if appeal else float("nan")
     lines += [
         "",
         "## A small change: staff picks mixed into a list",
         "",
         "Control: popularity's list; challenger: popularity blended with the staff picks "
-        "(0.7 and 0.3, min-max scaled; `benchmarks/power_pins.py`), which brings "
+        "(0.7 and 0.3, min-max scaled; `benchmarks/power_small_change.py`), which brings "
         f"{len(appeal or {})} picks into the top {K} and keeps the other items (some move). "
         "Clicks follow the items a user sees: every item has appeal 1, the items only "
         f"the challenger shows {1 + boost:.2f}, set so "
         f"the challenger's true session CTR is exactly {1 + LIFT:.2f} times the "
         "control's. This is where interleaving is known to shine: both rankers agree on "
         "most of the list, and only the items they differ on can win a list. Runs: "
-        f"{plan.runs.get('ab_pins', 0)} A/B and {plan.runs.get('il_pins', 0)} interleaving.",
+        f"{plan.runs.get('ab_small', 0)} A/B and {plan.runs.get('il_small', 0)} interleaving.",
         "",
-        "| sessions | A/B power | interleaving power | interleaving, sign test |",
-        "|---:|---:|---:|---:|",
+        *_power_table(small_ab, small_il, small_sign),
     ]
-    pins_il_at, pins_sign_at = dict(pins_il), dict(pins_sign)
-    for sessions, share in pins_ab:
-        by_credit, by_sign = cell(pins_il_at.get(sessions)), cell(pins_sign_at.get(sessions))
-        lines.append(f"| {sessions:,} | {share:.0%} | {by_credit} | {by_sign} |")
     lines += [
         "",
         "## Staged experiment against A/B/n",

@@ -69,7 +69,7 @@ _RANKERS: dict[str, dict[str, Any]] = {
     # A small change: popularity's list with the staff picks mixed in (the picks the
     # list lacked enter it, the others move up).
     "picks": {"kind": "source", "model": "staff_picks", "candidates": 20},
-    "pins": {"kind": "blend", "normalize": "minmax", "weights": {"pop": 0.7, "picks": 0.3}},
+    "pop_picks": {"kind": "blend", "normalize": "minmax", "weights": {"pop": 0.7, "picks": 0.3}},
 }
 
 
@@ -85,7 +85,7 @@ class RunKind:
     quality: Mapping[str, float]
     """Arm (or team) -> quality (1 is the control's)."""
     item_clicks: bool = False
-    """Clicks follow the items' appeal (a small change to a list: ``power_pins.py``),
+    """Clicks follow the items' appeal (a small change to a list: ``power_small_change.py``),
     not the quality of the ranker credited with them."""
 
     @property
@@ -112,18 +112,18 @@ RUN_KINDS = {
         {"control": 1, "challenger": 1 + LIFT},
     ),
     "il": RunKind("il", "interleave", {"pop": "pop", "cf": "cf"}, {"pop": 1.0, "cf": 1.0 + LIFT}),
-    "ab_pins": RunKind(
-        "ab_pins",
+    "ab_small": RunKind(
+        "ab_small",
         "experiment",
-        {"control": "pop", "challenger": "pins"},
+        {"control": "pop", "challenger": "pop_picks"},
         {"control": 1, "challenger": 1 + LIFT},
         item_clicks=True,
     ),
-    "il_pins": RunKind(
-        "il_pins",
+    "il_small": RunKind(
+        "il_small",
         "interleave",
-        {"pop": "pop", "pins": "pins"},
-        {"pop": 1.0, "pins": 1.0 + LIFT},
+        {"pop": "pop", "pop_picks": "pop_picks"},
+        {"pop": 1.0, "pop_picks": 1.0 + LIFT},
         item_clicks=True,
     ),
     "abn": RunKind("abn", "experiment", _STAGED_ARMS, _STAGED_QUALITY),

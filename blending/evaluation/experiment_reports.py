@@ -258,7 +258,7 @@ def interleaving_report(
     requests with equal credit. With ``credit`` (the teams' credited clicks per
     list), the verdict tests each team's share of the clicks
     (:mod:`blending.evaluation.credit`): it weighs every click, ties included, and
-    needs about half the lists. Without it, the sign test over decided requests
+    so needs fewer lists for the same power. Without it, the sign test over decided requests
     decides. A team is ``preferred`` when it is ahead and the test gives p <
     ``alpha``; ``sign_test_p_value`` is reported either way.
     """

@@ -161,16 +161,8 @@ def sequential_interleaving(
         return SequentialResult(
             1.0, None, "continue", None, f"fewer than {2 * MIN_CLICKS} decided requests"
         )
-    share = wins_a / n
-    theta = share - 0.5
-    variance = 0.25 / n  # under the null, which the test's validity is about
-    p_value = min(1.0, 1.0 / mixture_likelihood_ratio(theta, variance, tau))
-    low, high = confidence_sequence(theta, variance, tau, alpha)
-    interval = (max(0.0, 0.5 + low), min(1.0, 0.5 + high))
-    if p_value <= alpha:
-        winner = names[0] if theta > 0 else names[1]
-        return SequentialResult(p_value, interval, "stop", winner, f"{winner} wins at {alpha:g}")
-    return SequentialResult(p_value, interval, "continue", None, "no difference shown yet")
+    # The variance under the null, which the test's validity is about.
+    return _share_test(wins_a / n, 0.25 / n, names, alpha, tau)
 
 
 def sequential_credit(
@@ -188,6 +180,14 @@ def sequential_credit(
     share, variance = totals.share(), totals.share_variance()
     if share is None or variance is None:
         return SequentialResult(1.0, None, "continue", None, "no clicks yet")
+    return _share_test(share, variance, names, alpha, tau)
+
+
+def _share_test(
+    share: float, variance: float, names: tuple[str, str], alpha: float, tau: float
+) -> SequentialResult:
+    """The always-valid test that the first team's ``share`` (of won requests or of
+    credited clicks, with its ``variance``) is one half; the interval is of the share."""
     theta = share - 0.5
     p_value = min(1.0, 1.0 / mixture_likelihood_ratio(theta, variance, tau))
     low, high = confidence_sequence(theta, variance, tau, alpha)

@@ -57,6 +57,11 @@ def dataset_reports(
     return reports
 
 
+def _p(value: Any) -> str:
+    """A p-value for the text report ("-" when there is none)."""
+    return "-" if value is None else f"{value:.3g}"
+
+
 def _pct(value: Any) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
@@ -66,13 +71,12 @@ def format_report(report: Mapping[str, Any]) -> str:
     lines = [f"{report['name']} ({report['kind']})"]
     if report["kind"] == "interleave":
         wins = report["wins"]
-        sign = report.get("sign_test_p_value")
         lines.append(
             "  requests with clicks: {n}; wins: {w}; ties: {t}; sign test p = {p}".format(
                 n=report["requests_with_clicks"],
                 w=", ".join(f"{team} {count}" for team, count in wins.items()),
                 t=report["ties"],
-                p="-" if sign is None else f"{sign:.3g}",
+                p=_p(report.get("sign_test_p_value")),
             )
         )
         credited = report.get("credited_clicks")
@@ -80,7 +84,7 @@ def format_report(report: Mapping[str, Any]) -> str:
             lines.append(
                 "  credited clicks: {c}; share test p = {p}".format(
                     c=", ".join(f"{team} {count}" for team, count in credited.items()),
-                    p="-" if report["p_value"] is None else f"{report['p_value']:.3g}",
+                    p=_p(report["p_value"]),
                 )
             )
     else:
@@ -89,7 +93,7 @@ def format_report(report: Mapping[str, Any]) -> str:
         for arm, row in report["arms"].items():
             mark = " (control)" if arm == report["control"] else ""
             interval = f"[{_pct(row['ctr_low'])}, {_pct(row['ctr_high'])}]"
-            p_value = "-" if row["p_value"] is None else f"{row['p_value']:.3g}"
+            p_value = _p(row["p_value"])
             beat = _pct(row["prob_beat_control"])
             lines.append(
                 f"  {arm + mark:<14}{row['requests']:>9}{row['impressions']:>9}"

@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 
 from benchmarks.power import RunResult
-from benchmarks.power_pins import PROBES, boosted_appeal, list_ctr, probe_use_cases
 from benchmarks.power_report import decided, fitted_sessions_to, sessions_to, summary
 from benchmarks.power_sim import LIFT, RUN_KINDS, K, Population, qualities_of, serve_use_cases
+from benchmarks.power_small_change import PROBES, boosted_appeal, list_ctr, probe_use_cases
 from blending.spec import UseCaseSpec
 
 

@@ -1,5 +1,5 @@
 """``make power``'s small-change runs: popularity against popularity with the staff
-picks mixed in (``ab_pins``, ``il_pins``).
+picks mixed in (``ab_small``, ``il_small``).
 
 Most experiments compare a ranking with a variant of it, not two rankings that share
 nothing. Here the rankers share most of their top items, and clicks follow the
@@ -23,7 +23,7 @@ from benchmarks.power_sim import BASE_QUALITY, EXAMINE, LIFT, K, Population, ran
 
 __all__ = ["PROBES", "boosted_appeal", "list_ctr", "probe_use_cases"]
 
-PROBES = {"probe_pop": "pop", "probe_pins": "pins"}
+PROBES = {"probe_pop": "pop", "probe_pop_picks": "pop_picks"}
 """Use case -> the ranker it serves alone (read once, before the runs)."""
 
 
